@@ -1,0 +1,50 @@
+# ticketml — `make demo` and `make test` are the whole set-up; each creates .venv when missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# mlflow execs `python`/`uvicorn` from PATH: the venv goes first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+PORT ?= 5001
+
+.PHONY: setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui
+
+$(BIN)/ticketml: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/ticketml  ## create .venv and install ticketml with dev tools
+
+demo: setup  ## run the whole pipeline on the built-in defaults
+	bash scripts/demo.sh
+
+test: setup lint  ## lint, then the whole test suite
+	$(BIN)/pytest -q
+
+test-fast: setup  ## the fast tests only (about a minute)
+	$(BIN)/pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+serve: setup  ## FastAPI service on :8000
+	$(BIN)/ticketml serve
+
+serve-mlflow: setup  ## mlflow models serve for the champion on :$(PORT)
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} \
+	  $(BIN)/mlflow models serve -m models:/ticketml@champion --env-manager local -p $(PORT)
+
+mlflow-ui: setup  ## browse runs of the local store on :8080
+	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 8080 --workers 1
+
+clean:  ## remove pipeline outputs (keeps .venv)
+	rm -rf data/processed artifacts checkpoints plots mlruns mlartifacts mlflow.db optuna.db outputs
+	find data/raw -type f ! -name '*.dvc' ! -name '.gitignore' -delete 2>/dev/null || true

@@ -1,0 +1,7 @@
+"""MLproject entry point `data`."""
+
+import sys
+
+from ticketml.cli import entrypoint
+
+sys.exit(entrypoint(["data"]))

@@ -1,0 +1,7 @@
+"""MLproject entry point `train`."""
+
+import sys
+
+from ticketml.cli import entrypoint
+
+sys.exit(entrypoint(["train"]))

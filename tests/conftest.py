@@ -1,0 +1,72 @@
+"""Shared fixtures: every test runs in its own working directory with a local MLflow store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    monkeypatch.setenv("CI", "true")  # quiet progress bars
+    monkeypatch.setenv("PATH", VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
+    monkeypatch.setenv("TICKETML_CONFIG_DIR", str(REPO / "configs"))
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """An empty working directory (every command writes relative to the cwd)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_cli(*args: str) -> int:
+    from ticketml.cli import main
+
+    return main(list(args))
+
+
+def run_cli_subprocess(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ticketml", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def prepared_data(tmp_path_factory) -> Path:
+    """A working directory with a small processed synthetic split (built once per session)."""
+    from ticketml.cli import main
+
+    base = tmp_path_factory.mktemp("prepared")
+    cwd = os.getcwd()
+    os.chdir(base)
+    try:
+        assert main(["data", "data.synthetic.n_samples=600"]) == 0
+    finally:
+        os.chdir(cwd)
+    return base
+
+
+@pytest.fixture
+def data_workdir(prepared_data, workdir) -> Path:
+    """A fresh copy of the prepared data in this test's working directory."""
+    for name in ("data", "artifacts"):
+        shutil.copytree(prepared_data / name, workdir / name)
+    return workdir

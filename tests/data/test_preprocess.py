@@ -1,0 +1,116 @@
+import json
+
+import pandas as pd
+import pytest
+
+from ticketml.data.preprocess import clean_text
+from ticketml.errors import DataError
+
+from tests.conftest import FIXTURES, run_cli
+
+
+def _outputs(workdir):
+    names = ["data/processed/train.parquet", "data/processed/val.parquet", "data/processed/test.parquet",
+             "artifacts/label_maps.json"]
+    return [workdir / n for n in names if (workdir / n).exists()]
+
+
+def test_clean_text_strips_html_and_masks_pii():
+    text = "<p>Hi&nbsp;there,</p>  write to a.b@corp.com or https://x.io/a?b=1, call +1 (555) 123-4567"
+    assert clean_text(text) == "Hi there, write to [EMAIL] or [URL] call [PHONE]"
+    assert clean_text("<b>a</b>", mask_pii=False) == "a"
+
+
+def test_default_pipeline_writes_stratified_split_and_label_maps(workdir):
+    assert run_cli("data", "data.synthetic.n_samples=800") == 0
+    splits = {s: pd.read_parquet(workdir / f"data/processed/{s}.parquet") for s in ("train", "val", "test")}
+    assert sum(len(s) for s in splits.values()) > 780
+    assert not set(splits["train"]["text"]) & set(splits["test"]["text"])
+    shares = {k: v["topic"].value_counts(normalize=True) for k, v in splits.items()}
+    assert (shares["train"] - shares["test"]).abs().max() < 0.05  # stratified
+    maps = json.loads((workdir / "artifacts/label_maps.json").read_text())
+    assert maps["priority"] == ["low", "medium", "high"] and len(maps["topic"]) >= 6
+    report = json.loads((workdir / "artifacts/data_report.json").read_text())
+    assert report["leaked_texts"] == 0 and report["rows_out"] == sum(len(s) for s in splits.values())
+
+
+def _write_raw(workdir, df, name="synthetic.csv"):
+    (workdir / "data/raw").mkdir(parents=True, exist_ok=True)
+    df.to_csv(workdir / "data/raw" / name, index=False)
+
+
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (pd.DataFrame({"text": ["a b"] * 40, "priority": ["low"] * 40}), "missing column 'topic'"),
+        (pd.DataFrame({"text": [f"t{i}" for i in range(5)], "topic": ["x", "y"] * 2 + ["x"],
+                       "priority": ["low"] * 5}), "usable rows"),
+        (pd.DataFrame({"text": [" "] * 50, "topic": ["x"] * 50, "priority": ["low"] * 50}), "usable rows"),
+    ],
+)
+def test_bad_input_gives_a_clear_error_and_leaves_no_output(workdir, capsys, frame, message):
+    _write_raw(workdir, frame)
+    assert run_cli("preprocess") == 1
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("ERROR:")
+    if "missing column" in message:
+        assert "columns found: ['text', 'priority']" in err
+    assert _outputs(workdir) == []
+    assert not list((workdir / "data").rglob("*.tmp"))
+
+
+def test_empty_file_is_a_clear_error(workdir, capsys):
+    (workdir / "data/raw").mkdir(parents=True)
+    (workdir / "data/raw/synthetic.csv").write_text("")
+    assert run_cli("preprocess") == 1
+    assert "file is empty" in capsys.readouterr().err
+    assert _outputs(workdir) == []
+
+
+def test_a_failed_rerun_keeps_the_previous_complete_split(workdir):
+    assert run_cli("data", "data.synthetic.n_samples=300") == 0
+    before = {p: p.read_bytes() for p in _outputs(workdir)}
+    _write_raw(workdir, pd.DataFrame({"body": ["x"] * 50}))
+    assert run_cli("preprocess") == 1
+    assert {p: p.read_bytes() for p in _outputs(workdir)} == before
+
+
+def test_rare_classes_are_merged_or_dropped(workdir):
+    df = pd.DataFrame({
+        "text": [f"ticket number {i}" for i in range(60)],
+        "topic": ["big"] * 50 + ["tiny1"] * 5 + ["tiny2"] * 5,
+        "priority": ["low", "high"] * 30,
+    })
+    _write_raw(workdir, df)
+    assert run_cli("preprocess", "preprocess.min_class_count=8") == 0
+    assert json.loads((workdir / "artifacts/label_maps.json").read_text())["topic"] == ["big", "other"]
+    assert run_cli("preprocess", "preprocess.min_class_count=8", "preprocess.rare_class_strategy=drop") == 1
+
+
+def test_config_only_onboarding_of_a_helpdesk_export_csv_and_parquet(workdir, capsys):
+    assert run_cli("data", "data=helpdesk_export", f"data.path={FIXTURES / 'helpdesk_export.csv'}") == 0
+    train = pd.read_parquet(workdir / "data/processed/train.parquet")
+    maps = json.loads((workdir / "artifacts/label_maps.json").read_text())
+    assert maps["topic"] == ["account management", "billing and payments", "it support"]  # legal (2 rows) dropped
+    assert maps["priority"] == ["low", "medium", "high"]  # P1/1 → high etc.
+    assert {"text", "topic", "priority", "language"} <= set(train.columns)
+    assert not train["text"].str.contains("<p>|https://|555", regex=True).any()
+    raw = pd.read_csv(FIXTURES / "helpdesk_export.csv", dtype=str, keep_default_na=False)
+    raw.to_parquet(workdir / "export.parquet")
+    assert run_cli("data", "data=helpdesk_export", "data.path=export.parquet",
+                   "+data.filters.language=[en]") == 0
+    assert set(pd.read_parquet(workdir / "data/processed/test.parquet")["language"]) == {"en"}
+    assert not (workdir / "data/raw/helpdesk_export.csv").exists()  # the parquet copy replaced it
+
+
+def test_local_source_without_a_path_fails_clearly(workdir, capsys):
+    assert run_cli("download_data", "data.source=local") == 1
+    assert "data.path" in capsys.readouterr().err
+
+
+def test_unreadable_input_is_a_data_error(workdir):
+    from ticketml.io import read_table
+
+    (workdir / "folder.csv").mkdir()
+    with pytest.raises(DataError, match="is a directory"):
+        read_table(workdir / "folder.csv")

@@ -1,0 +1,34 @@
+import json
+
+import mlflow
+
+from tests.conftest import run_cli
+
+
+def test_baseline_is_learnable_on_the_default_synthetic_data(workdir):
+    """On the default data the baseline lands well above chance but below perfect."""
+    assert run_cli("data") == 0
+    assert run_cli("baseline") == 0
+    metrics = json.loads((workdir / "artifacts/metrics/baseline.json").read_text())
+    for split in ("val", "test"):
+        for task in ("topic", "priority"):
+            assert 0.6 <= metrics[split][task]["macro_f1"] <= 0.95, (
+                split,
+                task,
+                metrics[split][task]["macro_f1"],
+            )
+            assert 0.0 <= metrics[split][task]["accuracy"] <= 1.0
+            assert (
+                set(metrics[split][task]["per_class"])
+                and "confusion_matrix" in metrics[split][task]
+            )
+    for task in ("topic", "priority"):
+        assert (workdir / f"artifacts/baseline/{task}.joblib").is_file()
+        assert (workdir / f"plots/baseline_confusion_matrix_{task}.png").stat().st_size > 1000
+    mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["ticketml"])
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    assert run["metrics.test_topic_macro_f1"] == metrics["test"]["topic"]["macro_f1"]
+    assert run["tags.data_version"] != "unknown" and run["tags.git_commit"]
+    assert run["params.baseline.C"] == "5.0"

@@ -1,0 +1,82 @@
+import pytest
+
+from tests.conftest import run_cli, run_cli_subprocess
+from ticketml.cli import split_args
+from ticketml.config import load_config, parse_overrides_option
+from ticketml.errors import ConfigError
+
+
+def test_help_lists_every_command(capsys):
+    assert run_cli("--help") == 0
+    out = capsys.readouterr().out
+    for command in (
+        "download_data",
+        "preprocess",
+        "baseline",
+        "train",
+        "tune",
+        "export_onnx",
+        "infer",
+        "serve",
+    ):
+        assert command in out
+
+
+def test_overrides_in_both_forms_change_the_resolved_config():
+    overrides, options, verbose = split_args(
+        [
+            "train.max_epochs=7",
+            '--overrides=["train.batch_size=8", "seed=3"]',
+            "--text=hi there",
+            "--verbose",
+        ]
+    )
+    assert options == {"text": "hi there"} and verbose
+    cfg = load_config(overrides)
+    assert (cfg.train.max_epochs, cfg.train.batch_size, cfg.seed) == (7, 8, 3)
+    assert load_config().train.max_epochs != 7
+
+
+def test_public_interface_keys_exist():
+    cfg = load_config()
+    for key in (
+        "data.source",
+        "data.path",
+        "data.synthetic.n_samples",
+        "seed",
+        "train.max_epochs",
+        "train.batch_size",
+        "train.learning_rate",
+        "train.accelerator",
+        "model.encoder_name",
+        "model.freeze_encoder",
+        "tune.n_trials",
+        "mlflow.tracking_uri",
+        "mlflow.experiment_name",
+        "registry.model_name",
+        "promote.metric",
+        "promote.min_delta",
+    ):
+        node = cfg
+        for part in key.split("."):
+            assert part in node, key
+            node = node[part]
+
+
+def test_bad_overrides_option_is_a_config_error():
+    with pytest.raises(ConfigError):
+        parse_overrides_option("[not python")
+    with pytest.raises(ConfigError):
+        load_config(["train.no_such_key_anywhere.x=1", "+bad=="])
+
+
+def test_failure_prints_one_error_line_and_exits_nonzero(workdir):
+    proc = run_cli_subprocess("preprocess", cwd=workdir)
+    assert proc.returncode != 0
+    err_lines = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(err_lines) == 1 and "download_data" in err_lines[0]
+    assert "Traceback" not in proc.stderr
+    proc = run_cli_subprocess("no_such_command", cwd=workdir)
+    assert proc.returncode != 0 and "ERROR: unknown command" in proc.stderr
+    proc = run_cli_subprocess("baseline", "--bogus=1", cwd=workdir)
+    assert proc.returncode != 0 and "unknown option --bogus" in proc.stderr

@@ -1,0 +1,39 @@
+import socket
+
+import mlflow
+
+from tests.conftest import run_cli
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dead_tracking_server_falls_back_to_the_local_store(data_workdir, capsys, monkeypatch):
+    dead = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)
+    assert run_cli("baseline", "baseline.max_features=2000") == 0
+    out = capsys.readouterr().out
+    assert "WARNING: MLflow setup failed: " in out and dead in out
+    assert "WARNING: Continuing without MLflow tracking" in out
+    mlflow.set_tracking_uri(f"sqlite:///{data_workdir}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["ticketml"])
+    assert len(runs) == 1 and runs.iloc[0]["tags.ticketml.stage"] == "baseline"
+
+
+def test_explicit_tracking_uri_override_wins_over_environment(data_workdir, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///env.db")
+    assert (
+        run_cli(
+            "baseline",
+            "baseline.max_features=2000",
+            "mlflow.tracking_uri=sqlite:///explicit.db",
+            "mlflow.experiment_name=other",
+        )
+        == 0
+    )
+    assert (data_workdir / "explicit.db").exists() and not (data_workdir / "env.db").exists()
+    mlflow.set_tracking_uri(f"sqlite:///{data_workdir}/explicit.db")
+    assert len(mlflow.search_runs(experiment_names=["other"])) == 1

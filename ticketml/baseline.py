@@ -1,0 +1,160 @@
+"""TF-IDF (word + char n-grams) + LogisticRegression, one sklearn Pipeline per task."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from ticketml import TASKS
+from ticketml.errors import ModelError
+from ticketml.io import atomic_path, read_json, write_json
+from ticketml.metrics import flat_metrics, task_metrics
+from ticketml.plots import confusion_matrix_plot
+
+log = logging.getLogger(__name__)
+
+
+def load_splits(cfg: DictConfig) -> dict[str, pd.DataFrame]:
+    from ticketml.data.preprocess import SPLITS
+    from ticketml.io import read_table
+
+    return {s: read_table(Path(cfg.paths.processed_dir) / f"{s}.parquet") for s in SPLITS}
+
+
+def load_label_maps(cfg: DictConfig) -> dict[str, list[str]]:
+    return read_json(Path(cfg.paths.artifacts_dir) / "label_maps.json")
+
+
+def build_pipeline(b: DictConfig, seed: int) -> Pipeline:
+    features = FeatureUnion(
+        [
+            (
+                "word",
+                TfidfVectorizer(
+                    ngram_range=(1, int(b.word_ngram_max)),
+                    sublinear_tf=True,
+                    min_df=1,
+                    max_features=int(b.max_features),
+                ),
+            ),
+            (
+                "char",
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    ngram_range=(int(b.char_ngram_min), int(b.char_ngram_max)),
+                    sublinear_tf=True,
+                    min_df=2,
+                    max_features=int(b.max_features),
+                ),
+            ),
+        ]
+    )
+    clf = LogisticRegression(
+        C=float(b.C), class_weight=b.class_weight, max_iter=int(b.max_iter), random_state=seed
+    )
+    return Pipeline([("tfidf", features), ("clf", clf)])
+
+
+def baseline_path(cfg: DictConfig, task: str) -> Path:
+    return Path(cfg.paths.artifacts_dir) / "baseline" / f"{task}.joblib"
+
+
+def load_baseline(cfg: DictConfig) -> dict[str, Pipeline]:
+    """Load the fitted pipelines (joblib: trusted, self-written files only)."""
+    models = {}
+    for task in TASKS:
+        path = baseline_path(cfg, task)
+        if not path.is_file():
+            raise ModelError(f"{path}: no baseline model (run `ticketml baseline` first)")
+        models[task] = joblib.load(path)
+    return models
+
+
+def predict_proba(
+    models: dict[str, Pipeline], texts: list[str], label_maps: dict
+) -> dict[str, np.ndarray]:
+    """Class probabilities per task, columns in label_maps order."""
+    out = {}
+    for task, model in models.items():
+        proba = model.predict_proba(texts)
+        cols = [
+            list(model.classes_).index(label) if label in model.classes_ else None
+            for label in label_maps[task]
+        ]
+        out[task] = np.stack(
+            [proba[:, c] if c is not None else np.zeros(len(texts)) for c in cols], axis=1
+        )
+    return out
+
+
+def evaluate_probs(probs: dict[str, np.ndarray], df: pd.DataFrame, label_maps: dict) -> dict:
+    result = {}
+    for task in TASKS:
+        y_true = df[task].map({label: i for i, label in enumerate(label_maps[task])}).to_numpy()
+        result[task] = task_metrics(y_true, probs[task].argmax(axis=1), label_maps[task])
+    return result
+
+
+def run_baseline(cfg: DictConfig) -> dict:
+    """Fit on train, evaluate on val/test, save models, metrics, plots; log to MLflow."""
+    import mlflow
+
+    from ticketml.tracking import start_run
+
+    splits = load_splits(cfg)
+    label_maps = load_label_maps(cfg)
+    models = {}
+    for task in TASKS:
+        log.info("fitting baseline for %s on %d rows", task, len(splits["train"]))
+        models[task] = build_pipeline(cfg.baseline, int(cfg.seed)).fit(
+            splits["train"]["text"], splits["train"][task]
+        )
+    metrics = {
+        split: evaluate_probs(
+            predict_proba(models, splits[split]["text"].tolist(), label_maps),
+            splits[split],
+            label_maps,
+        )
+        for split in ("val", "test")
+    }
+    artifacts = Path(cfg.paths.artifacts_dir)
+    for task, model in models.items():
+        with atomic_path(baseline_path(cfg, task)) as tmp:
+            joblib.dump(model, tmp)
+    metrics_path = write_json(metrics, artifacts / "metrics" / "baseline.json")
+    plot_dir = Path(cfg.paths.plots_dir)
+    plots = [
+        confusion_matrix_plot(
+            metrics["test"][task]["confusion_matrix"],
+            label_maps[task],
+            f"baseline {task} (test)",
+            plot_dir / f"baseline_confusion_matrix_{task}.png",
+        )
+        for task in TASKS
+    ]
+    with start_run(cfg, "baseline"):
+        mlflow.log_metrics(flat_metrics(metrics))
+        mlflow.log_artifact(str(metrics_path), artifact_path="metrics")
+        for plot in plots:
+            mlflow.log_artifact(str(plot), artifact_path="plots")
+        for task, model in models.items():
+            mlflow.sklearn.log_model(
+                model, name=f"baseline_{task}", serialization_format="cloudpickle"
+            )
+    for split in ("val", "test"):
+        print(
+            f"baseline {split}: "
+            + ", ".join(
+                f"{t} acc={metrics[split][t]['accuracy']:.3f} macro_f1={metrics[split][t]['macro_f1']:.3f}"
+                for t in TASKS
+            )
+        )
+    return metrics

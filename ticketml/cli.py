@@ -1,0 +1,158 @@
+"""`python -m ticketml <command> [--option=value ...] [key=value ...]`: one table, command → function.
+
+Trailing `key=value` arguments (and the original `--overrides='["k=v"]'`) are Hydra overrides;
+`--name=value` options are passed to the command (e.g. `infer --text=...`, `serve --port=8080`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+# command -> ("module:function", help). Imported lazily so `--help` and serving stay light.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "download_data": (
+        "ticketml.data.sources:download_data",
+        "obtain raw data (local/DVC/URL/synthetic)",
+    ),
+    "preprocess": (
+        "ticketml.data.preprocess:preprocess",
+        "validate, clean and split into data/processed/",
+    ),
+    "data": ("ticketml.data.preprocess:download_and_preprocess", "download_data then preprocess"),
+    "baseline": ("ticketml.baseline:run_baseline", "TF-IDF + LogisticRegression per task"),
+    "train": ("ticketml.training.train:run_train", "train the multi-task transformer"),
+    "tune": ("ticketml.training.tune:run_tune", "Optuna study; keeps the best model"),
+    "export_onnx": ("ticketml.export:run_export", "export the best checkpoint to ONNX (+ INT8)"),
+    "register": (
+        "ticketml.registry:run_register",
+        "log the pyfunc model, register, alias @challenger",
+    ),
+    "promote": (
+        "ticketml.registry:run_promote",
+        "move @champion to @challenger if it is at least as good",
+    ),
+    "infer": ("ticketml.infer:run_infer", "predict one --text or a --input_path file"),
+    "serve": ("ticketml.serving.app:run_serve", "FastAPI service: /health /ready /predict"),
+}
+
+# The whole pipeline, in order (MLproject `main`, scripts/demo.sh).
+PIPELINE = ["data", "baseline"]
+
+USAGE = "usage: ticketml <command> [--option=value ...] [key=value ...] [--overrides='[\"k=v\"]']"
+
+
+def print_help() -> None:
+    print(USAGE)
+    print("\ncommands:")
+    for name, (_, text) in COMMANDS.items():
+        print(f"  {name:<14} {text}")
+    print("\noptions: --verbose (full tracebacks), --overrides='[\"train.max_epochs=1\"]'")
+    print("examples:\n  ticketml train train.max_epochs=1 train.batch_size=16")
+    print('  ticketml infer --text="Cannot connect to the VPN from my laptop"')
+
+
+def split_args(argv: Sequence[str]) -> tuple[list[str], dict[str, str], bool]:
+    """Split argv into (hydra overrides, --options, verbose)."""
+    from ticketml.config import parse_overrides_option
+    from ticketml.errors import ConfigError
+
+    overrides: list[str] = []
+    options: dict[str, str] = {}
+    verbose = False
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--verbose", "-v"):
+            verbose = True
+        elif arg.startswith("--"):
+            name, sep, value = arg[2:].partition("=")
+            if not sep:
+                if i + 1 >= len(args):
+                    raise ConfigError(f"option --{name} needs a value (--{name}=VALUE)")
+                i += 1
+                value = args[i]
+            name = name.replace("-", "_")
+            if name == "overrides":
+                overrides.extend(parse_overrides_option(value))
+            else:
+                options[name] = value
+        elif "=" in arg:
+            overrides.append(arg)
+        else:
+            raise ConfigError(f"unexpected argument {arg!r} (overrides are key=value)")
+        i += 1
+    return overrides, options, verbose
+
+
+def run_command(name: str, overrides: Sequence[str] = (), **options: str) -> object:
+    """Compose the config and call the command's function (used by the CLI and entrypoints/)."""
+    from ticketml.config import load_config
+    from ticketml.errors import ConfigError
+
+    if name not in COMMANDS:
+        raise ConfigError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
+    module_name, func_name = COMMANDS[name][0].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    accepted = [p for p in inspect.signature(func).parameters if p != "cfg"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        allowed = ", ".join(f"--{p}" for p in accepted) or "none"
+        raise ConfigError(f"{name}: unknown option --{unknown[0]} (accepted: {allowed})")
+    cfg = load_config(overrides)
+    return func(cfg, **options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print_help()
+        return 0 if argv else 2
+    verbose = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ticketml.errors import TicketMLError
+
+    try:
+        overrides, options, verbose_flag = split_args(argv[1:])
+        verbose = verbose or verbose_flag
+        run_command(argv[0], overrides, **options)
+    except KeyboardInterrupt:
+        print("ERROR: interrupted", file=sys.stderr)
+        return 130
+    except TicketMLError as exc:
+        if verbose:
+            raise
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the CLI contract is one ERROR line, no traceback
+        if verbose:
+            raise
+        print(f"ERROR: {argv[0]} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("(rerun with --verbose for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def entrypoint(stages: Sequence[str], argv: Sequence[str] | None = None) -> int:
+    """MLproject entry points: `python entrypoints/X.py [--overrides "k=v k=v" | '["k=v"]']`."""
+    import argparse
+    import shlex
+
+    from ticketml.config import parse_overrides_option
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--overrides", default="")
+    args = parser.parse_args(argv)
+    text = args.overrides.strip()
+    overrides = parse_overrides_option(text) if text.startswith("[") else shlex.split(text)
+    for stage in stages:
+        print(f"== ticketml {stage} {' '.join(overrides)}", flush=True)
+        code = main([stage, *overrides])
+        if code:
+            return code
+    return 0

@@ -1,0 +1,169 @@
+"""preprocess: validate → clean → dedupe → normalise labels → stratified split (atomic writes)."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import re
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig
+from sklearn.model_selection import train_test_split
+
+from ticketml.data.schema import apply_mapping
+from ticketml.data.sources import download_data, find_raw
+from ticketml.errors import DataError
+from ticketml.io import atomic_path, read_table, write_json
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+PRIORITY_ORDER = ("lowest", "low", "medium", "normal", "high", "urgent", "critical", "highest")
+
+_TAG = re.compile(r"<[^>]{1,200}>")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_PHONE = re.compile(r"(?<!\w)\+?\d[\d\s().-]{7,}\d(?!\w)")
+_SPACE = re.compile(r"\s+")
+
+
+def clean_text(text: str, mask_pii: bool = True) -> str:
+    """Unescape HTML, strip tags, mask e-mails/URLs/phones, collapse whitespace."""
+    text = html.unescape(str(text)).replace("\\n", "\n")
+    text = _TAG.sub(" ", text)
+    if mask_pii:
+        text = _EMAIL.sub("[EMAIL]", text)
+        text = _URL.sub("[URL]", text)
+        text = _PHONE.sub("[PHONE]", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def normalise_label(label: str, lowercase: bool = True) -> str:
+    label = _SPACE.sub(" ", str(label)).strip()
+    return label.lower() if lowercase else label
+
+
+def ordered_labels(task: str, labels: set[str]) -> list[str]:
+    """Priorities in severity order when they are known words, everything else sorted."""
+    if task == "priority" and labels <= set(PRIORITY_ORDER):
+        return [p for p in PRIORITY_ORDER if p in labels]
+    return sorted(labels)
+
+
+def handle_rare(df: pd.DataFrame, task: str, min_count: int, strategy: str) -> tuple[pd.DataFrame, dict]:
+    counts = df[task].value_counts()
+    rare = sorted(counts[counts < min_count].index)
+    if not rare:
+        return df, {}
+    if strategy == "other":
+        df = df.assign(**{task: df[task].where(~df[task].isin(rare), "other")})
+        if (df[task] == "other").sum() < min_count:  # still too rare to split
+            df = df[df[task] != "other"]
+    elif strategy == "drop":
+        df = df[~df[task].isin(rare)]
+    else:
+        raise DataError(f"preprocess.rare_class_strategy={strategy!r} must be 'other' or 'drop'")
+    log.warning("%s: classes rarer than %d rows %s -> %s", task, min_count, rare, strategy)
+    return df, {"classes": rare, "strategy": strategy}
+
+
+def split(df: pd.DataFrame, cfg: DictConfig) -> dict[str, pd.DataFrame]:
+    p = cfg.preprocess
+    seed = int(cfg.seed)
+    strat = df["topic"] if df["topic"].value_counts().min() >= 3 else None
+    rest, test = train_test_split(df, test_size=p.test_size, random_state=seed, stratify=strat)
+    strat_rest = rest["topic"] if strat is not None else None
+    train, val = train_test_split(
+        rest, test_size=p.val_size / (1 - p.test_size), random_state=seed, stratify=strat_rest
+    )
+    return {"train": train, "val": val, "test": test}
+
+
+def build_report(rows_in: int, counts: dict, splits: dict[str, pd.DataFrame], rare: dict) -> dict:
+    lengths = pd.concat(splits.values())["text"].str.len()
+    all_text = pd.concat(splits.values())["text"]
+    report = {
+        "rows_in": rows_in,
+        "rows_out": int(sum(len(s) for s in splits.values())),
+        **counts,
+        "rare_classes": rare,
+        "text_length_chars": {q: float(lengths.quantile(v)) for q, v in (("p50", 0.5), ("p95", 0.95), ("max", 1.0))},
+        "non_ascii_share": float(all_text.map(lambda t: any(ord(c) > 127 for c in t)).mean()),
+        "split_sizes": {k: len(v) for k, v in splits.items()},
+        "class_counts": {
+            k: {task: v[task].value_counts().to_dict() for task in ("topic", "priority")} for k, v in splits.items()
+        },
+    }
+    texts = {k: set(v["text"]) for k, v in splits.items()}
+    report["leaked_texts"] = len(texts["train"] & texts["test"]) + len(texts["train"] & texts["val"])
+    return report
+
+
+def preprocess(cfg: DictConfig) -> dict[str, Path]:
+    """Read the raw export, write data/processed/{train,val,test}.parquet + artifacts/label_maps.json."""
+    p = cfg.preprocess
+    raw = read_table(find_raw(cfg), cfg.data.format)
+    if raw.empty:
+        raise DataError(f"{find_raw(cfg)}: no rows")
+    df = apply_mapping(raw, cfg.data)
+    rows_in = len(df)
+    df["text"] = df["text"].map(lambda t: clean_text(t, p.mask_pii))
+    for task in ("topic", "priority"):
+        df[task] = df[task].map(lambda v: normalise_label(v, p.lowercase_labels))
+    empty = (df["text"] == "") | (df["topic"] == "") | (df["priority"] == "")
+    df = df[~empty]
+    dupes = df.duplicated(subset="text", keep="first")
+    df = df[~dupes]
+    rare = {}
+    for task in ("topic", "priority"):
+        df, rare[task] = handle_rare(df, task, int(p.min_class_count), p.rare_class_strategy)
+    if len(df) < int(p.min_rows):
+        raise DataError(f"only {len(df)} usable rows after cleaning (need preprocess.min_rows={p.min_rows})")
+    for task in ("topic", "priority"):
+        if df[task].nunique() < 2:
+            raise DataError(f"column {task!r} has fewer than 2 classes after cleaning: {sorted(df[task].unique())}")
+    splits = split(df.reset_index(drop=True), cfg)
+    label_maps = {task: ordered_labels(task, set(df[task])) for task in ("topic", "priority")}
+    counts = {"dropped_empty": int(empty.sum()), "dropped_duplicates": int(dupes.sum())}
+    report = build_report(rows_in, counts, splits, rare)
+    return write_outputs(cfg, splits, label_maps, report)
+
+
+def write_outputs(cfg: DictConfig, splits: dict, label_maps: dict, report: dict) -> dict[str, Path]:
+    """Write every output to temp files first, then rename them all (no half-written set)."""
+    out_dir = Path(cfg.paths.processed_dir)
+    targets = {name: out_dir / f"{name}.parquet" for name in SPLITS}
+    with (
+        atomic_path(targets["train"]) as t_train,
+        atomic_path(targets["val"]) as t_val,
+        atomic_path(targets["test"]) as t_test,
+    ):
+        for tmp, name in ((t_train, "train"), (t_val, "val"), (t_test, "test")):
+            splits[name].reset_index(drop=True).to_parquet(tmp, index=False)
+    artifacts = Path(cfg.paths.artifacts_dir)
+    write_json(label_maps, artifacts / "label_maps.json")
+    report["data_version"] = data_version(cfg)
+    write_json(report, artifacts / "data_report.json")
+    print(
+        f"preprocess: {report['rows_in']} rows in, {report['rows_out']} out "
+        f"(dropped {report['dropped_empty']} empty, {report['dropped_duplicates']} duplicates); "
+        f"split {report['split_sizes']} -> {out_dir}/"
+    )
+    return {**targets, "label_maps": artifacts / "label_maps.json"}
+
+
+def data_version(cfg: DictConfig) -> str:
+    """Short content hash of the processed split (tags every run)."""
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        path = Path(cfg.paths.processed_dir) / f"{name}.parquet"
+        if not path.is_file():
+            return "unknown"
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def download_and_preprocess(cfg: DictConfig) -> dict[str, Path]:
+    download_data(cfg)
+    return preprocess(cfg)

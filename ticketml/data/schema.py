@@ -1,0 +1,50 @@
+"""Map a source export's columns onto the canonical text/topic/priority(/language) schema."""
+
+from __future__ import annotations
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from ticketml.errors import DataError
+
+CANONICAL = ("text", "topic", "priority")
+
+
+def _as_list(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def required_columns(data_cfg: DictConfig) -> list[str]:
+    cols = data_cfg.columns
+    needed = _as_list(cols.text) + _as_list(cols.topic) + _as_list(cols.priority)
+    needed += [str(c) for c in (data_cfg.get("filters") or {})]
+    return list(dict.fromkeys(needed))
+
+
+def apply_mapping(df: pd.DataFrame, data_cfg: DictConfig) -> pd.DataFrame:
+    """Rename, join, filter and value-map a raw export into text/topic/priority(/language)."""
+    missing = [c for c in required_columns(data_cfg) if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"missing column {missing[0]!r} (dataset config {data_cfg.name!r} expects "
+            f"{required_columns(data_cfg)}; columns found: {list(df.columns)})"
+        )
+    for column, allowed in (data_cfg.get("filters") or {}).items():
+        allowed = {str(v) for v in _as_list(OmegaConf.to_object(allowed) if not isinstance(allowed, str) else allowed)}
+        df = df[df[column].astype(str).isin(allowed)]
+    text_cols = _as_list(data_cfg.columns.text)
+    parts = df[text_cols].fillna("").astype(str)
+    text = parts.apply(lambda row: data_cfg.text_joiner.join(v for v in row if v.strip()), axis=1)
+    out = pd.DataFrame({"text": text if len(df) else pd.Series(dtype=str)})
+    for task in ("topic", "priority"):
+        values = df[data_cfg.columns[task]].fillna("").astype(str).str.strip()
+        mapping = {str(k): str(v) for k, v in ((data_cfg.get("value_maps") or {}).get(task) or {}).items()}
+        out[task] = values.map(lambda v, m=mapping: m.get(v, v))
+    lang_col = data_cfg.columns.get("language")
+    if lang_col and lang_col in df.columns:
+        out["language"] = df[lang_col].fillna("").astype(str).str.strip().str.lower()
+    return out.reset_index(drop=True)

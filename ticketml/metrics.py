@@ -1,0 +1,55 @@
+"""Classification metrics in the contract's shape: {split: {task: {accuracy, macro_f1, ...}}}."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+
+def task_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
+    """Accuracy, macro-F1 and per-class precision/recall(=per-class accuracy)/F1/support."""
+    ids = list(range(len(labels)))
+    prec, rec, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=ids, average=None, zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "per_class": {
+            label: {
+                "precision": float(prec[i]),
+                "recall": float(rec[i]),
+                "accuracy": float(rec[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+    }
+
+
+def mean_macro_f1(split_metrics: dict) -> float:
+    return float(np.mean([m["macro_f1"] for m in split_metrics.values()]))
+
+
+def flat_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """{'test': {'topic': {'macro_f1': x}}} → {'test_topic_macro_f1': x, 'test_mean_macro_f1': ...}."""
+    out: dict[str, float] = {}
+    for split, tasks in metrics.items():
+        if not isinstance(tasks, dict) or not all(isinstance(v, dict) for v in tasks.values()):
+            continue
+        for task, values in tasks.items():
+            for key in ("accuracy", "macro_f1"):
+                if key in values:
+                    out[f"{prefix}{split}_{task}_{key}"] = float(values[key])
+        if all("macro_f1" in v for v in tasks.values()):
+            out[f"{prefix}{split}_mean_macro_f1"] = mean_macro_f1(tasks)
+    return out

@@ -1,0 +1,138 @@
+"""MLflow setup (local SQLite store by default, fallback when a server is down), runs and tags."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ticketml.config import flatten
+
+log = logging.getLogger(__name__)
+LOCAL_URI = "sqlite:///mlflow.db"
+
+
+def absolute_sqlite(uri: str) -> str:
+    """`sqlite:///mlflow.db` → `sqlite:////abs/cwd/mlflow.db` (child processes and MLflow's
+    per-URI store cache must not depend on the working directory)."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix) :]).resolve())
+    return uri
+
+
+def resolve_uri(cfg: DictConfig) -> str:
+    """Explicit `mlflow.tracking_uri` > $MLFLOW_TRACKING_URI > a SQLite store in the cwd."""
+    return absolute_sqlite(
+        cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or LOCAL_URI
+    )
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    """Raise if an http(s) tracking server does not answer /health quickly."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+            if resp.status >= 400:
+                raise ConnectionError(f"{uri} answered HTTP {resp.status}")
+    except (urllib.error.URLError, OSError) as exc:
+        raise ConnectionError(
+            f"tracking server {uri} is unreachable ({getattr(exc, 'reason', exc)})"
+        ) from exc
+
+
+def _set_experiment(cfg: DictConfig) -> None:
+    import mlflow
+
+    # Under `mlflow run`, the project's run fixes the experiment (--experiment-name).
+    if os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        mlflow.set_experiment(experiment_id=os.environ["MLFLOW_EXPERIMENT_ID"])
+    else:
+        mlflow.set_experiment(cfg.mlflow.experiment_name)
+
+
+def setup_mlflow(cfg: DictConfig) -> str:
+    """Point MLflow at the configured store and experiment; fall back to the local store."""
+    import mlflow
+
+    uri = resolve_uri(cfg)
+    try:
+        _check_server(uri, float(cfg.mlflow.connect_timeout_s))
+        mlflow.set_tracking_uri(uri)
+        _set_experiment(cfg)
+    except Exception as exc:  # noqa: BLE001 - any failure here must not stop the pipeline
+        print(f"WARNING: MLflow setup failed: {exc}", flush=True)
+        print("WARNING: Continuing without MLflow tracking", flush=True)
+        print(f"WARNING: logging to the local store {LOCAL_URI} instead", flush=True)
+        uri = absolute_sqlite(LOCAL_URI)
+        mlflow.set_tracking_uri(uri)
+        _set_experiment(cfg)
+    os.environ["MLFLOW_TRACKING_URI"] = uri  # child processes (mlflow models serve, spark) agree
+    return uri
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+@contextlib.contextmanager
+def start_run(
+    cfg: DictConfig, run_name: str, nested: bool = False, log_config: bool = True
+) -> Iterator[object]:
+    """An MLflow run tagged with the git commit and data version, with the resolved config as params."""
+    import mlflow
+
+    from ticketml.data.preprocess import data_version
+
+    if not nested:
+        setup_mlflow(cfg)
+    tags = {
+        "git_commit": git_commit(),
+        "data_version": data_version(cfg),
+        "ticketml.stage": run_name,
+        "dataset": cfg.data.name,
+    }
+    with contextlib.ExitStack() as stack:
+        # Under `mlflow run`, each stage is a child of the project's run instead of reusing it.
+        project_run = os.environ.get("MLFLOW_RUN_ID")
+        if project_run and mlflow.active_run() is None:
+            del os.environ["MLFLOW_RUN_ID"]
+            stack.callback(os.environ.__setitem__, "MLFLOW_RUN_ID", project_run)
+            stack.enter_context(mlflow.start_run(run_id=project_run))
+            nested = True
+        run = stack.enter_context(mlflow.start_run(run_name=run_name, nested=nested, tags=tags))
+        if log_config:
+            log_params(flatten(cfg))
+        yield run
+
+
+def log_params(params: dict[str, object]) -> None:
+    import mlflow
+
+    items = [(k, str(v)[:500]) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        mlflow.log_params(dict(items[i : i + 100]))
+
+
+def log_artifact_if_exists(path: str | Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    if Path(path).exists():
+        if Path(path).is_dir():
+            mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+        else:
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)
