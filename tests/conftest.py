@@ -70,3 +70,39 @@ def data_workdir(prepared_data, workdir) -> Path:
     for name in ("data", "artifacts"):
         shutil.copytree(prepared_data / name, workdir / name)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> str:
+    """A tiny randomly initialised BERT with the shipped MiniLM tokenizer (fast CPU tests)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from ticketml.encoder import resolve_encoder
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder("minilm"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def tiny_overrides(encoder: str, epochs: int = 1) -> list[str]:
+    return [
+        f"model.encoder_name={encoder}",
+        f"train.max_epochs={epochs}",
+        "train.accelerator=cpu",
+        "train.learning_rate=1e-3",
+        "train.batch_size=32",
+        "model.max_length=64",
+    ]

@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # The whole pipeline, in order (MLproject `main`, scripts/demo.sh).
-PIPELINE = ["data", "baseline"]
+PIPELINE = ["data", "baseline", "tune"]
 
 USAGE = "usage: ticketml <command> [--option=value ...] [key=value ...] [--overrides='[\"k=v\"]']"
 

@@ -1,0 +1,90 @@
+import json
+from unittest import mock
+
+import mlflow
+import pytest
+import torch
+
+from tests.conftest import run_cli, tiny_overrides
+from ticketml.config import load_config
+from ticketml.encoder import resolve_encoder
+from ticketml.errors import ModelError
+from ticketml.training.module import MultiTaskClassifier
+from ticketml.training.train import build_datamodule, build_model
+
+PLOTS = (
+    "loss_curve.png",
+    "f1_curve.png",
+    "confusion_matrix_topic.png",
+    "confusion_matrix_priority.png",
+)
+
+
+def test_default_encoder_resolves_offline_and_unknown_names_fail_clearly():
+    assert resolve_encoder("sentence-transformers/all-MiniLM-L6-v2") + "/config.json"
+    with pytest.raises(ModelError, match="tried: .*local folder.*hub"):
+        resolve_encoder("no-such-org/no-such-encoder-xyz")
+
+
+def test_one_epoch_train_writes_every_output_and_logs_the_run(data_workdir, tiny_encoder):
+    assert run_cli("baseline", "baseline.max_features=5000") == 0
+    assert run_cli("train", *tiny_overrides(tiny_encoder, epochs=2)) == 0
+    metrics = json.loads((data_workdir / "artifacts/metrics/multitask.json").read_text())
+    for split in ("val", "test"):
+        for task in ("topic", "priority"):
+            m = metrics[split][task]
+            assert 0 <= m["macro_f1"] <= 1 and 0 <= m["accuracy"] <= 1 and m["per_class"]
+    assert (data_workdir / "checkpoints/best.ckpt").stat().st_size > 10_000
+    for plot in PLOTS:
+        assert (data_workdir / "plots" / plot).stat().st_size > 1000
+    mlflow.set_tracking_uri(f"sqlite:///{data_workdir}/mlflow.db")
+    run = mlflow.search_runs(
+        experiment_names=["ticketml"], filter_string="tags.`ticketml.stage` = 'train'"
+    ).iloc[0]
+    assert (
+        run["params.train.max_epochs"] == "2"
+        and run["tags.git_commit"]
+        and run["tags.data_version"] != "unknown"
+    )
+    assert run["metrics.test_topic_macro_f1"] == pytest.approx(metrics["test"]["topic"]["macro_f1"])
+    assert "metrics.delta_vs_baseline_test_topic_macro_f1" in run
+    client = mlflow.MlflowClient()
+    assert len(client.get_metric_history(run.run_id, "val/mean_macro_f1")) == 2  # per epoch
+    artifacts = {a.path for a in client.list_artifacts(run.run_id)}
+    assert {"plots", "metrics", "checkpoints", "label_maps.json"} <= artifacts
+
+
+def test_same_seed_gives_the_same_results(data_workdir, tiny_encoder):
+    results = []
+    for _ in range(2):
+        assert run_cli("train", *tiny_overrides(tiny_encoder)) == 0
+        results.append(json.loads((data_workdir / "artifacts/metrics/multitask.json").read_text()))
+    assert results[0]["test"] == results[1]["test"] and results[0]["val"] == results[1]["val"]
+
+
+def test_freeze_encoder_leaves_only_the_heads_trainable(data_workdir, tiny_encoder):
+    cfg = load_config([*tiny_overrides(tiny_encoder), "model.freeze_encoder=true"])
+    model = build_model(cfg, build_datamodule(cfg))
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    assert all(p.requires_grad for p in model.heads.parameters())
+    before = [p.detach().clone() for p in model.encoder.parameters()]
+    assert run_cli("train", *tiny_overrides(tiny_encoder), "model.freeze_encoder=true") == 0
+    state = torch.load(data_workdir / "checkpoints/best.ckpt", weights_only=True)["state_dict"]
+    after = [state[f"encoder.{n}"] for n, _ in model.encoder.named_parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_cuda_out_of_memory_ends_with_advice_to_lower_the_batch_size(
+    data_workdir, tiny_encoder, capsys
+):
+    def training_step(self, batch, batch_idx):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with mock.patch.object(MultiTaskClassifier, "training_step", training_step):
+        assert run_cli("train", *tiny_overrides(tiny_encoder), "train.batch_size=64") == 1
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("ERROR")]
+    assert errors == [
+        "ERROR: CUDA out of memory at train.batch_size=64: lower it, e.g. train.batch_size=32"
+    ]
+    assert "Traceback" not in err

@@ -1,0 +1,51 @@
+import mlflow
+import optuna
+
+from tests.conftest import run_cli, tiny_overrides
+
+
+def _tune(tiny_encoder, *extra):
+    return run_cli(
+        "tune",
+        *tiny_overrides(tiny_encoder),
+        "tune.max_epochs=2",
+        "tune.limit_train_batches=1.0",
+        "tune.storage=sqlite:///optuna.db",
+        *extra,
+    )
+
+
+def test_tune_logs_parent_with_nested_trials_and_resumes_the_study(data_workdir, tiny_encoder):
+    assert _tune(tiny_encoder, "tune.n_trials=2", "tune.pruner_startup_trials=5") == 0
+    mlflow.set_tracking_uri(f"sqlite:///{data_workdir}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["ticketml"])
+    parent = runs[runs["tags.ticketml.stage"] == "tune"]
+    assert len(parent) == 1
+    children = runs[runs["tags.mlflow.parentRunId"] == parent.iloc[0]["run_id"]]
+    assert sorted(children["tags.mlflow.runName"]) == ["best", "trial-0", "trial-1"]
+    assert any(
+        c.startswith("params.best.") for c in parent.columns if parent.iloc[0][c] is not None
+    )
+    assert (data_workdir / "artifacts/metrics/multitask.json").is_file()
+    assert (data_workdir / "checkpoints/best.ckpt").is_file()
+    assert _tune(tiny_encoder, "tune.n_trials=1", "tune.pruner_startup_trials=5") == 0
+    study = optuna.load_study(study_name="ticketml", storage=f"sqlite:///{data_workdir}/optuna.db")
+    assert len(study.trials) == 3
+
+
+def test_a_clearly_bad_trial_is_pruned(data_workdir, tiny_encoder):
+    good = "{train.learning_rate: 0.001, train.batch_size: 16, model.dropout: 0.0, model.pooling: mean, model.loss_weights.priority: 1.0}"
+    bad = "{train.learning_rate: 1.0, train.batch_size: 16, model.dropout: 0.0, model.pooling: mean, model.loss_weights.priority: 1.0}"
+    assert (
+        _tune(
+            tiny_encoder,
+            "tune.n_trials=2",
+            "tune.study_name=prune",
+            f"tune.enqueue_trials=[{good},{bad}]",
+        )
+        == 0
+    )
+    study = optuna.load_study(study_name="prune", storage=f"sqlite:///{data_workdir}/optuna.db")
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
+    assert study.trials[1].params["train.learning_rate"] == 1.0

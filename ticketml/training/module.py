@@ -1,0 +1,157 @@
+"""Multi-task LightningModule: shared encoder, pooling, dropout, one linear head per task."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from torch import nn
+
+from ticketml.encoder import load_encoder
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-6)
+
+
+class MultiTaskClassifier(L.LightningModule):
+    def __init__(
+        self,
+        encoder_name: str,
+        num_labels: dict[str, int],
+        pooling: str = "mean",
+        dropout: float = 0.1,
+        loss_weights: dict[str, float] | None = None,
+        class_weights: dict[str, list[float]] | None = None,
+        learning_rate: float = 1e-4,
+        head_learning_rate: float | None = None,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        freeze_encoder: bool = False,
+        label_maps: dict | None = None,
+        max_length: int = 128,
+        text_prefix: str = "",
+    ):
+        # label_maps / max_length / text_prefix travel in the checkpoint for export and serving.
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"model.pooling={pooling!r} must be 'mean' or 'cls'")
+        self.save_hyperparameters()
+        self.encoder = load_encoder(encoder_name)
+        hidden = self.encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleDict({task: nn.Linear(hidden, n) for task, n in num_labels.items()})
+        self.loss_weights = {t: float((loss_weights or {}).get(t, 1.0)) for t in num_labels}
+        for task, weights in (class_weights or {}).items():
+            self.register_buffer(f"class_weight_{task}", torch.tensor(weights, dtype=torch.float))
+        if freeze_encoder:
+            self.encoder.requires_grad_(False)
+        self._outputs: dict[str, list] = {}
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        pooled = (
+            hidden[:, 0] if self.hparams.pooling == "cls" else mean_pool(hidden, attention_mask)
+        )
+        pooled = self.dropout(pooled)
+        return {task: head(pooled) for task, head in self.heads.items()}
+
+    def _loss(
+        self, logits: dict[str, torch.Tensor], batch: dict
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        parts = {}
+        for task, task_logits in logits.items():
+            weight = getattr(self, f"class_weight_{task}", None)
+            parts[task] = nn.functional.cross_entropy(
+                task_logits.float(), batch[task], weight=weight
+            )
+        total = sum(self.loss_weights[t] * parts[t] for t in parts)
+        return total, parts
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss, _ = self._loss(logits, batch)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(batch["input_ids"]),
+        )
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss, _ = self._loss(logits, batch)
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["input_ids"]))
+        for task in self.heads:
+            self._outputs.setdefault(f"{task}_pred", []).append(logits[task].argmax(-1).cpu())
+            self._outputs.setdefault(f"{task}_true", []).append(batch[task].cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._outputs:
+            return
+        f1s = []
+        for task in self.heads:
+            y_pred = torch.cat(self._outputs[f"{task}_pred"]).numpy()
+            y_true = torch.cat(self._outputs[f"{task}_true"]).numpy()
+            labels = list(range(self.hparams.num_labels[task]))
+            f1 = f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+            self.log(f"val/{task}_accuracy", float(accuracy_score(y_true, y_pred)))
+            self.log(f"val/{task}_macro_f1", float(f1))
+            f1s.append(f1)
+        self.log("val/mean_macro_f1", float(np.mean(f1s)), prog_bar=True)
+        self._outputs = {}
+
+    def configure_optimizers(self):
+        from transformers import get_linear_schedule_with_warmup
+
+        hp = self.hparams
+        head_lr = hp.head_learning_rate or hp.learning_rate
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+        groups = []
+        for params_of, lr in (
+            (self.encoder.named_parameters(), hp.learning_rate),
+            (self.heads.named_parameters(), head_lr),
+        ):
+            params = [(n, p) for n, p in params_of if p.requires_grad]
+            groups.append(
+                {
+                    "params": [p for n, p in params if not n.endswith(no_decay)],
+                    "lr": lr,
+                    "weight_decay": hp.weight_decay,
+                }
+            )
+            groups.append(
+                {
+                    "params": [p for n, p in params if n.endswith(no_decay)],
+                    "lr": lr,
+                    "weight_decay": 0.0,
+                }
+            )
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]])
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total), total)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+@torch.no_grad()
+def predict_logits(model: MultiTaskClassifier, loader) -> dict[str, np.ndarray]:
+    """Logits per task for every batch of `loader` (eval mode, model's device)."""
+    model.eval()
+    out: dict[str, list] = {task: [] for task in model.heads}
+    for batch in loader:
+        logits = model(
+            batch["input_ids"].to(model.device), batch["attention_mask"].to(model.device)
+        )
+        for task in out:
+            out[task].append(logits[task].float().cpu().numpy())
+    return {task: np.concatenate(parts) for task, parts in out.items()}

@@ -1,0 +1,154 @@
+"""tune: an Optuna study (TPE, median pruning, SQLite storage), each trial a nested MLflow run."""
+
+from __future__ import annotations
+
+import logging
+
+import mlflow
+import optuna
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from ticketml.errors import ConfigError, TicketMLError
+from ticketml.tracking import log_params, start_run
+from ticketml.training.train import train_and_log, train_model
+
+log = logging.getLogger(__name__)
+
+
+class OptunaPruning(Callback):
+    """Report the monitored validation metric each epoch; stop the trial when Optuna says prune."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str):
+        self.trial, self.monitor = trial, monitor
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or trainer.sanity_checking:
+            return
+        self.trial.report(float(value), step=trainer.current_epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(
+                f"epoch {trainer.current_epoch}: {self.monitor}={float(value):.4f}"
+            )
+
+
+def search_space(space: DictConfig, prefix: str = "") -> dict[str, dict]:
+    """Flatten the nested search space to {config.key: spec}."""
+    out = {}
+    for key, value in space.items():
+        path = f"{prefix}{key}"
+        if "type" in value:
+            out[path] = OmegaConf.to_container(value)
+        else:
+            out.update(search_space(value, prefix=f"{path}."))
+    return out
+
+
+def suggest(trial: optuna.Trial, space: dict[str, dict]) -> dict[str, object]:
+    params = {}
+    for name, spec in space.items():
+        kind = spec["type"]
+        if kind == "float":
+            params[name] = trial.suggest_float(
+                name, spec["low"], spec["high"], log=spec.get("log", False)
+            )
+        elif kind == "int":
+            params[name] = trial.suggest_int(
+                name, spec["low"], spec["high"], log=spec.get("log", False)
+            )
+        elif kind == "categorical":
+            params[name] = trial.suggest_categorical(name, list(spec["choices"]))
+        else:
+            raise ConfigError(
+                f"tune.search_space.{name}: unknown type {kind!r} (float, int, categorical)"
+            )
+    return params
+
+
+def with_params(cfg: DictConfig, params: dict[str, object]) -> DictConfig:
+    new = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    for key, value in params.items():
+        OmegaConf.update(new, key, value, force_add=True)
+    return new
+
+
+def make_objective(cfg: DictConfig, space: dict[str, dict]):
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, space)
+        trial_cfg = with_params(cfg, params)
+        trial_cfg.train.limit_train_batches = cfg.tune.limit_train_batches
+        with mlflow.start_run(
+            run_name=f"trial-{trial.number}", nested=True, tags={"optuna.trial": str(trial.number)}
+        ):
+            log_params(params)
+            try:
+                _, _, history, _ = train_model(
+                    trial_cfg,
+                    extra_callbacks=[OptunaPruning(trial, cfg.train.monitor)],
+                    max_epochs=int(cfg.tune.max_epochs),
+                )
+            except optuna.TrialPruned:
+                mlflow.set_tag("optuna.state", "pruned")
+                raise
+            value = max(history.series(cfg.train.monitor))
+            mlflow.log_metric("objective", value)
+            mlflow.set_tag("optuna.state", "complete")
+        return value
+
+    return objective
+
+
+def run_tune(cfg: DictConfig) -> dict:
+    """Run `tune.n_trials` more trials, then retrain the best configuration as the tuned model."""
+    t = cfg.tune
+    space = search_space(t.search_space)
+    sampler = optuna.samplers.TPESampler(seed=int(cfg.seed))
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=int(t.pruner_startup_trials), n_warmup_steps=int(t.pruner_warmup_epochs)
+    )
+    study = optuna.create_study(
+        study_name=t.study_name,
+        storage=t.storage,
+        direction="maximize",
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    for params in t.enqueue_trials or []:
+        study.enqueue_trial(OmegaConf.to_container(params), skip_if_exists=True)
+    with start_run(cfg, "tune") as parent:
+        mlflow.set_tag("optuna.study", t.study_name)
+        study.optimize(
+            make_objective(cfg, space),
+            n_trials=int(t.n_trials),
+            timeout=t.timeout,
+            gc_after_trial=True,
+        )
+        complete = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
+        if not complete:
+            raise TicketMLError(
+                f"study {t.study_name!r}: no trial completed (all pruned or failed)"
+            )
+        best = study.best_trial
+        log_params({f"best.{k}": v for k, v in best.params.items()})
+        mlflow.log_metrics(
+            {
+                "best_objective": best.value,
+                "n_trials_total": len(study.trials),
+                "n_trials_pruned": sum(
+                    tr.state == optuna.trial.TrialState.PRUNED for tr in study.trials
+                ),
+            }
+        )
+        print(
+            f"tune: best trial {best.number} {cfg.train.monitor}={best.value:.4f} params={best.params}"
+        )
+        with mlflow.start_run(
+            run_name="best", nested=True, tags={"optuna.best_trial": str(best.number)}
+        ) as run:
+            log_params(best.params)
+            metrics = train_and_log(with_params(cfg, best.params))
+        mlflow.set_tag("best_run_id", run.info.run_id)
+    log.info("tune parent run %s", parent.info.run_id)
+    return metrics
