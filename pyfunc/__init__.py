@@ -1,0 +1,1 @@
+"""The served model: ONNX Runtime + `tokenizers` + label maps. Never imports torch or transformers."""

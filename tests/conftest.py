@@ -106,3 +106,59 @@ def tiny_overrides(encoder: str, epochs: int = 1) -> list[str]:
         "train.batch_size=32",
         "model.max_length=64",
     ]
+
+
+@pytest.fixture(scope="session")
+def exported_model(prepared_data, tiny_encoder, tmp_path_factory) -> Path:
+    """A working directory with a tiny model trained, exported to ONNX (+INT8) and evaluated."""
+    from ticketml.cli import main
+
+    base = tmp_path_factory.mktemp("exported")
+    for name in ("data", "artifacts"):
+        shutil.copytree(prepared_data / name, base / name)
+    cwd = os.getcwd()
+    os.chdir(base)
+    try:
+        assert main(["train", *tiny_overrides(tiny_encoder, epochs=3)]) == 0
+        assert main(["export_onnx"]) == 0
+    finally:
+        os.chdir(cwd)
+    return base
+
+
+@pytest.fixture
+def export_workdir(exported_model, workdir) -> Path:
+    for name in ("data", "artifacts", "checkpoints"):
+        shutil.copytree(exported_model / name, workdir / name)
+    return workdir
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, timeout: float = 120, status: int = 200):
+    """Poll `url` until it answers `status` (or the process dies / time runs out)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"server exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
+            )
+        try:
+            last = httpx.get(url, timeout=2)
+            if last.status_code == status:
+                return last
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer {status} in {timeout}s (last: {last})")

@@ -114,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_help()
         return 0 if argv else 2
     verbose = os.environ.get("HYDRA_FULL_ERROR") == "1"
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ticketml").setLevel(logging.INFO)
     from ticketml.errors import TicketMLError
 
     try:

@@ -1,0 +1,141 @@
+"""TicketClassifier: the one inference core behind batch infer, FastAPI and `mlflow models serve`.
+
+Only onnxruntime, tokenizers and numpy: the served environment stays small (no torch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+TASKS = ("topic", "priority")
+ONNX_FP32 = "model.onnx"
+ONNX_INT8 = "model.int8.onnx"
+FILES = {
+    "tokenizer": "tokenizer.json",
+    "label_maps": "label_maps.json",
+    "model_config": "model_config.json",
+    "calibration": "calibration.json",
+}
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class TicketClassifier:
+    """Tokenise → ONNX Runtime → (temperature-scaled) softmax → labels and scores."""
+
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike,
+        tokenizer_path: str | os.PathLike,
+        label_maps_path: str | os.PathLike,
+        model_config_path: str | os.PathLike,
+        calibration_path: str | os.PathLike | None = None,
+        intra_op_threads: int | None = None,
+        batch_size: int = 32,
+    ):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.label_maps: dict[str, list[str]] = json.loads(Path(label_maps_path).read_text())
+        self.config = json.loads(Path(model_config_path).read_text())
+        self.temperatures = {t: 1.0 for t in TASKS}
+        if calibration_path and Path(calibration_path).is_file():
+            calib = json.loads(Path(calibration_path).read_text())
+            self.temperatures.update(
+                {t: float(calib[t]["temperature"]) for t in TASKS if t in calib}
+            )
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        # tokenizer.json may carry its own padding/truncation: set ours explicitly.
+        self.tokenizer.enable_truncation(max_length=int(self.config["max_length"]))
+        self.tokenizer.enable_padding(
+            pad_id=int(self.config["pad_id"]), pad_token=self.config["pad_token"]
+        )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(
+            intra_op_threads or os.environ.get("TICKETML_ORT_THREADS", 0)
+        )
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+        self.output_names = [f"{t}_logits" for t in TASKS]
+        self.batch_size = batch_size
+        self.onnx_path = str(onnx_path)
+
+    @classmethod
+    def from_dir(
+        cls, directory: str | os.PathLike, int8: bool = False, **kwargs
+    ) -> TicketClassifier:
+        """Load from an export folder (artifacts/): model(.int8).onnx + tokenizer + label maps + config."""
+        d = Path(directory)
+        onnx_path = d / (ONNX_INT8 if int8 else ONNX_FP32)
+        for path in (
+            onnx_path,
+            d / FILES["tokenizer"],
+            d / FILES["label_maps"],
+            d / FILES["model_config"],
+        ):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: missing (run `ticketml export_onnx` first)")
+        return cls(
+            onnx_path,
+            d / FILES["tokenizer"],
+            d / FILES["label_maps"],
+            d / FILES["model_config"],
+            d / FILES["calibration"],
+            **kwargs,
+        )
+
+    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        prefix = self.config.get("text_prefix", "")
+        encodings = self.tokenizer.encode_batch([prefix + t for t in texts])
+        return {
+            "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
+        }
+
+    def logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Raw logits per task, computed in batches of `batch_size` (sorted by length to pad less)."""
+        texts = list(texts)
+        out = {t: np.zeros((len(texts), len(self.label_maps[t])), dtype=np.float32) for t in TASKS}
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            results = self.session.run(self.output_names, self.encode([texts[i] for i in idx]))
+            for task, values in zip(TASKS, results, strict=True):
+                out[task][idx] = values
+        return out
+
+    def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        logits = self.logits(texts)
+        return {t: softmax(logits[t] / self.temperatures[t]) for t in TASKS}
+
+    def predict(self, texts: Sequence[str], min_confidence: float | None = None) -> list[dict]:
+        """One dict per text: topic, priority, topic_scores, priority_scores (+ needs_review)."""
+        if not texts:
+            return []
+        probs = self.predict_proba(texts)
+        rows = []
+        for i in range(len(texts)):
+            row: dict = {}
+            for task in TASKS:
+                p = probs[task][i]
+                row[task] = self.label_maps[task][int(p.argmax())]
+            for task in TASKS:
+                row[f"{task}_scores"] = {
+                    label: round(float(s), 6)
+                    for label, s in zip(self.label_maps[task], probs[task][i], strict=True)
+                }
+            if min_confidence is not None:
+                row["needs_review"] = bool(probs["topic"][i].max() < float(min_confidence))
+            rows.append(row)
+        return rows

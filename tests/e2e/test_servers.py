@@ -1,0 +1,176 @@
+import os
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from pyfunc.core import TicketClassifier
+from tests.conftest import free_port, run_cli, wait_for
+from ticketml.serving.app import create_app
+
+HOSTILE = [
+    ("empty text", {"json": {"text": ""}}, 422),
+    ("whitespace text", {"json": {"text": "   \n\t"}}, 422),
+    ("missing field", {"json": {"txt": "hello"}}, 422),
+    ("null", {"json": {"text": None}}, 422),
+    ("number", {"json": {"text": 42}}, 422),
+    ("list instead of string", {"json": {"text": ["a", "b"]}}, 422),
+    ("too long", {"json": {"text": "x" * 20001}}, 413),
+    (
+        "invalid JSON",
+        {"content": b'{"text": ', "headers": {"Content-Type": "application/json"}},
+        422,
+    ),
+    ("not JSON at all", {"content": b"hello", "headers": {"Content-Type": "text/plain"}}, 422),
+]
+
+
+def test_ready_goes_from_503_to_200_once_the_model_is_loaded(exported_model):
+    gate = threading.Event()
+
+    def loader():
+        gate.wait(30)
+        return TicketClassifier.from_dir(exported_model / "artifacts"), "artifacts"
+
+    client = TestClient(create_app(loader))
+    assert client.get("/health").status_code == 200
+    assert client.get("/ready").status_code == 503
+    assert client.post("/predict", json={"text": "hi"}).status_code == 503
+    gate.set()
+    for _ in range(100):
+        if client.get("/ready").status_code == 200:
+            break
+        threading.Event().wait(0.05)
+    assert client.get("/ready").json()["ready"] is True
+    assert client.post("/predict", json={"text": "hi"}).status_code == 200
+
+
+def test_a_model_that_cannot_load_keeps_ready_503_with_the_reason(tmp_path):
+    client = TestClient(create_app(lambda: TicketClassifier.from_dir(tmp_path), background=False))
+    assert client.get("/health").status_code == 200
+    body = client.get("/ready")
+    assert body.status_code == 503 and "model.onnx" in body.json()["reason"]
+
+
+@pytest.mark.slow
+def test_fastapi_under_uvicorn_rejects_bad_input_and_keeps_serving(export_workdir):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ticketml", "serve", f"--port={port}", "serve.model_uri=artifacts"],
+        cwd=export_workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/ready", proc)
+        good = httpx.post(f"{base}/predict", json={"text": "My laptop does not turn on"})
+        assert good.status_code == 200 and set(good.json()) == {
+            "topic",
+            "priority",
+            "topic_scores",
+            "priority_scores",
+        }
+        for name, kwargs, status in HOSTILE:
+            r = httpx.post(f"{base}/predict", **kwargs)
+            assert r.status_code == status, (name, r.status_code, r.text)
+            assert r.json()["detail"], name
+            assert httpx.post(f"{base}/predict", json={"text": "VPN down"}).status_code == 200, name
+        batch = httpx.post(f"{base}/predict/batch", json={"texts": ["VPN down", "refund"]})
+        assert batch.status_code == 200 and len(batch.json()["predictions"]) == 2
+        assert httpx.post(f"{base}/predict/batch", json={"texts": ["a"] * 65}).status_code == 413
+        assert httpx.post(f"{base}/predict/batch", json={"texts": []}).status_code == 422
+        assert httpx.get(f"{base}/docs").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_every_payload_shape(export_workdir):
+    assert run_cli("register") == 0 and run_cli("promote") == 0
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{export_workdir}/mlflow.db"}
+    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    proc = subprocess.Popen(
+        [
+            mlflow_bin,
+            "models",
+            "serve",
+            "-m",
+            "models:/ticketml@champion",
+            "--env-manager",
+            "local",
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+        ],
+        cwd=export_workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/ping", proc, timeout=180)
+        payloads = [
+            {"dataframe_records": [{"text": "VPN is down"}, {"text": "Двойное списание"}]},
+            {"inputs": {"text": ["VPN is down", "Двойное списание"]}},
+            {
+                "dataframe_split": {
+                    "columns": ["text"],
+                    "data": [["VPN is down"], ["Двойное списание"]],
+                }
+            },
+            {"instances": [{"text": "VPN is down"}, {"text": "Двойное списание"}]},
+        ]
+        answers = []
+        for payload in payloads:
+            r = httpx.post(f"{base}/invocations", json=payload, timeout=60)
+            assert r.status_code == 200, (payload, r.text)
+            preds = r.json()["predictions"]
+            assert len(preds) == 2 and set(preds[0]) == {
+                "topic",
+                "priority",
+                "topic_scores",
+                "priority_scores",
+            }
+            answers.append(preds)
+        assert all(a == answers[0] for a in answers)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.mark.slow
+def test_generate_dockerfile_for_the_champion(export_workdir):
+    assert run_cli("register") == 0 and run_cli("promote") == 0
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{export_workdir}/mlflow.db"}
+    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    proc = subprocess.run(
+        [
+            mlflow_bin,
+            "models",
+            "generate-dockerfile",
+            "-m",
+            "models:/ticketml@champion",
+            "-d",
+            "dockerbuild",
+            "--env-manager",
+            "local",
+        ],
+        cwd=export_workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dockerfile = (export_workdir / "dockerbuild/Dockerfile").read_text()
+    assert "FROM" in dockerfile and "model_dir" in dockerfile

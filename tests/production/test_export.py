@@ -1,0 +1,71 @@
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from pyfunc.core import TicketClassifier
+from ticketml.config import load_config
+from ticketml.export import load_checkpoint
+
+
+def test_export_writes_graph_serving_files_and_metrics(exported_model):
+    art = exported_model / "artifacts"
+    for name in (
+        "model.onnx",
+        "model.int8.onnx",
+        "tokenizer.json",
+        "label_maps.json",
+        "model_config.json",
+    ):
+        assert (art / name).stat().st_size > 0, name
+    onnx = json.loads((art / "metrics/onnx.json").read_text())
+    for task in ("topic", "priority"):
+        assert onnx["parity"][f"{task}_max_abs_diff"] <= 1e-4
+        assert onnx["parity"][f"{task}_argmax_agreement"] == 1.0
+        assert 0 <= onnx["test"][task]["macro_f1"] <= 1
+    int8 = json.loads((art / "metrics/onnx_int8.json").read_text())
+    assert int8["size_mb"] < onnx["size_mb"]
+    session = ort.InferenceSession(str(art / "model.onnx"))
+    assert [o.name for o in session.get_outputs()] == ["topic_logits", "priority_logits"]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 17])
+@pytest.mark.parametrize("length", [5, 40, 64])
+def test_dynamic_batch_and_sequence_axes_match_torch(exported_model, monkeypatch, batch, length):
+    monkeypatch.chdir(exported_model)
+    model = load_checkpoint(load_config())
+    session = ort.InferenceSession(str(exported_model / "artifacts/model.onnx"))
+    rng = np.random.default_rng(batch * 100 + length)
+    ids = rng.integers(1000, 5000, size=(batch, length)).astype(np.int64)
+    mask = np.ones_like(ids)
+    mask[0, max(1, length // 2) :] = 0  # one padded row
+    topic, priority = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    with torch.no_grad():
+        ref = model(torch.from_numpy(ids), torch.from_numpy(mask))
+    assert topic.shape == (batch, len(model.hparams.label_maps["topic"]))
+    assert np.abs(ref["topic"].numpy() - topic).max() <= 1e-4
+    assert np.abs(ref["priority"].numpy() - priority).max() <= 1e-4
+
+
+def test_core_truncates_long_texts_and_scores_sum_to_one(exported_model):
+    clf = TicketClassifier.from_dir(exported_model / "artifacts")
+    enc = clf.encode(["word " * 5000, "short"])
+    assert enc["input_ids"].shape == (2, clf.config["max_length"])
+    rows = clf.predict(
+        ["word " * 5000, "Не могу подключиться к VPN", "refund please"], min_confidence=0.99
+    )
+    for row in rows:
+        assert sum(row["topic_scores"].values()) == pytest.approx(1, abs=1e-4)
+        assert sum(row["priority_scores"].values()) == pytest.approx(1, abs=1e-4)
+        assert row["topic"] == max(row["topic_scores"], key=row["topic_scores"].get)
+        assert row["needs_review"] is True  # a 3-epoch tiny model is never 99% sure
+
+
+def test_export_without_a_checkpoint_fails_clearly(data_workdir, capsys):
+    from tests.conftest import run_cli
+
+    assert run_cli("export_onnx") == 1
+    assert "no trained model" in capsys.readouterr().err
+    assert not (data_workdir / "artifacts/model.onnx").exists()

@@ -1,0 +1,72 @@
+import json
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli
+
+COLUMNS = {"predicted_topic", "predicted_priority", "topic_scores", "priority_scores"}
+
+
+def test_single_text_prints_the_json_contract(export_workdir, capsys):
+    assert (
+        run_cli(
+            "infer", "--text=Не могу подключиться к VPN с ноутбука", "infer.model_uri=artifacts"
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"topic", "priority", "topic_scores", "priority_scores"}
+    assert out["topic"] in out["topic_scores"]
+
+
+@pytest.mark.parametrize("src, dst", [("in.csv", "out.parquet"), ("in.parquet", "out.csv")])
+def test_batch_infer_streams_files_with_the_required_columns(export_workdir, src, dst):
+    test = pd.read_parquet(export_workdir / "data/processed/test.parquet")
+    if src.endswith(".csv"):
+        test.to_csv(export_workdir / src, index=False)
+    else:
+        test.to_parquet(export_workdir / src)
+    assert (
+        run_cli(
+            "infer",
+            f"--input_path={src}",
+            f"--output_path={dst}",
+            "infer.chunk_size=7",
+            "infer.model_uri=artifacts",
+        )
+        == 0
+    )
+    out = (
+        pd.read_parquet(export_workdir / dst)
+        if dst.endswith(".parquet")
+        else pd.read_csv(export_workdir / dst)
+    )
+    assert len(out) == len(test) and COLUMNS <= set(out.columns) and "topic" in out.columns
+    assert out["text"].tolist() == test["text"].tolist()  # order kept across chunks
+    scores = json.loads(out["topic_scores"].iloc[0])
+    assert out["predicted_topic"].iloc[0] == max(scores, key=scores.get)
+
+
+def test_bad_batch_inputs_fail_clearly_and_write_nothing(export_workdir, capsys):
+    (export_workdir / "adir.csv").mkdir()
+    assert (
+        run_cli(
+            "infer", "--input_path=adir.csv", "--output_path=o.parquet", "infer.model_uri=artifacts"
+        )
+        == 1
+    )
+    assert "is a directory" in capsys.readouterr().err
+    pd.DataFrame({"body": ["x"]}).to_csv(export_workdir / "nobody.csv", index=False)
+    assert (
+        run_cli(
+            "infer",
+            "--input_path=nobody.csv",
+            "--output_path=o.parquet",
+            "infer.model_uri=artifacts",
+        )
+        == 1
+    )
+    assert "missing column 'text'" in capsys.readouterr().err
+    assert not (export_workdir / "o.parquet").exists()
+    assert not list(export_workdir.glob(".o.parquet*"))

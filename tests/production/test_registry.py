@@ -1,0 +1,82 @@
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import run_cli, tiny_overrides
+
+
+def _uri(workdir):
+    return f"sqlite:///{workdir}/mlflow.db"
+
+
+def test_pyfunc_model_from_the_registry_returns_the_contract_shape(export_workdir):
+    assert run_cli("register") == 0
+    mlflow.set_tracking_uri(_uri(export_workdir))
+    client = MlflowClient()
+    version = client.get_model_version_by_alias("ticketml", "challenger")
+    assert str(version.version) == "1" and "test_topic_macro_f1" in version.tags
+    model = mlflow.pyfunc.load_model("models:/ticketml@challenger")
+    out = model.predict(pd.DataFrame({"text": ["VPN is down!", "Двойное списание 4900 руб."]}))
+    assert list(out.columns) == ["topic", "priority", "topic_scores", "priority_scores"]
+    for _, row in out.iterrows():
+        assert abs(sum(row["topic_scores"].values()) - 1) < 1e-4
+        assert row["priority"] in row["priority_scores"]
+    assert len(model.predict([{"text": "one"}, {"text": "two"}, {"text": "three"}])) == 3
+    assert len(model.predict({"text": ["one", "two"]})) == 2
+    flagged = model.predict(pd.DataFrame({"text": ["hello"]}), params={"min_confidence": 1.0})
+    assert bool(flagged["needs_review"].iloc[0]) is True
+    assert model.metadata.get_input_schema().input_names() == ["text"]
+
+
+def test_loading_and_predicting_never_imports_torch(export_workdir):
+    assert run_cli("register") == 0
+    code = (
+        "import sys, mlflow, pandas as pd\n"
+        f"mlflow.set_tracking_uri('{_uri(export_workdir)}')\n"
+        "m = mlflow.pyfunc.load_model('models:/ticketml@challenger')\n"
+        "print(m.predict(pd.DataFrame({'text': ['printer jam']}))['topic'][0])\n"
+        "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'transformers', 'lightning'))\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_promotion_gate_first_better_and_worse(export_workdir, tiny_encoder, capsys):
+    # A deliberately bad model (learning rate ~0) in its own artifacts folder.
+    bad = ["paths.artifacts_dir=bad_artifacts", "paths.checkpoints_dir=bad_checkpoints"]
+    import shutil
+
+    shutil.copytree(export_workdir / "artifacts", export_workdir / "bad_artifacts")
+    assert (
+        run_cli("train", *tiny_overrides(tiny_encoder), "train.learning_rate=1e-12", "seed=1", *bad)
+        == 0
+    )
+    assert run_cli("export_onnx", "export.quantize=false", *bad) == 0
+    mlflow.set_tracking_uri(_uri(export_workdir))
+    client = MlflowClient()
+
+    def alias(name):
+        return str(client.get_model_version_by_alias("ticketml", name).version)
+
+    assert run_cli("register", *bad) == 0 and run_cli("promote", *bad) == 0  # first → champion
+    assert alias("champion") == "1"
+    assert run_cli("register") == 0 and run_cli("promote") == 0  # better → moves
+    assert alias("champion") == "2"
+    v2 = client.get_model_version("ticketml", "2")
+    assert v2.tags["promotion_decision"] == "promoted"
+    assert float(v2.tags["promotion_challenger_mean_macro_f1"]) >= float(
+        v2.tags["promotion_champion_mean_macro_f1"]
+    )
+    capsys.readouterr()
+    assert run_cli("register", *bad) == 0 and run_cli("promote", *bad) == 0  # worse → stays
+    assert alias("champion") == "2" and alias("challenger") == "3"
+    v3 = client.get_model_version("ticketml", "3")
+    assert v3.tags["promotion_decision"] == "rejected" and "champion" in v3.tags["promotion_reason"]
+    assert "not promoted" in capsys.readouterr().out
+    assert v3.description.startswith("rejected")

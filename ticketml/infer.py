@@ -1,0 +1,113 @@
+"""infer: one `--text` (prints JSON) or a CSV/Parquet `--input_path` streamed in chunks to `--output_path`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from ticketml.errors import DataError
+from ticketml.io import atomic_path, check_readable_file, table_format
+from ticketml.predictor import load_predictor
+
+OUTPUT_COLUMNS = ("predicted_topic", "predicted_priority", "topic_scores", "priority_scores")
+
+
+def read_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
+    if table_format(path) == "csv":
+        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_size)
+    else:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+            yield batch.to_pandas()
+
+
+def count_rows(path: Path) -> int | None:
+    return pq.ParquetFile(path).metadata.num_rows if table_format(path) == "parquet" else None
+
+
+def score_frame(
+    classifier, df: pd.DataFrame, text_column: str, min_confidence: float | None
+) -> pd.DataFrame:
+    if text_column not in df.columns:
+        raise DataError(
+            f"missing column {text_column!r} (columns found: {list(df.columns)}); set --text_column"
+        )
+    rows = classifier.predict(
+        df[text_column].fillna("").astype(str).tolist(), min_confidence=min_confidence
+    )
+    out = df.copy()
+    out["predicted_topic"] = [r["topic"] for r in rows]
+    out["predicted_priority"] = [r["priority"] for r in rows]
+    out["topic_scores"] = [json.dumps(r["topic_scores"], ensure_ascii=False) for r in rows]
+    out["priority_scores"] = [json.dumps(r["priority_scores"], ensure_ascii=False) for r in rows]
+    if min_confidence is not None:
+        out["needs_review"] = [r["needs_review"] for r in rows]
+    return out
+
+
+def predict_file(
+    classifier,
+    input_path: str,
+    output_path: str,
+    text_column: str = "text",
+    chunk_size: int = 10000,
+    min_confidence: float | None = None,
+) -> int:
+    """Stream input → predictions → output (temp file, renamed when complete). Returns rows written."""
+    src = check_readable_file(input_path)
+    table_format(src)
+    out_kind = table_format(output_path)
+    total, writer = 0, None
+    with (
+        atomic_path(output_path) as tmp,
+        tqdm(total=count_rows(src), unit="rows", desc="infer") as bar,
+    ):
+        for chunk in read_chunks(src, chunk_size):
+            scored = score_frame(classifier, chunk, text_column, min_confidence)
+            if out_kind == "csv":
+                scored.to_csv(tmp, mode="a", header=total == 0, index=False)
+            else:
+                table = pa.Table.from_pandas(scored, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table.cast(writer.schema))
+            total += len(scored)
+            bar.update(len(scored))
+        if writer:
+            writer.close()
+        elif out_kind == "parquet":  # empty input: still a valid file with the columns
+            pd.DataFrame(columns=[text_column, *OUTPUT_COLUMNS]).to_parquet(tmp, index=False)
+    return total
+
+
+def run_infer(
+    cfg: DictConfig,
+    text: str | None = None,
+    input_path: str | None = None,
+    output_path: str | None = None,
+    model_uri: str | None = None,
+    text_column: str = "text",
+    min_confidence: str | None = None,
+) -> object:
+    if (text is None) == (input_path is None):
+        raise DataError('give either --text="..." or --input_path=FILE --output_path=FILE')
+    threshold = float(min_confidence) if min_confidence is not None else cfg.infer.min_confidence
+    classifier, source = load_predictor(cfg, model_uri)
+    if text is not None:
+        if not text.strip():
+            raise DataError("--text is empty")
+        result = classifier.predict([text], min_confidence=threshold)[0]
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return result
+    if not output_path:
+        raise DataError("--input_path needs --output_path=FILE.parquet|.csv")
+    n = predict_file(
+        classifier, input_path, output_path, text_column, int(cfg.infer.chunk_size), threshold
+    )
+    print(f"infer: {n} rows → {output_path} (model: {source})")
+    return n

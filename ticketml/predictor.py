@@ -1,0 +1,47 @@
+"""Load the inference core (pyfunc/core.py) from a model URI, or from artifacts/ as a fallback."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ticketml.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+
+def load_predictor(cfg: DictConfig, model_uri: str | None = None):
+    """(TicketClassifier, description). `models:/...` through MLflow; falls back to artifacts/."""
+    from pyfunc.core import TicketClassifier
+
+    uri = model_uri or cfg.infer.model_uri
+    if uri and uri != "artifacts":
+        import mlflow
+
+        from ticketml.tracking import resolve_uri
+
+        mlflow.set_tracking_uri(resolve_uri(cfg))
+        try:
+            with (
+                warnings.catch_warnings()
+            ):  # "add type hints to predict": our input is validated by the core
+                warnings.simplefilter("ignore", UserWarning)
+                model = mlflow.pyfunc.load_model(uri)
+            return model.unwrap_python_model().classifier, uri
+        except Exception as exc:  # noqa: BLE001 - no registry entry / store: fall back below
+            if not uri.startswith("models:/") or model_uri:
+                raise ModelError(f"cannot load model {uri}: {exc}") from exc
+            log.warning(
+                "cannot load %s (%s); using %s/",
+                uri,
+                str(exc).splitlines()[0],
+                cfg.paths.artifacts_dir,
+            )
+    directory = Path(cfg.paths.artifacts_dir)
+    try:
+        return TicketClassifier.from_dir(directory, int8=bool(cfg.export.use_int8)), str(directory)
+    except FileNotFoundError as exc:
+        raise ModelError(f"no model to load: {exc}") from exc

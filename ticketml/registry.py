@@ -1,0 +1,201 @@
+"""register: log the pyfunc model (models-from-code), register it, alias @challenger.
+promote: move @champion to the challenger only when it is at least as good on the held-out test set."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig
+
+from ticketml import TASKS
+from ticketml.errors import ModelError, TicketMLError
+from ticketml.io import read_json
+from ticketml.metrics import flat_metrics, task_metrics
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PYFUNC_DIR = REPO_ROOT / "pyfunc"
+SERVING_REQUIREMENTS = [
+    "mlflow==3.17.2",
+    "onnxruntime==1.32.0",
+    "tokenizers==0.23.3",
+    "numpy==2.4.6",
+    "pandas==3.1.1",
+]
+INPUT_EXAMPLE = pd.DataFrame(
+    {"text": ["Не могу подключиться к VPN с ноутбука", "I was charged twice this month"]}
+)
+
+
+def signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Map, ParamSchema, ParamSpec, Schema
+
+    # a named `text` column: DataFrames, records, {"text": [...]} and every /invocations payload shape
+    inputs = Schema([ColSpec("string", "text")])
+    outputs = Schema(
+        [
+            ColSpec("string", "topic"),
+            ColSpec("string", "priority"),
+            ColSpec(Map("double"), "topic_scores"),
+            ColSpec(Map("double"), "priority_scores"),
+        ]
+    )
+    params = ParamSchema([ParamSpec("min_confidence", "double", None)])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+
+
+def model_artifacts(cfg: DictConfig) -> dict[str, str]:
+    from pyfunc.core import FILES, ONNX_FP32, ONNX_INT8
+
+    out = Path(cfg.paths.artifacts_dir)
+    onnx = out / (ONNX_INT8 if cfg.export.use_int8 else ONNX_FP32)
+    files = {"onnx_model": onnx, **{k: out / v for k, v in FILES.items()}}
+    if not files["calibration"].is_file():
+        del files["calibration"]
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise ModelError(f"missing export files {missing} (run `ticketml export_onnx` first)")
+    return {k: str(v.resolve()) for k, v in files.items()}
+
+
+def exported_metrics(cfg: DictConfig) -> dict[str, float]:
+    name = "onnx_int8" if cfg.export.use_int8 else "onnx"
+    path = Path(cfg.paths.artifacts_dir) / "metrics" / f"{name}.json"
+    return (
+        {k: v for k, v in flat_metrics(read_json(path)).items() if k.startswith("test_")}
+        if path.is_file()
+        else {}
+    )
+
+
+def run_register(cfg: DictConfig) -> int:
+    """Log + register the exported model; the new version gets alias `challenger`. Returns the version."""
+    from ticketml.tracking import start_run
+
+    name = cfg.registry.model_name
+    artifacts = model_artifacts(cfg)
+    with start_run(cfg, "register") as run:
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_DIR / "model.py"),
+            artifacts=artifacts,
+            code_paths=[str(PYFUNC_DIR)],
+            signature=signature(),
+            input_example=INPUT_EXAMPLE,
+            pip_requirements=SERVING_REQUIREMENTS,
+            registered_model_name=name,
+        )
+        metrics = exported_metrics(cfg)
+        mlflow.log_metrics(metrics)
+    version = info.registered_model_version
+    client = MlflowClient()
+    for key, value in {
+        **metrics,
+        "source_run_id": run.info.run_id,
+        "onnx": Path(artifacts["onnx_model"]).name,
+    }.items():
+        client.set_model_version_tag(name, str(version), key, str(value))
+    client.set_registered_model_alias(name, "challenger", str(version))
+    print(f"registered {name} version {version} as @challenger (models:/{name}@challenger)")
+    return int(version)
+
+
+def evaluate_version(name: str, version: str, test: pd.DataFrame) -> dict[str, float]:
+    """Load a registered version through pyfunc and score the held-out test split."""
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    preds = model.predict(test[["text"]])
+    label_maps = model.unwrap_python_model().classifier.label_maps
+    result = {}
+    for task in TASKS:
+        ids = {label: i for i, label in enumerate(label_maps[task])}
+        y_true = test[task].map(lambda v, ids=ids: ids.get(v, -1)).to_numpy()
+        y_pred = preds[task].map(ids).to_numpy()
+        result[task] = task_metrics(y_true, y_pred, label_maps[task])
+    return {k.removeprefix("test_"): v for k, v in flat_metrics({"test": result}).items()}
+
+
+def gate(
+    metric: str, challenger: dict[str, float], champion: dict[str, float] | None, min_delta: float
+) -> tuple[bool, str]:
+    """MLflow's validation: challenger[metric] >= champion[metric] + min_delta."""
+    from mlflow.models import MetricThreshold
+    from mlflow.models.evaluation import EvaluationResult
+
+    if metric not in challenger:
+        raise TicketMLError(f"promote.metric={metric!r} is not one of {sorted(challenger)}")
+    if champion is None:
+        return True, "no champion yet: the first registered model becomes champion"
+    if min_delta > 0:
+        threshold = MetricThreshold(min_absolute_change=min_delta, greater_is_better=True)
+    else:  # MLflow requires a positive min_absolute_change; an absolute threshold covers delta <= 0
+        threshold = MetricThreshold(threshold=champion[metric] + min_delta, greater_is_better=True)
+    try:
+        mlflow.validate_evaluation_results(
+            {metric: threshold}, EvaluationResult(challenger, {}), EvaluationResult(champion, {})
+        )
+    except MlflowException as exc:
+        return (
+            False,
+            f"{metric} {challenger[metric]:.4f} < champion {champion[metric]:.4f} + {min_delta}: {exc.message.strip()}",
+        )
+    return (
+        True,
+        f"{metric} {challenger[metric]:.4f} >= champion {champion[metric]:.4f} + {min_delta}",
+    )
+
+
+def run_promote(cfg: DictConfig) -> bool:
+    """Compare @challenger and @champion on data/processed/test.parquet; move @champion if it passes."""
+    from ticketml.baseline import load_splits
+    from ticketml.tracking import setup_mlflow
+
+    setup_mlflow(cfg)
+    name, metric, min_delta = (
+        cfg.registry.model_name,
+        cfg.promote.metric,
+        float(cfg.promote.min_delta),
+    )
+    client = MlflowClient()
+    try:
+        challenger = client.get_model_version_by_alias(name, "challenger")
+    except MlflowException as exc:
+        raise ModelError(
+            f"no models:/{name}@challenger (run `ticketml register` first): {exc.message}"
+        ) from exc
+    try:
+        champion = client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        champion = None
+    if champion is not None and champion.version == challenger.version:
+        print(f"version {challenger.version} is already @champion")
+        return True
+    test = load_splits(cfg)["test"]
+    challenger_metrics = evaluate_version(name, challenger.version, test)
+    champion_metrics = evaluate_version(name, champion.version, test) if champion else None
+    promoted, reason = gate(metric, challenger_metrics, champion_metrics, min_delta)
+    decision = "promoted" if promoted else "rejected"
+    tags = {
+        "promotion_decision": decision,
+        "promotion_reason": reason,
+        f"promotion_challenger_{metric}": f"{challenger_metrics[metric]:.6f}",
+    }
+    if champion_metrics:
+        tags[f"promotion_champion_{metric}"] = f"{champion_metrics[metric]:.6f}"
+        tags["promotion_champion_version"] = str(champion.version)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, challenger.version, key, value)
+    client.update_model_version(name, challenger.version, description=f"{decision}: {reason}")
+    if promoted:  # the alias moves last: a failure above leaves the aliases as they were
+        client.set_registered_model_alias(name, "champion", challenger.version)
+        print(f"promoted version {challenger.version} to @champion: {reason}")
+    else:
+        print(
+            f"kept @champion at version {champion.version}; version {challenger.version} not promoted: {reason}"
+        )
+    return promoted
