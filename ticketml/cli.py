@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # The whole pipeline, in order (MLproject `main`, scripts/demo.sh).
-PIPELINE = ["data", "baseline", "tune"]
+PIPELINE = ["data", "baseline", "tune", "export_onnx", "register", "promote"]
 
 USAGE = "usage: ticketml <command> [--option=value ...] [key=value ...] [--overrides='[\"k=v\"]']"
 

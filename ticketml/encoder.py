@@ -61,6 +61,8 @@ def load_tokenizer(name: str):
 
 
 def load_encoder(name: str):
+    """fp32 weights whatever the checkpoint stores (mixed precision is the Trainer's job)."""
+    import torch
     from transformers import AutoModel
 
-    return AutoModel.from_pretrained(resolve_encoder(name))
+    return AutoModel.from_pretrained(resolve_encoder(name), dtype=torch.float32)

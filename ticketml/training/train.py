@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -39,8 +40,7 @@ class EpochHistory(Callback):
         self._start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        import mlflow
-
+        mlflow = sys.modules.get("mlflow")  # only log when the caller set MLflow up
         self.epoch_seconds.append(time.perf_counter() - self._start)
         row = {
             k.replace("_epoch", ""): float(v)
@@ -48,10 +48,9 @@ class EpochHistory(Callback):
             if k.startswith("val/") or k == "train/loss_epoch"
         }
         self.rows.append(row)
-        if mlflow.active_run():
-            mlflow.log_metrics(
-                row, step=trainer.current_epoch
-            )  # "val/..." per epoch; "val_..." = final
+        if mlflow is not None and mlflow.active_run():
+            # per epoch as "val/..."; the final best-model numbers are "val_..."
+            mlflow.log_metrics(row, step=trainer.current_epoch)
 
     def series(self, key: str) -> list[float]:
         return [r[key] for r in self.rows if key in r]

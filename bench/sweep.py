@@ -1,0 +1,97 @@
+"""Measure candidate training defaults side by side on one dataset (same split, same seed).
+
+    python bench/sweep.py --name max_length "model.max_length=128" "model.max_length=256"
+
+Each positional argument is one candidate: space-separated Hydra overrides. Writes
+bench/results/sweep_<name>.json with test macro-F1 per task and the baseline on the same split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine_info  # noqa: E402
+
+
+def main() -> None:
+    from ticketml.baseline import (
+        build_pipeline,
+        evaluate_probs,
+        load_label_maps,
+        load_splits,
+        predict_proba,
+    )
+    from ticketml.config import load_config
+    from ticketml.data.preprocess import preprocess
+    from ticketml.data.sources import download_data
+    from ticketml.training.train import evaluate, train_model
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True)
+    parser.add_argument(
+        "--base", default="", help="overrides shared by every candidate (data=..., etc.)"
+    )
+    parser.add_argument("candidates", nargs="+")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ticketml-sweep-"))
+    paths = [
+        f"paths.{k}={work}/{k}" for k in ("raw_dir", "processed_dir", "artifacts_dir", "plots_dir")
+    ]
+    base = [*paths, "train.progress_bar=false", *shlex.split(args.base)]
+    cfg = load_config(base)
+    download_data(cfg)
+    preprocess(cfg)
+    splits, label_maps = load_splits(cfg), load_label_maps(cfg)
+    models = {
+        t: build_pipeline(cfg.baseline, int(cfg.seed)).fit(
+            splits["train"]["text"], splits["train"][t]
+        )
+        for t in ("topic", "priority")
+    }
+    baseline = evaluate_probs(
+        predict_proba(models, splits["test"]["text"].tolist(), label_maps),
+        splits["test"],
+        label_maps,
+    )
+    rows = [
+        {
+            "candidate": "tfidf baseline",
+            **{t: baseline[t]["macro_f1"] for t in ("topic", "priority")},
+        }
+    ]
+    for cand in args.candidates:
+        cfg = load_config([*base, *shlex.split(cand)])
+        started = time.perf_counter()
+        model, dm, history, _ = train_model(cfg)
+        metrics, _ = evaluate(model, dm)
+        rows.append(
+            {
+                "candidate": cand,
+                **{t: metrics["test"][t]["macro_f1"] for t in ("topic", "priority")},
+                "epochs": len(history.rows),
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{'candidate':<60} {'topic F1':>9} {'priority F1':>12}")
+    for r in rows:
+        print(f"{r['candidate']:<60} {r['topic']:>9.3f} {r['priority']:>12.3f}")
+    out = ROOT / "bench" / "results" / f"sweep_{args.name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps({"base": args.base, "rows": rows, "machine": machine_info()}, indent=2) + "\n"
+    )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
