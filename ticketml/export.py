@@ -137,8 +137,9 @@ def run_export(cfg: DictConfig) -> dict:
     staging = out / ".export"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in ("tokenizer.json", "label_maps.json", "model_config.json"):
-        shutil.copy(out / name, staging / name)
+    for name in ("tokenizer.json", "label_maps.json", "model_config.json", "calibration.json"):
+        if (out / name).is_file():
+            shutil.copy(out / name, staging / name)
     try:
         export_graph(model, staging / ONNX_FP32, int(cfg.export.opset))
         classifier = TicketClassifier.from_dir(staging)

@@ -52,3 +52,32 @@ def curves_plot(
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def reliability_plot(
+    probs_before: np.ndarray,
+    probs_after: np.ndarray,
+    labels: np.ndarray,
+    title: str,
+    path: str | Path,
+    bins: int = 15,
+) -> Path:
+    """Accuracy vs confidence per bin, before and after temperature scaling."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+    edges = np.linspace(0, 1, bins + 1)
+    for probs, name in ((probs_before, "uncalibrated"), (probs_after, "temperature-scaled")):
+        conf, correct = probs.max(1), probs.argmax(1) == labels
+        xs, ys = [], []
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            in_bin = (conf > lo) & (conf <= hi)
+            if in_bin.any():
+                xs.append(conf[in_bin].mean())
+                ys.append(correct[in_bin].mean())
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

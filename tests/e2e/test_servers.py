@@ -174,3 +174,23 @@ def test_generate_dockerfile_for_the_champion(export_workdir):
     assert proc.returncode == 0, proc.stderr[-2000:]
     dockerfile = (export_workdir / "dockerbuild/Dockerfile").read_text()
     assert "FROM" in dockerfile and "model_dir" in dockerfile
+
+
+def test_the_fastapi_serving_path_never_imports_torch(exported_model):
+    code = (
+        "import sys\n"
+        "from ticketml.config import load_config\n"
+        "from ticketml.serving.app import build_app\n"
+        "app = build_app(load_config(['serve.model_uri=artifacts']), background=False)\n"
+        "assert app.state.model.classifier is not None, app.state.model.error\n"
+        "bad = sorted(k for k in sys.modules if k.split('.')[0] in ('torch', 'transformers', 'lightning'))\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=exported_model,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]

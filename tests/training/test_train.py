@@ -35,7 +35,13 @@ def test_one_epoch_train_writes_every_output_and_logs_the_run(data_workdir, tiny
             m = metrics[split][task]
             assert 0 <= m["macro_f1"] <= 1 and 0 <= m["accuracy"] <= 1 and m["per_class"]
     assert (data_workdir / "checkpoints/best.ckpt").stat().st_size > 10_000
-    for plot in PLOTS:
+    calibration = json.loads((data_workdir / "artifacts/calibration.json").read_text())
+    for task in ("topic", "priority"):
+        assert calibration[task]["temperature"] > 0
+        assert metrics["test"][task]["nll"] <= metrics["test"][task]["nll_uncalibrated"] + 0.05
+        assert 0 <= metrics["test"][task]["ece"] <= 1
+    assert [r["threshold"] for r in metrics["routing"]] == [0.5, 0.6, 0.7, 0.8, 0.9]
+    for plot in (*PLOTS, "reliability_topic.png", "reliability_priority.png"):
         assert (data_workdir / "plots" / plot).stat().st_size > 1000
     mlflow.set_tracking_uri(f"sqlite:///{data_workdir}/mlflow.db")
     run = mlflow.search_runs(

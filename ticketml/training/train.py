@@ -16,11 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from ticketml import TASKS
 from ticketml.baseline import load_label_maps, load_splits
+from ticketml.calibration import calibrate, routing_table, softmax
 from ticketml.encoder import load_tokenizer
 from ticketml.errors import TicketMLError
 from ticketml.io import atomic_path, read_json, write_json
 from ticketml.metrics import flat_metrics, task_metrics
-from ticketml.plots import confusion_matrix_plot, curves_plot
+from ticketml.plots import confusion_matrix_plot, curves_plot, reliability_plot
 from ticketml.training.datamodule import TicketDataModule, encode_labels
 from ticketml.training.module import MultiTaskClassifier, predict_logits
 
@@ -242,6 +243,31 @@ def train_model(
     return model, dm, history, best
 
 
+def add_calibration(
+    cfg: DictConfig, metrics: dict, logits: dict, dm: TicketDataModule
+) -> tuple[dict, list]:
+    """Fit a temperature per task on val; add ECE/NLL to the test metrics; write calibration.json,
+    reliability diagrams, and the topic routing table (coverage vs accuracy by confidence)."""
+    labels = {split: encode_labels(dm.frames[split], dm.label_maps) for split in ("val", "test")}
+    calibration = {}
+    for task in TASKS:
+        result = calibrate(
+            logits["val"][task], labels["val"][task], logits["test"][task], labels["test"][task]
+        )
+        calibration[task] = {"temperature": result.pop("temperature")}
+        metrics["test"][task].update(result)
+        reliability_plot(
+            softmax(logits["test"][task]),
+            softmax(logits["test"][task], calibration[task]["temperature"]),
+            labels["test"][task],
+            f"{task} reliability (test)",
+            Path(cfg.paths.plots_dir) / f"reliability_{task}.png",
+        )
+    write_json(calibration, Path(cfg.paths.artifacts_dir) / "calibration.json")
+    topic_probs = softmax(logits["test"]["topic"], calibration["topic"]["temperature"])
+    return calibration, routing_table(topic_probs, labels["test"]["topic"])
+
+
 def train_and_log(cfg: DictConfig) -> dict:
     """Train with checkpoints, evaluate the best, write every output, log it all to the active run."""
     import mlflow
@@ -249,7 +275,8 @@ def train_and_log(cfg: DictConfig) -> dict:
     ckpt_dir = Path(cfg.paths.checkpoints_dir)
     started = time.perf_counter()
     model, dm, history, best = train_model(cfg, checkpoint_dir=str(ckpt_dir))
-    metrics, _ = evaluate(model, dm)
+    metrics, logits = evaluate(model, dm)
+    calibration, routing = add_calibration(cfg, metrics, logits, dm)
     summary = {
         "epochs": len(history.rows),
         "fit_seconds": time.perf_counter() - started,
@@ -262,13 +289,23 @@ def train_and_log(cfg: DictConfig) -> dict:
     with atomic_path(best_path) as tmp:
         shutil.copyfile(best, tmp)
     metrics_path = write_json(
-        {**metrics, "summary": summary},
+        {**metrics, "calibration": calibration, "routing": routing, "summary": summary},
         Path(cfg.paths.artifacts_dir) / "metrics" / "multitask.json",
     )
     plots = write_plots(cfg, history, metrics, dm.label_maps)
+    plots += [Path(cfg.paths.plots_dir) / f"reliability_{t}.png" for t in TASKS]
     deltas = compare_with_baseline(cfg, metrics)
     if mlflow.active_run():
         mlflow.log_metrics({**flat_metrics(metrics), **deltas})
+        mlflow.log_metrics(
+            {
+                f"test_{t}_{k}": metrics["test"][t][k]
+                for t in TASKS
+                for k in ("ece_uncalibrated", "ece", "nll_uncalibrated", "nll")
+            }
+        )
+        mlflow.log_metrics({f"temperature_{t}": calibration[t]["temperature"] for t in TASKS})
+        mlflow.log_artifact(str(Path(cfg.paths.artifacts_dir) / "calibration.json"))
         mlflow.log_artifact(str(metrics_path), artifact_path="metrics")
         mlflow.log_artifact(str(Path(cfg.paths.artifacts_dir) / "label_maps.json"))
         for plot in plots:
@@ -281,6 +318,12 @@ def train_and_log(cfg: DictConfig) -> dict:
                 f"{t} acc={metrics[split][t]['accuracy']:.3f} macro_f1={metrics[split][t]['macro_f1']:.3f}"
                 for t in TASKS
             )
+        )
+    for t in TASKS:
+        m = metrics["test"][t]
+        print(
+            f"  {t}: temperature {calibration[t]['temperature']:.2f}, test ECE {m['ece_uncalibrated']:.3f} -> "
+            f"{m['ece']:.3f}, NLL {m['nll_uncalibrated']:.3f} -> {m['nll']:.3f}"
         )
     for key, value in deltas.items():
         if key.endswith("macro_f1"):

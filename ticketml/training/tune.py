@@ -116,7 +116,7 @@ def run_tune(cfg: DictConfig) -> dict:
         load_if_exists=True,
     )
     for params in t.enqueue_trials or []:
-        study.enqueue_trial(OmegaConf.to_container(params), skip_if_exists=True)
+        study.enqueue_trial(OmegaConf.to_container(params, resolve=True), skip_if_exists=True)
     with start_run(cfg, "tune") as parent:
         mlflow.set_tag("optuna.study", t.study_name)
         study.optimize(
