@@ -20,7 +20,10 @@ FILES = {
     "label_maps": "label_maps.json",
     "model_config": "model_config.json",
     "calibration": "calibration.json",
+    "baseline": "baseline.npz",
+    "hybrid": "hybrid.json",
 }
+OPTIONAL = ("calibration", "baseline", "hybrid")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -41,6 +44,8 @@ class TicketClassifier:
         calibration_path: str | os.PathLike | None = None,
         intra_op_threads: int | None = None,
         batch_size: int = 32,
+        baseline_path: str | os.PathLike | None = None,
+        hybrid_path: str | os.PathLike | None = None,
     ):
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -53,6 +58,19 @@ class TicketClassifier:
             self.temperatures.update(
                 {t: float(calib[t]["temperature"]) for t in TASKS if t in calib}
             )
+        # Hybrid: blend with the TF-IDF baseline using per-task weights fitted on validation.
+        self.tfidf, self.hybrid_weights = None, {}
+        if (
+            baseline_path
+            and hybrid_path
+            and Path(baseline_path).is_file()
+            and Path(hybrid_path).is_file()
+        ):
+            from pyfunc.tfidf import TfidfClassifier
+
+            self.tfidf = TfidfClassifier(baseline_path)
+            weights = json.loads(Path(hybrid_path).read_text())
+            self.hybrid_weights = {t: float(weights[t]["transformer_weight"]) for t in TASKS}
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         # tokenizer.json may carry its own padding/truncation: set ours explicitly.
         self.tokenizer.enable_truncation(max_length=int(self.config["max_length"]))
@@ -92,6 +110,8 @@ class TicketClassifier:
             d / FILES["label_maps"],
             d / FILES["model_config"],
             d / FILES["calibration"],
+            baseline_path=d / FILES["baseline"],
+            hybrid_path=d / FILES["hybrid"],
             **kwargs,
         )
 
@@ -116,8 +136,16 @@ class TicketClassifier:
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Calibrated transformer probabilities, blended with the baseline's in a hybrid model."""
         logits = self.logits(texts)
-        return {t: softmax(logits[t] / self.temperatures[t]) for t in TASKS}
+        probs = {t: softmax(logits[t] / self.temperatures[t]) for t in TASKS}
+        if self.tfidf is not None:
+            base = self.tfidf.predict_proba(list(texts))
+            probs = {
+                t: self.hybrid_weights[t] * probs[t] + (1 - self.hybrid_weights[t]) * base[t]
+                for t in TASKS
+            }
+        return probs
 
     def predict(self, texts: Sequence[str], min_confidence: float | None = None) -> list[dict]:
         """One dict per text: topic, priority, topic_scores, priority_scores (+ needs_review)."""

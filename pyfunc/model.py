@@ -53,6 +53,8 @@ class TicketMLModel(mlflow.pyfunc.PythonModel):
             a["label_maps"],
             a["model_config"],
             a.get("calibration"),
+            baseline_path=a.get("baseline"),
+            hybrid_path=a.get("hybrid"),
         )
 
     def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:

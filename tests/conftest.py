@@ -119,6 +119,7 @@ def exported_model(prepared_data, tiny_encoder, tmp_path_factory) -> Path:
     cwd = os.getcwd()
     os.chdir(base)
     try:
+        assert main(["baseline", "baseline.max_features=3000"]) == 0
         assert main(["train", *tiny_overrides(tiny_encoder, epochs=3)]) == 0
         assert main(["export_onnx"]) == 0
     finally:

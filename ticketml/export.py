@@ -107,12 +107,38 @@ def evaluate_classifier(classifier, frames: dict, label_maps: dict) -> dict:
     metrics = {}
     for split in ("val", "test"):
         df = frames[split]
-        logits = classifier.logits(df["text"].tolist())
+        probs = classifier.predict_proba(df["text"].tolist())
         labels = encode_labels(df, label_maps)
         metrics[split] = {
-            t: task_metrics(labels[t], logits[t].argmax(1), label_maps[t]) for t in TASKS
+            t: task_metrics(labels[t], probs[t].argmax(1), label_maps[t]) for t in TASKS
         }
     return metrics
+
+
+def build_hybrid(
+    cfg: DictConfig, classifier, staging: Path, frames: dict, label_maps: dict
+) -> dict:
+    """baseline.npz (checked against sklearn) + hybrid.json (weights fitted on val) in `staging`."""
+    from pyfunc.tfidf import TfidfClassifier
+    from ticketml.baseline import load_baseline, predict_proba
+    from ticketml.hybrid import export_baseline, fit_weights
+
+    models = load_baseline(cfg)
+    export_baseline(models, label_maps, staging / "baseline.npz")
+    tfidf = TfidfClassifier(staging / "baseline.npz")
+    sample = frames["test"]["text"].head(200).tolist()
+    ours, ref = tfidf.predict_proba(sample), predict_proba(models, sample, label_maps)
+    diff = max(float(np.abs(ours[t] - ref[t]).max()) for t in TASKS)
+    if diff > 1e-6:
+        raise ModelError(f"exported TF-IDF baseline differs from scikit-learn by {diff:.2e}")
+    val = frames["val"]
+    texts = val["text"].tolist()
+    weights = fit_weights(
+        classifier.predict_proba(texts), tfidf.predict_proba(texts), encode_labels(val, label_maps)
+    )
+    write_json(weights, staging / "hybrid.json")
+    log.info("hybrid weights (transformer share): %s; baseline parity %.1e", weights, diff)
+    return weights
 
 
 def quantize(fp32: Path, int8: Path) -> None:
@@ -157,16 +183,26 @@ def run_export(cfg: DictConfig) -> dict:
             raise ModelError(
                 f"ONNX parity check failed: {checks} (tolerance {cfg.export.parity_atol})"
             )
-        results = {"onnx": evaluate_classifier(classifier, frames, model.hparams.label_maps)}
+        label_maps = model.hparams.label_maps
+        results = {"onnx": evaluate_classifier(classifier, frames, label_maps)}
         if cfg.export.quantize:
             quantize(staging / ONNX_FP32, staging / ONNX_INT8)
             int8 = TicketClassifier.from_dir(staging, int8=True)
-            results["onnx_int8"] = evaluate_classifier(int8, frames, model.hparams.label_maps)
-        for name in (ONNX_FP32, ONNX_INT8):
+            results["onnx_int8"] = evaluate_classifier(int8, frames, label_maps)
+        if cfg.model.hybrid:
+            served = TicketClassifier.from_dir(staging, int8=bool(cfg.export.use_int8))
+            weights = build_hybrid(cfg, served, staging, frames, label_maps)
+            hybrid = TicketClassifier.from_dir(staging, int8=bool(cfg.export.use_int8))
+            results["hybrid"] = {
+                **evaluate_classifier(hybrid, frames, label_maps),
+                "weights": weights,
+            }
+        produced = (ONNX_FP32, ONNX_INT8, "baseline.npz", "hybrid.json")
+        for name in produced:
             if (staging / name).exists():
                 (staging / name).replace(out / name)
-        if not cfg.export.quantize:
-            (out / ONNX_INT8).unlink(missing_ok=True)
+            else:  # e.g. no INT8 or no hybrid this time: nothing stale from an older export
+                (out / name).unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     sizes = {
@@ -174,13 +210,15 @@ def run_export(cfg: DictConfig) -> dict:
         for name in (ONNX_FP32, ONNX_INT8)
         if (out / name).exists()
     }
+    served = ONNX_INT8 if cfg.export.use_int8 else ONNX_FP32
+    size_of = {
+        "onnx": sizes.get(ONNX_FP32),
+        "onnx_int8": sizes.get(ONNX_INT8),
+        "hybrid": sizes.get(served),
+    }
     for name, metrics in results.items():
         write_json(
-            {
-                **metrics,
-                "parity": checks,
-                "size_mb": sizes.get(ONNX_FP32 if name == "onnx" else ONNX_INT8),
-            },
+            {**metrics, "parity": checks, "size_mb": size_of[name]},
             out / "metrics" / f"{name}.json",
         )
     with start_run(cfg, "export"):
@@ -193,7 +231,7 @@ def run_export(cfg: DictConfig) -> dict:
         print(
             f"{name} test: "
             + ", ".join(f"{t} macro_f1={metrics['test'][t]['macro_f1']:.3f}" for t in TASKS)
-            + f" ({sizes.get(ONNX_FP32 if name == 'onnx' else ONNX_INT8, 0):.1f} MB)"
+            + f" ({size_of[name] or 0:.1f} MB graph)"
         )
     print(f"parity vs torch: max |diff| {worst:.2e}, argmax agreement 100%")
     return results

@@ -51,13 +51,14 @@ def signature():
 
 
 def model_artifacts(cfg: DictConfig) -> dict[str, str]:
-    from pyfunc.core import FILES, ONNX_FP32, ONNX_INT8
+    from pyfunc.core import FILES, ONNX_FP32, ONNX_INT8, OPTIONAL
 
     out = Path(cfg.paths.artifacts_dir)
     onnx = out / (ONNX_INT8 if cfg.export.use_int8 else ONNX_FP32)
     files = {"onnx_model": onnx, **{k: out / v for k, v in FILES.items()}}
-    if not files["calibration"].is_file():
-        del files["calibration"]
+    for key in OPTIONAL:
+        if not files[key].is_file():
+            del files[key]
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise ModelError(f"missing export files {missing} (run `ticketml export_onnx` first)")

@@ -49,9 +49,15 @@ def test_loading_and_predicting_never_imports_torch(export_workdir):
 @pytest.mark.slow
 def test_promotion_gate_first_better_and_worse(export_workdir, tiny_encoder, capsys):
     # A deliberately bad model (learning rate ~0) in its own artifacts folder.
-    bad = ["paths.artifacts_dir=bad_artifacts", "paths.checkpoints_dir=bad_checkpoints"]
+    # Transformers only: a hybrid would fall back to the shared baseline and hide the difference.
+    bad = [
+        "paths.artifacts_dir=bad_artifacts",
+        "paths.checkpoints_dir=bad_checkpoints",
+        "model.hybrid=false",
+    ]
     import shutil
 
+    assert run_cli("export_onnx", "export.quantize=false", "model.hybrid=false") == 0
     shutil.copytree(export_workdir / "artifacts", export_workdir / "bad_artifacts")
     assert (
         run_cli("train", *tiny_overrides(tiny_encoder), "train.learning_rate=1e-12", "seed=1", *bad)
@@ -66,7 +72,9 @@ def test_promotion_gate_first_better_and_worse(export_workdir, tiny_encoder, cap
 
     assert run_cli("register", *bad) == 0 and run_cli("promote", *bad) == 0  # first → champion
     assert alias("champion") == "1"
-    assert run_cli("register") == 0 and run_cli("promote") == 0  # better → moves
+    assert (
+        run_cli("register", "model.hybrid=false") == 0 and run_cli("promote") == 0
+    )  # better → moves
     assert alias("champion") == "2"
     v2 = client.get_model_version("ticketml", "2")
     assert v2.tags["promotion_decision"] == "promoted"
