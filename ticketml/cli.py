@@ -116,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = os.environ.get("HYDRA_FULL_ERROR") == "1"
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("ticketml").setLevel(logging.INFO)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no tips/banners
     from ticketml.errors import TicketMLError
 
     try:

@@ -1,0 +1,135 @@
+"""Model quality on one dataset: TF-IDF baseline vs transformer vs hybrid, per task and language.
+
+    python bench/quality.py --data synthetic
+    python bench/quality.py --data support_tickets data.path=../shared/data/support-tickets-sample/tickets.csv
+
+Same split and seed for all three; the transformer is calibrated and the hybrid weights fitted on
+val exactly as `export_onnx` does. Writes bench/results/quality_<dataset>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine_info  # noqa: E402
+
+TASKS = ("topic", "priority")
+
+
+def scores(probs: dict, labels: dict, label_maps: dict, mask=None) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    out = {}
+    for t in TASKS:
+        y, p = labels[t], probs[t].argmax(1)
+        if mask is not None:
+            y, p = y[mask], p[mask]
+        out[t] = {
+            "macro_f1": float(
+                f1_score(
+                    y, p, labels=list(range(len(label_maps[t]))), average="macro", zero_division=0
+                )
+            ),
+            "accuracy": float(accuracy_score(y, p)),
+            "n": int(len(y)),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="synthetic")
+    parser.add_argument("--name", default=None, help="result name (default: the data config)")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+
+    from ticketml.baseline import build_pipeline, load_label_maps, load_splits, predict_proba
+    from ticketml.calibration import fit_temperature, softmax
+    from ticketml.config import load_config
+    from ticketml.data.preprocess import preprocess
+    from ticketml.data.sources import download_data
+    from ticketml.hybrid import fit_weights
+    from ticketml.training.datamodule import encode_labels
+    from ticketml.training.train import evaluate, train_model
+
+    work = Path(tempfile.mkdtemp(prefix="ticketml-quality-"))
+    paths = [
+        f"paths.{k}={work}/{k}" for k in ("raw_dir", "processed_dir", "artifacts_dir", "plots_dir")
+    ]
+    cfg = load_config([f"data={args.data}", *paths, "train.progress_bar=false", *args.overrides])
+    download_data(cfg)
+    preprocess(cfg)
+    splits, label_maps = load_splits(cfg), load_label_maps(cfg)
+    labels = {s: encode_labels(splits[s], label_maps) for s in ("val", "test")}
+    started = time.perf_counter()
+    models = {
+        t: build_pipeline(cfg.baseline, int(cfg.seed)).fit(
+            splits["train"]["text"], splits["train"][t]
+        )
+        for t in TASKS
+    }
+    base = {
+        s: predict_proba(models, splits[s]["text"].tolist(), label_maps) for s in ("val", "test")
+    }
+    baseline_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    model, dm, history, _ = train_model(cfg)
+    _, logits = evaluate(model, dm)
+    train_seconds = time.perf_counter() - started
+    temps = {t: fit_temperature(logits["val"][t], labels["val"][t]) for t in TASKS}
+    trans = {s: {t: softmax(logits[s][t], temps[t]) for t in TASKS} for s in ("val", "test")}
+    weights = fit_weights(trans["val"], base["val"], labels["val"])
+    hybrid = {
+        t: weights[t]["transformer_weight"] * trans["test"][t]
+        + (1 - weights[t]["transformer_weight"]) * base["test"][t]
+        for t in TASKS
+    }
+    test = splits["test"]
+    probs = {"baseline": base["test"], "transformer": trans["test"], "hybrid": hybrid}
+    result = {
+        "dataset": args.data,
+        "encoder": cfg.model.encoder_name,
+        "max_length": cfg.model.max_length,
+        "train_rows": len(splits["train"]),
+        "test_rows": len(test),
+        "epochs": len(history.rows),
+        "train_seconds": train_seconds,
+        "baseline_seconds": baseline_seconds,
+        "hybrid_weights": weights,
+        "overrides": args.overrides,
+        "models": {k: scores(v, labels["test"], label_maps) for k, v in probs.items()},
+    }
+    if "language" in test.columns:
+        result["by_language"] = {}
+        for lang, count in test["language"].value_counts().items():
+            if count >= 20:
+                mask = (test["language"] == lang).to_numpy()
+                result["by_language"][lang] = {
+                    k: scores(v, labels["test"], label_maps, mask) for k, v in probs.items()
+                }
+    result["machine"] = machine_info()
+    print(
+        f"\n{args.data}: {len(test)} test tickets, {result['epochs']} epochs ({cfg.model.encoder_name})"
+    )
+    print(f"{'model':<12} {'rows':<8} {'topic F1':>9} {'priority F1':>12}")
+    for group, per_model in [("all", result["models"]), *result.get("by_language", {}).items()]:
+        for name, m in per_model.items():
+            print(
+                f"{name:<12} {group:<8} {m['topic']['macro_f1']:>9.3f} {m['priority']['macro_f1']:>12.3f}"
+            )
+    out = ROOT / "bench" / "results" / f"quality_{args.name or args.data}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
