@@ -194,3 +194,12 @@ def test_the_fastapi_serving_path_never_imports_torch(exported_model):
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_min_confidence_flags_uncertain_predictions_for_review(exported_model):
+    loader = lambda: (TicketClassifier.from_dir(exported_model / "artifacts"), "artifacts")  # noqa: E731
+    client = TestClient(create_app(loader, min_confidence=1.0, background=False))
+    body = client.post("/predict", json={"text": "printer jam"}).json()
+    assert body["needs_review"] is True
+    client = TestClient(create_app(loader, background=False))
+    assert "needs_review" not in client.post("/predict", json={"text": "printer jam"}).json()

@@ -136,7 +136,7 @@ def build_app(cfg, background: bool = True) -> FastAPI:
         lambda: load_predictor(cfg, s.model_uri),
         max_batch=int(s.max_batch),
         max_text_chars=int(s.max_text_chars),
-        min_confidence=cfg.infer.min_confidence,
+        min_confidence=s.min_confidence,
         background=background,
     )
 

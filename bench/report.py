@@ -1,0 +1,210 @@
+"""Regenerate the README's benchmark section from bench/results/*.json.
+
+python bench/report.py            # rewrites README.md between the BENCHMARKS markers
+python bench/report.py --print    # prints the markdown only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+START, END = "<!-- BENCHMARKS:START (bench/report.py) -->", "<!-- BENCHMARKS:END -->"
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def quality_section() -> list[str]:
+    lines = [
+        "### Model quality (`python bench/quality.py --data <config>`)",
+        "",
+        "Test macro-F1, same split and seed for the three models; the transformer is MiniLM-L6 "
+        "(temperature-calibrated), the hybrid blends it with the baseline using per-task weights "
+        "fitted on validation. Winner in bold; a loss is shown as a loss.",
+        "",
+        "| dataset | rows | baseline topic | transformer topic | hybrid topic | baseline priority | transformer priority | hybrid priority |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, label in (
+        ("quality_synthetic.json", "synthetic (EN+RU)"),
+        ("quality_support_tickets.json", "outside sample, 6 epochs"),
+        ("quality_support_tickets_12ep.json", "outside sample, 12 epochs"),
+    ):
+        r = load(name)
+        if not r:
+            continue
+        groups = [("all", r["models"])] + [
+            (lang, m) for lang, m in r.get("by_language", {}).items()
+        ]
+        for group, models in groups:
+            cells = []
+            for task in ("topic", "priority"):
+                vals = {
+                    k: models[k][task]["macro_f1"] for k in ("baseline", "transformer", "hybrid")
+                }
+                best = max(vals.values())
+                cells += [f"**{v:.3f}**" if v == best else f"{v:.3f}" for v in vals.values()]
+            rows = models["baseline"]["topic"]["n"]
+            lines.append(f"| {label} | {group} ({rows}) | " + " | ".join(cells) + " |")
+    return lines
+
+
+def inference_section() -> list[str]:
+    r = load("inference.json")
+    if not r:
+        return []
+    lines = [
+        "### CPU inference (`python bench/inference.py`)",
+        "",
+        f"{r['test_texts']} test texts of the default synthetic data, {r['threads']} threads, "
+        f"{r['machine']['processor']} ({r['machine']['cpu_count']} cores); the same tokenisation for "
+        "every engine; ratios against PyTorch eager.",
+        "",
+        "| engine | batch 1 p50 | batch 1 p95 | batch 32 texts/s | batch 64 texts/s | × torch (batch 1) | × torch (batch 64) | test F1 topic / priority |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, e in r["engines"].items():
+        lines.append(
+            f"| {name} | {e['batch1_p50_ms']:.1f} ms | {e['batch1_p95_ms']:.1f} ms | {e['batch32_texts_per_s']:.0f} | "
+            f"{e['batch64_texts_per_s']:.0f} | {e['speedup_batch1_p50_vs_torch']:.2f}× | "
+            f"{e['speedup_batch64_vs_torch']:.2f}× | {e['test_macro_f1']['topic']:.3f} / {e['test_macro_f1']['priority']:.3f} |"
+        )
+    return lines
+
+
+def serve_section() -> list[str]:
+    r = load("serve.json")
+    if not r:
+        return []
+    lines = [
+        "### Serving under load (`python bench/serve_load.py --mlflow`)",
+        "",
+        f"{r['clients']} concurrent clients on loopback, {r['requests_per_round']} single-text requests per round "
+        f"(figures of the last round; errors and memory growth over all rounds), {r['machine']['cpu_count']} cores.",
+        "",
+        "| server | cold start → ready | RSS when ready | requests/s | p50 | p95 | p99 | errors | RSS growth |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, s in r["servers"].items():
+        last = s["rounds"][-1]
+        lines.append(
+            f"| {name} | {s['cold_start_s']:.1f} s | {s['rss_mib_ready']:.0f} MiB | {last['requests_per_s']:.1f} | "
+            f"{last['p50_ms']:.0f} ms | {last['p95_ms']:.0f} ms | {last['p99_ms']:.0f} ms | "
+            f"{sum(x['errors'] for x in s['rounds'])} | {s['rss_growth_mib']:+.1f} MiB |"
+        )
+    t = r["torch_load"]
+    lines.append(
+        f"| (torch load of the same model, reference) | {t['cold_start_s']:.1f} s to a first prediction | "
+        f"{t['peak_rss_mib']:.0f} MiB peak | | | | | | |"
+    )
+    return lines
+
+
+def calibration_section() -> list[str]:
+    r = load("multitask_cpu_demo.json")
+    if not r:
+        return []
+    lines = [
+        "### Calibration and routing (the `make demo` model, CPU)",
+        "",
+        "| task | temperature | test ECE before → after | test NLL before → after |",
+        "| --- | --- | --- | --- |",
+    ]
+    for task in ("topic", "priority"):
+        m = r["test"][task]
+        lines.append(
+            f"| {task} | {r['calibration'][task]['temperature']:.2f} | {m['ece_uncalibrated']:.3f} → {m['ece']:.3f} | "
+            f"{m['nll_uncalibrated']:.3f} → {m['nll']:.3f} |"
+        )
+    lines += [
+        "",
+        "Auto-routing by topic confidence (`serve.min_confidence` / `infer.min_confidence`: below it a "
+        "prediction carries `needs_review: true`), on the test split:",
+        "",
+        "| threshold | share auto-routed | accuracy of the auto-routed |",
+        "| --- | --- | --- |",
+    ]
+    for row in r["routing"]:
+        acc = f"{row['accuracy']:.3f}" if row["accuracy"] is not None else "—"
+        lines.append(f"| {row['threshold']:.1f} | {row['coverage']:.1%} | {acc} |")
+    return lines
+
+
+def training_section() -> list[str]:
+    gpu, fp32 = load("train_gpu.json"), load("train_gpu_fp32.json")
+    if not gpu:
+        return []
+    lines = [
+        "### GPU training (`python bench/train_throughput.py --device cuda`)",
+        "",
+        f"{gpu['train_rows']} train rows (20,000 synthetic tickets), MiniLM-L6, batch {gpu['batch_size']}, on one "
+        f"{gpu['machine'].get('gpu')} lent for the measurement.",
+        "",
+        "| precision | epochs | epoch 1 (warm-up) | median epoch | samples/s (median) | peak GPU memory | test F1 topic / priority |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in (gpu, fp32):
+        if r:
+            lines.append(
+                f"| {r['precision']} | {r['epochs']} | {r['epoch_seconds'][0]:.1f} s | {r['median_epoch_seconds']:.1f} s | "
+                f"{r['median_samples_per_second']:.0f} | {r['peak_gpu_memory_gib']:.2f} GiB | "
+                f"{r['test_macro_f1']['topic']:.3f} / {r['test_macro_f1']['priority']:.3f} |"
+            )
+    return lines
+
+
+def sweep_section() -> list[str]:
+    lines = [
+        "### Choosing the training defaults (`python bench/sweep.py`)",
+        "",
+        "Test macro-F1 of the transformer alone on the default synthetic data (GPU runs, seed 42).",
+        "",
+        "| candidate (on top of the config of the time) | topic | priority |",
+        "| --- | --- | --- |",
+    ]
+    for name in ("sweep_synthetic_defaults.json", "sweep_synthetic_priority.json"):
+        r = load(name)
+        for row in (r or {}).get("rows", []):
+            if name.endswith("priority.json") and row["candidate"] == "tfidf baseline":
+                continue
+            lines.append(f"| {row['candidate']} | {row['topic']:.3f} | {row['priority']:.3f} |")
+    return lines
+
+
+def render() -> str:
+    parts = [
+        quality_section(),
+        calibration_section(),
+        inference_section(),
+        serve_section(),
+        training_section(),
+        sweep_section(),
+    ]
+    return "\n".join(line for part in parts if part for line in [*part, ""]).rstrip() + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--print", action="store_true")
+    args = parser.parse_args()
+    text = render()
+    if args.print:
+        print(text)
+        return
+    readme = (ROOT / "README.md").read_text()
+    if START not in readme or END not in readme:
+        raise SystemExit(f"README.md has no {START} ... {END} markers")
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    (ROOT / "README.md").write_text(f"{head}{START}\n{text}{END}{tail}")
+    print("README.md benchmark section regenerated")
+
+
+if __name__ == "__main__":
+    main()
