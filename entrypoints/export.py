@@ -4,4 +4,4 @@ import sys
 
 from ticketml.cli import entrypoint
 
-sys.exit(entrypoint(["export_onnx", "register", "promote"]))
+sys.exit(entrypoint(["export_onnx", "evaluate", "register", "promote"]))

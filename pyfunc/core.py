@@ -135,16 +135,22 @@ class TicketClassifier:
                 out[task][idx] = values
         return out
 
-    def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Calibrated transformer probabilities, blended with the baseline's in a hybrid model."""
+    def transformer_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Temperature-calibrated probabilities of the transformer alone."""
         logits = self.logits(texts)
-        probs = {t: softmax(logits[t] / self.temperatures[t]) for t in TASKS}
+        return {t: softmax(logits[t] / self.temperatures[t]) for t in TASKS}
+
+    def blend(
+        self, transformer: dict[str, np.ndarray], baseline: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        w = self.hybrid_weights
+        return {t: w[t] * transformer[t] + (1 - w[t]) * baseline[t] for t in TASKS}
+
+    def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The served probabilities: the transformer's, blended with the baseline's in a hybrid."""
+        probs = self.transformer_proba(texts)
         if self.tfidf is not None:
-            base = self.tfidf.predict_proba(list(texts))
-            probs = {
-                t: self.hybrid_weights[t] * probs[t] + (1 - self.hybrid_weights[t]) * base[t]
-                for t in TASKS
-            }
+            probs = self.blend(probs, self.tfidf.predict_proba(list(texts)))
         return probs
 
     def predict(self, texts: Sequence[str], min_confidence: float | None = None) -> list[dict]:

@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ticketml.training.train:run_train", "train the multi-task transformer"),
     "tune": ("ticketml.training.tune:run_tune", "Optuna study; keeps the best model"),
     "export_onnx": ("ticketml.export:run_export", "export the best checkpoint to ONNX (+ INT8)"),
+    "evaluate": (
+        "ticketml.evaluate:run_evaluate",
+        "baseline vs transformer vs hybrid, per task and language",
+    ),
     "register": (
         "ticketml.registry:run_register",
         "log the pyfunc model, register, alias @challenger",
@@ -41,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 # The whole pipeline, in order (MLproject `main`, scripts/demo.sh).
-PIPELINE = ["data", "baseline", "tune", "export_onnx", "register", "promote"]
+PIPELINE = ["data", "baseline", "tune", "export_onnx", "evaluate", "register", "promote"]
 
 USAGE = "usage: ticketml <command> [--option=value ...] [key=value ...] [--overrides='[\"k=v\"]']"
 

@@ -122,33 +122,58 @@ def evaluate_version(name: str, version: str, test: pd.DataFrame) -> dict[str, f
 
 
 def gate(
-    metric: str, challenger: dict[str, float], champion: dict[str, float] | None, min_delta: float
+    metric: str,
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    min_delta: float,
+    floor: float | None = None,
 ) -> tuple[bool, str]:
-    """MLflow's validation: challenger[metric] >= champion[metric] + min_delta."""
+    """MLflow's validation: challenger[metric] >= champion[metric] + min_delta, and >= floor
+    (the TF-IDF baseline's score on the same test split) when a floor is given."""
     from mlflow.models import MetricThreshold
     from mlflow.models.evaluation import EvaluationResult
 
     if metric not in challenger:
         raise TicketMLError(f"promote.metric={metric!r} is not one of {sorted(challenger)}")
-    if champion is None:
+    value = challenger[metric]
+    thresholds, checks = [], []
+    if floor is not None:
+        thresholds.append(MetricThreshold(threshold=floor, greater_is_better=True))
+        checks.append(f"baseline floor {floor:.4f}")
+    if champion is not None:
+        if min_delta > 0:
+            thresholds.append(
+                MetricThreshold(min_absolute_change=min_delta, greater_is_better=True)
+            )
+        else:  # MLflow requires a positive min_absolute_change; an absolute threshold covers delta <= 0
+            thresholds.append(
+                MetricThreshold(threshold=champion[metric] + min_delta, greater_is_better=True)
+            )
+        checks.append(f"champion {champion[metric]:.4f} + {min_delta}")
+    if not thresholds:
         return True, "no champion yet: the first registered model becomes champion"
-    if min_delta > 0:
-        threshold = MetricThreshold(min_absolute_change=min_delta, greater_is_better=True)
-    else:  # MLflow requires a positive min_absolute_change; an absolute threshold covers delta <= 0
-        threshold = MetricThreshold(threshold=champion[metric] + min_delta, greater_is_better=True)
-    try:
-        mlflow.validate_evaluation_results(
-            {metric: threshold}, EvaluationResult(challenger, {}), EvaluationResult(champion, {})
-        )
-    except MlflowException as exc:
-        return (
-            False,
-            f"{metric} {challenger[metric]:.4f} < champion {champion[metric]:.4f} + {min_delta}: {exc.message.strip()}",
-        )
-    return (
-        True,
-        f"{metric} {challenger[metric]:.4f} >= champion {champion[metric]:.4f} + {min_delta}",
-    )
+    baseline_result = EvaluationResult(champion, {}) if champion is not None else None
+    for threshold in thresholds:
+        try:
+            mlflow.validate_evaluation_results(
+                {metric: threshold}, EvaluationResult(challenger, {}), baseline_result
+            )
+        except MlflowException as exc:
+            return (
+                False,
+                f"{metric} {value:.4f} fails {' and '.join(checks)}: {exc.message.strip()}",
+            )
+    first = "" if champion is not None else "first model; "
+    return True, f"{first}{metric} {value:.4f} >= {' and '.join(checks)}"
+
+
+def baseline_floor(cfg: DictConfig, metric: str) -> float | None:
+    """The baseline's test score for `metric` (artifacts/metrics/baseline.json), if configured."""
+    path = Path(cfg.paths.artifacts_dir) / "metrics" / "baseline.json"
+    if not cfg.promote.baseline_floor or not path.is_file():
+        return None
+    flat = {k.removeprefix("test_"): v for k, v in flat_metrics(read_json(path)).items()}
+    return flat.get(metric)
 
 
 def run_promote(cfg: DictConfig) -> bool:
@@ -179,7 +204,8 @@ def run_promote(cfg: DictConfig) -> bool:
     test = load_splits(cfg)["test"]
     challenger_metrics = evaluate_version(name, challenger.version, test)
     champion_metrics = evaluate_version(name, champion.version, test) if champion else None
-    promoted, reason = gate(metric, challenger_metrics, champion_metrics, min_delta)
+    floor = baseline_floor(cfg, metric)
+    promoted, reason = gate(metric, challenger_metrics, champion_metrics, min_delta, floor)
     decision = "promoted" if promoted else "rejected"
     tags = {
         "promotion_decision": decision,
@@ -196,7 +222,6 @@ def run_promote(cfg: DictConfig) -> bool:
         client.set_registered_model_alias(name, "champion", challenger.version)
         print(f"promoted version {challenger.version} to @champion: {reason}")
     else:
-        print(
-            f"kept @champion at version {champion.version}; version {challenger.version} not promoted: {reason}"
-        )
+        kept = f"kept @champion at version {champion.version}" if champion else "no @champion set"
+        print(f"{kept}; version {challenger.version} not promoted: {reason}")
     return promoted

@@ -70,10 +70,19 @@ def test_promotion_gate_first_better_and_worse(export_workdir, tiny_encoder, cap
     def alias(name):
         return str(client.get_model_version_by_alias("ticketml", name).version)
 
-    assert run_cli("register", *bad) == 0 and run_cli("promote", *bad) == 0  # first → champion
+    assert run_cli("register", *bad) == 0
+    assert run_cli("promote", *bad) == 0  # the baseline floor (on by default) stops a useless model
+    v1 = client.get_model_version("ticketml", "1")
+    assert (
+        v1.tags["promotion_decision"] == "rejected"
+        and "baseline floor" in v1.tags["promotion_reason"]
+    )
+    bad.append("promote.baseline_floor=false")  # from here on: the champion/challenger mechanics
+    assert run_cli("promote", *bad) == 0  # first → champion
     assert alias("champion") == "1"
     assert (
-        run_cli("register", "model.hybrid=false") == 0 and run_cli("promote") == 0
+        run_cli("register", "model.hybrid=false") == 0
+        and run_cli("promote", "promote.baseline_floor=false") == 0
     )  # better → moves
     assert alias("champion") == "2"
     v2 = client.get_model_version("ticketml", "2")
@@ -88,3 +97,31 @@ def test_promotion_gate_first_better_and_worse(export_workdir, tiny_encoder, cap
     assert v3.tags["promotion_decision"] == "rejected" and "champion" in v3.tags["promotion_reason"]
     assert "not promoted" in capsys.readouterr().out
     assert v3.description.startswith("rejected")
+
+
+@pytest.mark.parametrize(
+    "challenger, champion, delta, floor, promoted",
+    [
+        (0.50, None, 0.0, None, True),  # first model
+        (0.50, None, 0.0, 0.60, False),  # first model below the baseline floor
+        (0.70, None, 0.0, 0.60, True),
+        (0.70, 0.70, 0.0, None, True),  # a tie is "at least as good"
+        (0.69, 0.70, 0.0, None, False),
+        (0.74, 0.70, 0.05, None, False),
+        (0.76, 0.70, 0.05, None, True),
+        (0.76, 0.70, 0.05, 0.80, False),  # better than the champion, still under the floor
+    ],
+)
+def test_gate_decisions(challenger, champion, delta, floor, promoted):
+    from ticketml.registry import gate
+
+    ok, reason = gate(
+        "mean_macro_f1",
+        {"mean_macro_f1": challenger},
+        None if champion is None else {"mean_macro_f1": champion},
+        delta,
+        floor,
+    )
+    assert ok is promoted, reason
+    if floor is not None and not ok:
+        assert "baseline floor" in reason

@@ -1,0 +1,127 @@
+"""evaluate: baseline vs transformer vs hybrid on the test split, per task and per language.
+
+Uses the exported artifacts (the serving core: ONNX Runtime + the exported TF-IDF arrays), so it
+scores exactly what would be served. Writes artifacts/metrics/report.json and artifacts/report.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from ticketml import TASKS
+from ticketml.calibration import ece
+from ticketml.io import atomic_path, write_json
+from ticketml.metrics import task_metrics
+from ticketml.training.datamodule import encode_labels
+
+MIN_LANGUAGE_ROWS = 20
+
+
+def score(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray], label_maps: dict) -> dict:
+    out = {}
+    for t in TASKS:
+        m = task_metrics(labels[t], probs[t].argmax(1), label_maps[t])
+        out[t] = {
+            "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"],
+            "ece": ece(probs[t], labels[t]),
+            "n": int(len(labels[t])),
+            "per_class_f1": {k: v["f1"] for k, v in m["per_class"].items()},
+        }
+    return out
+
+
+def model_probs(classifier, texts: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    probs = {"transformer": classifier.transformer_proba(texts)}
+    if classifier.tfidf is not None:
+        probs["baseline"] = classifier.tfidf.predict_proba(texts)
+        probs["hybrid"] = classifier.blend(probs["transformer"], probs["baseline"])
+    return probs
+
+
+def build_report(classifier, test: pd.DataFrame) -> dict:
+    label_maps = classifier.label_maps
+    labels = encode_labels(test, label_maps)
+    probs = model_probs(classifier, test["text"].tolist())
+    report = {
+        "test_rows": len(test),
+        "models": {k: score(v, labels, label_maps) for k, v in probs.items()},
+        "hybrid_weights": classifier.hybrid_weights,
+    }
+    if "language" in test.columns:
+        report["by_language"] = {}
+        for lang, count in test["language"].value_counts().items():
+            if count < MIN_LANGUAGE_ROWS:
+                continue
+            mask = (test["language"] == lang).to_numpy()
+            sub = {t: labels[t][mask] for t in TASKS}
+            report["by_language"][lang] = {
+                k: score({t: v[t][mask] for t in TASKS}, sub, label_maps) for k, v in probs.items()
+            }
+    return report
+
+
+def to_markdown(report: dict) -> str:
+    lines = [
+        f"# ticketml evaluation ({report['test_rows']} test tickets)",
+        "",
+        "| rows | model | topic acc | topic macro-F1 | topic ECE | priority acc | priority macro-F1 | priority ECE |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    groups = [("all", report["models"]), *report.get("by_language", {}).items()]
+    for group, models in groups:
+        for name, m in models.items():
+            cells = [f"{m[t][k]:.3f}" for t in TASKS for k in ("accuracy", "macro_f1", "ece")]
+            lines.append(f"| {group} ({m['topic']['n']}) | {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Per-class F1 (all test rows):", ""]
+    for t in TASKS:
+        names = list(next(iter(report["models"].values()))[t]["per_class_f1"])
+        lines += [f"| {t} | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+        for model, m in report["models"].items():
+            lines.append(
+                f"| {model} | " + " | ".join(f"{m[t]['per_class_f1'][n]:.3f}" for n in names) + " |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_evaluate(cfg: DictConfig) -> dict:
+    import mlflow
+
+    from pyfunc.core import TicketClassifier
+    from ticketml.baseline import load_splits
+    from ticketml.tracking import start_run
+
+    artifacts = Path(cfg.paths.artifacts_dir)
+    try:
+        classifier = TicketClassifier.from_dir(artifacts, int8=bool(cfg.export.use_int8))
+    except FileNotFoundError as exc:
+        from ticketml.errors import ModelError
+
+        raise ModelError(str(exc)) from exc
+    report = build_report(classifier, load_splits(cfg)["test"])
+    json_path = write_json(report, artifacts / "metrics" / "report.json")
+    md_path = artifacts / "report.md"
+    with atomic_path(md_path) as tmp:
+        tmp.write_text(to_markdown(report) + "\n")
+    with start_run(cfg, "evaluate"):
+        mlflow.log_metrics(
+            {
+                f"{model}_test_{t}_{k}": m[t][k]
+                for model, m in report["models"].items()
+                for t in TASKS
+                for k in ("accuracy", "macro_f1", "ece")
+            }
+        )
+        mlflow.log_artifact(str(json_path), artifact_path="metrics")
+        mlflow.log_artifact(str(md_path))
+    for model, m in report["models"].items():
+        print(
+            f"{model:<12} test: " + ", ".join(f"{t} macro_f1={m[t]['macro_f1']:.3f}" for t in TASKS)
+        )
+    print(f"report: {md_path}")
+    return report
