@@ -16,6 +16,7 @@ from ticketml import TASKS
 from ticketml.calibration import ece
 from ticketml.io import atomic_path, write_json
 from ticketml.metrics import task_metrics
+from ticketml.predictor import use_int8
 from ticketml.training.datamodule import encode_labels
 
 MIN_LANGUAGE_ROWS = 20
@@ -98,7 +99,7 @@ def run_evaluate(cfg: DictConfig) -> dict:
 
     artifacts = Path(cfg.paths.artifacts_dir)
     try:
-        classifier = TicketClassifier.from_dir(artifacts, int8=bool(cfg.export.use_int8))
+        classifier = TicketClassifier.from_dir(artifacts, int8=use_int8(cfg))
     except FileNotFoundError as exc:
         from ticketml.errors import ModelError
 

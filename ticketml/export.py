@@ -184,15 +184,19 @@ def run_export(cfg: DictConfig) -> dict:
                 f"ONNX parity check failed: {checks} (tolerance {cfg.export.parity_atol})"
             )
         label_maps = model.hparams.label_maps
+        choice = str(cfg.export.use_int8).lower()
+        serve_int8 = bool(cfg.export.quantize) if choice == "auto" else choice == "true"
+        if serve_int8 and not cfg.export.quantize:
+            raise ModelError("export.use_int8=true needs export.quantize=true")
         results = {"onnx": evaluate_classifier(classifier, frames, label_maps)}
         if cfg.export.quantize:
             quantize(staging / ONNX_FP32, staging / ONNX_INT8)
             int8 = TicketClassifier.from_dir(staging, int8=True)
             results["onnx_int8"] = evaluate_classifier(int8, frames, label_maps)
         if cfg.model.hybrid:
-            served = TicketClassifier.from_dir(staging, int8=bool(cfg.export.use_int8))
+            served = TicketClassifier.from_dir(staging, int8=serve_int8)
             weights = build_hybrid(cfg, served, staging, frames, label_maps)
-            hybrid = TicketClassifier.from_dir(staging, int8=bool(cfg.export.use_int8))
+            hybrid = TicketClassifier.from_dir(staging, int8=serve_int8)
             results["hybrid"] = {
                 **evaluate_classifier(hybrid, frames, label_maps),
                 "weights": weights,
@@ -210,7 +214,7 @@ def run_export(cfg: DictConfig) -> dict:
         for name in (ONNX_FP32, ONNX_INT8)
         if (out / name).exists()
     }
-    served = ONNX_INT8 if cfg.export.use_int8 else ONNX_FP32
+    served = ONNX_INT8 if serve_int8 else ONNX_FP32
     size_of = {
         "onnx": sizes.get(ONNX_FP32),
         "onnx_int8": sizes.get(ONNX_INT8),

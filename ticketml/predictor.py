@@ -13,6 +13,16 @@ from ticketml.errors import ModelError
 log = logging.getLogger(__name__)
 
 
+def use_int8(cfg: DictConfig) -> bool:
+    """Which exported graph is served: `export.use_int8` true/false, or auto = INT8 if it exists."""
+    from pyfunc.core import ONNX_INT8
+
+    choice = cfg.export.use_int8
+    if str(choice).lower() == "auto":
+        return (Path(cfg.paths.artifacts_dir) / ONNX_INT8).is_file()
+    return bool(choice)
+
+
 def load_predictor(cfg: DictConfig, model_uri: str | None = None):
     """(TicketClassifier, description). `models:/...` through MLflow; falls back to artifacts/."""
     from pyfunc.core import TicketClassifier
@@ -42,6 +52,6 @@ def load_predictor(cfg: DictConfig, model_uri: str | None = None):
             )
     directory = Path(cfg.paths.artifacts_dir)
     try:
-        return TicketClassifier.from_dir(directory, int8=bool(cfg.export.use_int8)), str(directory)
+        return TicketClassifier.from_dir(directory, int8=use_int8(cfg)), str(directory)
     except FileNotFoundError as exc:
         raise ModelError(f"no model to load: {exc}") from exc

@@ -16,6 +16,7 @@ from ticketml import TASKS
 from ticketml.errors import ModelError, TicketMLError
 from ticketml.io import read_json
 from ticketml.metrics import flat_metrics, task_metrics
+from ticketml.predictor import use_int8
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +55,7 @@ def model_artifacts(cfg: DictConfig) -> dict[str, str]:
     from pyfunc.core import FILES, ONNX_FP32, ONNX_INT8, OPTIONAL
 
     out = Path(cfg.paths.artifacts_dir)
-    onnx = out / (ONNX_INT8 if cfg.export.use_int8 else ONNX_FP32)
+    onnx = out / (ONNX_INT8 if use_int8(cfg) else ONNX_FP32)
     files = {"onnx_model": onnx, **{k: out / v for k, v in FILES.items()}}
     for key in OPTIONAL:
         if not files[key].is_file():
@@ -66,7 +67,7 @@ def model_artifacts(cfg: DictConfig) -> dict[str, str]:
 
 
 def exported_metrics(cfg: DictConfig) -> dict[str, float]:
-    name = "onnx_int8" if cfg.export.use_int8 else "onnx"
+    name = "onnx_int8" if use_int8(cfg) else "onnx"
     path = Path(cfg.paths.artifacts_dir) / "metrics" / f"{name}.json"
     return (
         {k: v for k, v in flat_metrics(read_json(path)).items() if k.startswith("test_")}
