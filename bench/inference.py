@@ -11,7 +11,6 @@ test macro-F1, and ratios against torch eager.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import machine_info  # noqa: E402
+from bench.machine import machine_info, write_result  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -159,12 +158,7 @@ def main() -> None:
             f"{r['batch64_texts_per_s']:>8.1f} {r['speedup_batch1_p50_vs_torch']:>6.2f} {r['speedup_batch64_vs_torch']:>6.2f} "
             f"{r['test_macro_f1']['topic']:>8.3f} {r['test_macro_f1']['priority']:>8.3f}"
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(out)
-    print(f"wrote {out}")
+    write_result(report, args.out)
 
 
 if __name__ == "__main__":

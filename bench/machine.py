@@ -1,9 +1,22 @@
-"""Machine description stored with every benchmark result."""
+"""Machine description stored with every benchmark result, and the one way results are written."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+from pathlib import Path
+
+
+def write_result(result: dict, path: str | Path) -> Path:
+    """Write a benchmark result as JSON atomically (temp file, then rename) and say where."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(path)
+    print(f"wrote {path}")
+    return path
 
 
 def machine_info() -> dict:

@@ -10,7 +10,6 @@ val exactly as `export_onnx` does. Writes bench/results/quality_<dataset>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import machine_info  # noqa: E402
+from bench.machine import machine_info, write_result  # noqa: E402
 
 TASKS = ("topic", "priority")
 
@@ -125,10 +124,7 @@ def main() -> None:
             print(
                 f"{name:<12} {group:<8} {m['topic']['macro_f1']:>9.3f} {m['priority']['macro_f1']:>12.3f}"
             )
-    out = ROOT / "bench" / "results" / f"quality_{args.name or args.data}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(result, ROOT / "bench" / "results" / f"quality_{args.name or args.data}.json")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ loads the same model through torch. Writes bench/results/serve.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
@@ -24,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.inference import percentile  # noqa: E402
-from bench.machine import machine_info  # noqa: E402
+from bench.machine import machine_info, write_result  # noqa: E402
 
 
 def free_port() -> int:
@@ -221,9 +220,7 @@ def main() -> None:
         )
     t = report["torch_load"]
     print(f"{'torch load (reference)':<22} {t['cold_start_s']:>7.1f} {t['peak_rss_mib']:>8.0f}")
-    out = ROOT / "bench" / "results" / "serve.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_result(report, ROOT / "bench" / "results" / "serve.json")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import machine_info  # noqa: E402
+from bench.machine import machine_info, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -85,12 +85,10 @@ def main() -> None:
     print(f"\n{'candidate':<60} {'topic F1':>9} {'priority F1':>12}")
     for r in rows:
         print(f"{r['candidate']:<60} {r['topic']:>9.3f} {r['priority']:>12.3f}")
-    out = ROOT / "bench" / "results" / f"sweep_{args.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"base": args.base, "rows": rows, "machine": machine_info()}, indent=2) + "\n"
+    write_result(
+        {"base": args.base, "rows": rows, "machine": machine_info()},
+        ROOT / "bench" / "results" / f"sweep_{args.name}.json",
     )
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Prints a table and writes bench/results/train_{gpu,cpu}.json (with the machine d
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import machine_info  # noqa: E402
+from bench.machine import machine_info, write_result  # noqa: E402
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -117,11 +116,7 @@ def main() -> None:
         args.out
         or ROOT / "bench" / "results" / f"train_{'gpu' if args.device == 'cuda' else 'cpu'}.json"
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out)
-    print(f"wrote {out}")
+    write_result(result, out)
 
 
 if __name__ == "__main__":

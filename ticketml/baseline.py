@@ -16,7 +16,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from ticketml import TASKS
 from ticketml.errors import ModelError
 from ticketml.io import atomic_path, read_json, write_json
-from ticketml.metrics import flat_metrics, task_metrics
+from ticketml.metrics import flat_metrics, summary_line, task_metrics
 from ticketml.plots import confusion_matrix_plot
 
 log = logging.getLogger(__name__)
@@ -150,11 +150,5 @@ def run_baseline(cfg: DictConfig) -> dict:
                 model, name=f"baseline_{task}", serialization_format="cloudpickle"
             )
     for split in ("val", "test"):
-        print(
-            f"baseline {split}: "
-            + ", ".join(
-                f"{t} acc={metrics[split][t]['accuracy']:.3f} macro_f1={metrics[split][t]['macro_f1']:.3f}"
-                for t in TASKS
-            )
-        )
+        print(summary_line("baseline", split, metrics[split]))
     return metrics

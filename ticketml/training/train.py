@@ -20,7 +20,7 @@ from ticketml.calibration import calibrate, routing_table, softmax
 from ticketml.encoder import load_tokenizer
 from ticketml.errors import TicketMLError
 from ticketml.io import atomic_path, read_json, write_json
-from ticketml.metrics import flat_metrics, task_metrics
+from ticketml.metrics import flat_metrics, summary_line, task_metrics
 from ticketml.plots import confusion_matrix_plot, curves_plot, reliability_plot
 from ticketml.training.datamodule import TicketDataModule, encode_labels
 from ticketml.training.module import MultiTaskClassifier, predict_logits
@@ -312,13 +312,7 @@ def train_and_log(cfg: DictConfig) -> dict:
             mlflow.log_artifact(str(plot), artifact_path="plots")
         mlflow.log_artifact(str(best_path), artifact_path="checkpoints")
     for split in ("val", "test"):
-        print(
-            f"multitask {split}: "
-            + ", ".join(
-                f"{t} acc={metrics[split][t]['accuracy']:.3f} macro_f1={metrics[split][t]['macro_f1']:.3f}"
-                for t in TASKS
-            )
-        )
+        print(summary_line("multitask", split, metrics[split]))
     for t in TASKS:
         m = metrics["test"][t]
         print(
