@@ -203,3 +203,37 @@ def test_min_confidence_flags_uncertain_predictions_for_review(exported_model):
     assert body["needs_review"] is True
     client = TestClient(create_app(loader, background=False))
     assert "needs_review" not in client.post("/predict", json={"text": "printer jam"}).json()
+
+
+def test_api_key_body_limit_and_cors(exported_model):
+    loader = lambda: (TicketClassifier.from_dir(exported_model / "artifacts"), "artifacts")  # noqa: E731
+    client = TestClient(
+        create_app(
+            loader,
+            background=False,
+            api_key="s3cret",
+            max_body_bytes=1000,
+            cors_origins=["https://helpdesk.example.com"],
+        )
+    )
+    assert client.get("/health").status_code == 200  # stays open
+    assert client.post("/predict", json={"text": "VPN down"}).status_code == 401
+    wrong = client.post(
+        "/predict", json={"text": "VPN down"}, headers={"Authorization": "Bearer nope"}
+    )
+    assert wrong.status_code == 401 and "API key" in wrong.json()["detail"]
+    auth = {"Authorization": "Bearer s3cret"}
+    assert client.post("/predict", json={"text": "VPN down"}, headers=auth).status_code == 200
+    assert client.get("/ready", headers=auth).status_code == 200
+    big = client.post("/predict", json={"text": "x" * 2000}, headers=auth)
+    assert big.status_code == 413 and "max_body_bytes" in big.json()["detail"]
+    assert client.post("/predict", json={"text": "VPN down"}, headers=auth).status_code == 200
+    pre = client.options(
+        "/predict",
+        headers={"Origin": "https://helpdesk.example.com", "Access-Control-Request-Method": "POST"},
+    )
+    assert pre.headers["access-control-allow-origin"] == "https://helpdesk.example.com"
+    other = client.get("/health", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    open_client = TestClient(create_app(loader, background=False))
+    assert open_client.post("/predict", json={"text": "VPN down"}).status_code == 200

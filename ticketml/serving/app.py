@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from fastapi import FastAPI, HTTPException, Request
@@ -61,13 +62,33 @@ def create_app(
     max_text_chars: int = 20000,
     min_confidence: float | None = None,
     background: bool = True,
+    api_key: str | None = None,
+    max_body_bytes: int = 2 * 2**20,
+    cors_origins: list[str] | None = None,
 ) -> FastAPI:
     """`loader()` returns (TicketClassifier, description)."""
+    from fastapi import Depends
+
+    from ticketml.serving.security import BodySizeLimit, require_api_key
+
     state = ModelState(loader)
     app = FastAPI(
-        title="ticketml", version="0.1.0", description="Topic and priority for support tickets"
+        title="ticketml",
+        version="0.1.0",
+        description="Topic and priority for support tickets",
+        dependencies=[Depends(require_api_key(api_key))],
     )
     app.state.model = state
+    app.add_middleware(BodySizeLimit, max_bytes=int(max_body_bytes))
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     if background:
         threading.Thread(target=state.load, daemon=True).start()
     else:
@@ -138,6 +159,9 @@ def build_app(cfg, background: bool = True) -> FastAPI:
         max_text_chars=int(s.max_text_chars),
         min_confidence=s.min_confidence,
         background=background,
+        api_key=os.environ.get("TICKETML_API_KEY") or s.api_key,
+        max_body_bytes=int(s.max_body_bytes),
+        cors_origins=list(s.cors_origins or []),
     )
 
 
