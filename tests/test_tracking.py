@@ -37,3 +37,28 @@ def test_explicit_tracking_uri_override_wins_over_environment(data_workdir, monk
     assert (data_workdir / "explicit.db").exists() and not (data_workdir / "env.db").exists()
     mlflow.set_tracking_uri(f"sqlite:///{data_workdir}/explicit.db")
     assert len(mlflow.search_runs(experiment_names=["other"])) == 1
+
+
+def test_tracking_lost_mid_training_keeps_the_run_and_its_results(
+    data_workdir, tiny_encoder, capsys, monkeypatch
+):
+    """Fault injection: every metric/artifact upload fails after the run has started."""
+    import json
+
+    from tests.conftest import tiny_overrides
+    from ticketml import tracking
+
+    monkeypatch.setattr(tracking, "_TRACKING_LOST", [])
+
+    def dead(*args, **kwargs):
+        raise ConnectionError("tracking server at http://127.0.0.1:5999 went away")
+
+    monkeypatch.setattr(mlflow, "log_metrics", dead)
+    monkeypatch.setattr(mlflow, "log_artifact", dead)
+    assert run_cli("train", *tiny_overrides(tiny_encoder)) == 0
+    out = capsys.readouterr().out
+    assert out.count("WARNING: MLflow logging failed mid-run: ConnectionError") == 1
+    assert "results are kept in artifacts/" in out
+    metrics = json.loads((data_workdir / "artifacts/metrics/multitask.json").read_text())
+    assert metrics["test"]["topic"]["macro_f1"] >= 0
+    assert (data_workdir / "checkpoints/best.ckpt").is_file()

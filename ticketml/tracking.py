@@ -64,6 +64,9 @@ def setup_mlflow(cfg: DictConfig) -> str:
     import mlflow
 
     uri = resolve_uri(cfg)
+    # A server that dies mid-run must not hang each call for minutes in MLflow's retry loop.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     try:
         _check_server(uri, float(cfg.mlflow.connect_timeout_s))
         mlflow.set_tracking_uri(uri)
@@ -114,10 +117,51 @@ def start_run(
             stack.callback(os.environ.__setitem__, "MLFLOW_RUN_ID", project_run)
             stack.enter_context(mlflow.start_run(run_id=project_run))
             nested = True
-        run = stack.enter_context(mlflow.start_run(run_name=run_name, nested=nested, tags=tags))
-        if log_config:
-            log_params(flatten(cfg))
-        yield run
+        run = mlflow.start_run(run_name=run_name, nested=nested, tags=tags)
+        try:
+            if log_config:
+                log_safely(log_params, flatten(cfg))
+            yield run
+        except BaseException:
+            _end_run("FAILED")
+            raise
+        _end_run("FINISHED")
+
+
+def _end_run(status: str) -> None:
+    """Always end the run locally (mlflow pops it before contacting the store), even when the
+    tracking store is gone."""
+    import mlflow
+
+    try:
+        mlflow.end_run(status)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not mark the MLflow run %s: %s", status, exc)
+
+
+_TRACKING_LOST: list[str] = []
+
+
+def log_safely(fn, *args, **kwargs) -> bool:
+    """Call an MLflow logging function; if the tracking store fails mid-run, warn once and carry on
+    (every result is also written under artifacts/, checkpoints/ and plots/)."""
+    if _TRACKING_LOST:
+        return False
+    try:
+        fn(*args, **kwargs)
+        return True
+    except Exception as exc:  # noqa: BLE001 - a lost tracking server must not lose the run
+        _TRACKING_LOST.append(f"{type(exc).__name__}: {exc}")
+        print(
+            f"WARNING: MLflow logging failed mid-run: {type(exc).__name__}: {str(exc)[:300]}",
+            flush=True,
+        )
+        print(
+            "WARNING: Continuing without MLflow tracking; results are kept in artifacts/, checkpoints/ "
+            "and plots/",
+            flush=True,
+        )
+        return False
 
 
 def log_params(params: dict[str, object]) -> None:

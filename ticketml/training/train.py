@@ -22,6 +22,7 @@ from ticketml.errors import TicketMLError
 from ticketml.io import atomic_path, read_json, write_json
 from ticketml.metrics import flat_metrics, summary_line, task_metrics
 from ticketml.plots import confusion_matrix_plot, curves_plot, reliability_plot
+from ticketml.tracking import log_safely
 from ticketml.training.datamodule import TicketDataModule, encode_labels
 from ticketml.training.module import MultiTaskClassifier, predict_logits
 
@@ -50,8 +51,10 @@ class EpochHistory(Callback):
         }
         self.rows.append(row)
         if mlflow is not None and mlflow.active_run():
+            from ticketml.tracking import log_safely
+
             # per epoch as "val/..."; the final best-model numbers are "val_..."
-            mlflow.log_metrics(row, step=trainer.current_epoch)
+            log_safely(mlflow.log_metrics, row, step=trainer.current_epoch)
 
     def series(self, key: str) -> list[float]:
         return [r[key] for r in self.rows if key in r]
@@ -295,7 +298,8 @@ def train_and_log(cfg: DictConfig) -> dict:
     plots = write_plots(cfg, history, metrics, dm.label_maps)
     plots += [Path(cfg.paths.plots_dir) / f"reliability_{t}.png" for t in TASKS]
     deltas = compare_with_baseline(cfg, metrics)
-    if mlflow.active_run():
+
+    def log_run() -> None:
         mlflow.log_metrics({**flat_metrics(metrics), **deltas})
         mlflow.log_metrics(
             {
@@ -311,6 +315,9 @@ def train_and_log(cfg: DictConfig) -> dict:
         for plot in plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
         mlflow.log_artifact(str(best_path), artifact_path="checkpoints")
+
+    if mlflow.active_run():
+        log_safely(log_run)
     for split in ("val", "test"):
         print(summary_line("multitask", split, metrics[split]))
     for t in TASKS:
