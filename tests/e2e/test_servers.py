@@ -237,3 +237,18 @@ def test_api_key_body_limit_and_cors(exported_model):
     assert "access-control-allow-origin" not in other.headers
     open_client = TestClient(create_app(loader, background=False))
     assert open_client.post("/predict", json={"text": "VPN down"}).status_code == 200
+
+
+def test_a_corrupt_model_file_keeps_ready_503_and_health_200(exported_model, tmp_path):
+    import shutil
+
+    broken = tmp_path / "artifacts"
+    shutil.copytree(exported_model / "artifacts", broken)
+    (broken / "model.onnx").write_bytes(b"\x00not an onnx graph" * 100)
+    client = TestClient(
+        create_app(lambda: (TicketClassifier.from_dir(broken), "broken"), background=False)
+    )
+    assert client.get("/health").status_code == 200
+    ready = client.get("/ready")
+    assert ready.status_code == 503 and ready.json()["reason"]
+    assert client.post("/predict", json={"text": "hello"}).status_code == 503
