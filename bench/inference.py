@@ -87,8 +87,8 @@ def main() -> None:
     from pyfunc.core import TicketClassifier
     from ticketml.baseline import load_baseline, load_label_maps, load_splits, predict_proba
     from ticketml.config import load_config
+    from ticketml.data.schema import encode_labels
     from ticketml.export import load_checkpoint
-    from ticketml.training.datamodule import encode_labels
 
     torch.set_num_threads(args.threads)
     cfg = load_config()

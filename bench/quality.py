@@ -54,9 +54,9 @@ def main() -> None:
     from ticketml.calibration import fit_temperature, softmax
     from ticketml.config import load_config
     from ticketml.data.preprocess import preprocess
+    from ticketml.data.schema import encode_labels
     from ticketml.data.sources import download_data
     from ticketml.hybrid import fit_weights
-    from ticketml.training.datamodule import encode_labels
     from ticketml.training.train import evaluate, train_model
 
     work = Path(tempfile.mkdtemp(prefix="ticketml-quality-"))

@@ -23,16 +23,12 @@ from bench.machine import machine_info, write_result  # noqa: E402
 
 
 def main() -> None:
-    from ticketml.baseline import (
-        build_pipeline,
-        evaluate_probs,
-        load_label_maps,
-        load_splits,
-        predict_proba,
-    )
+    from ticketml.baseline import build_pipeline, load_label_maps, load_splits, predict_proba
     from ticketml.config import load_config
     from ticketml.data.preprocess import preprocess
+    from ticketml.data.schema import encode_labels
     from ticketml.data.sources import download_data
+    from ticketml.metrics import evaluate_probs
     from ticketml.training.train import evaluate, train_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -59,7 +55,7 @@ def main() -> None:
     }
     baseline = evaluate_probs(
         predict_proba(models, splits["test"]["text"].tolist(), label_maps),
-        splits["test"],
+        encode_labels(splits["test"], label_maps),
         label_maps,
     )
     rows = [

@@ -14,9 +14,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from ticketml import TASKS
+from ticketml.data.schema import encode_labels
 from ticketml.errors import ModelError
 from ticketml.io import atomic_path, read_json, write_json
-from ticketml.metrics import flat_metrics, summary_line, task_metrics
+from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
 from ticketml.plots import confusion_matrix_plot
 
 log = logging.getLogger(__name__)
@@ -95,14 +96,6 @@ def predict_proba(
     return out
 
 
-def evaluate_probs(probs: dict[str, np.ndarray], df: pd.DataFrame, label_maps: dict) -> dict:
-    result = {}
-    for task in TASKS:
-        y_true = df[task].map({label: i for i, label in enumerate(label_maps[task])}).to_numpy()
-        result[task] = task_metrics(y_true, probs[task].argmax(axis=1), label_maps[task])
-    return result
-
-
 def run_baseline(cfg: DictConfig) -> dict:
     """Fit on train, evaluate on val/test, save models, metrics, plots; log to MLflow."""
     import mlflow
@@ -120,7 +113,7 @@ def run_baseline(cfg: DictConfig) -> dict:
     metrics = {
         split: evaluate_probs(
             predict_proba(models, splits[split]["text"].tolist(), label_maps),
-            splits[split],
+            encode_labels(splits[split], label_maps),
             label_maps,
         )
         for split in ("val", "test")

@@ -14,10 +14,10 @@ from omegaconf import DictConfig
 
 from ticketml import TASKS
 from ticketml.calibration import ece
+from ticketml.data.schema import encode_labels
 from ticketml.io import atomic_path, write_json
 from ticketml.metrics import task_metrics
 from ticketml.predictor import use_int8
-from ticketml.training.datamodule import encode_labels
 
 MIN_LANGUAGE_ROWS = 20
 

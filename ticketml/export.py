@@ -12,10 +12,10 @@ from omegaconf import DictConfig
 
 from ticketml import TASKS
 from ticketml.baseline import load_splits
+from ticketml.data.schema import encode_labels
 from ticketml.errors import ModelError
 from ticketml.io import atomic_path, write_json
-from ticketml.metrics import flat_metrics, task_metrics
-from ticketml.training.datamodule import encode_labels
+from ticketml.metrics import evaluate_probs, flat_metrics
 from ticketml.training.module import MultiTaskClassifier
 from ticketml.training.train import BEST_CHECKPOINT
 
@@ -104,15 +104,15 @@ def parity(model: MultiTaskClassifier, classifier, texts: list[str]) -> dict[str
 
 
 def evaluate_classifier(classifier, frames: dict, label_maps: dict) -> dict:
-    metrics = {}
-    for split in ("val", "test"):
-        df = frames[split]
-        probs = classifier.predict_proba(df["text"].tolist())
-        labels = encode_labels(df, label_maps)
-        metrics[split] = {
-            t: task_metrics(labels[t], probs[t].argmax(1), label_maps[t]) for t in TASKS
-        }
-    return metrics
+    """Contract-shaped val/test metrics of what the core serves (calibrated, blended if hybrid)."""
+    return {
+        split: evaluate_probs(
+            classifier.predict_proba(frames[split]["text"].tolist()),
+            encode_labels(frames[split], label_maps),
+            label_maps,
+        )
+        for split in ("val", "test")
+    }
 
 
 def build_hybrid(

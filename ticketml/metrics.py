@@ -36,6 +36,16 @@ def task_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[
     }
 
 
+def evaluate_probs(
+    scores: dict[str, np.ndarray], labels: dict[str, np.ndarray], label_maps: dict
+) -> dict:
+    """Per-task metrics of argmax(scores) (probabilities or logits) against label ids."""
+    return {
+        task: task_metrics(labels[task], scores[task].argmax(axis=1), label_maps[task])
+        for task in scores
+    }
+
+
 def mean_macro_f1(split_metrics: dict) -> float:
     return float(np.mean([m["macro_f1"] for m in split_metrics.values()]))
 

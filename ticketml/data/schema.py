@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
@@ -48,3 +49,16 @@ def apply_mapping(df: pd.DataFrame, data_cfg: DictConfig) -> pd.DataFrame:
     if lang_col and lang_col in df.columns:
         out["language"] = df[lang_col].fillna("").astype(str).str.strip().str.lower()
     return out.reset_index(drop=True)
+
+
+def encode_labels(df: pd.DataFrame, label_maps: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    out = {}
+    for task in ("topic", "priority"):
+        ids = {label: i for i, label in enumerate(label_maps[task])}
+        unknown = set(df[task]) - set(ids)
+        if unknown:
+            raise ValueError(
+                f"{task}: labels {sorted(unknown)} are not in label_maps.json (rerun preprocess)"
+            )
+        out[task] = df[task].map(ids).to_numpy()
+    return out

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from ticketml import TASKS
+from ticketml.data.schema import encode_labels
 
 
 class EncodedSplit(torch.utils.data.Dataset):
@@ -21,19 +22,6 @@ class EncodedSplit(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return {"input_ids": self.input_ids[i], **{t: int(self.labels[t][i]) for t in self.labels}}
-
-
-def encode_labels(df: pd.DataFrame, label_maps: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    out = {}
-    for task in TASKS:
-        ids = {label: i for i, label in enumerate(label_maps[task])}
-        unknown = set(df[task]) - set(ids)
-        if unknown:
-            raise ValueError(
-                f"{task}: labels {sorted(unknown)} are not in label_maps.json (rerun preprocess)"
-            )
-        out[task] = df[task].map(ids).to_numpy()
-    return out
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):

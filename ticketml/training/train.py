@@ -17,13 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 from ticketml import TASKS
 from ticketml.baseline import load_label_maps, load_splits
 from ticketml.calibration import calibrate, routing_table, softmax
+from ticketml.data.schema import encode_labels
 from ticketml.encoder import load_tokenizer
 from ticketml.errors import TicketMLError
 from ticketml.io import atomic_path, read_json, write_json
-from ticketml.metrics import flat_metrics, summary_line, task_metrics
+from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
 from ticketml.plots import confusion_matrix_plot, curves_plot, reliability_plot
 from ticketml.tracking import log_safely
-from ticketml.training.datamodule import TicketDataModule, encode_labels
+from ticketml.training.datamodule import TicketDataModule
 from ticketml.training.module import MultiTaskClassifier, predict_logits
 
 log = logging.getLogger(__name__)
@@ -157,10 +158,7 @@ def evaluate(model: MultiTaskClassifier, dm: TicketDataModule) -> tuple[dict, di
         loader = dm.val_dataloader() if split == "val" else dm.test_dataloader()
         logits[split] = predict_logits(model, loader)
         labels = encode_labels(dm.frames[split], dm.label_maps)
-        metrics[split] = {
-            task: task_metrics(labels[task], logits[split][task].argmax(1), dm.label_maps[task])
-            for task in TASKS
-        }
+        metrics[split] = evaluate_probs(logits[split], labels, dm.label_maps)
     return metrics, logits
 
 
