@@ -23,7 +23,7 @@ def test_baseline_is_learnable_on_the_default_synthetic_data(workdir):
                 and "confusion_matrix" in metrics[split][task]
             )
     for task in ("topic", "priority"):
-        assert (workdir / f"artifacts/baseline/{task}.joblib").is_file()
+        assert (workdir / f"artifacts/baseline/{task}.skops").is_file()
         assert (workdir / f"plots/baseline_confusion_matrix_{task}.png").stat().st_size > 1000
     mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["ticketml"])
@@ -32,3 +32,11 @@ def test_baseline_is_learnable_on_the_default_synthetic_data(workdir):
     assert run["metrics.test_topic_macro_f1"] == metrics["test"]["topic"]["macro_f1"]
     assert run["tags.data_version"] != "unknown" and run["tags.git_commit"]
     assert run["params.baseline.C"] == "5.0"
+    # the logged sklearn flavour is a skops file (no pickle) that loads back to the same model
+    from ticketml.baseline import load_baseline
+    from ticketml.config import load_config
+
+    logged = mlflow.sklearn.load_model(f"runs:/{run['run_id']}/baseline_topic")
+    local = load_baseline(load_config())["topic"]
+    texts = ["VPN is down", "Двойное списание"]
+    assert (logged.predict_proba(texts) == local.predict_proba(texts)).all()

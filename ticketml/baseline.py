@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
@@ -65,17 +64,23 @@ def build_pipeline(b: DictConfig, seed: int) -> Pipeline:
 
 
 def baseline_path(cfg: DictConfig, task: str) -> Path:
-    return Path(cfg.paths.artifacts_dir) / "baseline" / f"{task}.joblib"
+    return Path(cfg.paths.artifacts_dir) / "baseline" / f"{task}.skops"
 
 
 def load_baseline(cfg: DictConfig) -> dict[str, Pipeline]:
-    """Load the fitted pipelines (joblib: trusted, self-written files only)."""
+    """Load the fitted pipelines with skops: no pickle, only types on skops' safe list load
+    (a file that needs anything else is refused with the types it asked for)."""
+    import skops.io as sio
+
     models = {}
     for task in TASKS:
         path = baseline_path(cfg, task)
         if not path.is_file():
             raise ModelError(f"{path}: no baseline model (run `ticketml baseline` first)")
-        models[task] = joblib.load(path)
+        untrusted = sio.get_untrusted_types(file=path)
+        if untrusted:
+            raise ModelError(f"{path}: refusing to load untrusted types {untrusted}")
+        models[task] = sio.load(path, trusted=[])
     return models
 
 
@@ -94,6 +99,16 @@ def predict_proba(
             [proba[:, c] if c is not None else np.zeros(len(texts)) for c in cols], axis=1
         )
     return out
+
+
+def save_model(model: Pipeline, path: Path) -> None:
+    """skops format (zip of JSON + numpy arrays, no pickle), written atomically."""
+    import zipfile
+
+    import skops.io as sio
+
+    with atomic_path(path) as tmp:
+        sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED)
 
 
 def run_baseline(cfg: DictConfig) -> dict:
@@ -120,8 +135,7 @@ def run_baseline(cfg: DictConfig) -> dict:
     }
     artifacts = Path(cfg.paths.artifacts_dir)
     for task, model in models.items():
-        with atomic_path(baseline_path(cfg, task)) as tmp:
-            joblib.dump(model, tmp)
+        save_model(model, baseline_path(cfg, task))
     metrics_path = write_json(metrics, artifacts / "metrics" / "baseline.json")
     plot_dir = Path(cfg.paths.plots_dir)
     plots = [
@@ -139,9 +153,7 @@ def run_baseline(cfg: DictConfig) -> dict:
         for plot in plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
         for task, model in models.items():
-            mlflow.sklearn.log_model(
-                model, name=f"baseline_{task}", serialization_format="cloudpickle"
-            )
+            mlflow.sklearn.log_model(model, name=f"baseline_{task}", serialization_format="skops")
     for split in ("val", "test"):
         print(summary_line("baseline", split, metrics[split]))
     return metrics
