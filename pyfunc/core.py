@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,6 +31,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text the tokenizer accepts: lone UTF-16 surrogates become U+FFFD, NUL bytes spaces."""
+    return SURROGATE.sub("\ufffd", text).replace("\x00", " ")
 
 
 class TicketClassifier:
@@ -148,6 +157,7 @@ class TicketClassifier:
 
     def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The served probabilities: the transformer's, blended with the baseline's in a hybrid."""
+        texts = [clean_text(t) for t in texts]
         probs = self.transformer_proba(texts)
         if self.tfidf is not None:
             probs = self.blend(probs, self.tfidf.predict_proba(list(texts)))

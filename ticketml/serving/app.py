@@ -7,23 +7,65 @@ import os
 import threading
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pyfunc.core import SURROGATE
 
 log = logging.getLogger(__name__)
 
 
+TEXT_RULES = (
+    "non-blank, no NUL characters, at most serve.max_text_chars characters (longer → 413; "
+    "texts under the limit are truncated to model.max_length tokens)"
+)
+
+
 class PredictRequest(BaseModel):
     text: StrictStr = Field(
-        description="the ticket text", examples=["Не могу подключиться к VPN с ноутбука"]
+        min_length=1,
+        description=f"the ticket text: {TEXT_RULES}",
+        examples=["Не могу подключиться к VPN с ноутбука"],
     )
 
 
 class BatchRequest(BaseModel):
     texts: list[StrictStr] = Field(
-        description="ticket texts", examples=[["VPN is down", "Refund please"]]
+        min_length=1,
+        description=f"ticket texts, 1 to serve.max_batch of them, each {TEXT_RULES}",
+        examples=[["VPN is down", "Refund please"]],
     )
+
+
+class Error(BaseModel):
+    detail: str = Field(description="what was wrong with the request, in one line")
+    errors: list[dict] | None = Field(None, description="validation errors (422 only)")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    ready: bool
+    model: str | None = Field(None, description="where the model was loaded from (when ready)")
+    reason: str | None = Field(None, description="why not ready: loading, or the load error")
+
+
+def error_responses(*codes: int) -> dict:
+    """OpenAPI entries for the error answers a route can give, all with the `Error` body."""
+    meaning = {
+        400: "unreadable body (invalid UTF-8, nested too deeply)",
+        401: "missing or wrong API key (when serve.api_key is set)",
+        413: "body, text or batch over the configured limits",
+        415: "Content-Type is not application/json",
+        422: "the body does not match the schema, or a text is blank / has NUL or lone surrogates",
+        503: "model not loaded (yet, or it failed: see /ready)",
+    }
+    return {code: {"model": Error, "description": meaning[code]} for code in codes}
 
 
 class Prediction(BaseModel):
@@ -101,11 +143,41 @@ def create_app(
         message = f"{'.'.join(str(p) for p in first['loc'][1:]) or 'body'}: {first['msg']}"
         return JSONResponse(status_code=422, content={"detail": message, "errors": errors})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def body_parse_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """FastAPI answers any unreadable body with 'There was an error parsing the body': say why."""
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+            return JSONResponse(
+                status_code=400,
+                content={
+                    "detail": f"request body is not valid UTF-8 JSON: {cause.reason} "
+                    f"(byte {cause.object[cause.start : cause.start + 1]!r} at {cause.start})"
+                },
+            )
+        if exc.status_code == 400 and isinstance(cause, RecursionError):
+            return JSONResponse(
+                status_code=400, content={"detail": "request body JSON is nested too deeply"}
+            )
+        return await http_exception_handler(request, exc)
+
+    async def require_json(request: Request) -> None:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise HTTPException(
+                415, f"Content-Type must be application/json, got {kind or 'none'!r}"
+            )
+
     def check_texts(texts: list[str]) -> None:
         for i, text in enumerate(texts):
+            name = f"text[{i}]" if len(texts) > 1 else "text"
             if not text.strip():
+                raise HTTPException(422, f"{name} is empty")
+            if "\x00" in text:
+                raise HTTPException(422, f"{name} contains a NUL character")
+            if SURROGATE.search(text):
                 raise HTTPException(
-                    422, f"text[{i}] is empty" if len(texts) > 1 else "text is empty"
+                    422, f"{name} contains a lone UTF-16 surrogate (not valid Unicode text)"
                 )
             if len(text) > max_text_chars:
                 raise HTTPException(
@@ -118,11 +190,17 @@ def create_app(
             raise HTTPException(503, f"model not loaded: {state.error or 'loading'}")
         return state.classifier.predict(texts, min_confidence=min_confidence)
 
-    @app.get("/health")
+    @app.get("/health", response_model=Health)
     def health() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready")
+    @app.get(
+        "/ready",
+        response_model=Ready,
+        response_model_exclude_none=True,
+        responses={503: {"model": Ready, "description": "not ready, with the reason"}}
+        | error_responses(401),
+    )
     def ready() -> JSONResponse:
         if state.classifier is None:
             return JSONResponse(
@@ -130,12 +208,24 @@ def create_app(
             )
         return JSONResponse({"ready": True, "model": state.source})
 
-    @app.post("/predict", response_model=Prediction, response_model_exclude_none=True)
+    @app.post(
+        "/predict",
+        response_model=Prediction,
+        response_model_exclude_none=True,
+        dependencies=[Depends(require_json)],
+        responses=error_responses(400, 401, 413, 415, 422, 503),
+    )
     def predict(req: PredictRequest) -> dict:
         check_texts([req.text])
         return classify([req.text])[0]
 
-    @app.post("/predict/batch", response_model=BatchPrediction, response_model_exclude_none=True)
+    @app.post(
+        "/predict/batch",
+        response_model=BatchPrediction,
+        response_model_exclude_none=True,
+        dependencies=[Depends(require_json)],
+        responses=error_responses(400, 401, 413, 415, 422, 503),
+    )
     def predict_batch(req: BatchRequest) -> dict:
         if not req.texts:
             raise HTTPException(422, "texts is empty")
