@@ -216,11 +216,19 @@ def run_promote(cfg: DictConfig) -> bool:
     if champion_metrics:
         tags[f"promotion_champion_{metric}"] = f"{champion_metrics[metric]:.6f}"
         tags["promotion_champion_version"] = str(champion.version)
-    for key, value in tags.items():
-        client.set_model_version_tag(name, challenger.version, key, value)
-    client.update_model_version(name, challenger.version, description=f"{decision}: {reason}")
-    if promoted:  # the alias moves last: a failure above leaves the aliases as they were
-        client.set_registered_model_alias(name, "champion", challenger.version)
+    try:
+        for key, value in tags.items():
+            client.set_model_version_tag(name, challenger.version, key, value)
+        client.update_model_version(name, challenger.version, description=f"{decision}: {reason}")
+        if promoted:  # the alias moves last: a failure above leaves the aliases as they were
+            client.set_registered_model_alias(name, "champion", challenger.version)
+    except MlflowException as exc:
+        before = f"version {champion.version}" if champion else "unset"
+        raise ModelError(
+            f"promote stopped half-way ({decision} version {challenger.version}): "
+            f"{exc.message.strip()[:300]}; aliases unchanged (@champion {before}, "
+            f"@challenger version {challenger.version})"
+        ) from exc
         print(f"promoted version {challenger.version} to @champion: {reason}")
     else:
         kept = f"kept @champion at version {champion.version}" if champion else "no @champion set"
