@@ -1,6 +1,6 @@
-"""Regenerate the README's benchmark section from bench/results/*.json.
+"""Regenerate the README's Benchmarks and Reliability sections from bench/results/*.json.
 
-python bench/report.py            # rewrites README.md between the BENCHMARKS markers
+python bench/report.py            # rewrites README.md between the BENCHMARKS / RELIABILITY markers
 python bench/report.py --print    # prints the markdown only
 """
 
@@ -12,7 +12,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-START, END = "<!-- BENCHMARKS:START (bench/report.py) -->", "<!-- BENCHMARKS:END -->"
 
 
 def load(name: str) -> dict | None:
@@ -177,6 +176,81 @@ def sweep_section() -> list[str]:
     return lines
 
 
+def reliability_section() -> list[str]:
+    r, load_test = load("reliability.json"), load("serve.json")
+    if not r:
+        return []
+    f = r["fuzz"]
+    statuses = ", ".join(f"{n}× {code}" for code, n in f["status_counts"].items())
+    lines = [
+        "### API fuzzing (`python bench/reliability.py`; in the tests: `tests/serving/test_api_fuzz.py`)",
+        "",
+        f"schemathesis sent **{f['cases']} requests** to the 4 operations of the "
+        f"served OpenAPI schema (examples, coverage and fuzzing phases; positive and negative data): "
+        f"**{f['server_errors']} server errors**, {f['failed_checks']} failed checks "
+        f"(status code, content type and response body all match the schema). Answers: {statuses}.",
+        "",
+        "### Hostile inputs (`bench/hostile_inputs.py`, against `ticketml serve` on loopback)",
+        "",
+        "Each request gets its 4xx with a one-line `detail`; the valid request sent right after it "
+        "is answered 200 every time. Texts are **not** silently truncated at the API: over "
+        "`serve.max_text_chars` is a 413 (under it, the tokenizer truncates to `model.max_length` "
+        "tokens).",
+        "",
+        "| input | endpoint | status | `detail` | next valid request |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in r["hostile"]:
+        detail = row["detail"].replace("|", "\\|")
+        lines.append(
+            f"| {row['input']} | `{row['path']}` | **{row['status']}** | {detail} | "
+            f"{row['next_valid_request']} |"
+        )
+    if load_test:
+        fa = load_test["servers"]["fastapi"]
+        rounds = fa["rounds"]
+        lines += [
+            "",
+            "### Bounded load (`python bench/serve_load.py`; in the tests: "
+            "`test_fastapi_under_uvicorn_rejects_bad_input_and_keeps_serving`)",
+            "",
+            f"{load_test['clients']} concurrent clients × {load_test['requests_per_round']} requests × "
+            f"{len(rounds)} rounds on loopback: **{sum(x['errors'] for x in rounds)} errors**, "
+            f"p99 {rounds[-1]['p99_ms']:.0f} ms, {rounds[-1]['requests_per_s']:.1f} requests/s; "
+            f"server RSS {rounds[0]['rss_mib_after']:.0f} MiB after round 1 and "
+            f"{rounds[-1]['rss_mib_after']:.0f} MiB after round {len(rounds)} "
+            f"({fa['rss_growth_mib']:+.1f} MiB).",
+        ]
+    lines += [
+        "",
+        "### Faults survived",
+        "",
+        "| fault | what happens | shown by |",
+        "| --- | --- | --- |",
+    ]
+    for fault in r["faults"]:
+        if "ready_status" in fault:
+            what = (
+                f'`/ready` {fault["ready_status"]} with the reason ("{fault["reason"][:90]}…"), '
+                f"`/health` {fault['health_status']}, `/predict` {fault['predict_status']}, "
+                f"process {'still up' if fault['process_alive'] else 'DIED'}"
+            )
+        else:
+            what = (
+                f"exit {fault['exit_code']}, `{fault['error'][:90]}`; previous output "
+                f"{'kept' if fault['previous_output_kept'] else 'LOST'}, "
+                f"{fault['temp_files_left']} temp files left"
+            )
+        lines.append(f"| {fault['fault']} | {what} | `python bench/reliability.py` |")
+    lines += [
+        "| permission denied on the output | `ERROR: cannot write …: Permission denied`, no file or temp file left | `pytest tests/production/test_faults.py` |",
+        "| `promote` losing the registry half-way | `ERROR: promote stopped half-way …; aliases unchanged`, @champion and @challenger as before; rerun promotes | `pytest tests/production/test_faults.py` |",
+        "| tracking server down at start | one warning, the run goes to the local `sqlite:///mlflow.db` | `pytest tests/test_tracking.py` |",
+        "| tracking server dying mid-training | one warning, training finishes, checkpoint, metrics and plots kept locally | `pytest tests/test_tracking.py` |",
+    ]
+    return lines
+
+
 def render() -> str:
     parts = [
         quality_section(),
@@ -186,6 +260,10 @@ def render() -> str:
         training_section(),
         sweep_section(),
     ]
+    return render_parts(parts)
+
+
+def render_parts(parts: list[list[str]]) -> str:
     return "\n".join(line for part in parts if part for line in [*part, ""]).rstrip() + "\n"
 
 
@@ -193,17 +271,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--print", action="store_true")
     args = parser.parse_args()
-    text = render()
+    blocks = {"BENCHMARKS": render(), "RELIABILITY": render_parts([reliability_section()])}
     if args.print:
-        print(text)
+        print("\n".join(blocks.values()))
         return
     readme = (ROOT / "README.md").read_text()
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md has no {START} ... {END} markers")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    (ROOT / "README.md").write_text(f"{head}{START}\n{text}{END}{tail}")
-    print("README.md benchmark section regenerated")
+    for name, text in blocks.items():
+        start, end = f"<!-- {name}:START (bench/report.py) -->", f"<!-- {name}:END -->"
+        if start not in readme or end not in readme:
+            raise SystemExit(f"README.md has no {start} ... {end} markers")
+        head, rest = readme.split(start, 1)
+        _, tail = rest.split(end, 1)
+        readme = f"{head}{start}\n{text}{end}{tail}"
+    (ROOT / "README.md").write_text(readme)
+    print("README.md benchmark and reliability sections regenerated")
 
 
 if __name__ == "__main__":

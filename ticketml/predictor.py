@@ -13,14 +13,24 @@ from ticketml.errors import ModelError
 log = logging.getLogger(__name__)
 
 
-def use_int8(cfg: DictConfig) -> bool:
+def use_int8(cfg: DictConfig, directory: str | Path | None = None) -> bool:
     """Which exported graph is served: `export.use_int8` true/false, or auto = INT8 if it exists."""
     from pyfunc.core import ONNX_INT8
 
     choice = cfg.export.use_int8
     if str(choice).lower() == "auto":
-        return (Path(cfg.paths.artifacts_dir) / ONNX_INT8).is_file()
+        return (Path(directory or cfg.paths.artifacts_dir) / ONNX_INT8).is_file()
     return bool(choice)
+
+
+def export_folder(uri: str | None) -> Path | None:
+    """`uri` as a folder written by `export_onnx` (model.onnx, no MLmodel), else None."""
+    if not uri or uri.startswith(("models:/", "runs:/")) or "://" in uri:
+        return None
+    path = Path(uri)
+    if not path.exists():
+        raise ModelError(f"{uri}: no such model folder (nor a models:/ or runs:/ URI)")
+    return None if (path / "MLmodel").is_file() else path
 
 
 def load_predictor(cfg: DictConfig, model_uri: str | None = None):
@@ -28,7 +38,8 @@ def load_predictor(cfg: DictConfig, model_uri: str | None = None):
     from pyfunc.core import TicketClassifier
 
     uri = model_uri or cfg.infer.model_uri
-    if uri and uri != "artifacts":
+    directory = Path(cfg.paths.artifacts_dir) if uri in (None, "artifacts") else export_folder(uri)
+    if directory is None:
         import mlflow
 
         from ticketml.tracking import resolve_uri
@@ -50,8 +61,11 @@ def load_predictor(cfg: DictConfig, model_uri: str | None = None):
                 str(exc).splitlines()[0],
                 cfg.paths.artifacts_dir,
             )
-    directory = Path(cfg.paths.artifacts_dir)
+        directory = Path(cfg.paths.artifacts_dir)
     try:
-        return TicketClassifier.from_dir(directory, int8=use_int8(cfg)), str(directory)
+        classifier = TicketClassifier.from_dir(directory, int8=use_int8(cfg, directory))
     except FileNotFoundError as exc:
         raise ModelError(f"no model to load: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime / JSON errors of a damaged export
+        raise ModelError(f"cannot load the model in {directory}: {exc}") from exc
+    return classifier, str(directory)

@@ -138,9 +138,14 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        raw = exc.errors()
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in raw]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        message = f"{'.'.join(str(p) for p in first['loc'][1:]) or 'body'}: {first['msg']}"
+        if raw and raw[0].get("type") == "json_invalid":
+            reason = (raw[0].get("ctx") or {}).get("error", "JSON decode error")
+            message = f"request body is not valid JSON: {reason} at byte {first['loc'][-1]}"
+        else:
+            message = f"{'.'.join(str(p) for p in first['loc'][1:]) or 'body'}: {first['msg']}"
         return JSONResponse(status_code=422, content={"detail": message, "errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
