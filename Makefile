@@ -8,12 +8,14 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PORT ?= 5001
+# pip extras installed by `make setup`; `make test EXTRAS=dev,spark` adds pyspark (score_spark)
+EXTRAS ?= dev
 
 .PHONY: setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui
 
 $(BIN)/ticketml: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
 	touch $@
 
 setup: $(BIN)/ticketml  ## create .venv and install ticketml with dev tools

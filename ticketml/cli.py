@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "move @champion to @challenger if it is at least as good",
     ),
     "infer": ("ticketml.infer:run_infer", "predict one --text or a --input_path file"),
+    "score_spark": (
+        "ticketml.spark:run_score_spark",
+        "score a CSV/Parquet dataset on Spark with the champion (mlflow spark_udf)",
+    ),
     "serve": ("ticketml.serving.app:run_serve", "FastAPI service: /health /ready /predict"),
 }
 

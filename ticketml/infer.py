@@ -31,6 +31,11 @@ def count_rows(path: Path) -> int | None:
     return pq.ParquetFile(path).metadata.num_rows if table_format(path) == "parquet" else None
 
 
+def scores_json(scores: dict[str, float]) -> str:
+    """The scores column format of every batch output (infer and score_spark)."""
+    return json.dumps(scores, ensure_ascii=False)
+
+
 def score_frame(
     classifier, df: pd.DataFrame, text_column: str, min_confidence: float | None
 ) -> pd.DataFrame:
@@ -44,8 +49,8 @@ def score_frame(
     out = df.copy()
     out["predicted_topic"] = [r["topic"] for r in rows]
     out["predicted_priority"] = [r["priority"] for r in rows]
-    out["topic_scores"] = [json.dumps(r["topic_scores"], ensure_ascii=False) for r in rows]
-    out["priority_scores"] = [json.dumps(r["priority_scores"], ensure_ascii=False) for r in rows]
+    out["topic_scores"] = [scores_json(r["topic_scores"]) for r in rows]
+    out["priority_scores"] = [scores_json(r["priority_scores"]) for r in rows]
     if min_confidence is not None:
         out["needs_review"] = [r["needs_review"] for r in rows]
     return out

@@ -1,0 +1,69 @@
+"""score_spark (mlflow.pyfunc.spark_udf on local[2]) writes exactly what batch `infer` writes.
+
+Needs the `spark` extra and Java 17+. Without them the test is skipped, unless
+TICKETML_REQUIRE_SPARK=1 (set by .ci/run), where a missing Spark is a failure."""
+
+import importlib.util
+import os
+import shutil
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli
+
+HAVE_SPARK = importlib.util.find_spec("pyspark") is not None and bool(
+    shutil.which("java") or os.environ.get("JAVA_HOME")
+)
+if not HAVE_SPARK and os.environ.get("TICKETML_REQUIRE_SPARK") != "1":
+    pytest.skip(
+        "pyspark or Java missing (pip install -e '.[spark]'; Java 17+)", allow_module_level=True
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "src, dst", [("in.parquet", "spark_out.parquet"), ("in.csv", "spark_out.csv")]
+)
+def test_spark_udf_scores_equal_batch_infer(export_workdir, src, dst):
+    assert run_cli("register") == 0 and run_cli("promote", "promote.baseline_floor=false") == 0
+    rows = pd.concat([pd.read_parquet(export_workdir / "data/processed/test.parquet")] * 3)
+    rows = rows.reset_index(drop=True).assign(ticket_id=lambda d: [f"T{i}" for i in range(len(d))])
+    rows.loc[0, "text"] = ""  # an empty text is scored, as infer scores it
+    if src.endswith(".csv"):
+        rows.to_csv(export_workdir / src, index=False)
+    else:
+        rows.to_parquet(export_workdir / src, index=False)
+    assert run_cli("infer", f"--input_path={src}", "--output_path=infer_out.parquet") == 0
+    assert (
+        run_cli(
+            "score_spark",
+            f"--input_path={src}",
+            f"--output_path={dst}",
+            "spark.master='local[2]'",
+            "--min_confidence=0.9",
+        )
+        == 0
+    )
+    if dst.endswith(".csv"):
+        spark = pd.concat(
+            pd.read_csv(p, dtype=str, keep_default_na=False)
+            for p in sorted((export_workdir / dst).glob("part-*.csv"))
+        )
+    else:
+        spark = pd.read_parquet(export_workdir / dst)
+    infer = pd.read_parquet(export_workdir / "infer_out.parquet")
+    assert len(spark) == len(infer) == len(rows) == 270
+    spark = spark.set_index("ticket_id").loc[infer["ticket_id"]].reset_index()
+    for column in ("predicted_topic", "predicted_priority", "topic_scores", "priority_scores"):
+        assert spark[column].tolist() == infer[column].tolist(), column
+    assert spark["needs_review"].astype(str).str.lower().isin(["true", "false"]).all()
+    assert not list(export_workdir.glob(".spark_out*"))  # no temp folder left
+
+
+def test_missing_text_column_fails_clearly_and_writes_nothing(export_workdir, capsys):
+    pd.DataFrame({"body": ["VPN down"]}).to_parquet(export_workdir / "nobody.parquet")
+    args = ["--input_path=nobody.parquet", "--output_path=o.parquet", "spark.master='local[1]'"]
+    assert run_cli("score_spark", *args, "infer.model_uri=artifacts") == 1
+    assert "missing column 'text'" in capsys.readouterr().err
+    assert not (export_workdir / "o.parquet").exists()
