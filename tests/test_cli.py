@@ -23,15 +23,16 @@ def test_help_lists_every_command(capsys):
 
 
 def test_overrides_in_both_forms_change_the_resolved_config():
-    overrides, options, verbose = split_args(
+    overrides, options, verbose, positional = split_args(
         [
+            "prepare",
             "train.max_epochs=7",
             '--overrides=["train.batch_size=8", "seed=3"]',
             "--text=hi there",
             "--verbose",
         ]
     )
-    assert options == {"text": "hi there"} and verbose
+    assert options == {"text": "hi there"} and verbose and positional == ["prepare"]
     cfg = load_config(overrides)
     assert (cfg.train.max_epochs, cfg.train.batch_size, cfg.seed) == (7, 8, 3)
     assert load_config().train.max_epochs != 7

@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ticketml.spark:run_score_spark",
         "score a CSV/Parquet dataset on Spark with the champion (mlflow spark_udf)",
     ),
+    "encoder": (
+        "ticketml.encoder_prepare:run_encoder",
+        "encoder prepare multilingual-e5-small: convert an offline encoder for training",
+    ),
     "serve": ("ticketml.serving.app:run_serve", "FastAPI service: /health /ready /predict"),
 }
 
@@ -64,13 +68,14 @@ def print_help() -> None:
     print('  ticketml infer --text="Cannot connect to the VPN from my laptop"')
 
 
-def split_args(argv: Sequence[str]) -> tuple[list[str], dict[str, str], bool]:
-    """Split argv into (hydra overrides, --options, verbose)."""
+def split_args(argv: Sequence[str]) -> tuple[list[str], dict[str, str], bool, list[str]]:
+    """Split argv into (hydra overrides, --options, verbose, positional words)."""
     from ticketml.config import parse_overrides_option
     from ticketml.errors import ConfigError
 
     overrides: list[str] = []
     options: dict[str, str] = {}
+    positional: list[str] = []
     verbose = False
     args = list(argv)
     i = 0
@@ -93,12 +98,14 @@ def split_args(argv: Sequence[str]) -> tuple[list[str], dict[str, str], bool]:
         elif "=" in arg:
             overrides.append(arg)
         else:
-            raise ConfigError(f"unexpected argument {arg!r} (overrides are key=value)")
+            positional.append(arg)
         i += 1
-    return overrides, options, verbose
+    return overrides, options, verbose, positional
 
 
-def run_command(name: str, overrides: Sequence[str] = (), **options: str) -> object:
+def run_command(
+    name: str, overrides: Sequence[str] = (), positional: Sequence[str] = (), **options: str
+) -> object:
     """Compose the config and call the command's function (used by the CLI and entrypoints/)."""
     from ticketml.config import load_config
     from ticketml.errors import ConfigError
@@ -107,11 +114,21 @@ def run_command(name: str, overrides: Sequence[str] = (), **options: str) -> obj
         raise ConfigError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
     module_name, func_name = COMMANDS[name][0].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    accepted = [p for p in inspect.signature(func).parameters if p != "cfg"]
+    params = {k: v for k, v in inspect.signature(func).parameters.items() if k != "cfg"}
+    accepted = list(params)
+    free = [p for p in accepted if p not in options]
+    if len(positional) > len(free):
+        raise ConfigError(
+            f"{name}: unexpected argument {positional[len(free)]!r} (overrides are key=value)"
+        )
+    options = {**options, **dict(zip(free, positional, strict=False))}
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         allowed = ", ".join(f"--{p}" for p in accepted) or "none"
         raise ConfigError(f"{name}: unknown option --{unknown[0]} (accepted: {allowed})")
+    missing = [p for p, v in params.items() if v.default is v.empty and p not in options]
+    if missing:
+        raise ConfigError(f"{name}: missing argument <{missing[0]}>")
     cfg = load_config(overrides)
     return func(cfg, **options)
 
@@ -128,9 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ticketml.errors import TicketMLError
 
     try:
-        overrides, options, verbose_flag = split_args(argv[1:])
+        overrides, options, verbose_flag, positional = split_args(argv[1:])
         verbose = verbose or verbose_flag
-        run_command(argv[0], overrides, **options)
+        run_command(argv[0], overrides, positional, **options)
     except KeyboardInterrupt:
         print("ERROR: interrupted", file=sys.stderr)
         return 130

