@@ -246,7 +246,7 @@ def reliability_section() -> list[str]:
         lines += [
             "",
             "### Bounded load (`python bench/serve_load.py`; in the tests: "
-            "`test_fastapi_under_uvicorn_rejects_bad_input_and_keeps_serving`)",
+            "`test_bounded_concurrent_load_has_no_errors_and_memory_stays_flat`)",
             "",
             f"{load_test['clients']} concurrent clients × {load_test['requests_per_round']} requests × "
             f"{len(rounds)} rounds on loopback: **{sum(x['errors'] for x in rounds)} errors**, "

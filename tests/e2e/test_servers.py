@@ -251,3 +251,30 @@ def test_a_corrupt_model_file_keeps_ready_503_and_health_200(exported_model, tmp
     ready = client.get("/ready")
     assert ready.status_code == 503 and ready.json()["reason"]
     assert client.post("/predict", json={"text": "hello"}).status_code == 503
+
+
+@pytest.mark.slow
+def test_bounded_concurrent_load_has_no_errors_and_memory_stays_flat(export_workdir):
+    """The load driver of bench/serve_load.py against a real server: 4 clients × 150 requests × 3
+    rounds. No errors, a p99 exists; resident memory after round 3 is within 25 MiB of round 1."""
+    import pandas as pd
+
+    from bench.serve_load import drive, rss_mib, start
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "ticketml", "serve", f"--port={port}", "serve.model_uri=artifacts"]
+    base = f"http://127.0.0.1:{port}"
+    proc, _ = start(cmd, f"{base}/ready", str(export_workdir))
+    texts = pd.read_parquet(export_workdir / "data/processed/test.parquet")["text"].tolist()
+    try:
+        rounds = []
+        for _ in range(3):
+            stats = drive(f"{base}/predict", lambda t: {"text": t}, texts, clients=4, requests=150)
+            stats["rss"] = rss_mib(proc.pid)
+            rounds.append(stats)
+        assert all(r["errors"] == 0 and r["requests"] == 150 for r in rounds), rounds
+        assert all(0 < r["p50_ms"] <= r["p99_ms"] for r in rounds), rounds
+        assert rounds[0]["rss"] > 50 and rounds[-1]["rss"] - rounds[0]["rss"] < 25, rounds
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(30)
