@@ -27,8 +27,8 @@ def test_baseline_is_learnable_on_the_default_synthetic_data(workdir):
         assert (workdir / f"plots/baseline_confusion_matrix_{task}.png").stat().st_size > 1000
     mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["ticketml"])
-    assert len(runs) == 1
-    run = runs.iloc[0]
+    assert sorted(runs["tags.ticketml.stage"]) == ["baseline", "preprocess"]
+    run = runs[runs["tags.ticketml.stage"] == "baseline"].iloc[0]
     assert run["metrics.test_topic_macro_f1"] == metrics["test"]["topic"]["macro_f1"]
     assert run["tags.data_version"] != "unknown" and run["tags.git_commit"]
     assert run["params.baseline.C"] == "5.0"

@@ -1,3 +1,4 @@
+from pathlib import Path
 import json
 
 import pandas as pd
@@ -32,6 +33,15 @@ def test_default_pipeline_writes_stratified_split_and_label_maps(workdir):
     assert maps["priority"] == ["low", "medium", "high"] and len(maps["topic"]) >= 6
     report = json.loads((workdir / "artifacts/data_report.json").read_text())
     assert report["leaked_texts"] == 0 and report["rows_out"] == sum(len(s) for s in splits.values())
+    assert 0.15 < report["non_english_share"] < 0.45 and set(report["language_counts"]) == {"en", "ru"}
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
+    run = mlflow.search_runs(experiment_names=["ticketml"]).iloc[0]
+    assert run["tags.ticketml.stage"] == "preprocess" and run["metrics.leaked_texts"] == 0
+    assert run["metrics.rows_out"] == report["rows_out"]
+    logged = mlflow.artifacts.download_artifacts(run_id=run["run_id"], artifact_path="data")
+    assert json.loads((Path(logged) / "data_report.json").read_text())["rows_in"] == report["rows_in"]
 
 
 def _write_raw(workdir, df, name="synthetic.csv"):

@@ -80,6 +80,17 @@ def split(df: pd.DataFrame, cfg: DictConfig) -> dict[str, pd.DataFrame]:
     return {"train": train, "val": val, "test": test}
 
 
+def language_shares(df: pd.DataFrame) -> dict:
+    """Share of non-English tickets: from the `language` column when the data has one."""
+    if "language" not in df.columns:
+        return {}
+    lang = df["language"].astype(str).str.lower()
+    return {
+        "language_counts": lang.value_counts().to_dict(),
+        "non_english_share": float((~lang.str.startswith("en")).mean()),
+    }
+
+
 def build_report(rows_in: int, counts: dict, splits: dict[str, pd.DataFrame], rare: dict) -> dict:
     lengths = pd.concat(splits.values())["text"].str.len()
     all_text = pd.concat(splits.values())["text"]
@@ -90,6 +101,7 @@ def build_report(rows_in: int, counts: dict, splits: dict[str, pd.DataFrame], ra
         "rare_classes": rare,
         "text_length_chars": {q: float(lengths.quantile(v)) for q, v in (("p50", 0.5), ("p95", 0.95), ("max", 1.0))},
         "non_ascii_share": float(all_text.map(lambda t: any(ord(c) > 127 for c in t)).mean()),
+        **language_shares(pd.concat(splits.values())),
         "split_sizes": {k: len(v) for k, v in splits.items()},
         "class_counts": {
             k: {task: v[task].value_counts().to_dict() for task in ("topic", "priority")} for k, v in splits.items()
@@ -150,7 +162,27 @@ def write_outputs(cfg: DictConfig, splits: dict, label_maps: dict, report: dict)
         f"(dropped {report['dropped_empty']} empty, {report['dropped_duplicates']} duplicates); "
         f"split {report['split_sizes']} -> {out_dir}/"
     )
+    log_report(cfg, report, artifacts / "data_report.json")
     return {**targets, "label_maps": artifacts / "label_maps.json"}
+
+
+def log_report(cfg: DictConfig, report: dict, path: Path) -> None:
+    """A `preprocess` MLflow run: the data report as an artifact, its counts as metrics."""
+    import mlflow
+
+    from ticketml.tracking import log_safely, start_run
+
+    counts = {
+        k: float(report[k])
+        for k in ("rows_in", "rows_out", "dropped_empty", "dropped_duplicates", "leaked_texts")
+    }
+    for k in ("non_ascii_share", "non_english_share"):
+        if k in report:
+            counts[k] = float(report[k])
+    counts.update({f"rows_{k}": float(v) for k, v in report["split_sizes"].items()})
+    with start_run(cfg, "preprocess"):
+        log_safely(mlflow.log_metrics, counts)
+        log_safely(mlflow.log_artifact, str(path), artifact_path="data")
 
 
 def data_version(cfg: DictConfig) -> str:
