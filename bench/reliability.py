@@ -30,20 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.hostile_inputs import HOSTILE, VALID  # noqa: E402
 from bench.machine import machine_info, write_result  # noqa: E402
-from bench.serve_load import free_port, start  # noqa: E402
+from bench.serve_load import fastapi_cmd, free_port, start  # noqa: E402
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
-
-
-def serve_cmd(port: int, model_dir: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "ticketml",
-        "serve",
-        f"--port={port}",
-        f"serve.model_uri={model_dir}",
-    ]
 
 
 def hostile_table(base: str) -> list[dict]:
@@ -84,7 +73,7 @@ def fuzz(base: str, max_examples: int, workdir: Path) -> dict:
         str(report),
     ]
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=1800)
     statuses: dict[str, int] = {}
     failed_checks = 0
     for line in report.read_text().splitlines():
@@ -118,7 +107,7 @@ def startup_fault(name: str, model_dir: Path, workdir: Path) -> dict:
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc, _ = start(serve_cmd(port, str(model_dir)), f"{base}/health", str(workdir))
+    proc, _ = start(fastapi_cmd(port, str(model_dir)), f"{base}/health", str(workdir))
     try:
         time.sleep(3)  # time to try (and fail) the load
         ready = httpx.get(f"{base}/ready", timeout=10)
@@ -136,20 +125,27 @@ def startup_fault(name: str, model_dir: Path, workdir: Path) -> dict:
         proc.wait(30)
 
 
-def disk_full_fault(workdir: Path, scratch: Path) -> dict:
-    import resource
-    import signal
+def file_size_limit(limit: int):
+    """A subprocess `preexec_fn`: the child's writes past `limit` bytes fail with EFBIG (as on a
+    full disk) instead of killing it with SIGXFSZ."""
 
+    def apply() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def disk_full_fault(workdir: Path, scratch: Path) -> dict:
     import pandas as pd
 
     test = pd.read_parquet(workdir / "data/processed/test.parquet")
     pd.concat([test] * 5).to_parquet(scratch / "big.parquet")
     out = scratch / "scored.csv"
     out.write_text("previous output\n")
-
-    def limit() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
 
     proc = subprocess.run(
         [
@@ -166,7 +162,7 @@ def disk_full_fault(workdir: Path, scratch: Path) -> dict:
         capture_output=True,
         text=True,
         timeout=600,
-        preexec_fn=limit,
+        preexec_fn=file_size_limit(256 * 1024),
     )
     return {
         "fault": "output disk full during batch infer (256 KiB file-size limit)",
@@ -188,7 +184,7 @@ def main() -> None:
         scratch = Path(tmp)
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        proc, cold = start(serve_cmd(port, "artifacts"), f"{base}/ready", str(workdir))
+        proc, cold = start(fastapi_cmd(port), f"{base}/ready", str(workdir))
         try:
             report["hostile"] = hostile_table(base)
             report["fuzz"] = fuzz(base, args.max_examples, scratch)

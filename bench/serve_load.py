@@ -32,6 +32,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def fastapi_cmd(port: int, model_uri: str = "artifacts") -> list[str]:
+    """`ticketml serve` on 127.0.0.1:port (the venv's Python)."""
+    return [
+        sys.executable,
+        "-m",
+        "ticketml",
+        "serve",
+        f"--port={port}",
+        f"serve.model_uri={model_uri}",
+    ]
+
+
+def mlflow_serve_cmd(port: int, model_uri: str = "models:/ticketml@champion") -> list[str]:
+    """`mlflow models serve` of the venv (it execs uvicorn from PATH) on 127.0.0.1:port."""
+    return [
+        str(Path(sys.executable).parent / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "-p",
+        str(port),
+        "-h",
+        "127.0.0.1",
+    ]
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of a process and its children (mlflow serve forks uvicorn)."""
     total = 0
@@ -164,7 +193,6 @@ def main() -> None:
     import pandas as pd
 
     texts = pd.read_parquet(Path(args.workdir) / "data/processed/test.parquet")["text"].tolist()
-    bin_dir = Path(sys.executable).parent
     report = {
         "clients": args.clients,
         "requests_per_round": args.requests,
@@ -174,7 +202,7 @@ def main() -> None:
     port = free_port()
     report["servers"]["fastapi"] = measure_server(
         "fastapi",
-        [sys.executable, "-m", "ticketml", "serve", f"--port={port}", "serve.model_uri=artifacts"],
+        fastapi_cmd(port),
         f"http://127.0.0.1:{port}",
         "/predict",
         lambda t: {"text": t},
@@ -187,19 +215,7 @@ def main() -> None:
         os.environ["MLFLOW_TRACKING_URI"] = env_uri
         report["servers"]["mlflow_models_serve"] = measure_server(
             "mlflow",
-            [
-                str(bin_dir / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                "models:/ticketml@champion",
-                "--env-manager",
-                "local",
-                "-p",
-                str(port),
-                "-h",
-                "127.0.0.1",
-            ],
+            mlflow_serve_cmd(port),
             f"http://127.0.0.1:{port}",
             "/invocations",
             lambda t: {"dataframe_records": [{"text": t}]},

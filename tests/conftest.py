@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.serve_load import free_port  # noqa: F401 - one free-port helper, re-exported for tests
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VENV_BIN = str(Path(sys.executable).parent)
@@ -133,14 +135,6 @@ def export_workdir(exported_model, workdir) -> Path:
     for name in ("data", "artifacts", "checkpoints"):
         shutil.copytree(exported_model / name, workdir / name)
     return workdir
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, proc: subprocess.Popen, timeout: float = 120, status: int = 200):

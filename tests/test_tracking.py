@@ -1,18 +1,10 @@
-import socket
-
 import mlflow
 
-from tests.conftest import run_cli
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port, run_cli
 
 
 def test_dead_tracking_server_falls_back_to_the_local_store(data_workdir, capsys, monkeypatch):
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)
     assert run_cli("baseline", "baseline.max_features=2000") == 0
     out = capsys.readouterr().out

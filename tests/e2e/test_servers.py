@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench.hostile_inputs import HOSTILE, VALID
+from bench.serve_load import drive, fastapi_cmd, mlflow_serve_cmd, rss_mib, start
 from pyfunc.core import TicketClassifier
 from tests.conftest import free_port, run_cli, wait_for
 from ticketml.serving.app import create_app
@@ -59,7 +60,7 @@ def test_a_model_that_cannot_load_keeps_ready_503_with_the_reason(tmp_path):
 def test_fastapi_under_uvicorn_rejects_bad_input_and_keeps_serving(export_workdir):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ticketml", "serve", f"--port={port}", "serve.model_uri=artifacts"],
+        fastapi_cmd(port),
         cwd=export_workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -94,21 +95,8 @@ def test_mlflow_models_serve_answers_every_payload_shape(export_workdir):
     assert run_cli("register") == 0 and run_cli("promote", "promote.baseline_floor=false") == 0
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{export_workdir}/mlflow.db"}
-    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
     proc = subprocess.Popen(
-        [
-            mlflow_bin,
-            "models",
-            "serve",
-            "-m",
-            "models:/ticketml@champion",
-            "--env-manager",
-            "local",
-            "-p",
-            str(port),
-            "-h",
-            "127.0.0.1",
-        ],
+        mlflow_serve_cmd(port),
         cwd=export_workdir,
         env=env,
         stdout=subprocess.PIPE,
@@ -259,12 +247,9 @@ def test_bounded_concurrent_load_has_no_errors_and_memory_stays_flat(export_work
     rounds. No errors, a p99 exists; resident memory after round 3 is within 25 MiB of round 1."""
     import pandas as pd
 
-    from bench.serve_load import drive, rss_mib, start
-
     port = free_port()
-    cmd = [sys.executable, "-m", "ticketml", "serve", f"--port={port}", "serve.model_uri=artifacts"]
     base = f"http://127.0.0.1:{port}"
-    proc, _ = start(cmd, f"{base}/ready", str(export_workdir))
+    proc, _ = start(fastapi_cmd(port), f"{base}/ready", str(export_workdir))
     texts = pd.read_parquet(export_workdir / "data/processed/test.parquet")["text"].tolist()
     try:
         rounds = []

@@ -3,8 +3,6 @@ nothing half-done behind."""
 
 import errno
 import os
-import resource
-import signal
 import subprocess
 import sys
 
@@ -14,15 +12,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from bench.reliability import file_size_limit
 from tests.conftest import run_cli
-
-
-def _file_size_limit(limit: int):
-    def apply() -> None:  # runs in the child: writes past `limit` bytes fail with EFBIG
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
 
 
 @pytest.mark.parametrize("dst", ["scored.csv", "scored.parquet"])
@@ -47,7 +38,7 @@ def test_disk_full_while_streaming_output_fails_clearly_and_keeps_the_old_file(e
         capture_output=True,
         text=True,
         timeout=300,
-        preexec_fn=_file_size_limit(64 * 1024),
+        preexec_fn=file_size_limit(64 * 1024),
     )
     assert proc.returncode == 1, proc.stderr[-2000:]
     error = proc.stderr.strip().splitlines()[-1]
