@@ -40,3 +40,22 @@ def test_baseline_is_learnable_on_the_default_synthetic_data(workdir):
     local = load_baseline(load_config())["topic"]
     texts = ["VPN is down", "Двойное списание"]
     assert (logged.predict_proba(texts) == local.predict_proba(texts)).all()
+
+
+class NotOnSkopsSafeList:
+    pass
+
+
+def test_a_baseline_file_with_untrusted_types_is_refused(workdir):
+    import pytest
+    import skops.io as sio
+
+    from ticketml.baseline import load_baseline
+    from ticketml.config import load_config
+    from ticketml.errors import ModelError
+
+    (workdir / "artifacts/baseline").mkdir(parents=True)
+    for task in ("topic", "priority"):
+        sio.dump(NotOnSkopsSafeList(), workdir / f"artifacts/baseline/{task}.skops")
+    with pytest.raises(ModelError, match="refusing to load untrusted types.*NotOnSkopsSafeList"):
+        load_baseline(load_config())

@@ -71,16 +71,17 @@ def load_baseline(cfg: DictConfig) -> dict[str, Pipeline]:
     """Load the fitted pipelines with skops: no pickle, only types on skops' safe list load
     (a file that needs anything else is refused with the types it asked for)."""
     import skops.io as sio
+    from skops.io.exceptions import UntrustedTypesFoundException
 
     models = {}
     for task in TASKS:
         path = baseline_path(cfg, task)
         if not path.is_file():
             raise ModelError(f"{path}: no baseline model (run `ticketml baseline` first)")
-        untrusted = sio.get_untrusted_types(file=path)
-        if untrusted:
-            raise ModelError(f"{path}: refusing to load untrusted types {untrusted}")
-        models[task] = sio.load(path, trusted=[])
+        try:  # trusted=[]: skops itself refuses any type outside its safe list
+            models[task] = sio.load(path, trusted=[])
+        except UntrustedTypesFoundException as exc:
+            raise ModelError(f"{path}: refusing to load untrusted types: {exc}") from exc
     return models
 
 
