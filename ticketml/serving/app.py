@@ -213,27 +213,19 @@ def create_app(
             )
         return JSONResponse({"ready": True, "model": state.source})
 
-    @app.post(
-        "/predict",
-        response_model=Prediction,
-        response_model_exclude_none=True,
-        dependencies=[Depends(require_json)],
-        responses=error_responses(400, 401, 413, 415, 422, 503),
-    )
+    predict_route = {  # JSON in, documented errors out, optional fields left out when unset
+        "response_model_exclude_none": True,
+        "dependencies": [Depends(require_json)],
+        "responses": error_responses(400, 401, 413, 415, 422, 503),
+    }
+
+    @app.post("/predict", response_model=Prediction, **predict_route)
     def predict(req: PredictRequest) -> dict:
         check_texts([req.text])
         return classify([req.text])[0]
 
-    @app.post(
-        "/predict/batch",
-        response_model=BatchPrediction,
-        response_model_exclude_none=True,
-        dependencies=[Depends(require_json)],
-        responses=error_responses(400, 401, 413, 415, 422, 503),
-    )
-    def predict_batch(req: BatchRequest) -> dict:
-        if not req.texts:
-            raise HTTPException(422, "texts is empty")
+    @app.post("/predict/batch", response_model=BatchPrediction, **predict_route)
+    def predict_batch(req: BatchRequest) -> dict:  # an empty list is refused by BatchRequest
         if len(req.texts) > max_batch:
             raise HTTPException(
                 413, f"{len(req.texts)} texts; the limit is serve.max_batch={max_batch}"
