@@ -90,6 +90,11 @@ def predict_file(
     return total
 
 
+def review_threshold(cfg: DictConfig, min_confidence: str | None) -> float | None:
+    """`--min_confidence` when given, else `infer.min_confidence` (null = no needs_review)."""
+    return float(min_confidence) if min_confidence is not None else cfg.infer.min_confidence
+
+
 def run_infer(
     cfg: DictConfig,
     text: str | None = None,
@@ -101,7 +106,7 @@ def run_infer(
 ) -> object:
     if (text is None) == (input_path is None):
         raise DataError('give either --text="..." or --input_path=FILE --output_path=FILE')
-    threshold = float(min_confidence) if min_confidence is not None else cfg.infer.min_confidence
+    threshold = review_threshold(cfg, min_confidence)
     classifier, source = load_predictor(cfg, model_uri)
     if text is not None:
         if not text.strip():

@@ -85,6 +85,7 @@ def run_score_spark(
     import mlflow
     from pyspark.sql import functions as F
 
+    from ticketml.infer import review_threshold
     from ticketml.tracking import resolve_uri
 
     if not input_path or not output_path:
@@ -96,7 +97,7 @@ def run_score_spark(
         input_path = str(Path(input_path).resolve())
     if SCHEME not in output_path:
         output_path = str(Path(output_path).resolve())
-    threshold = float(min_confidence) if min_confidence is not None else cfg.infer.min_confidence
+    threshold = review_threshold(cfg, min_confidence)
     uri = model_uri or cfg.infer.model_uri
     mlflow.set_tracking_uri(resolve_uri(cfg))
     spark = spark_session(cfg)
