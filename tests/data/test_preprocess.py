@@ -1,30 +1,38 @@
-from pathlib import Path
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.conftest import FIXTURES, run_cli
 from ticketml.data.preprocess import clean_text
 from ticketml.errors import DataError
 
-from tests.conftest import FIXTURES, run_cli
-
 
 def _outputs(workdir):
-    names = ["data/processed/train.parquet", "data/processed/val.parquet", "data/processed/test.parquet",
-             "artifacts/label_maps.json"]
+    names = [
+        "data/processed/train.parquet",
+        "data/processed/val.parquet",
+        "data/processed/test.parquet",
+        "artifacts/label_maps.json",
+    ]
     return [workdir / n for n in names if (workdir / n).exists()]
 
 
 def test_clean_text_strips_html_and_masks_pii():
-    text = "<p>Hi&nbsp;there,</p>  write to a.b@corp.com or https://x.io/a?b=1, call +1 (555) 123-4567"
+    text = (
+        "<p>Hi&nbsp;there,</p>  write to a.b@corp.com or https://x.io/a?b=1, call +1 (555) 123-4567"
+    )
     assert clean_text(text) == "Hi there, write to [EMAIL] or [URL] call [PHONE]"
     assert clean_text("<b>a</b>", mask_pii=False) == "a"
 
 
 def test_default_pipeline_writes_stratified_split_and_label_maps(workdir):
     assert run_cli("data", "data.synthetic.n_samples=800") == 0
-    splits = {s: pd.read_parquet(workdir / f"data/processed/{s}.parquet") for s in ("train", "val", "test")}
+    splits = {
+        s: pd.read_parquet(workdir / f"data/processed/{s}.parquet")
+        for s in ("train", "val", "test")
+    }
     assert sum(len(s) for s in splits.values()) > 780
     assert not set(splits["train"]["text"]) & set(splits["test"]["text"])
     shares = {k: v["topic"].value_counts(normalize=True) for k, v in splits.items()}
@@ -32,8 +40,13 @@ def test_default_pipeline_writes_stratified_split_and_label_maps(workdir):
     maps = json.loads((workdir / "artifacts/label_maps.json").read_text())
     assert maps["priority"] == ["low", "medium", "high"] and len(maps["topic"]) >= 6
     report = json.loads((workdir / "artifacts/data_report.json").read_text())
-    assert report["leaked_texts"] == 0 and report["rows_out"] == sum(len(s) for s in splits.values())
-    assert 0.15 < report["non_english_share"] < 0.45 and set(report["language_counts"]) == {"en", "ru"}
+    assert report["leaked_texts"] == 0 and report["rows_out"] == sum(
+        len(s) for s in splits.values()
+    )
+    assert 0.15 < report["non_english_share"] < 0.45 and set(report["language_counts"]) == {
+        "en",
+        "ru",
+    }
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
@@ -41,7 +54,9 @@ def test_default_pipeline_writes_stratified_split_and_label_maps(workdir):
     assert run["tags.ticketml.stage"] == "preprocess" and run["metrics.leaked_texts"] == 0
     assert run["metrics.rows_out"] == report["rows_out"]
     logged = mlflow.artifacts.download_artifacts(run_id=run["run_id"], artifact_path="data")
-    assert json.loads((Path(logged) / "data_report.json").read_text())["rows_in"] == report["rows_in"]
+    assert (
+        json.loads((Path(logged) / "data_report.json").read_text())["rows_in"] == report["rows_in"]
+    )
 
 
 def _write_raw(workdir, df, name="synthetic.csv"):
@@ -53,9 +68,20 @@ def _write_raw(workdir, df, name="synthetic.csv"):
     "frame, message",
     [
         (pd.DataFrame({"text": ["a b"] * 40, "priority": ["low"] * 40}), "missing column 'topic'"),
-        (pd.DataFrame({"text": [f"t{i}" for i in range(5)], "topic": ["x", "y"] * 2 + ["x"],
-                       "priority": ["low"] * 5}), "usable rows"),
-        (pd.DataFrame({"text": [" "] * 50, "topic": ["x"] * 50, "priority": ["low"] * 50}), "usable rows"),
+        (
+            pd.DataFrame(
+                {
+                    "text": [f"t{i}" for i in range(5)],
+                    "topic": ["x", "y"] * 2 + ["x"],
+                    "priority": ["low"] * 5,
+                }
+            ),
+            "usable rows",
+        ),
+        (
+            pd.DataFrame({"text": [" "] * 50, "topic": ["x"] * 50, "priority": ["low"] * 50}),
+            "usable rows",
+        ),
     ],
 )
 def test_bad_input_gives_a_clear_error_and_leaves_no_output(workdir, capsys, frame, message):
@@ -86,29 +112,51 @@ def test_a_failed_rerun_keeps_the_previous_complete_split(workdir):
 
 
 def test_rare_classes_are_merged_or_dropped(workdir):
-    df = pd.DataFrame({
-        "text": [f"ticket number {i}" for i in range(60)],
-        "topic": ["big"] * 50 + ["tiny1"] * 5 + ["tiny2"] * 5,
-        "priority": ["low", "high"] * 30,
-    })
+    df = pd.DataFrame(
+        {
+            "text": [f"ticket number {i}" for i in range(60)],
+            "topic": ["big"] * 50 + ["tiny1"] * 5 + ["tiny2"] * 5,
+            "priority": ["low", "high"] * 30,
+        }
+    )
     _write_raw(workdir, df)
     assert run_cli("preprocess", "preprocess.min_class_count=8") == 0
-    assert json.loads((workdir / "artifacts/label_maps.json").read_text())["topic"] == ["big", "other"]
-    assert run_cli("preprocess", "preprocess.min_class_count=8", "preprocess.rare_class_strategy=drop") == 1
+    assert json.loads((workdir / "artifacts/label_maps.json").read_text())["topic"] == [
+        "big",
+        "other",
+    ]
+    assert (
+        run_cli("preprocess", "preprocess.min_class_count=8", "preprocess.rare_class_strategy=drop")
+        == 1
+    )
 
 
 def test_config_only_onboarding_of_a_helpdesk_export_csv_and_parquet(workdir, capsys):
-    assert run_cli("data", "data=helpdesk_export", f"data.path={FIXTURES / 'helpdesk_export.csv'}") == 0
+    assert (
+        run_cli("data", "data=helpdesk_export", f"data.path={FIXTURES / 'helpdesk_export.csv'}")
+        == 0
+    )
     train = pd.read_parquet(workdir / "data/processed/train.parquet")
     maps = json.loads((workdir / "artifacts/label_maps.json").read_text())
-    assert maps["topic"] == ["account management", "billing and payments", "it support"]  # legal (2 rows) dropped
+    assert maps["topic"] == [
+        "account management",
+        "billing and payments",
+        "it support",
+    ]  # legal (2 rows) dropped
     assert maps["priority"] == ["low", "medium", "high"]  # P1/1 → high etc.
     assert {"text", "topic", "priority", "language"} <= set(train.columns)
     assert not train["text"].str.contains("<p>|https://|555", regex=True).any()
     raw = pd.read_csv(FIXTURES / "helpdesk_export.csv", dtype=str, keep_default_na=False)
     raw.to_parquet(workdir / "export.parquet")
-    assert run_cli("data", "data=helpdesk_export", "data.path=export.parquet",
-                   "+data.filters.language=[en]") == 0
+    assert (
+        run_cli(
+            "data",
+            "data=helpdesk_export",
+            "data.path=export.parquet",
+            "+data.filters.language=[en]",
+        )
+        == 0
+    )
     assert set(pd.read_parquet(workdir / "data/processed/test.parquet")["language"]) == {"en"}
     assert not (workdir / "data/raw/helpdesk_export.csv").exists()  # the parquet copy replaced it
 

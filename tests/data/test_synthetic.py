@@ -1,9 +1,8 @@
 import hashlib
 
+from tests.conftest import run_cli
 from ticketml.data import synthetic
 from ticketml.data.sources import SYNTHETIC_WARNING
-
-from tests.conftest import run_cli
 
 
 def test_same_seed_same_file_and_different_seed_differs(workdir, capsys):

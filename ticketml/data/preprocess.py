@@ -51,7 +51,9 @@ def ordered_labels(task: str, labels: set[str]) -> list[str]:
     return sorted(labels)
 
 
-def handle_rare(df: pd.DataFrame, task: str, min_count: int, strategy: str) -> tuple[pd.DataFrame, dict]:
+def handle_rare(
+    df: pd.DataFrame, task: str, min_count: int, strategy: str
+) -> tuple[pd.DataFrame, dict]:
     counts = df[task].value_counts()
     rare = sorted(counts[counts < min_count].index)
     if not rare:
@@ -99,16 +101,21 @@ def build_report(rows_in: int, counts: dict, splits: dict[str, pd.DataFrame], ra
         "rows_out": int(sum(len(s) for s in splits.values())),
         **counts,
         "rare_classes": rare,
-        "text_length_chars": {q: float(lengths.quantile(v)) for q, v in (("p50", 0.5), ("p95", 0.95), ("max", 1.0))},
+        "text_length_chars": {
+            q: float(lengths.quantile(v)) for q, v in (("p50", 0.5), ("p95", 0.95), ("max", 1.0))
+        },
         "non_ascii_share": float(all_text.map(lambda t: any(ord(c) > 127 for c in t)).mean()),
         **language_shares(pd.concat(splits.values())),
         "split_sizes": {k: len(v) for k, v in splits.items()},
         "class_counts": {
-            k: {task: v[task].value_counts().to_dict() for task in ("topic", "priority")} for k, v in splits.items()
+            k: {task: v[task].value_counts().to_dict() for task in ("topic", "priority")}
+            for k, v in splits.items()
         },
     }
     texts = {k: set(v["text"]) for k, v in splits.items()}
-    report["leaked_texts"] = len(texts["train"] & texts["test"]) + len(texts["train"] & texts["val"])
+    report["leaked_texts"] = len(texts["train"] & texts["test"]) + len(
+        texts["train"] & texts["val"]
+    )
     return report
 
 
@@ -131,10 +138,14 @@ def preprocess(cfg: DictConfig) -> dict[str, Path]:
     for task in ("topic", "priority"):
         df, rare[task] = handle_rare(df, task, int(p.min_class_count), p.rare_class_strategy)
     if len(df) < int(p.min_rows):
-        raise DataError(f"only {len(df)} usable rows after cleaning (need preprocess.min_rows={p.min_rows})")
+        raise DataError(
+            f"only {len(df)} usable rows after cleaning (need preprocess.min_rows={p.min_rows})"
+        )
     for task in ("topic", "priority"):
         if df[task].nunique() < 2:
-            raise DataError(f"column {task!r} has fewer than 2 classes after cleaning: {sorted(df[task].unique())}")
+            raise DataError(
+                f"column {task!r} has fewer than 2 classes after cleaning: {sorted(df[task].unique())}"
+            )
     splits = split(df.reset_index(drop=True), cfg)
     label_maps = {task: ordered_labels(task, set(df[task])) for task in ("topic", "priority")}
     counts = {"dropped_empty": int(empty.sum()), "dropped_duplicates": int(dupes.sum())}

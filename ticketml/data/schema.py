@@ -35,7 +35,12 @@ def apply_mapping(df: pd.DataFrame, data_cfg: DictConfig) -> pd.DataFrame:
             f"{required_columns(data_cfg)}; columns found: {list(df.columns)})"
         )
     for column, allowed in (data_cfg.get("filters") or {}).items():
-        allowed = {str(v) for v in _as_list(OmegaConf.to_object(allowed) if not isinstance(allowed, str) else allowed)}
+        allowed = {
+            str(v)
+            for v in _as_list(
+                OmegaConf.to_object(allowed) if not isinstance(allowed, str) else allowed
+            )
+        }
         df = df[df[column].astype(str).isin(allowed)]
     text_cols = _as_list(data_cfg.columns.text)
     parts = df[text_cols].fillna("").astype(str)
@@ -43,7 +48,9 @@ def apply_mapping(df: pd.DataFrame, data_cfg: DictConfig) -> pd.DataFrame:
     out = pd.DataFrame({"text": text if len(df) else pd.Series(dtype=str)})
     for task in ("topic", "priority"):
         values = df[data_cfg.columns[task]].fillna("").astype(str).str.strip()
-        mapping = {str(k): str(v) for k, v in ((data_cfg.get("value_maps") or {}).get(task) or {}).items()}
+        mapping = {
+            str(k): str(v) for k, v in ((data_cfg.get("value_maps") or {}).get(task) or {}).items()
+        }
         out[task] = values.map(lambda v, m=mapping: m.get(v, v))
     lang_col = data_cfg.columns.get("language")
     if lang_col and lang_col in df.columns:

@@ -28,7 +28,9 @@ def find_raw(cfg: DictConfig) -> Path:
     for suffix in (".parquet", ".csv"):
         if raw_path(cfg, suffix).is_file():
             return raw_path(cfg, suffix)
-    raise DataError(f"no raw data for dataset {cfg.data.name!r} in {cfg.paths.raw_dir}/ (run download_data first)")
+    raise DataError(
+        f"no raw data for dataset {cfg.data.name!r} in {cfg.paths.raw_dir}/ (run download_data first)"
+    )
 
 
 def _from_local(cfg: DictConfig) -> Path | None:
@@ -60,7 +62,9 @@ def _from_dvc(cfg: DictConfig) -> Path | None:
         if not _dvc_remote_configured():
             log.warning("%s is DVC-tracked but no DVC remote is configured", target)
             return None
-        proc = subprocess.run(["dvc", "pull", str(pointer)], capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            ["dvc", "pull", str(pointer)], capture_output=True, text=True, timeout=600
+        )
         if proc.returncode == 0 and target.is_file():
             return target
         log.warning("dvc pull %s failed: %s", pointer, (proc.stderr or proc.stdout).strip()[-300:])
@@ -73,7 +77,10 @@ def _from_url(cfg: DictConfig) -> Path | None:
         return None
     dest = raw_path(cfg, "." + table_format(url.split("?")[0], cfg.data.format))
     try:
-        with urllib.request.urlopen(url, timeout=cfg.data.url_timeout_s) as resp, atomic_path(dest) as tmp:
+        with (
+            urllib.request.urlopen(url, timeout=cfg.data.url_timeout_s) as resp,
+            atomic_path(dest) as tmp,
+        ):
             with open(tmp, "wb") as fh:
                 shutil.copyfileobj(resp, fh)
     except (OSError, DataError) as exc:
@@ -85,7 +92,9 @@ def _from_url(cfg: DictConfig) -> Path | None:
 def _from_synthetic(cfg: DictConfig) -> Path:
     print(SYNTHETIC_WARNING, flush=True)
     syn = cfg.data.synthetic
-    df = synthetic.generate(int(syn.n_samples), int(cfg.seed), float(syn.ru_share), float(syn.label_noise))
+    df = synthetic.generate(
+        int(syn.n_samples), int(cfg.seed), float(syn.ru_share), float(syn.label_noise)
+    )
     return write_table(df, raw_path(cfg, ".csv"))
 
 
@@ -113,6 +122,9 @@ def download_data(cfg: DictConfig) -> Path:
     # The raw file of the other format would shadow this one in find_raw().
     for stale in {raw_path(cfg, ".csv"), raw_path(cfg, ".parquet")} - {path}:
         stale.unlink(missing_ok=True)
-    write_json({"source": name, "path": str(path)}, Path(cfg.paths.raw_dir) / f"{cfg.data.name}.source.json")
+    write_json(
+        {"source": name, "path": str(path)},
+        Path(cfg.paths.raw_dir) / f"{cfg.data.name}.source.json",
+    )
     print(f"raw data ({name}): {path}")
     return path

@@ -33,14 +33,46 @@ PRIORITY_BY_TOPIC = {
 
 SLOTS = {
     "en": {
-        "app": ["the CRM", "the mobile app", "the web portal", "Outlook", "the reporting tool", "Jira", "the HR system"],
-        "device": ["laptop", "printer", "monitor", "docking station", "phone", "keyboard", "headset"],
+        "app": [
+            "the CRM",
+            "the mobile app",
+            "the web portal",
+            "Outlook",
+            "the reporting tool",
+            "Jira",
+            "the HR system",
+        ],
+        "device": [
+            "laptop",
+            "printer",
+            "monitor",
+            "docking station",
+            "phone",
+            "keyboard",
+            "headset",
+        ],
         "code": ["0x80070005", "E-1042", "500", "403", "ERR_TIMEOUT", "1603"],
         "amount": ["$49", "$120", "$15.99", "$300", "$2,400"],
     },
     "ru": {
-        "app": ["CRM", "мобильное приложение", "веб-портал", "Outlook", "систему отчётов", "Jira", "кадровую систему"],
-        "device": ["ноутбук", "принтер", "монитор", "док-станцию", "телефон", "клавиатуру", "гарнитуру"],
+        "app": [
+            "CRM",
+            "мобильное приложение",
+            "веб-портал",
+            "Outlook",
+            "систему отчётов",
+            "Jira",
+            "кадровую систему",
+        ],
+        "device": [
+            "ноутбук",
+            "принтер",
+            "монитор",
+            "док-станцию",
+            "телефон",
+            "клавиатуру",
+            "гарнитуру",
+        ],
         "code": ["0x80070005", "E-1042", "500", "403", "ERR_TIMEOUT", "1603"],
         "amount": ["4900 руб.", "12000 руб.", "1599 руб.", "300 евро", "2400 руб."],
     },
@@ -49,125 +81,211 @@ SLOTS = {
 TOPIC_PHRASES = {
     "en": {
         "technical support": [
-            "{app} crashes every time I open it", "{app} shows error {code} after the update",
+            "{app} crashes every time I open it",
+            "{app} shows error {code} after the update",
             "I cannot install {app}, the installer fails with code {code}",
-            "{app} is extremely slow and freezes", "the latest update broke {app}",
-            "{app} does not save my changes", "reports in {app} come out empty",
+            "{app} is extremely slow and freezes",
+            "the latest update broke {app}",
+            "{app} does not save my changes",
+            "reports in {app} come out empty",
         ],
         "billing": [
-            "I was charged {amount} twice this month", "my invoice shows the wrong amount of {amount}",
-            "please refund the payment of {amount}", "the subscription renewed without my consent",
-            "I need a copy of the invoice for last month", "my card was declined but the money was taken",
+            "I was charged {amount} twice this month",
+            "my invoice shows the wrong amount of {amount}",
+            "please refund the payment of {amount}",
+            "the subscription renewed without my consent",
+            "I need a copy of the invoice for last month",
+            "my card was declined but the money was taken",
             "why did the price go up to {amount}",
         ],
         "account access": [
-            "I cannot log in to {app}, my password is not accepted", "my account is locked after several attempts",
-            "the password reset link does not arrive", "two-factor codes are rejected when I sign in",
-            "I lost access to my account after changing my e-mail", "please unlock the account of a new colleague",
+            "I cannot log in to {app}, my password is not accepted",
+            "my account is locked after several attempts",
+            "the password reset link does not arrive",
+            "two-factor codes are rejected when I sign in",
+            "I lost access to my account after changing my e-mail",
+            "please unlock the account of a new colleague",
             "single sign-on redirects me back to the login page",
         ],
         "network": [
-            "I cannot connect to the VPN from my {device}", "the Wi-Fi in the office keeps dropping",
-            "internet is very slow on the third floor", "the shared drive is unreachable over the network",
-            "DNS does not resolve internal sites", "the VPN disconnects every few minutes",
+            "I cannot connect to the VPN from my {device}",
+            "the Wi-Fi in the office keeps dropping",
+            "internet is very slow on the third floor",
+            "the shared drive is unreachable over the network",
+            "DNS does not resolve internal sites",
+            "the VPN disconnects every few minutes",
             "no network connection after plugging in the cable",
         ],
         "hardware": [
-            "my {device} does not turn on", "the {device} is making a strange noise",
-            "the screen of my {device} flickers", "the {device} battery drains within an hour",
-            "the {device} was damaged and needs replacing", "the {device} is not recognised over USB",
+            "my {device} does not turn on",
+            "the {device} is making a strange noise",
+            "the screen of my {device} flickers",
+            "the {device} battery drains within an hour",
+            "the {device} was damaged and needs replacing",
+            "the {device} is not recognised over USB",
             "paper keeps jamming in the printer",
         ],
         "feature request": [
-            "it would be great if {app} could export to Excel", "please add a dark mode to {app}",
-            "could you add bulk editing to {app}", "we would like an API for {app}",
-            "suggestion: allow filtering reports by region", "please support Russian in {app}",
+            "it would be great if {app} could export to Excel",
+            "please add a dark mode to {app}",
+            "could you add bulk editing to {app}",
+            "we would like an API for {app}",
+            "suggestion: allow filtering reports by region",
+            "please support Russian in {app}",
             "can we get calendar integration in {app}",
         ],
         "security": [
             "I received a suspicious phishing e-mail asking for my password",
             "someone logged into my account from an unknown country",
-            "antivirus flagged malware on my {device}", "I think my credentials were leaked",
-            "a stranger asked for access codes by phone", "ransomware warning appeared on my {device}",
+            "antivirus flagged malware on my {device}",
+            "I think my credentials were leaked",
+            "a stranger asked for access codes by phone",
+            "ransomware warning appeared on my {device}",
             "unusual login alerts keep coming for {app}",
         ],
     },
     "ru": {
         "technical support": [
-            "{app} вылетает при каждом запуске", "{app} выдаёт ошибку {code} после обновления",
+            "{app} вылетает при каждом запуске",
+            "{app} выдаёт ошибку {code} после обновления",
             "не могу установить {app}, установщик падает с кодом {code}",
-            "{app} очень медленно работает и зависает", "последнее обновление сломало {app}",
-            "{app} не сохраняет изменения", "отчёты в {app} выгружаются пустыми",
+            "{app} очень медленно работает и зависает",
+            "последнее обновление сломало {app}",
+            "{app} не сохраняет изменения",
+            "отчёты в {app} выгружаются пустыми",
         ],
         "billing": [
-            "с меня дважды списали {amount} в этом месяце", "в счёте неверная сумма {amount}",
-            "прошу вернуть платёж {amount}", "подписка продлилась без моего согласия",
-            "нужна копия счёта за прошлый месяц", "карту отклонили, но деньги списались",
+            "с меня дважды списали {amount} в этом месяце",
+            "в счёте неверная сумма {amount}",
+            "прошу вернуть платёж {amount}",
+            "подписка продлилась без моего согласия",
+            "нужна копия счёта за прошлый месяц",
+            "карту отклонили, но деньги списались",
             "почему цена выросла до {amount}",
         ],
         "account access": [
-            "не могу войти в {app}, пароль не принимается", "учётная запись заблокирована после нескольких попыток",
-            "не приходит ссылка для сброса пароля", "коды двухфакторной аутентификации отклоняются",
-            "потерял доступ к аккаунту после смены почты", "разблокируйте учётную запись нового коллеги",
+            "не могу войти в {app}, пароль не принимается",
+            "учётная запись заблокирована после нескольких попыток",
+            "не приходит ссылка для сброса пароля",
+            "коды двухфакторной аутентификации отклоняются",
+            "потерял доступ к аккаунту после смены почты",
+            "разблокируйте учётную запись нового коллеги",
             "единый вход возвращает меня на страницу входа",
         ],
         "network": [
-            "не могу подключиться к VPN с {device}", "в офисе постоянно пропадает Wi-Fi",
-            "очень медленный интернет на третьем этаже", "сетевой диск недоступен",
-            "DNS не разрешает внутренние сайты", "VPN отключается каждые несколько минут",
+            "не могу подключиться к VPN с {device}",
+            "в офисе постоянно пропадает Wi-Fi",
+            "очень медленный интернет на третьем этаже",
+            "сетевой диск недоступен",
+            "DNS не разрешает внутренние сайты",
+            "VPN отключается каждые несколько минут",
             "нет подключения к сети после подключения кабеля",
         ],
         "hardware": [
-            "мой {device} не включается", "{device} издаёт странный шум",
-            "мерцает экран, {device} не работает нормально", "батарея разряжается за час, {device} не держит заряд",
-            "{device} повреждён и требует замены", "{device} не определяется по USB",
+            "мой {device} не включается",
+            "{device} издаёт странный шум",
+            "мерцает экран, {device} не работает нормально",
+            "батарея разряжается за час, {device} не держит заряд",
+            "{device} повреждён и требует замены",
+            "{device} не определяется по USB",
             "в принтере постоянно застревает бумага",
         ],
         "feature request": [
-            "было бы здорово, если бы {app} умела экспортировать в Excel", "добавьте тёмную тему в {app}",
-            "можно ли добавить массовое редактирование в {app}", "нам нужен API для {app}",
-            "предложение: фильтр отчётов по регионам", "поддержите английский язык в {app}",
+            "было бы здорово, если бы {app} умела экспортировать в Excel",
+            "добавьте тёмную тему в {app}",
+            "можно ли добавить массовое редактирование в {app}",
+            "нам нужен API для {app}",
+            "предложение: фильтр отчётов по регионам",
+            "поддержите английский язык в {app}",
             "хотим интеграцию с календарём в {app}",
         ],
         "security": [
             "пришло подозрительное фишинговое письмо с просьбой ввести пароль",
-            "кто-то вошёл в мой аккаунт из другой страны", "антивирус нашёл вредоносное ПО на {device}",
-            "похоже, мои учётные данные утекли", "незнакомец по телефону просил коды доступа",
-            "на {device} появилось сообщение вымогателя", "постоянно приходят оповещения о странных входах в {app}",
+            "кто-то вошёл в мой аккаунт из другой страны",
+            "антивирус нашёл вредоносное ПО на {device}",
+            "похоже, мои учётные данные утекли",
+            "незнакомец по телефону просил коды доступа",
+            "на {device} появилось сообщение вымогателя",
+            "постоянно приходят оповещения о странных входах в {app}",
         ],
     },
 }
 
 URGENCY = {
     "en": {
-        "high": ["This is urgent, the whole team is blocked.", "Production is down, please help ASAP!",
-                 "Critical: we are losing customers right now.", "Please treat this as top priority, nobody can work.",
-                 "URGENT - deadline is in one hour."],
-        "medium": ["It affects a few colleagues, please look at it today.", "It is annoying but we have a workaround.",
-                   "Would appreciate a fix this week.", "Some of our work is slowed down by this."],
-        "low": ["No rush, whenever you have time.", "Just a question, nothing is blocked.",
-                "Low priority, it can wait until next month.", "Not urgent at all, just letting you know."],
+        "high": [
+            "This is urgent, the whole team is blocked.",
+            "Production is down, please help ASAP!",
+            "Critical: we are losing customers right now.",
+            "Please treat this as top priority, nobody can work.",
+            "URGENT - deadline is in one hour.",
+        ],
+        "medium": [
+            "It affects a few colleagues, please look at it today.",
+            "It is annoying but we have a workaround.",
+            "Would appreciate a fix this week.",
+            "Some of our work is slowed down by this.",
+        ],
+        "low": [
+            "No rush, whenever you have time.",
+            "Just a question, nothing is blocked.",
+            "Low priority, it can wait until next month.",
+            "Not urgent at all, just letting you know.",
+        ],
     },
     "ru": {
-        "high": ["Срочно, вся команда стоит.", "Продакшн лежит, помогите как можно скорее!",
-                 "Критично: мы прямо сейчас теряем клиентов.", "Это высший приоритет, никто не может работать.",
-                 "СРОЧНО - дедлайн через час."],
-        "medium": ["Затрагивает нескольких коллег, посмотрите сегодня, пожалуйста.", "Неприятно, но есть обходной путь.",
-                   "Хотелось бы исправить на этой неделе.", "Из-за этого часть работы замедлилась."],
-        "low": ["Не срочно, когда будет время.", "Просто вопрос, ничего не блокирует.",
-                "Низкий приоритет, может подождать до следующего месяца.", "Совсем не срочно, просто сообщаю."],
+        "high": [
+            "Срочно, вся команда стоит.",
+            "Продакшн лежит, помогите как можно скорее!",
+            "Критично: мы прямо сейчас теряем клиентов.",
+            "Это высший приоритет, никто не может работать.",
+            "СРОЧНО - дедлайн через час.",
+        ],
+        "medium": [
+            "Затрагивает нескольких коллег, посмотрите сегодня, пожалуйста.",
+            "Неприятно, но есть обходной путь.",
+            "Хотелось бы исправить на этой неделе.",
+            "Из-за этого часть работы замедлилась.",
+        ],
+        "low": [
+            "Не срочно, когда будет время.",
+            "Просто вопрос, ничего не блокирует.",
+            "Низкий приоритет, может подождать до следующего месяца.",
+            "Совсем не срочно, просто сообщаю.",
+        ],
     },
 }
 
-GREETINGS = {"en": ["Hello,", "Hi team,", "Dear support,", "Good morning,", ""],
-             "ru": ["Здравствуйте,", "Добрый день,", "Привет,", "Уважаемая поддержка,", ""]}
-FILLERS = {"en": ["I already restarted everything.", "This started yesterday.", "My colleague has the same issue.",
-                  "Details are below.", "I tried the steps from the wiki.", ""],
-           "ru": ["Я уже всё перезагрузил.", "Началось вчера.", "У коллеги то же самое.",
-                  "Подробности ниже.", "Пробовал шаги из инструкции.", ""]}
-SIGNOFFS = {"en": ["Thanks.", "Best regards, {name}", "Thank you!", "", "Contact me at {email}."],
-            "ru": ["Спасибо.", "С уважением, {name}", "Заранее спасибо!", "", "Мой адрес: {email}."]}
-NAMES = {"en": ["John", "Maria", "Alex", "Priya", "Tom"], "ru": ["Иван", "Мария", "Алексей", "Ольга", "Дмитрий"]}
+GREETINGS = {
+    "en": ["Hello,", "Hi team,", "Dear support,", "Good morning,", ""],
+    "ru": ["Здравствуйте,", "Добрый день,", "Привет,", "Уважаемая поддержка,", ""],
+}
+FILLERS = {
+    "en": [
+        "I already restarted everything.",
+        "This started yesterday.",
+        "My colleague has the same issue.",
+        "Details are below.",
+        "I tried the steps from the wiki.",
+        "",
+    ],
+    "ru": [
+        "Я уже всё перезагрузил.",
+        "Началось вчера.",
+        "У коллеги то же самое.",
+        "Подробности ниже.",
+        "Пробовал шаги из инструкции.",
+        "",
+    ],
+}
+SIGNOFFS = {
+    "en": ["Thanks.", "Best regards, {name}", "Thank you!", "", "Contact me at {email}."],
+    "ru": ["Спасибо.", "С уважением, {name}", "Заранее спасибо!", "", "Мой адрес: {email}."],
+}
+NAMES = {
+    "en": ["John", "Maria", "Alex", "Priya", "Tom"],
+    "ru": ["Иван", "Мария", "Алексей", "Ольга", "Дмитрий"],
+}
 
 
 def _typo(word: str, rng: np.random.Generator) -> str:
@@ -197,8 +315,11 @@ def make_ticket(topic: str, priority: str, lang: str, rng: np.random.Generator) 
     parts = [_pick(GREETINGS[lang], rng), phrase[0].upper() + phrase[1:] + "."]
     if rng.random() < 0.25:  # a second, misleading problem mentioned in passing
         other = topics[int(rng.integers(len(topics)))]
-        parts.append(_fill(_pick(TOPIC_PHRASES[lang][other], rng), lang, rng).capitalize() + " as well."
-                     if lang == "en" else "Также " + _fill(_pick(TOPIC_PHRASES[lang][other], rng), lang, rng) + ".")
+        parts.append(
+            _fill(_pick(TOPIC_PHRASES[lang][other], rng), lang, rng).capitalize() + " as well."
+            if lang == "en"
+            else "Также " + _fill(_pick(TOPIC_PHRASES[lang][other], rng), lang, rng) + "."
+        )
     parts.append(_pick(FILLERS[lang], rng))
     cue = rng.random()
     if cue < 0.72:
@@ -214,7 +335,9 @@ def make_ticket(topic: str, priority: str, lang: str, rng: np.random.Generator) 
     return " ".join(words)
 
 
-def generate(n_samples: int, seed: int, ru_share: float = 0.3, label_noise: float = 0.05) -> pd.DataFrame:
+def generate(
+    n_samples: int, seed: int, ru_share: float = 0.3, label_noise: float = 0.05
+) -> pd.DataFrame:
     """Return a DataFrame with columns text, topic, priority, language; same seed → same rows."""
     if n_samples < 1:
         raise ValueError("n_samples must be positive")
