@@ -2,8 +2,12 @@
 
     python bench/quality.py --data synthetic
     python bench/quality.py --data support_tickets data.path=../shared/data/support-tickets-sample/tickets.csv
+    python bench/quality.py --data synthetic --seeds 42 1 2 3 4 --name synthetic_seeds
 
-Same split and seed for all three; the transformer is calibrated and the hybrid weights fitted on
+Same split and seed for all three; on synthetic data the generator's Bayes classifier (the ceiling,
+see bench/ceiling.py) is scored on that split too. With --seeds the whole comparison is repeated
+per seed (a new split, and new rows on synthetic data) and summarised as mean and paired
+difference to the baseline. The transformer is calibrated and the hybrid weights fitted on
 val exactly as `export_onnx` does. Writes bench/results/quality_<dataset>.json.
 """
 
@@ -17,6 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from bench.machine import machine_info, write_result  # noqa: E402
 
@@ -43,13 +50,8 @@ def scores(probs: dict, labels: dict, label_maps: dict, mask=None) -> dict:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="synthetic")
-    parser.add_argument("--name", default=None, help="result name (default: the data config)")
-    parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
-
+def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> dict:
+    """Train and score baseline, transformer and hybrid (and, on synthetic data, the ceiling)."""
     from ticketml.baseline import build_pipeline, load_label_maps, load_splits, predict_proba
     from ticketml.calibration import fit_temperature, softmax
     from ticketml.config import load_config
@@ -63,7 +65,7 @@ def main() -> None:
     paths = [
         f"paths.{k}={work}/{k}" for k in ("raw_dir", "processed_dir", "artifacts_dir", "plots_dir")
     ]
-    cfg = load_config([f"data={args.data}", *paths, "train.progress_bar=false", *args.overrides])
+    cfg = load_config([f"data={data}", *paths, "train.progress_bar=false", *overrides])
     download_data(cfg)
     preprocess(cfg)
     splits, label_maps = load_splits(cfg), load_label_maps(cfg)
@@ -91,10 +93,30 @@ def main() -> None:
         + (1 - weights[t]["transformer_weight"]) * base["test"][t]
         for t in TASKS
     }
+    if probs_dir is not None:  # per-row probabilities, to try other blends without retraining
+        probs_dir.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            probs_dir / f"{data}_seed{cfg.seed}.npz",
+            **{
+                f"{s}_{m}_{t}": p[s][t]
+                for s in ("val", "test")
+                for m, p in (("baseline", base), ("transformer", trans))
+                for t in TASKS
+            },
+            **{f"{s}_labels_{t}": labels[s][t] for s in ("val", "test") for t in TASKS},
+            test_language=splits["test"]
+            .get("language", pd.Series([""] * len(splits["test"])))
+            .to_numpy(str),
+        )
     test = splits["test"]
     probs = {"baseline": base["test"], "transformer": trans["test"], "hybrid": hybrid}
+    if cfg.data.name == "synthetic" and not cfg.data.path and not cfg.data.url:
+        from bench.ceiling import ceiling_probs
+
+        probs["ceiling"] = ceiling_probs(cfg, splits, label_maps)["test"]
     result = {
-        "dataset": args.data,
+        "dataset": data,
+        "seed": int(cfg.seed),
         "encoder": cfg.model.encoder_name,
         "max_length": cfg.model.max_length,
         "train_rows": len(splits["train"]),
@@ -103,7 +125,7 @@ def main() -> None:
         "train_seconds": train_seconds,
         "baseline_seconds": baseline_seconds,
         "hybrid_weights": weights,
-        "overrides": args.overrides,
+        "overrides": overrides,
         "models": {k: scores(v, labels["test"], label_maps) for k, v in probs.items()},
     }
     if "language" in test.columns:
@@ -114,17 +136,75 @@ def main() -> None:
                 result["by_language"][lang] = {
                     k: scores(v, labels["test"], label_maps, mask) for k, v in probs.items()
                 }
-    result["machine"] = machine_info()
-    print(
-        f"\n{args.data}: {len(test)} test tickets, {result['epochs']} epochs ({cfg.model.encoder_name})"
-    )
+    print(f"\n{data}, seed {cfg.seed}: {len(test)} test tickets, {result['epochs']} epochs")
     print(f"{'model':<12} {'rows':<8} {'topic F1':>9} {'priority F1':>12}")
     for group, per_model in [("all", result["models"]), *result.get("by_language", {}).items()]:
         for name, m in per_model.items():
             print(
                 f"{name:<12} {group:<8} {m['topic']['macro_f1']:>9.3f} {m['priority']['macro_f1']:>12.3f}"
             )
-    write_result(result, ROOT / "bench" / "results" / f"quality_{args.name or args.data}.json")
+    return result
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Over seeds: each model's mean test macro-F1 per task, and its paired difference to the baseline."""
+    out = {}
+    for name in runs[0]["models"]:
+        out[name] = {}
+        for task in TASKS:
+            vals = np.array([r["models"][name][task]["macro_f1"] for r in runs])
+            diff = vals - np.array([r["models"]["baseline"][task]["macro_f1"] for r in runs])
+            out[name][task] = {
+                "mean": float(vals.mean()),
+                "min": float(vals.min()),
+                "max": float(vals.max()),
+                "mean_minus_baseline": float(diff.mean()),
+                "wins_over_baseline": int((diff > 0).sum()),
+            }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="synthetic")
+    parser.add_argument("--name", default=None, help="result name (default: the data config)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="repeat with each seed (new split, and new rows on synthetic data); one file",
+    )
+    parser.add_argument("--probs-dir", type=Path, default=None, help="save per-row probabilities")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    path = ROOT / "bench" / "results" / f"quality_{args.name or args.data}.json"
+    if not args.seeds:
+        result = measure(args.data, args.overrides, args.probs_dir)
+        result["machine"] = machine_info()
+        write_result(result, path)
+        return
+    runs = []
+    for seed in args.seeds:  # the file is rewritten after each seed: a cut-off run keeps its seeds
+        runs.append(measure(args.data, [*args.overrides, f"seed={seed}"], args.probs_dir))
+        summary = summarise(runs)
+        write_result(
+            {
+                "dataset": args.data,
+                "seeds": [r["seed"] for r in runs],
+                "summary": summary,
+                "runs": runs,
+                "machine": machine_info(),
+            },
+            path,
+        )
+    print(f"\nover seeds {args.seeds}: mean test macro-F1 (mean difference to the baseline, wins)")
+    for name, per_task in summary.items():
+        cells = [
+            f"{t} {v['mean']:.3f} ({v['mean_minus_baseline']:+.3f}, {v['wins_over_baseline']}/{len(runs)})"
+            for t, v in per_task.items()
+        ]
+        print(f"{name:<12} " + "  ".join(cells))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 import hashlib
 
+import numpy as np
+
 from tests.conftest import run_cli
 from ticketml.data import synthetic
 from ticketml.data.sources import SYNTHETIC_WARNING
@@ -26,3 +28,31 @@ def test_generated_data_has_languages_topics_priorities_and_imbalance():
     assert counts.max() / counts.min() > 2.5  # realistic imbalance
     assert df["text"].str.contains("[а-яА-Я]", regex=True).sum() > 500
     assert df["text"].nunique() > 2800  # varied, not a handful of templates
+
+
+def test_latents_leave_the_rows_unchanged_and_bayes_posterior_matches_the_generator():
+    plain = synthetic.generate(20000, seed=3)
+    df = synthetic.generate(20000, seed=3, latents=True)
+    assert df[plain.columns].equals(plain)
+    assert set(df["cue"]) == {"", "low", "medium", "high"}
+    assert 0.10 < (df["cue"] == "").mean() < 0.22
+    post = synthetic.bayes_proba(df)
+    assert post["topic"].shape == (20000, len(synthetic.TOPIC_WEIGHTS))
+    for probs in post.values():
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    # calibrated: within each (topic, cue) cell the posterior is the labels' observed frequency
+    truth = (df["priority"].to_numpy()[:, None] == np.array(synthetic.PRIORITIES)[None, :]).astype(
+        float
+    )
+    cells = df.groupby(["written_topic", "cue"]).indices
+    checked = 0
+    for rows in cells.values():
+        if len(rows) >= 400:
+            observed, expected = truth[rows].mean(axis=0), post["priority"][rows].mean(axis=0)
+            np.testing.assert_allclose(observed, expected, atol=0.06)
+            checked += 1
+    assert checked >= 5
+    topic_acc = (
+        post["topic"].argmax(1) == df["topic"].map(list(synthetic.TOPIC_WEIGHTS).index)
+    ).mean()
+    assert 0.94 < topic_acc < 0.98  # 5% label noise, 1/7 of it lands on the same topic

@@ -309,7 +309,17 @@ def _pick(options: list[str], rng: np.random.Generator) -> str:
     return options[int(rng.integers(len(options)))]
 
 
+CUE_SHARE, OFF_CUE_SHARE = 0.72, 0.12  # urgency sentence of the true level; one level off
+
+
 def make_ticket(topic: str, priority: str, lang: str, rng: np.random.Generator) -> str:
+    return _make_ticket(topic, priority, lang, rng)[0]
+
+
+def _make_ticket(
+    topic: str, priority: str, lang: str, rng: np.random.Generator
+) -> tuple[str, str | None]:
+    """The ticket text and the urgency cue's level written into it (None: no cue)."""
     topics = list(TOPIC_PHRASES[lang])
     phrase = _fill(_pick(TOPIC_PHRASES[lang][topic], rng), lang, rng)
     parts = [_pick(GREETINGS[lang], rng), phrase[0].upper() + phrase[1:] + "."]
@@ -321,24 +331,33 @@ def make_ticket(topic: str, priority: str, lang: str, rng: np.random.Generator) 
             else "Также " + _fill(_pick(TOPIC_PHRASES[lang][other], rng), lang, rng) + "."
         )
     parts.append(_pick(FILLERS[lang], rng))
-    cue = rng.random()
-    if cue < 0.72:
-        parts.append(_pick(URGENCY[lang][priority], rng))
-    elif cue < 0.84:  # a cue one level off
+    draw, cue = rng.random(), None
+    if draw < CUE_SHARE:
+        cue = priority
+    elif draw < CUE_SHARE + OFF_CUE_SHARE:  # a cue one level off
         idx = PRIORITIES.index(priority)
-        off = PRIORITIES[min(2, idx + 1)] if rng.random() < 0.5 else PRIORITIES[max(0, idx - 1)]
-        parts.append(_pick(URGENCY[lang][off], rng))
+        cue = PRIORITIES[min(2, idx + 1)] if rng.random() < 0.5 else PRIORITIES[max(0, idx - 1)]
+    if cue is not None:
+        parts.append(_pick(URGENCY[lang][cue], rng))
     name = _pick(NAMES[lang], rng)
     parts.append(_pick(SIGNOFFS[lang], rng).format(name=name, email=f"{name.lower()}@example.com"))
     words = " ".join(p for p in parts if p).split()
     words = [_typo(w, rng) if rng.random() < 0.03 else w for w in words]
-    return " ".join(words)
+    return " ".join(words), cue
 
 
 def generate(
-    n_samples: int, seed: int, ru_share: float = 0.3, label_noise: float = 0.05
+    n_samples: int,
+    seed: int,
+    ru_share: float = 0.3,
+    label_noise: float = 0.05,
+    latents: bool = False,
 ) -> pd.DataFrame:
-    """Return a DataFrame with columns text, topic, priority, language; same seed → same rows."""
+    """Return a DataFrame with columns text, topic, priority, language; same seed → same rows.
+
+    latents=True adds what the text was written from: `written_topic` (the label before label
+    noise) and `cue` (the urgency sentence's level, "" when the ticket has none).
+    """
     if n_samples < 1:
         raise ValueError("n_samples must be positive")
     rng = np.random.default_rng(seed)
@@ -349,10 +368,42 @@ def generate(
         topic = topics[int(rng.choice(len(topics), p=weights / weights.sum()))]
         priority = PRIORITIES[int(rng.choice(3, p=PRIORITY_BY_TOPIC[topic]))]
         lang = "ru" if rng.random() < ru_share else "en"
-        text = make_ticket(topic, priority, lang, rng)
+        text, cue = _make_ticket(topic, priority, lang, rng)
+        latent = {"written_topic": topic, "cue": cue or ""}
         if rng.random() < label_noise:
             topic = topics[int(rng.integers(len(topics)))]
         if rng.random() < label_noise:
             priority = PRIORITIES[int(rng.integers(3))]
-        rows.append({"text": text, "topic": topic, "priority": priority, "language": lang})
+        row = {"text": text, "topic": topic, "priority": priority, "language": lang}
+        rows.append({**row, **latent} if latents else row)
     return pd.DataFrame(rows)
+
+
+def bayes_proba(latents: pd.DataFrame, label_noise: float = 0.05) -> dict[str, np.ndarray]:
+    """P(label | what the text was written from), from the generator's own probabilities.
+
+    Columns of `latents`: written_topic, cue (see generate). Rows of the result follow
+    TOPIC_WEIGHTS' and PRIORITIES' order. No classifier that reads only the text can do better in
+    expectation: its argmax is the ceiling for accuracy on this data.
+    """
+    topics = list(TOPIC_WEIGHTS)
+    written = latents["written_topic"].map(topics.index).to_numpy()
+    topic = np.full((len(latents), len(topics)), label_noise / len(topics))
+    topic[np.arange(len(latents)), written] += 1 - label_noise
+
+    def cue_likelihood(cue: str, level: int) -> float:
+        if not cue:
+            return 1 - CUE_SHARE - OFF_CUE_SHARE
+        gap = abs(PRIORITIES.index(cue) - level)
+        edge = OFF_CUE_SHARE / 2 if level in (0, len(PRIORITIES) - 1) else 0.0
+        return CUE_SHARE + edge if gap == 0 else OFF_CUE_SHARE / 2 if gap == 1 else 0.0
+
+    priority = np.array(
+        [
+            [PRIORITY_BY_TOPIC[t][k] * cue_likelihood(c, k) for k in range(len(PRIORITIES))]
+            for t, c in zip(latents["written_topic"], latents["cue"], strict=True)
+        ]
+    )
+    priority /= priority.sum(axis=1, keepdims=True)
+    priority = (1 - label_noise) * priority + label_noise / len(PRIORITIES)
+    return {"topic": topic, "priority": priority}

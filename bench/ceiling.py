@@ -1,0 +1,122 @@
+"""The best macro-F1 any model can expect on the synthetic data: the generator's Bayes classifier.
+
+    python bench/ceiling.py                      # the default synthetic data (seed 42)
+    python bench/ceiling.py --seeds 42 1 2 --name synthetic_seeds
+    python bench/ceiling.py --name synthetic_20k data.synthetic.n_samples=20000
+
+The synthetic generator knows what each ticket was written from (its topic before label noise and
+the urgency sentence it put in, if any); `ticketml.data.synthetic.bayes_proba` turns that into
+P(label | text) with the generator's own probabilities. Its argmax is what an ideal text classifier
+predicts, so its score on the same test split as the models is the ceiling they are measured
+against (an upper bound in expectation: on a few hundred tickets a model can land above it by
+luck). The TF-IDF baseline is fitted on the same split (it takes seconds) to show how far below the
+ceiling it lands. Writes bench/results/ceiling_<name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine_info, write_result  # noqa: E402
+
+SPLITS = ("val", "test")
+
+
+def ceiling_probs(cfg, splits: dict, label_maps: dict) -> dict:
+    """Per split and task, the Bayes posterior for each processed row, columns in label-map order."""
+    from ticketml.data import synthetic
+    from ticketml.data.preprocess import clean_text
+
+    syn = cfg.data.synthetic
+    raw = synthetic.generate(
+        int(syn.n_samples), int(cfg.seed), float(syn.ru_share), float(syn.label_noise), latents=True
+    )
+    raw["text"] = raw["text"].map(lambda t: clean_text(t, cfg.preprocess.mask_pii))
+    raw = raw.drop_duplicates("text").set_index("text")
+    posterior = synthetic.bayes_proba(raw, float(syn.label_noise))
+    order = {"topic": list(synthetic.TOPIC_WEIGHTS), "priority": list(synthetic.PRIORITIES)}
+    out = {}
+    for name in SPLITS:
+        rows = raw.index.get_indexer(splits[name]["text"])
+        if (rows < 0).any():
+            raise SystemExit(f"{name}: {int((rows < 0).sum())} rows are not from the generator")
+        out[name] = {
+            task: posterior[task][rows][:, [order[task].index(lab) for lab in label_maps[task]]]
+            for task in posterior
+        }
+    return out
+
+
+def measure(overrides: list[str]) -> dict:
+    """Ceiling and baseline scores on val and test (all rows and per language) for one data config."""
+    from bench.quality import scores
+    from ticketml.baseline import build_pipeline, load_label_maps, load_splits, predict_proba
+    from ticketml.config import load_config
+    from ticketml.data.preprocess import preprocess
+    from ticketml.data.schema import encode_labels
+    from ticketml.data.sources import download_data
+
+    work = Path(tempfile.mkdtemp(prefix="ticketml-ceiling-"))
+    paths = [f"paths.{k}={work}/{k}" for k in ("raw_dir", "processed_dir", "artifacts_dir")]
+    cfg = load_config(["data=synthetic", "data.source=synthetic", *paths, *overrides])
+    download_data(cfg)
+    preprocess(cfg)
+    splits, label_maps = load_splits(cfg), load_label_maps(cfg)
+    ceiling = ceiling_probs(cfg, splits, label_maps)
+    models = {
+        t: build_pipeline(cfg.baseline, int(cfg.seed)).fit(
+            splits["train"]["text"], splits["train"][t]
+        )
+        for t in ceiling["test"]
+    }
+    out = {"seed": int(cfg.seed), "n_samples": int(cfg.data.synthetic.n_samples), "splits": {}}
+    for name in SPLITS:
+        df, labels = splits[name], encode_labels(splits[name], label_maps)
+        probs = {
+            "ceiling": ceiling[name],
+            "baseline": predict_proba(models, df["text"].tolist(), label_maps),
+        }
+        groups = {"all": None} | {
+            str(lang): (df["language"] == lang).to_numpy()
+            for lang in sorted(df["language"].unique())
+        }
+        out["splits"][name] = {
+            group: {k: scores(p, labels, label_maps, mask) for k, p in probs.items()}
+            for group, mask in groups.items()
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", default="synthetic", help="result name")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="data seeds")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+
+    runs = [measure([f"seed={seed}", *args.overrides]) for seed in args.seeds]
+    result = {"dataset": "synthetic", "overrides": args.overrides, "runs": runs}
+    result["machine"] = machine_info()
+    print(
+        f"\n{'seed':>4} {'split':<5} {'rows':<4} {'n':>5}  ceiling topic / priority  baseline topic / priority"
+    )
+    for run in runs:
+        for name, entry in run["splits"].items():
+            for group, m in entry.items():
+                c, b = m["ceiling"], m["baseline"]
+                print(
+                    f"{run['seed']:>4} {name:<5} {group:<4} {c['topic']['n']:>5}"
+                    f"  {c['topic']['macro_f1']:>13.3f} / {c['priority']['macro_f1']:.3f}"
+                    f"  {b['topic']['macro_f1']:>14.3f} / {b['priority']['macro_f1']:.3f}"
+                )
+    write_result(result, ROOT / "bench" / "results" / f"ceiling_{args.name}.json")
+
+
+if __name__ == "__main__":
+    main()
