@@ -1,0 +1,119 @@
+"""Which way to combine transformer and baseline probabilities: the shipped blend vs alternatives.
+
+    python bench/quality.py --data synthetic --seeds 42 1 2 3 4 --probs-dir probs   # on a GPU
+    python bench/blend.py probs
+
+Reads the per-row val/test probabilities that `bench/quality.py --probs-dir` saved (one file per
+dataset and seed), fits each candidate on val only and scores it on test:
+  hybrid (shipped)  per-task weight on a 0..1 grid, best val macro-F1 (ticketml.hybrid.fit_weights)
+  equal weights     the plain average
+  log-linear        weighted geometric mean, weight on the same grid
+  stacking C=…      a logistic regression on both models' log-probabilities (class-balanced)
+Writes bench/results/blend_<dataset>.json with the per-seed scores and the mean over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine_info, write_result  # noqa: E402
+
+TASKS = ("topic", "priority")
+GRID = np.round(np.linspace(0, 1, 21), 2)
+
+
+def macro_f1(y: np.ndarray, probs: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    n = probs.shape[1]
+    return float(
+        f1_score(y, probs.argmax(1), labels=list(range(n)), average="macro", zero_division=0)
+    )
+
+
+def log_linear(w: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    z = w * np.log(a + 1e-12) + (1 - w) * np.log(b + 1e-12)
+    return z - z.max(axis=1, keepdims=True)  # argmax is all that is scored
+
+
+def candidates(d: dict, task: str) -> dict[str, float]:
+    """Test macro-F1 of each combination, every one fitted on the validation split only."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ticketml.hybrid import fit_weights
+
+    val_t, val_b = d[f"val_transformer_{task}"], d[f"val_baseline_{task}"]
+    test_t, test_b = d[f"test_transformer_{task}"], d[f"test_baseline_{task}"]
+    y_val, y_test = d[f"val_labels_{task}"], d[f"test_labels_{task}"]
+    out = {"baseline": macro_f1(y_test, test_b), "transformer": macro_f1(y_test, test_t)}
+    w = fit_weights({t: val_t for t in TASKS}, {t: val_b for t in TASKS}, {t: y_val for t in TASKS})
+    w = w[task]["transformer_weight"]
+    out["hybrid (shipped)"] = macro_f1(y_test, w * test_t + (1 - w) * test_b)
+    out["equal weights"] = macro_f1(y_test, (test_t + test_b) / 2)
+    scores = [macro_f1(y_val, log_linear(g, val_t, val_b)) for g in GRID]
+    out["log-linear"] = macro_f1(y_test, log_linear(GRID[int(np.argmax(scores))], test_t, test_b))
+    features = [
+        np.hstack([np.log(t + 1e-9), np.log(b + 1e-9)])
+        for t, b in ((val_t, val_b), (test_t, test_b))
+    ]
+    for c in (0.1, 1.0):
+        lr = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
+        out[f"stacking C={c}"] = macro_f1(
+            y_test, lr.fit(features[0], y_val).predict_proba(features[1])
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("probs_dir", type=Path)
+    args = parser.parse_args()
+    files = defaultdict(dict)
+    for f in sorted(args.probs_dir.glob("*_seed*.npz")):
+        m = re.fullmatch(r"(.+)_seed(\d+)\.npz", f.name)
+        files[m.group(1)][int(m.group(2))] = f
+    if not files:
+        raise SystemExit(f"{args.probs_dir}: no <dataset>_seed<N>.npz files")
+    for dataset, seeds in files.items():
+        per_seed = {
+            seed: {t: candidates(dict(np.load(f)), t) for t in TASKS} for seed, f in seeds.items()
+        }
+        summary = {}
+        print(
+            f"\n{dataset}: test macro-F1, mean over seeds {sorted(per_seed)} (difference to the baseline, wins)"
+        )
+        for task in TASKS:
+            for name in per_seed[next(iter(per_seed))][task]:
+                vals = np.array([s[task][name] for s in per_seed.values()])
+                diff = vals - np.array([s[task]["baseline"] for s in per_seed.values()])
+                summary.setdefault(name, {})[task] = {
+                    "mean": float(vals.mean()),
+                    "mean_minus_baseline": float(diff.mean()),
+                    "wins_over_baseline": int((diff > 0).sum()),
+                }
+                print(
+                    f"  {task:<9} {name:<17} {vals.mean():.3f} ({diff.mean():+.3f}, {int((diff > 0).sum())}/{len(vals)})"
+                )
+        write_result(
+            {
+                "dataset": dataset,
+                "seeds": sorted(per_seed),
+                "summary": summary,
+                "per_seed": {str(k): v for k, v in per_seed.items()},
+                "machine": machine_info(),
+            },
+            ROOT / "bench" / "results" / f"blend_{dataset}.json",
+        )
+
+
+if __name__ == "__main__":
+    main()
