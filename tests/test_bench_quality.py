@@ -1,0 +1,39 @@
+"""The quality benchmarks' own logic: the synthetic ceiling and the blend comparison."""
+
+import numpy as np
+
+from bench.blend import candidates
+from bench.ceiling import measure
+
+
+def test_ceiling_scores_every_test_row_and_sits_above_the_baseline_on_a_large_split(workdir):
+    result = measure(["data.synthetic.n_samples=6000", "seed=7"])
+    test = result["splits"]["test"]
+    assert test["all"]["ceiling"]["topic"]["n"] == test["all"]["baseline"]["topic"]["n"] > 800
+    assert set(test) == {"all", "en", "ru"}
+    for task in ("topic", "priority"):
+        ceiling, baseline = test["all"]["ceiling"][task], test["all"]["baseline"][task]
+        assert ceiling["accuracy"] > baseline["accuracy"]
+    assert test["all"]["ceiling"]["topic"]["accuracy"] > 0.93  # 5% label noise, nothing else
+    assert 0.75 < test["all"]["ceiling"]["priority"]["accuracy"] < 0.88
+
+
+def test_blend_candidates_are_fitted_on_val_and_scored_on_test():
+    rng = np.random.default_rng(0)
+    n, k = 300, 3
+    d = {}
+    for split in ("val", "test"):
+        y = rng.integers(k, size=n)
+        d[f"{split}_labels_priority"] = d[f"{split}_labels_topic"] = y
+        good = np.full((n, k), 0.1)
+        good[np.arange(n), y] = 0.8
+        noise = rng.dirichlet(np.ones(k), size=n)
+        for task in ("topic", "priority"):
+            d[f"{split}_transformer_{task}"] = good
+            d[f"{split}_baseline_{task}"] = noise
+    scores = candidates(d, "topic")
+    assert scores["transformer"] == 1.0
+    assert scores["baseline"] < 0.5
+    assert scores["hybrid (shipped)"] == 1.0  # val says: trust the transformer
+    assert scores["log-linear"] == 1.0
+    assert scores["stacking C=1.0"] > 0.95
