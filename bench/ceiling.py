@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -28,8 +30,8 @@ from bench.machine import machine_info, write_result  # noqa: E402
 SPLITS = ("val", "test")
 
 
-def ceiling_probs(cfg, splits: dict, label_maps: dict) -> dict:
-    """Per split and task, the Bayes posterior for each processed row, columns in label-map order."""
+def latents(cfg) -> pd.DataFrame:
+    """What the generator wrote each ticket from, indexed by the ticket's cleaned text."""
     from ticketml.data import synthetic
     from ticketml.data.preprocess import clean_text
 
@@ -38,8 +40,15 @@ def ceiling_probs(cfg, splits: dict, label_maps: dict) -> dict:
         int(syn.n_samples), int(cfg.seed), float(syn.ru_share), float(syn.label_noise), latents=True
     )
     raw["text"] = raw["text"].map(lambda t: clean_text(t, cfg.preprocess.mask_pii))
-    raw = raw.drop_duplicates("text").set_index("text")
-    posterior = synthetic.bayes_proba(raw, float(syn.label_noise))
+    return raw.drop_duplicates("text").set_index("text")
+
+
+def ceiling_probs(cfg, splits: dict, label_maps: dict) -> dict:
+    """Per split and task, the Bayes posterior for each processed row, columns in label-map order."""
+    from ticketml.data import synthetic
+
+    raw = latents(cfg)
+    posterior = synthetic.bayes_proba(raw, float(cfg.data.synthetic.label_noise))
     order = {"topic": list(synthetic.TOPIC_WEIGHTS), "priority": list(synthetic.PRIORITIES)}
     out = {}
     for name in SPLITS:
@@ -53,13 +62,11 @@ def ceiling_probs(cfg, splits: dict, label_maps: dict) -> dict:
     return out
 
 
-def measure(overrides: list[str]) -> dict:
-    """Ceiling and baseline scores on val and test (all rows and per language) for one data config."""
-    from bench.quality import scores
-    from ticketml.baseline import build_pipeline, load_label_maps, load_splits, predict_proba
+def prepare(overrides: list[str]) -> tuple:
+    """Generate and split the synthetic data in a scratch folder: (cfg, splits, label_maps)."""
+    from ticketml.baseline import load_label_maps, load_splits
     from ticketml.config import load_config
     from ticketml.data.preprocess import preprocess
-    from ticketml.data.schema import encode_labels
     from ticketml.data.sources import download_data
 
     work = Path(tempfile.mkdtemp(prefix="ticketml-ceiling-"))
@@ -67,7 +74,16 @@ def measure(overrides: list[str]) -> dict:
     cfg = load_config(["data=synthetic", "data.source=synthetic", *paths, *overrides])
     download_data(cfg)
     preprocess(cfg)
-    splits, label_maps = load_splits(cfg), load_label_maps(cfg)
+    return cfg, load_splits(cfg), load_label_maps(cfg)
+
+
+def measure(overrides: list[str]) -> dict:
+    """Ceiling and baseline scores on val and test (all rows and per language) for one data config."""
+    from bench.quality import scores
+    from ticketml.baseline import build_pipeline, predict_proba
+    from ticketml.data.schema import encode_labels
+
+    cfg, splits, label_maps = prepare(overrides)
     ceiling = ceiling_probs(cfg, splits, label_maps)
     models = {
         t: build_pipeline(cfg.baseline, int(cfg.seed)).fit(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,25 +27,10 @@ from bench.machine import machine_info, write_result  # noqa: E402
 
 def test_rows(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     """The test split of `seed` with its cue group, and the ceiling's priority predictions."""
-    from bench.ceiling import ceiling_probs
-    from ticketml.baseline import load_label_maps, load_splits
-    from ticketml.config import load_config
-    from ticketml.data import synthetic
-    from ticketml.data.preprocess import clean_text, preprocess
-    from ticketml.data.sources import download_data
+    from bench.ceiling import ceiling_probs, latents, prepare
 
-    work = Path(tempfile.mkdtemp(prefix="ticketml-cues-"))
-    paths = [f"paths.{k}={work}/{k}" for k in ("raw_dir", "processed_dir", "artifacts_dir")]
-    cfg = load_config(["data=synthetic", "data.source=synthetic", f"seed={seed}", *paths])
-    download_data(cfg)
-    preprocess(cfg)
-    splits, label_maps = load_splits(cfg), load_label_maps(cfg)
-    syn = cfg.data.synthetic
-    raw = synthetic.generate(
-        int(syn.n_samples), seed, float(syn.ru_share), float(syn.label_noise), latents=True
-    )
-    raw["text"] = raw["text"].map(lambda t: clean_text(t, cfg.preprocess.mask_pii))
-    raw = raw.drop_duplicates("text").set_index("text")
+    cfg, splits, label_maps = prepare([f"seed={seed}"])
+    raw = latents(cfg)
     test = splits["test"].reset_index(drop=True)
     cue = raw.loc[test["text"], "cue"].to_numpy()
     test["group"] = np.where(
