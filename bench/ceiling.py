@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +24,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import machine_info, write_result  # noqa: E402
+from bench.machine import machine_info, scratch_overrides, write_result  # noqa: E402
 
 SPLITS = ("val", "test")
 
@@ -69,8 +68,7 @@ def prepare(overrides: list[str]) -> tuple:
     from ticketml.data.preprocess import preprocess
     from ticketml.data.sources import download_data
 
-    work = Path(tempfile.mkdtemp(prefix="ticketml-ceiling-"))
-    paths = [f"paths.{k}={work}/{k}" for k in ("raw_dir", "processed_dir", "artifacts_dir")]
+    paths = scratch_overrides("ticketml-ceiling-")
     cfg = load_config(["data=synthetic", "data.source=synthetic", *paths, *overrides])
     download_data(cfg)
     preprocess(cfg)

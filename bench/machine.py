@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
 from pathlib import Path
 
 
@@ -17,6 +18,16 @@ def write_result(result: dict, path: str | Path) -> Path:
     tmp.replace(path)
     print(f"wrote {path}")
     return path
+
+
+def scratch_overrides(prefix: str = "ticketml-bench-") -> list[str]:
+    """Hydra overrides that send a benchmark's data, artifacts, checkpoints, plots and MLflow runs
+    to a new temporary folder, so that it never writes into the user's project or store."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    dirs = ("raw_dir", "processed_dir", "artifacts_dir", "plots_dir", "checkpoints_dir")
+    return [f"paths.{k}={work}/{k}" for k in dirs] + [
+        f"mlflow.tracking_uri=sqlite:///{work}/mlflow.db"
+    ]
 
 
 def machine_info() -> dict:

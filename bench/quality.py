@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.machine import machine_info, write_result  # noqa: E402
+from bench.machine import machine_info, scratch_overrides, write_result  # noqa: E402
 
 TASKS = ("topic", "priority")
 
@@ -61,10 +60,7 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
     from ticketml.hybrid import fit_weights
     from ticketml.training.train import evaluate, train_model
 
-    work = Path(tempfile.mkdtemp(prefix="ticketml-quality-"))
-    paths = [
-        f"paths.{k}={work}/{k}" for k in ("raw_dir", "processed_dir", "artifacts_dir", "plots_dir")
-    ]
+    paths = scratch_overrides("ticketml-quality-")
     cfg = load_config([f"data={data}", *paths, "train.progress_bar=false", *overrides])
     download_data(cfg)
     preprocess(cfg)

@@ -12,14 +12,13 @@ import argparse
 import json
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import machine_info, write_result  # noqa: E402
+from bench.machine import machine_info, scratch_overrides, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -38,10 +37,7 @@ def main() -> None:
     )
     parser.add_argument("candidates", nargs="+")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="ticketml-sweep-"))
-    paths = [
-        f"paths.{k}={work}/{k}" for k in ("raw_dir", "processed_dir", "artifacts_dir", "plots_dir")
-    ]
+    paths = scratch_overrides("ticketml-sweep-")
     base = [*paths, "train.progress_bar=false", *shlex.split(args.base)]
     cfg = load_config(base)
     download_data(cfg)

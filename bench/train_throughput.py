@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import machine_info, write_result  # noqa: E402
+from bench.machine import machine_info, scratch_overrides, write_result  # noqa: E402
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -30,12 +29,8 @@ def run(args: argparse.Namespace) -> dict:
     from ticketml.training.train import evaluate, train_model
 
     gpu = args.device == "cuda"
-    work = Path(tempfile.mkdtemp(prefix="ticketml-bench-"))
     overrides = [
-        f"paths.raw_dir={work}/raw",
-        f"paths.processed_dir={work}/processed",
-        f"paths.artifacts_dir={work}/artifacts",
-        f"paths.plots_dir={work}/plots",
+        *scratch_overrides("ticketml-bench-"),
         f"data.synthetic.n_samples={args.n_samples}",
         "data.source=synthetic",
         f"train.max_epochs={args.epochs}",
