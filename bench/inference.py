@@ -1,6 +1,7 @@
 """CPU inference: PyTorch eager vs ONNX Runtime fp32 vs ONNX Runtime INT8 (+ the TF-IDF baseline).
 
-    python bench/inference.py [--threads 2] [--workdir .]
+    python bench/inference.py [--threads 2] [--workdir .] [overrides...]
+    python bench/inference.py --workdir runs/e5 --out bench/results/inference_e5.json model=multilingual_e5_small
 
 Uses the trained checkpoint and the exported graphs of `--workdir` (after `make demo`), the same
 tokenisation for every engine, the same thread count, and the test split. Prints a table and
@@ -79,7 +80,9 @@ def main() -> None:
     parser.add_argument("--n-single", type=int, default=200, help="texts timed one by one")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "inference.json"))
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides the model was trained with")
     args = parser.parse_args()
+    args.out = str(Path(args.out).resolve())
     os.chdir(args.workdir)
 
     import torch
@@ -91,7 +94,7 @@ def main() -> None:
     from ticketml.export import load_checkpoint
 
     torch.set_num_threads(args.threads)
-    cfg = load_config()
+    cfg = load_config(args.overrides)
     test = load_splits(cfg)["test"]
     texts, label_maps = test["text"].tolist(), load_label_maps(cfg)
     labels = encode_labels(test, label_maps)

@@ -276,15 +276,54 @@ def inference_section() -> list[str]:
         f"{r['machine']['processor']} ({r['machine']['cpu_count']} cores); the same tokenisation for "
         "every engine; ratios against PyTorch eager.",
         "",
-        "| engine | batch 1 p50 | batch 1 p95 | batch 32 texts/s | batch 64 texts/s | × torch (batch 1) | × torch (batch 64) | test F1 topic / priority |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *inference_table(r, with_f1=True),
+    ]
+    e5, minilm = load("inference_e5.json"), load("inference_speed_minilm.json")
+    if e5 and minilm:
+        lines += [
+            "",
+            "Speed per encoder, measured the same day on the same machine "
+            f"({e5['threads']} threads): the MiniLM-L6 and multilingual-e5-small graphs timed "
+            "here come from short smoke-training runs, not the demo (speed does not depend on the "
+            "weights; their F1 says nothing and is left out). e5 has twice the layers and is "
+            "slower one text at a time, but its vocabulary keeps Russian tickets 2.6× shorter "
+            "(token lengths above), so in batches of this EN+RU data it is the faster one. `python bench/inference.py --workdir <run> --out "
+            "bench/results/inference_e5.json model=multilingual_e5_small`.",
+            "",
+            *inference_table(
+                {
+                    "engines": {
+                        f"MiniLM-L6 {k}": v
+                        for k, v in minilm["engines"].items()
+                        if k != "tfidf_baseline"
+                    }
+                    | {
+                        f"e5-small {k}": v
+                        for k, v in e5["engines"].items()
+                        if k != "tfidf_baseline"
+                    }
+                },
+                with_f1=False,
+            ),
+        ]
+    return lines
+
+
+def inference_table(r: dict, with_f1: bool) -> list[str]:
+    head = "| engine | batch 1 p50 | batch 1 p95 | batch 32 texts/s | batch 64 texts/s | × its torch (batch 1) | × its torch (batch 64) |"
+    lines = [
+        head + (" test F1 topic / priority |" if with_f1 else ""),
+        "| --- " * (8 if with_f1 else 7) + "|",
     ]
     for name, e in r["engines"].items():
-        lines.append(
+        row = (
             f"| {name} | {e['batch1_p50_ms']:.1f} ms | {e['batch1_p95_ms']:.1f} ms | {e['batch32_texts_per_s']:.0f} | "
             f"{e['batch64_texts_per_s']:.0f} | {e['speedup_batch1_p50_vs_torch']:.2f}× | "
-            f"{e['speedup_batch64_vs_torch']:.2f}× | {e['test_macro_f1']['topic']:.3f} / {e['test_macro_f1']['priority']:.3f} |"
+            f"{e['speedup_batch64_vs_torch']:.2f}× |"
         )
+        if with_f1:
+            row += f" {e['test_macro_f1']['topic']:.3f} / {e['test_macro_f1']['priority']:.3f} |"
+        lines.append(row)
     return lines
 
 
