@@ -19,8 +19,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -29,35 +27,15 @@ from bench.machine import machine_info, scratch_overrides, write_result  # noqa:
 SPLITS = ("val", "test")
 
 
-def latents(cfg) -> pd.DataFrame:
-    """What the generator wrote each ticket from, indexed by the ticket's cleaned text."""
-    from ticketml.data import synthetic
-    from ticketml.data.preprocess import clean_text
-
-    syn = cfg.data.synthetic
-    raw = synthetic.generate(
-        int(syn.n_samples), int(cfg.seed), float(syn.ru_share), float(syn.label_noise), latents=True
-    )
-    raw["text"] = raw["text"].map(lambda t: clean_text(t, cfg.preprocess.mask_pii))
-    return raw.drop_duplicates("text").set_index("text")
-
-
 def ceiling_probs(cfg, splits: dict, label_maps: dict) -> dict:
     """Per split and task, the Bayes posterior for each processed row, columns in label-map order."""
-    from ticketml.data import synthetic
+    from ticketml.data.synthetic import ceiling_proba
 
-    raw = latents(cfg)
-    posterior = synthetic.bayes_proba(raw, float(cfg.data.synthetic.label_noise))
-    order = {"topic": list(synthetic.TOPIC_WEIGHTS), "priority": list(synthetic.PRIORITIES)}
     out = {}
     for name in SPLITS:
-        rows = raw.index.get_indexer(splits[name]["text"])
-        if (rows < 0).any():
-            raise SystemExit(f"{name}: {int((rows < 0).sum())} rows are not from the generator")
-        out[name] = {
-            task: posterior[task][rows][:, [order[task].index(lab) for lab in label_maps[task]]]
-            for task in posterior
-        }
+        out[name] = ceiling_proba(cfg, splits[name]["text"].tolist(), label_maps)
+        if out[name] is None:
+            raise SystemExit(f"{name}: rows that are not from the synthetic generator")
     return out
 
 

@@ -27,12 +27,12 @@ from bench.machine import machine_info, write_result  # noqa: E402
 
 def test_rows(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     """The test split of `seed` with its cue group, and the ceiling's priority predictions."""
-    from bench.ceiling import ceiling_probs, latents, prepare
+    from bench.ceiling import ceiling_probs, prepare
+    from ticketml.data.synthetic import written_from
 
     cfg, splits, label_maps = prepare([f"seed={seed}"])
-    raw = latents(cfg)
     test = splits["test"].reset_index(drop=True)
-    cue = raw.loc[test["text"], "cue"].to_numpy()
+    cue = written_from(cfg).loc[test["text"], "cue"].to_numpy()
     test["group"] = np.where(
         cue == "", "no cue", np.where(cue == test["priority"], "cue = label", "cue ≠ label")
     )

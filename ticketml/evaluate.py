@@ -44,10 +44,16 @@ def model_probs(classifier, texts: list[str]) -> dict[str, dict[str, np.ndarray]
     return probs
 
 
-def build_report(classifier, test: pd.DataFrame) -> dict:
+def build_report(
+    classifier, test: pd.DataFrame, ceiling: dict[str, np.ndarray] | None = None
+) -> dict:
+    """Scores of the served models; `ceiling` adds a reference row (the synthetic data's Bayes
+    posterior, see ticketml.data.synthetic.ceiling_proba)."""
     label_maps = classifier.label_maps
     labels = encode_labels(test, label_maps)
     probs = model_probs(classifier, test["text"].tolist())
+    if ceiling is not None:
+        probs["ceiling"] = ceiling
     report = {
         "test_rows": len(test),
         "models": {k: score(v, labels, label_maps) for k, v in probs.items()},
@@ -78,6 +84,12 @@ def to_markdown(report: dict) -> str:
         for name, m in models.items():
             cells = [f"{m[t][k]:.3f}" for t in TASKS for k in ("accuracy", "macro_f1", "ece")]
             lines.append(f"| {group} ({m['topic']['n']}) | {name} | " + " | ".join(cells) + " |")
+    if "ceiling" in report["models"]:
+        lines += [
+            "",
+            "`ceiling`: the synthetic generator's Bayes classifier, which knows what each ticket "
+            "was written from: the best any model can expect on this data.",
+        ]
     lines += ["", "Per-class F1 (all test rows):", ""]
     for t in TASKS:
         names = list(next(iter(report["models"].values()))[t]["per_class_f1"])
@@ -104,7 +116,15 @@ def run_evaluate(cfg: DictConfig) -> dict:
         from ticketml.errors import ModelError
 
         raise ModelError(str(exc)) from exc
-    report = build_report(classifier, load_splits(cfg)["test"])
+    test = load_splits(cfg)["test"]
+    ceiling = None
+    if cfg.data.name == "synthetic":
+        from ticketml.data.synthetic import ceiling_proba
+
+        ceiling = ceiling_proba(cfg, test["text"].tolist(), classifier.label_maps)
+        if ceiling is None:
+            print("no ceiling row: the test rows are not this config's synthetic data")
+    report = build_report(classifier, test, ceiling)
     json_path = write_json(report, artifacts / "metrics" / "report.json")
     md_path = artifacts / "report.md"
     with atomic_path(md_path) as tmp:

@@ -56,3 +56,17 @@ def test_latents_leave_the_rows_unchanged_and_bayes_posterior_matches_the_genera
         post["topic"].argmax(1) == df["topic"].map(list(synthetic.TOPIC_WEIGHTS).index)
     ).mean()
     assert 0.94 < topic_acc < 0.98  # 5% label noise, 1/7 of it lands on the same topic
+
+
+def test_ceiling_proba_only_for_rows_this_generator_wrote():
+    from ticketml.config import load_config
+
+    cfg = load_config(["data.synthetic.n_samples=200"])
+    rows = synthetic.written_from(cfg).index[:50].tolist()
+    label_maps = {"topic": sorted(synthetic.TOPIC_WEIGHTS), "priority": ["low", "medium", "high"]}
+    probs = synthetic.ceiling_proba(cfg, rows, label_maps)
+    assert probs["topic"].shape == (50, 7) and probs["priority"].shape == (50, 3)
+    # columns follow the label maps: the written topic gets the mass
+    written = synthetic.written_from(cfg).loc[rows, "written_topic"]
+    assert (np.array(label_maps["topic"])[probs["topic"].argmax(1)] == written.to_numpy()).all()
+    assert synthetic.ceiling_proba(cfg, [*rows, "My printer is on fire."], label_maps) is None

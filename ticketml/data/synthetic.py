@@ -407,3 +407,33 @@ def bayes_proba(latents: pd.DataFrame, label_noise: float = 0.05) -> dict[str, n
     priority /= priority.sum(axis=1, keepdims=True)
     priority = (1 - label_noise) * priority + label_noise / len(PRIORITIES)
     return {"topic": topic, "priority": priority}
+
+
+def written_from(cfg) -> pd.DataFrame:
+    """The synthetic data of `cfg` with its latents (see generate), indexed by the text as
+    preprocessing cleans it (first of duplicates, as preprocessing keeps)."""
+    from ticketml.data.preprocess import clean_text
+
+    syn = cfg.data.synthetic
+    raw = generate(
+        int(syn.n_samples), int(cfg.seed), float(syn.ru_share), float(syn.label_noise), latents=True
+    )
+    raw["text"] = raw["text"].map(lambda t: clean_text(t, cfg.preprocess.mask_pii))
+    return raw.drop_duplicates("text").set_index("text")
+
+
+def ceiling_proba(cfg, texts: list[str], label_maps: dict) -> dict[str, np.ndarray] | None:
+    """The Bayes posterior (`bayes_proba`) for processed texts of the synthetic data of `cfg`,
+    columns in label-map order; None when a text is not one this generator wrote with this config
+    (another export, or other synthetic settings)."""
+    raw = written_from(cfg)
+    rows = raw.index.get_indexer(texts)
+    if len(rows) == 0 or (rows < 0).any():
+        return None
+    order = {"topic": list(TOPIC_WEIGHTS), "priority": list(PRIORITIES)}
+    if any(set(label_maps[t]) != set(order[t]) for t in order):
+        return None
+    posterior = bayes_proba(raw.iloc[rows], float(cfg.data.synthetic.label_noise))
+    return {
+        t: p[:, [order[t].index(label) for label in label_maps[t]]] for t, p in posterior.items()
+    }
