@@ -19,6 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -31,12 +33,15 @@ def ceiling_probs(cfg, splits: dict, label_maps: dict) -> dict:
     """Per split and task, the Bayes posterior for each processed row, columns in label-map order."""
     from ticketml.data.synthetic import ceiling_proba
 
-    out = {}
-    for name in SPLITS:
-        out[name] = ceiling_proba(cfg, splits[name]["text"].tolist(), label_maps)
-        if out[name] is None:
-            raise SystemExit(f"{name}: rows that are not from the synthetic generator")
-    return out
+    texts = [splits[name]["text"].tolist() for name in SPLITS]
+    probs = ceiling_proba(cfg, [t for part in texts for t in part], label_maps)  # one generation
+    if probs is None:
+        raise SystemExit("the splits hold rows that are not from the synthetic generator")
+    parts = {
+        task: np.split(p, np.cumsum([len(part) for part in texts])[:-1])
+        for task, p in probs.items()
+    }
+    return {name: {task: parts[task][i] for task in parts} for i, name in enumerate(SPLITS)}
 
 
 def prepare(overrides: list[str]) -> tuple:

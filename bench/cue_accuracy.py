@@ -27,8 +27,8 @@ from bench.machine import machine_info, write_result  # noqa: E402
 
 def test_rows(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     """The test split of `seed` with its cue group, and the ceiling's priority predictions."""
-    from bench.ceiling import ceiling_probs, prepare
-    from ticketml.data.synthetic import written_from
+    from bench.ceiling import prepare
+    from ticketml.data.synthetic import ceiling_proba, written_from
 
     cfg, splits, label_maps = prepare([f"seed={seed}"])
     test = splits["test"].reset_index(drop=True)
@@ -36,7 +36,7 @@ def test_rows(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     test["group"] = np.where(
         cue == "", "no cue", np.where(cue == test["priority"], "cue = label", "cue ≠ label")
     )
-    ceiling = ceiling_probs(cfg, splits, label_maps)["test"]["priority"].argmax(1)
+    ceiling = ceiling_proba(cfg, test["text"].tolist(), label_maps)["priority"].argmax(1)
     return test, ceiling
 
 

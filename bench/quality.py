@@ -106,10 +106,12 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
         )
     test = splits["test"]
     probs = {"baseline": base["test"], "transformer": trans["test"], "hybrid": hybrid}
-    if cfg.data.name == "synthetic" and not cfg.data.path and not cfg.data.url:
-        from bench.ceiling import ceiling_probs
+    if cfg.data.name == "synthetic":  # None when the rows are not this generator's
+        from ticketml.data.synthetic import ceiling_proba
 
-        probs["ceiling"] = ceiling_probs(cfg, splits, label_maps)["test"]
+        ceiling = ceiling_proba(cfg, test["text"].tolist(), label_maps)
+        if ceiling is not None:
+            probs["ceiling"] = ceiling
     result = {
         "dataset": data,
         "seed": int(cfg.seed),
