@@ -45,18 +45,28 @@ def log_linear(w: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return z - z.max(axis=1, keepdims=True)  # argmax is all that is scored
 
 
-def candidates(d: dict, task: str) -> dict[str, float]:
-    """Test macro-F1 of each combination, every one fitted on the validation split only."""
-    from sklearn.linear_model import LogisticRegression
-
+def shipped_weights(d: dict) -> dict[str, float]:
+    """Per task, the transformer weight the product fits on val (ticketml.hybrid.fit_weights)."""
     from ticketml.hybrid import fit_weights
+
+    fitted = fit_weights(
+        *(
+            {t: d[f"val_{kind}_{t}"] for t in TASKS}
+            for kind in ("transformer", "baseline", "labels")
+        )
+    )
+    return {t: fitted[t]["transformer_weight"] for t in TASKS}
+
+
+def candidates(d: dict, task: str, w: float) -> dict[str, float]:
+    """Test macro-F1 of each combination, every one fitted on the validation split only;
+    `w`: the shipped blend's transformer weight for `task` (shipped_weights)."""
+    from sklearn.linear_model import LogisticRegression
 
     val_t, val_b = d[f"val_transformer_{task}"], d[f"val_baseline_{task}"]
     test_t, test_b = d[f"test_transformer_{task}"], d[f"test_baseline_{task}"]
     y_val, y_test = d[f"val_labels_{task}"], d[f"test_labels_{task}"]
     out = {"baseline": macro_f1(y_test, test_b), "transformer": macro_f1(y_test, test_t)}
-    w = fit_weights({t: val_t for t in TASKS}, {t: val_b for t in TASKS}, {t: y_val for t in TASKS})
-    w = w[task]["transformer_weight"]
     out["hybrid (shipped)"] = macro_f1(y_test, w * test_t + (1 - w) * test_b)
     out["equal weights"] = macro_f1(y_test, (test_t + test_b) / 2)
     scores = [macro_f1(y_val, log_linear(g, val_t, val_b)) for g in GRID]
@@ -73,6 +83,13 @@ def candidates(d: dict, task: str) -> dict[str, float]:
     return out
 
 
+def seed_scores(path: Path) -> dict[str, dict[str, float]]:
+    """Per task, every candidate's test macro-F1 on one saved split."""
+    d = dict(np.load(path))
+    weights = shipped_weights(d)
+    return {t: candidates(d, t, weights[t]) for t in TASKS}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("probs_dir", type=Path)
@@ -84,9 +101,7 @@ def main() -> None:
     if not files:
         raise SystemExit(f"{args.probs_dir}: no <dataset>_seed<N>.npz files")
     for dataset, seeds in files.items():
-        per_seed = {
-            seed: {t: candidates(dict(np.load(f)), t) for t in TASKS} for seed, f in seeds.items()
-        }
+        per_seed = {seed: seed_scores(f) for seed, f in seeds.items()}
         summary = {}
         print(
             f"\n{dataset}: test macro-F1, mean over seeds {sorted(per_seed)} (difference to the baseline, wins)"

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from bench.blend import candidates
+from bench.blend import candidates, shipped_weights
 from bench.ceiling import measure
 
 
@@ -31,7 +31,7 @@ def test_blend_candidates_are_fitted_on_val_and_scored_on_test():
         for task in ("topic", "priority"):
             d[f"{split}_transformer_{task}"] = good
             d[f"{split}_baseline_{task}"] = noise
-    scores = candidates(d, "topic")
+    scores = candidates(d, "topic", shipped_weights(d)["topic"])
     assert scores["transformer"] == 1.0
     assert scores["baseline"] < 0.5
     assert scores["hybrid (shipped)"] == 1.0  # val says: trust the transformer
