@@ -139,6 +139,29 @@ def file_size_limit(limit: int):
     return apply
 
 
+def infer_with_file_size_limit(
+    cwd: Path, input_path, output_path, model_uri, chunk_size: int, limit: int, timeout: int
+) -> subprocess.CompletedProcess:
+    """Batch `ticketml infer` in a real child process whose writes stop at `limit` bytes."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ticketml",
+            "infer",
+            f"--input_path={input_path}",
+            f"--output_path={output_path}",
+            f"infer.model_uri={model_uri}",
+            f"infer.chunk_size={chunk_size}",
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=file_size_limit(limit),
+    )
+
+
 def disk_full_fault(workdir: Path, scratch: Path) -> dict:
     import pandas as pd
 
@@ -147,22 +170,8 @@ def disk_full_fault(workdir: Path, scratch: Path) -> dict:
     out = scratch / "scored.csv"
     out.write_text("previous output\n")
 
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ticketml",
-            "infer",
-            f"--input_path={scratch / 'big.parquet'}",
-            f"--output_path={out}",
-            f"infer.model_uri={workdir / 'artifacts'}",
-            "infer.chunk_size=200",
-        ],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        preexec_fn=file_size_limit(256 * 1024),
+    proc = infer_with_file_size_limit(
+        workdir, scratch / "big.parquet", out, workdir / "artifacts", 200, 256 * 1024, 600
     )
     return {
         "fault": "output disk full during batch infer (256 KiB file-size limit)",

@@ -3,8 +3,6 @@ nothing half-done behind."""
 
 import errno
 import os
-import subprocess
-import sys
 
 import mlflow
 import pandas as pd
@@ -12,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from bench.reliability import file_size_limit
+from bench.reliability import infer_with_file_size_limit
 from tests.conftest import run_cli
 
 
@@ -23,22 +21,8 @@ def test_disk_full_while_streaming_output_fails_clearly_and_keeps_the_old_file(e
     test = pd.read_parquet(export_workdir / "data/processed/test.parquet")
     pd.concat([test] * 20).to_parquet(export_workdir / "big.parquet")
     (export_workdir / dst).write_text("previous output\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ticketml",
-            "infer",
-            "--input_path=big.parquet",
-            f"--output_path={dst}",
-            "infer.chunk_size=50",
-            "infer.model_uri=artifacts",
-        ],
-        cwd=export_workdir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        preexec_fn=file_size_limit(64 * 1024),
+    proc = infer_with_file_size_limit(
+        export_workdir, "big.parquet", dst, "artifacts", 50, 64 * 1024, 300
     )
     assert proc.returncode == 1, proc.stderr[-2000:]
     error = proc.stderr.strip().splitlines()[-1]
