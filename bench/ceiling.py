@@ -61,23 +61,18 @@ def prepare(overrides: list[str]) -> tuple:
 def measure(overrides: list[str]) -> dict:
     """Ceiling and baseline scores on val and test (all rows and per language) for one data config."""
     from bench.quality import scores
-    from ticketml.baseline import build_pipeline, predict_proba
+    from ticketml.baseline import fit_baseline
     from ticketml.data.schema import encode_labels
 
     cfg, splits, label_maps = prepare(overrides)
     ceiling = ceiling_probs(cfg, splits, label_maps)
-    models = {
-        t: build_pipeline(cfg.baseline, int(cfg.seed)).fit(
-            splits["train"]["text"], splits["train"][t]
-        )
-        for t in ceiling["test"]
-    }
+    model = fit_baseline(splits["train"], label_maps, cfg.baseline, int(cfg.seed))
     out = {"seed": int(cfg.seed), "n_samples": int(cfg.data.synthetic.n_samples), "splits": {}}
     for name in SPLITS:
         df, labels = splits[name], encode_labels(splits[name], label_maps)
         probs = {
             "ceiling": ceiling[name],
-            "baseline": predict_proba(models, df["text"].tolist(), label_maps),
+            "baseline": model.predict_proba(df["text"].tolist()),
         }
         groups = {"all": None} | {
             str(lang): (df["language"] == lang).to_numpy()

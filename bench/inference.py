@@ -88,7 +88,7 @@ def main() -> None:
     import torch
 
     from pyfunc.core import TicketClassifier
-    from ticketml.baseline import load_baseline, load_label_maps, load_splits, predict_proba
+    from ticketml.baseline import load_baseline, load_label_maps, load_splits
     from ticketml.config import load_config
     from ticketml.data.schema import encode_labels
     from ticketml.export import load_checkpoint
@@ -127,7 +127,7 @@ def main() -> None:
         "torch_eager_fp32": torch_eager,
         "onnxruntime_fp32": ort(fp32),
         "onnxruntime_int8": ort(int8),
-        "tfidf_baseline": lambda batch: predict_proba(baseline, batch, label_maps),
+        "tfidf_baseline": baseline.predict_proba,
     }
     results = {}
     for name, predict in engines.items():

@@ -51,12 +51,12 @@ def scores(probs: dict, labels: dict, label_maps: dict, mask=None) -> dict:
 
 def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> dict:
     """Train and score baseline, transformer and hybrid (and, on synthetic data, the ceiling)."""
-    from ticketml.baseline import build_pipeline, load_label_maps, load_splits, predict_proba
+    from ticketml.baseline import fit_baseline, load_label_maps, load_splits
     from ticketml.calibration import fit_temperature, softmax
     from ticketml.config import load_config
     from ticketml.data.preprocess import preprocess
     from ticketml.data.schema import encode_labels
-    from ticketml.data.sources import download_data
+    from ticketml.data.sources import download_data, generated
     from ticketml.hybrid import fit_weights
     from ticketml.training.train import evaluate, train_model
 
@@ -67,15 +67,8 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
     splits, label_maps = load_splits(cfg), load_label_maps(cfg)
     labels = {s: encode_labels(splits[s], label_maps) for s in ("val", "test")}
     started = time.perf_counter()
-    models = {
-        t: build_pipeline(cfg.baseline, int(cfg.seed)).fit(
-            splits["train"]["text"], splits["train"][t]
-        )
-        for t in TASKS
-    }
-    base = {
-        s: predict_proba(models, splits[s]["text"].tolist(), label_maps) for s in ("val", "test")
-    }
+    model = fit_baseline(splits["train"], label_maps, cfg.baseline, int(cfg.seed))
+    base = {s: model.predict_proba(splits[s]["text"].tolist()) for s in ("val", "test")}
     baseline_seconds = time.perf_counter() - started
     started = time.perf_counter()
     model, dm, history, _ = train_model(cfg)
@@ -106,7 +99,7 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
         )
     test = splits["test"]
     probs = {"baseline": base["test"], "transformer": trans["test"], "hybrid": hybrid}
-    if cfg.data.name == "synthetic":  # None when the rows are not this generator's
+    if generated(cfg):  # ceiling_proba is None when the rows are not this generator's
         from ticketml.data.synthetic import ceiling_proba
 
         ceiling = ceiling_proba(cfg, test["text"].tolist(), label_maps)

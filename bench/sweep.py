@@ -22,7 +22,7 @@ from bench.machine import machine_info, scratch_overrides, write_result  # noqa:
 
 
 def main() -> None:
-    from ticketml.baseline import build_pipeline, load_label_maps, load_splits, predict_proba
+    from ticketml.baseline import fit_baseline, load_label_maps, load_splits
     from ticketml.config import load_config
     from ticketml.data.preprocess import preprocess
     from ticketml.data.schema import encode_labels
@@ -43,14 +43,9 @@ def main() -> None:
     download_data(cfg)
     preprocess(cfg)
     splits, label_maps = load_splits(cfg), load_label_maps(cfg)
-    models = {
-        t: build_pipeline(cfg.baseline, int(cfg.seed)).fit(
-            splits["train"]["text"], splits["train"][t]
-        )
-        for t in ("topic", "priority")
-    }
+    model = fit_baseline(splits["train"], label_maps, cfg.baseline, int(cfg.seed))
     baseline = evaluate_probs(
-        predict_proba(models, splits["test"]["text"].tolist(), label_maps),
+        model.predict_proba(splits["test"]["text"].tolist()),
         encode_labels(splits["test"], label_maps),
         label_maps,
     )

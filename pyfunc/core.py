@@ -77,7 +77,7 @@ class TicketClassifier:
         ):
             from pyfunc.tfidf import TfidfClassifier
 
-            self.tfidf = TfidfClassifier(baseline_path)
+            self.tfidf = TfidfClassifier.load(baseline_path)
             weights = json.loads(Path(hybrid_path).read_text())
             self.hybrid_weights = {t: float(weights[t]["transformer_weight"]) for t in TASKS}
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))

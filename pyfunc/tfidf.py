@@ -1,98 +1,291 @@
-"""TF-IDF + LogisticRegression inference in numpy, from arrays exported off the fitted sklearn
-pipelines (no pickle, no scikit-learn at serving time). Mirrors sklearn's word and char_wb
-analyzers; `ticketml export_onnx` checks parity against sklearn before anything uses it."""
+"""The TF-IDF baseline in numpy: one implementation for fitting (`ticketml baseline`) and serving.
+
+Features are scikit-learn's TfidfVectorizer, twice (word 1–2-grams and char_wb 2–5-grams,
+lowercased, sublinear tf, smooth idf, l2 per block), shared by every task; each task is a linear
+head (multinomial logistic regression) on them. No scikit-learn, no pickle at serving time: a
+model is one `.npz` of plain arrays. Char n-grams become exact integer keys without a Python loop
+per character (see CharKeys). `ticketml baseline` checks every model it saves against
+scikit-learn's TfidfVectorizer to 1e-6 before anything uses it.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # sklearn's default token_pattern
-_WHITE = re.compile(r"\s\s+")
+TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
+FORMAT = 2  # baseline.npz layout version
 
 
 def word_ngrams(text: str, low: int, high: int) -> list[str]:
-    tokens = _TOKEN.findall(text)
+    """scikit-learn's word analyzer on lowercased text: tokens, then space-joined n-grams."""
+    tokens = TOKEN.findall(text)
     out = list(tokens) if low == 1 else []
     for n in range(max(low, 2), min(high, len(tokens)) + 1):
         out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
     return out
 
 
-def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
-    out = []
-    for word in _WHITE.sub(" ", text).split():
-        w = f" {word} "
-        for n in range(low, high + 1):
-            offset = 0
-            out.append(w[offset : offset + n])
-            while offset + n < len(w):
-                offset += 1
-                out.append(w[offset : offset + n])
-            if offset == 0:  # a word shorter than n is counted once
-                break
-    return out
+class CharKeys:
+    """scikit-learn's char_wb n-grams as exact uint64 keys.
+
+    Each whitespace-separated word is padded with a space on both sides and cut into windows of
+    `low`..`high` characters (a padded word shorter than `low` counts once, whole). Characters are
+    numbered 1..A in code-point order and a window is packed in base A+1, first character
+    highest, so keys sort exactly like the strings they stand for. A character outside the
+    alphabet (never seen in training) makes its windows unknown: they cannot be features.
+    """
+
+    def __init__(self, alphabet: np.ndarray, low: int, high: int):
+        self.alphabet = np.unique(np.append(np.asarray(alphabet, dtype=np.uint32), 32))
+        self.low, self.high = int(low), int(high)
+        base = len(self.alphabet) + 1
+        if base**self.high > 2**64:
+            raise ValueError(
+                f"{len(self.alphabet)} distinct characters do not fit char n-grams of "
+                f"{self.high} in 64-bit keys (at most {int(2 ** (64 / self.high)) - 1}): "
+                f"lower baseline.char_ngram_max"
+            )
+        self.base = base
+        self.table = np.zeros(int(self.alphabet[-1]) + 2, dtype=np.uint64)
+        self.table[self.alphabet] = np.arange(1, base, dtype=np.uint64)
+        self.powers = [np.uint64(base ** (self.high - 1 - k)) for k in range(self.high)]
+
+    @classmethod
+    def for_texts(cls, texts: list[str], low: int, high: int) -> CharKeys:
+        """The alphabet of a training corpus: every non-space character of its lowercased text."""
+        chars: set[str] = set()
+        for text in texts:
+            chars.update(text.lower())
+        codes = sorted(ord(c) for c in chars if not c.isspace())
+        return cls(np.array(codes, dtype=np.uint32), low, high)
+
+    def keys(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(text index, key) of every char_wb n-gram of `texts` whose characters are all known."""
+        docs_words = [t.lower().split() for t in texts]
+        words = [w for ws in docs_words for w in ws]
+        if not words:
+            return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+        per_doc = np.fromiter(map(len, docs_words), np.int64, len(docs_words))
+        lens = np.fromiter(map(len, words), np.int64, len(words)) + 2
+        joined = (" " + "  ".join(words) + " ").encode("utf-32-le", "surrogatepass")
+        codes = np.frombuffer(joined, dtype=np.uint32)
+        sym = self.table[np.minimum(codes, len(self.table) - 1)]
+        ends = np.cumsum(lens)
+        starts = ends - lens
+        word_of = np.repeat(np.arange(len(words)), lens)
+        end_of = ends[word_of]
+        doc_of_word = np.repeat(np.arange(len(texts)), per_doc)
+        unknown = np.concatenate([[0], np.cumsum(sym == 0)])
+        size = len(sym)
+        padded = np.concatenate([sym, np.zeros(self.high, np.uint64)])
+        positions = np.arange(size)
+        acc = np.zeros(size, np.uint64)
+        out_docs, out_keys = [], []
+        for k in range(self.high):
+            n = k + 1
+            acc += padded[k : k + size] * self.powers[k]
+            if n < self.low:  # a padded word shorter than `low` counts once, whole
+                sel = starts[lens == n]
+            else:
+                sel = np.flatnonzero(positions + n <= end_of)
+            sel = sel[unknown[sel + n] == unknown[sel]]
+            out_docs.append(doc_of_word[word_of[sel]])
+            out_keys.append(acc[sel])
+        return np.concatenate(out_docs), np.concatenate(out_keys)
+
+    def decode(self, keys: np.ndarray) -> list[str]:
+        """The n-gram strings behind keys (for inspection and the scikit-learn parity check)."""
+        out = []
+        for key in np.asarray(keys, dtype=np.uint64).tolist():
+            digits = []
+            for _ in range(self.high):
+                key, digit = divmod(key, self.base)
+                digits.append(digit)
+            out.append("".join(chr(self.alphabet[d - 1]) for d in reversed(digits) if d))
+        return out
 
 
-class Vectorizer:
-    def __init__(self, meta: dict, vocabulary: list[str], idf: np.ndarray):
-        self.analyzer, (self.low, self.high) = meta["analyzer"], meta["ngram_range"]
-        self.lowercase, self.sublinear = meta["lowercase"], meta["sublinear_tf"]
-        self.index = {term: i for i, term in enumerate(vocabulary)}
-        self.idf = idf
+def tfidf_values(
+    docs: np.ndarray,
+    cols: np.ndarray,
+    n_docs: int,
+    idf: np.ndarray,
+    sublinear: bool = True,
+    counts: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col, value) of one l2-normalised TF-IDF block, rows ascending, from one
+    (doc, column) pair per term occurrence, or from distinct pairs and their `counts`."""
+    if counts is None:
+        width = max(len(idf), 1)
+        pairs, counts = np.unique(docs.astype(np.int64) * width + cols, return_counts=True)
+        rows, cols = pairs // width, pairs % width
+    else:
+        rows = docs
+    tf = 1.0 + np.log(counts) if sublinear else counts.astype(np.float64)
+    values = tf * idf[cols]
+    norms = np.sqrt(np.bincount(rows, weights=values * values, minlength=n_docs))
+    return rows, cols, values / norms[rows]
 
-    def transform_one(self, text: str) -> dict[int, float]:
-        text = text.lower() if self.lowercase else text
-        grams = (
-            word_ngrams(text, self.low, self.high)
-            if self.analyzer == "word"
-            else char_wb_ngrams(text, self.low, self.high)
+
+class TfidfFeatures:
+    """The fitted transform: word and char_wb vocabularies with their idf, shared by all tasks."""
+
+    def __init__(
+        self,
+        word_vocab: list[str],
+        word_idf: np.ndarray,
+        word_range: tuple[int, int],
+        chars: CharKeys,
+        char_keys: np.ndarray,
+        char_idf: np.ndarray,
+        sublinear: bool = True,
+    ):
+        self.word_vocab, self.word_idf = word_vocab, np.asarray(word_idf, dtype=np.float64)
+        self.word_range = (int(word_range[0]), int(word_range[1]))
+        self.word_index = {term: i for i, term in enumerate(word_vocab)}
+        self.chars, self.char_keys = chars, np.asarray(char_keys, dtype=np.uint64)
+        self.char_idf = np.asarray(char_idf, dtype=np.float64)
+        self.sublinear = sublinear
+
+    @property
+    def n_features(self) -> int:
+        return len(self.word_vocab) + len(self.char_keys)
+
+    def word_block(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        index, low, high = self.word_index, *self.word_range
+        docs, cols = [], []
+        for i, text in enumerate(texts):
+            ids = [j for j in map(index.get, word_ngrams(text.lower(), low, high)) if j is not None]
+            cols.extend(ids)
+            docs.extend([i] * len(ids))
+        return tfidf_values(
+            np.asarray(docs, dtype=np.int64),
+            np.asarray(cols, dtype=np.int64),
+            len(texts),
+            self.word_idf,
+            self.sublinear,
         )
-        counts = Counter(self.index[g] for g in grams if g in self.index)
-        values = {
-            i: ((1.0 + math.log(c)) if self.sublinear else float(c)) * self.idf[i]
-            for i, c in counts.items()
+
+    def char_block(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        docs, keys = self.chars.keys(texts)
+        if len(self.char_keys):
+            cols = np.minimum(np.searchsorted(self.char_keys, keys), len(self.char_keys) - 1)
+            known = self.char_keys[cols] == keys
+            docs, cols = docs[known], cols[known]
+        else:
+            docs, cols = docs[:0], np.zeros(0, np.int64)
+        return tfidf_values(docs, cols, len(texts), self.char_idf, self.sublinear)
+
+    def transform(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """[(rows, cols, values) of the word block, the same of the char block (columns after the
+        word block's)]: the sparse matrix scikit-learn's FeatureUnion would give."""
+        rows, cols, values = self.char_block(texts)
+        return [self.word_block(texts), (rows, cols + len(self.word_vocab), values)]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        if any("\n" in term for term in self.word_vocab):
+            raise ValueError("a word n-gram contains a newline")
+        return {
+            "word_vocab": np.array("\n".join(self.word_vocab)),
+            "word_idf": self.word_idf,
+            "char_alphabet": self.chars.alphabet,
+            "char_keys": self.char_keys,
+            "char_idf": self.char_idf,
         }
-        norm = math.sqrt(sum(v * v for v in values.values()))
-        return {i: v / norm for i, v in values.items()} if norm > 0 else {}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, meta: dict) -> TfidfFeatures:
+        vocab = str(arrays["word_vocab"])
+        low, high = meta["char_ngram_range"]
+        return cls(
+            vocab.split("\n") if vocab else [],
+            arrays["word_idf"],
+            tuple(meta["word_ngram_range"]),
+            CharKeys(arrays["char_alphabet"], low, high),
+            arrays["char_keys"],
+            arrays["char_idf"],
+            bool(meta["sublinear_tf"]),
+        )
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    z = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 class TfidfClassifier:
-    """Per-task class probabilities, columns in label-map order."""
+    """Shared TF-IDF features + one softmax head per task; probabilities in label-map order.
 
-    def __init__(self, path: str | Path):
+    `coef` is (n_features, sum of classes over tasks): every task's weights side by side, so
+    scoring all tasks is one gather over the features a text has.
+    """
+
+    def __init__(
+        self,
+        features: TfidfFeatures,
+        coef: np.ndarray,
+        intercept: np.ndarray,
+        labels: dict[str, list[str]],
+        meta: dict | None = None,
+    ):
+        self.features = features
+        self.coef = np.ascontiguousarray(coef, dtype=np.float64)
+        self.intercept = np.asarray(intercept, dtype=np.float64)
+        self.labels = labels
+        self.meta = meta or {}
+        self.columns, start = {}, 0
+        for task, names in labels.items():
+            self.columns[task] = slice(start, start + len(names))
+            start += len(names)
+        if self.coef.shape != (features.n_features, start):
+            raise ValueError(
+                f"coef shape {self.coef.shape} does not match {features.n_features} features "
+                f"and {start} classes"
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> TfidfClassifier:
+        """Read a baseline.npz (plain arrays: allow_pickle=False)."""
         with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            self.tasks = {}
-            for task, spec in meta["tasks"].items():
-                vectorizers, offset = [], 0
-                for j, vmeta in enumerate(spec["vectorizers"]):
-                    vocab = str(data[f"{task}_vocab_{j}"]).split("\n") if vmeta["size"] else []
-                    vectorizers.append((offset, Vectorizer(vmeta, vocab, data[f"{task}_idf_{j}"])))
-                    offset += vmeta["size"]
-                self.tasks[task] = (vectorizers, data[f"{task}_coef"], data[f"{task}_intercept"])
+            arrays = {k: data[k] for k in data.files}
+        meta = json.loads(str(arrays["meta"]))
+        if meta.get("format") != FORMAT:
+            raise ValueError(
+                f"{path}: baseline format {meta.get('format')!r}, expected {FORMAT} "
+                "(rerun `ticketml baseline`)"
+            )
+        return cls(
+            TfidfFeatures.from_arrays(arrays, meta),
+            arrays["coef"],
+            arrays["intercept"],
+            meta["labels"],
+            meta,
+        )
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        meta = {**self.meta, "format": FORMAT, "labels": self.labels}
+        return {
+            **self.features.to_arrays(),
+            "coef": self.coef,
+            "intercept": self.intercept,
+            "meta": np.array(json.dumps(meta)),
+        }
+
+    def decision_function(self, texts: list[str]) -> np.ndarray:
+        """Linear scores of every task's classes, (len(texts), sum of classes)."""
+        scores = np.tile(self.intercept, (len(texts), 1))
+        for rows, cols, values in self.features.transform(list(texts)):
+            if not len(rows):
+                continue
+            contrib = self.coef[cols] * values[:, None]
+            present, first = np.unique(rows, return_index=True)
+            scores[present] += np.add.reduceat(contrib, first, axis=0)
+        return scores
 
     def predict_proba(self, texts: list[str]) -> dict[str, np.ndarray]:
-        out = {}
-        for task, (vectorizers, coef, intercept) in self.tasks.items():
-            scores = np.tile(intercept, (len(texts), 1)).astype(np.float64)
-            for row, text in enumerate(texts):
-                for offset, vec in vectorizers:
-                    features = vec.transform_one(text)
-                    if features:
-                        idx = np.fromiter(features.keys(), dtype=np.int64) + offset
-                        scores[row] += coef[:, idx] @ np.fromiter(
-                            features.values(), dtype=np.float64
-                        )
-            if coef.shape[0] == 1:  # binary LogisticRegression: one column of decision scores
-                p = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-                out[task] = np.stack([1 - p, p], axis=1)
-            else:
-                z = np.exp(scores - scores.max(axis=1, keepdims=True))
-                out[task] = z / z.sum(axis=1, keepdims=True)
-        return out
+        scores = self.decision_function(texts)
+        return {task: softmax(scores[:, cols]) for task, cols in self.columns.items()}

@@ -2,40 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pyfunc.tfidf import TfidfClassifier
-from ticketml.baseline import build_pipeline, predict_proba
-from ticketml.config import load_config
-from ticketml.hybrid import export_baseline, fit_weights
-
-
-def _texts(n=300, seed=0):
-    from ticketml.data.synthetic import generate
-
-    return generate(n, seed=seed)
-
-
-@pytest.mark.parametrize("priorities", [("low", "medium", "high"), ("low", "high")])
-def test_exported_baseline_matches_scikit_learn(tmp_path, priorities):
-    df = _texts()
-    df = df[df["priority"].isin(priorities)]
-    cfg = load_config(["baseline.max_features=5000"])
-    label_maps = {"topic": sorted(df["topic"].unique()), "priority": list(priorities)}
-    models = {
-        t: build_pipeline(cfg.baseline, 0).fit(df["text"], df[t]) for t in ("topic", "priority")
-    }
-    export_baseline(models, label_maps, tmp_path / "baseline.npz")
-    ours = TfidfClassifier(tmp_path / "baseline.npz")
-    texts = [
-        *_texts(50, seed=9)["text"],
-        "",
-        "a",
-        "Wi-Fi!!  VPN\\n\\tдоступ   к  сети",
-        "ÄÖÜ ß 😀 token",
-    ]
-    got, ref = ours.predict_proba(texts), predict_proba(models, texts, label_maps)
-    for task in ("topic", "priority"):
-        assert got[task].shape == ref[task].shape
-        assert np.abs(got[task] - ref[task]).max() < 1e-9
+from ticketml.hybrid import fit_weights
 
 
 def test_weights_follow_the_better_model_on_validation():

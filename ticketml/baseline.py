@@ -1,17 +1,24 @@
-"""TF-IDF (word + char n-grams) + LogisticRegression, one sklearn Pipeline per task."""
+"""baseline: TF-IDF (word + char n-grams, shared by the tasks) + LogisticRegression per task.
+
+The features are fitted by pyfunc.tfidf's numpy implementation (scikit-learn's TfidfVectorizer
+semantics, checked against it on every save); scikit-learn fits the logistic regressions. The
+model is saved as `artifacts/baseline.npz`: plain arrays, no pickle, linear in the vocabulary,
+and the very file the hybrid model serves.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
+from omegaconf import DictConfig, OmegaConf
+from scipy import sparse
 
+from pyfunc.tfidf import CharKeys, TfidfClassifier, TfidfFeatures, tfidf_values, word_ngrams
 from ticketml import TASKS
 from ticketml.data.schema import encode_labels
 from ticketml.errors import ModelError
@@ -20,6 +27,9 @@ from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
 from ticketml.plots import confusion_matrix_plot
 
 log = logging.getLogger(__name__)
+BASELINE_FILE = "baseline.npz"
+CHUNK_DOCS = 2000  # char n-grams are counted this many texts at a time (bounded memory)
+PARITY_ROWS = 200
 
 
 def load_splits(cfg: DictConfig) -> dict[str, pd.DataFrame]:
@@ -33,111 +43,271 @@ def load_label_maps(cfg: DictConfig) -> dict[str, list[str]]:
     return read_json(Path(cfg.paths.artifacts_dir) / "label_maps.json")
 
 
-def build_pipeline(b: DictConfig, seed: int) -> Pipeline:
-    features = FeatureUnion(
-        [
-            (
-                "word",
-                TfidfVectorizer(
-                    ngram_range=(1, int(b.word_ngram_max)),
-                    sublinear_tf=True,
-                    min_df=1,
-                    max_features=int(b.max_features),
-                ),
-            ),
-            (
-                "char",
-                TfidfVectorizer(
-                    analyzer="char_wb",
-                    ngram_range=(int(b.char_ngram_min), int(b.char_ngram_max)),
-                    sublinear_tf=True,
-                    min_df=2,
-                    max_features=int(b.max_features),
-                ),
-            ),
-        ]
+def baseline_path(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.artifacts_dir) / BASELINE_FILE
+
+
+def select_terms(
+    terms: np.ndarray, counts: np.ndarray, n_terms: int, min_df: int, max_features: int | None
+) -> np.ndarray:
+    """Term ids kept, ascending, from one (term, count) per distinct (document, term) pair, as
+    scikit-learn's CountVectorizer keeps them: document frequency ≥ min_df, then the
+    max_features most frequent in the corpus (ties: the alphabetically first, term ids being in
+    alphabetical order)."""
+    df = np.bincount(terms, minlength=n_terms)
+    candidates = np.flatnonzero(df >= min_df)
+    if max_features and len(candidates) > max_features:
+        total = np.bincount(terms, weights=counts, minlength=n_terms)[candidates]
+        candidates = np.sort(candidates[np.argsort(-total, kind="stable")[:max_features]])
+    if not len(candidates):
+        raise ModelError(f"no n-gram occurs in {min_df}+ training texts: lower the baseline min_df")
+    return candidates
+
+
+def smooth_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
+    return np.log((1 + n_docs) / (1 + df)) + 1.0
+
+
+def fit_block(
+    docs: np.ndarray,
+    terms: np.ndarray,
+    counts: np.ndarray,
+    n_terms: int,
+    n_docs: int,
+    min_df: int,
+    max_features: int | None,
+) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """(kept term ids, idf, (rows, cols, values) of the training block) from distinct
+    (doc, term) pairs and their counts, docs ascending."""
+    kept = select_terms(terms, counts, n_terms, min_df, max_features)
+    new_id = np.full(n_terms, -1, dtype=np.int64)
+    new_id[kept] = np.arange(len(kept))
+    cols = new_id[terms]
+    keep = cols >= 0
+    idf = smooth_idf(np.bincount(cols[keep], minlength=len(kept)), n_docs)
+    return kept, idf, tfidf_values(docs[keep], cols[keep], n_docs, idf, True, counts[keep])
+
+
+def word_pairs(texts: list[str], low: int, high: int) -> tuple[list[str], tuple]:
+    """(vocabulary in alphabetical order, (docs, terms, counts) of distinct pairs)."""
+    index: dict[str, int] = {}
+    docs: list[int] = []
+    terms: list[int] = []
+    for i, text in enumerate(texts):
+        ids = [index.setdefault(g, len(index)) for g in word_ngrams(text.lower(), low, high)]
+        terms.extend(ids)
+        docs.extend([i] * len(ids))
+    names = list(index)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.array(sorted(range(len(names)), key=names.__getitem__), dtype=np.int64)] = np.arange(
+        len(names)
     )
+    width = max(len(names), 1)
+    pairs, counts = np.unique(
+        np.asarray(docs, dtype=np.int64) * width + rank[np.asarray(terms, dtype=np.int64)],
+        return_counts=True,
+    )
+    return sorted(names), (pairs // width, pairs % width, counts)
+
+
+def char_pairs(texts: list[str], chars: CharKeys) -> tuple[np.ndarray, tuple]:
+    """(distinct keys ascending, (docs, terms, counts) of distinct pairs), CHUNK_DOCS at a time."""
+    docs, keys, counts = [], [], []
+    for start in range(0, len(texts), CHUNK_DOCS):
+        doc, key = chars.keys(texts[start : start + CHUNK_DOCS])
+        local = np.unique(key)  # sort + search: cheaper than unique's return_inverse (argsort)
+        width = max(len(local), 1)
+        pairs, count = np.unique(doc * width + np.searchsorted(local, key), return_counts=True)
+        docs.append(pairs // width + start)
+        keys.append(local[pairs % width])
+        counts.append(count)
+    keys = np.concatenate(keys)
+    vocab = np.unique(keys)
+    return vocab, (np.concatenate(docs), np.searchsorted(vocab, keys), np.concatenate(counts))
+
+
+def fit_features(texts: list[str], b: DictConfig) -> tuple[TfidfFeatures, sparse.csr_matrix]:
+    """The shared transform (vocabularies + idf) and the training matrix, in one pass over the
+    text: what scikit-learn's FeatureUnion of two TfidfVectorizers gives, without its Python
+    loop per character."""
+    n, limit = len(texts), int(b.max_features) or None
+    names, (w_docs, w_terms, w_counts) = word_pairs(texts, 1, int(b.word_ngram_max))
+    w_kept, w_idf, (w_rows, w_cols, w_vals) = fit_block(
+        w_docs, w_terms, w_counts, len(names), n, int(b.word_min_df), limit
+    )
+    chars = CharKeys.for_texts(texts, int(b.char_ngram_min), int(b.char_ngram_max))
+    keys, (c_docs, c_terms, c_counts) = char_pairs(texts, chars)
+    c_kept, c_idf, (c_rows, c_cols, c_vals) = fit_block(
+        c_docs, c_terms, c_counts, len(keys), n, int(b.char_min_df), limit
+    )
+    features = TfidfFeatures(
+        [names[i] for i in w_kept], w_idf, (1, int(b.word_ngram_max)), chars, keys[c_kept], c_idf
+    )
+    matrix = sparse.csr_matrix(
+        (
+            np.concatenate([w_vals, c_vals]).astype(np.float32),
+            (np.concatenate([w_rows, c_rows]), np.concatenate([w_cols, c_cols + len(w_kept)])),
+        ),
+        shape=(n, features.n_features),
+    )
+    return features, matrix
+
+
+def csr(blocks: list[tuple], n_docs: int, n_features: int) -> sparse.csr_matrix:
+    rows, cols, values = (np.concatenate(parts) for parts in zip(*blocks, strict=True))
+    return sparse.csr_matrix((values, (rows, cols)), shape=(n_docs, n_features))
+
+
+def fit_head(
+    matrix: sparse.csr_matrix, labels: np.ndarray, order: list[str], b: DictConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One LogisticRegression; (coef (n_features, classes), intercept) in label-map order. A
+    binary model's one decision column z becomes the softmax pair (0, z); a class absent from
+    the training split gets probability 0."""
+    from sklearn.linear_model import LogisticRegression
+
     clf = LogisticRegression(
         C=float(b.C), class_weight=b.class_weight, max_iter=int(b.max_iter), random_state=seed
+    ).fit(matrix, labels)
+    classes = list(clf.classes_)
+    coef, intercept = clf.coef_.astype(np.float64), clf.intercept_.astype(np.float64)
+    if len(classes) == 2:
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, intercept[0]])
+    out_coef = np.zeros((matrix.shape[1], len(order)))
+    out_intercept = np.full(len(order), -np.inf)
+    for j, label in enumerate(order):
+        if label in classes:
+            out_coef[:, j] = coef[classes.index(label)]
+            out_intercept[j] = intercept[classes.index(label)]
+    return out_coef, out_intercept
+
+
+def fit_heads(
+    matrix: sparse.csr_matrix, train: pd.DataFrame, label_maps: dict, b: DictConfig, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every task's head at the same time, one process each (scipy's sparse products hold the
+    GIL, so threads would take turns); joblib shares the matrix with them through memory maps."""
+    from joblib import Parallel, delayed
+
+    jobs = max(1, min(len(TASKS), os.cpu_count() or 1))
+    return Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
+        delayed(fit_head)(matrix, train[t].to_numpy(), label_maps[t], b, seed) for t in TASKS
     )
-    return Pipeline([("tfidf", features), ("clf", clf)])
 
 
-def baseline_path(cfg: DictConfig, task: str) -> Path:
-    return Path(cfg.paths.artifacts_dir) / "baseline" / f"{task}.skops"
+def fit_baseline(
+    train: pd.DataFrame, label_maps: dict[str, list[str]], b: DictConfig, seed: int
+) -> TfidfClassifier:
+    """Fit the shared features once, then every task's head."""
+    texts = train["text"].tolist()
+    started = time.perf_counter()
+    features, matrix = fit_features(texts, b)
+    features_s = time.perf_counter() - started
+    log.info(
+        "baseline features: %d word + %d char n-grams, %d nonzeros, %.1f s",
+        len(features.word_vocab),
+        len(features.char_keys),
+        matrix.nnz,
+        features_s,
+    )
+    heads = fit_heads(matrix, train, label_maps, b, seed)
+    meta = {
+        "config": OmegaConf.to_container(b, resolve=True),
+        "word_ngram_range": [1, int(b.word_ngram_max)],
+        "char_ngram_range": [int(b.char_ngram_min), int(b.char_ngram_max)],
+        "sublinear_tf": True,
+        "train_rows": len(texts),
+        "seconds": {"features": features_s, "fit": time.perf_counter() - started},
+    }
+    return TfidfClassifier(
+        features,
+        np.hstack([c for c, _ in heads]),
+        np.concatenate([i for _, i in heads]),
+        {t: list(label_maps[t]) for t in TASKS},
+        meta,
+    )
 
 
-def load_baseline(cfg: DictConfig) -> dict[str, Pipeline]:
-    """Load the fitted pipelines with skops: no pickle, only types on skops' safe list load
-    (a file that needs anything else is refused with the types it asked for)."""
-    import skops.io as sio
-    from skops.io.exceptions import UntrustedTypesFoundException
+def sklearn_parity(model: TfidfClassifier, texts: list[str]) -> dict[str, float]:
+    """Max |difference| of the features and the probabilities against scikit-learn's
+    TfidfVectorizers (given this model's vocabularies and idf) and the same linear heads."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.utils.extmath import softmax
 
-    models = {}
-    for task in TASKS:
-        path = baseline_path(cfg, task)
-        if not path.is_file():
-            raise ModelError(f"{path}: no baseline model (run `ticketml baseline` first)")
-        try:  # trusted=[]: skops itself refuses any type outside its safe list
-            models[task] = sio.load(path, trusted=[])
-        except UntrustedTypesFoundException as exc:
-            raise ModelError(f"{path}: refusing to load untrusted types: {exc}") from exc
-    return models
-
-
-def predict_proba(
-    models: dict[str, Pipeline], texts: list[str], label_maps: dict
-) -> dict[str, np.ndarray]:
-    """Class probabilities per task, columns in label_maps order."""
-    out = {}
-    for task, model in models.items():
-        proba = model.predict_proba(texts)
-        cols = [
-            list(model.classes_).index(label) if label in model.classes_ else None
-            for label in label_maps[task]
-        ]
-        out[task] = np.stack(
-            [proba[:, c] if c is not None else np.zeros(len(texts)) for c in cols], axis=1
-        )
-    return out
+    f = model.features
+    word = TfidfVectorizer(
+        ngram_range=f.word_range, sublinear_tf=f.sublinear, vocabulary=f.word_vocab
+    ).fit(texts[:1])
+    word.idf_ = f.word_idf
+    char = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=(f.chars.low, f.chars.high),
+        sublinear_tf=f.sublinear,
+        vocabulary=f.chars.decode(f.char_keys),
+    ).fit(texts[:1])
+    char.idf_ = f.char_idf
+    ref = sparse.hstack([word.transform(texts), char.transform(texts)]).tocsr()
+    ours = csr(f.transform(texts), len(texts), f.n_features)
+    scores = ref @ model.coef + model.intercept
+    ref_probs = {t: softmax(scores[:, cols]) for t, cols in model.columns.items()}
+    probs = model.predict_proba(texts)
+    return {
+        "features_max_abs_diff": float(abs(ours - ref).max()) if ref.nnz else 0.0,
+        "proba_max_abs_diff": max(float(np.abs(probs[t] - ref_probs[t]).max()) for t in probs),
+    }
 
 
-def save_model(model: Pipeline, path: Path) -> None:
-    """skops format (zip of JSON + numpy arrays, no pickle), written atomically."""
-    import zipfile
+def save_baseline(model: TfidfClassifier, path: Path) -> float:
+    """Write the model's arrays (npz, no pickle) atomically; returns the seconds it took."""
+    started = time.perf_counter()
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **model.to_arrays())
+    return time.perf_counter() - started
 
-    import skops.io as sio
 
-    with atomic_path(path) as tmp:
-        sio.dump(model, tmp, compression=zipfile.ZIP_DEFLATED)
+def load_baseline(cfg: DictConfig) -> TfidfClassifier:
+    path = baseline_path(cfg)
+    if not path.is_file():
+        raise ModelError(f"{path}: no baseline model (run `ticketml baseline` first)")
+    try:
+        return TfidfClassifier.load(path)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ModelError(f"cannot load the baseline {path}: {exc}") from exc
 
 
 def run_baseline(cfg: DictConfig) -> dict:
-    """Fit on train, evaluate on val/test, save models, metrics, plots; log to MLflow."""
+    """Fit on train, check against scikit-learn, evaluate on val/test, save; log to MLflow."""
     import mlflow
 
     from ticketml.tracking import start_run
 
     splits = load_splits(cfg)
     label_maps = load_label_maps(cfg)
-    models = {}
-    for task in TASKS:
-        log.info("fitting baseline for %s on %d rows", task, len(splits["train"]))
-        models[task] = build_pipeline(cfg.baseline, int(cfg.seed)).fit(
-            splits["train"]["text"], splits["train"][task]
-        )
+    log.info("fitting the baseline on %d rows", len(splits["train"]))
+    model = fit_baseline(splits["train"], label_maps, cfg.baseline, int(cfg.seed))
+    parity = sklearn_parity(model, splits["test"]["text"].head(PARITY_ROWS).tolist())
+    if max(parity.values()) > 1e-6:
+        raise ModelError(f"the baseline differs from scikit-learn: {parity}")
     metrics = {
         split: evaluate_probs(
-            predict_proba(models, splits[split]["text"].tolist(), label_maps),
+            model.predict_proba(splits[split]["text"].tolist()),
             encode_labels(splits[split], label_maps),
             label_maps,
         )
         for split in ("val", "test")
     }
-    artifacts = Path(cfg.paths.artifacts_dir)
-    for task, model in models.items():
-        save_model(model, baseline_path(cfg, task))
-    metrics_path = write_json(metrics, artifacts / "metrics" / "baseline.json")
+    path = baseline_path(cfg)
+    save_s = save_baseline(model, path)
+    summary = {
+        **model.meta["seconds"],
+        "save": save_s,
+        "file_mb": path.stat().st_size / 2**20,
+        "n_features": model.features.n_features,
+        "parity": parity,
+    }
+    metrics_path = write_json(
+        {**metrics, "summary": summary}, Path(cfg.paths.artifacts_dir) / "metrics" / "baseline.json"
+    )
     plot_dir = Path(cfg.paths.plots_dir)
     plots = [
         confusion_matrix_plot(
@@ -150,11 +320,15 @@ def run_baseline(cfg: DictConfig) -> dict:
     ]
     with start_run(cfg, "baseline"):
         mlflow.log_metrics(flat_metrics(metrics))
+        mlflow.log_metrics({f"seconds_{k}": v for k, v in summary.items() if k in ("fit", "save")})
         mlflow.log_artifact(str(metrics_path), artifact_path="metrics")
         for plot in plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
-        for task, model in models.items():
-            mlflow.sklearn.log_model(model, name=f"baseline_{task}", serialization_format="skops")
+        mlflow.log_artifact(str(path), artifact_path="baseline")
     for split in ("val", "test"):
         print(summary_line("baseline", split, metrics[split]))
+    print(
+        f"baseline: fit {summary['fit']:.1f} s, saved in {save_s:.2f} s "
+        f"({summary['file_mb']:.1f} MB, {summary['n_features']} features) -> {path}"
+    )
     return metrics

@@ -10,7 +10,9 @@ import importlib
 import inspect
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 # command -> ("module:function", help). Imported lazily so `--help` and serving stay light.
@@ -133,6 +135,14 @@ def run_command(
     return func(cfg, **options)
 
 
+class Terminated(BaseException):
+    """SIGTERM as an exception, so that `finally` blocks remove temp files on the way out."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -144,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no tips/banners
     from ticketml.errors import TicketMLError
 
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         overrides, options, verbose_flag, positional = split_args(argv[1:])
         verbose = verbose or verbose_flag
@@ -151,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ERROR: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("ERROR: terminated (SIGTERM); nothing half-written was kept", file=sys.stderr)
+        return 143
     except TicketMLError as exc:
         if verbose:
             raise
@@ -162,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ERROR: {argv[0]} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("(rerun with --verbose for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from ticketml import TASKS
 from ticketml.calibration import ece
 from ticketml.data.schema import encode_labels
+from ticketml.data.sources import generated
 from ticketml.io import atomic_path, write_json
 from ticketml.metrics import task_metrics
 from ticketml.predictor import use_int8
@@ -118,7 +119,7 @@ def run_evaluate(cfg: DictConfig) -> dict:
         raise ModelError(str(exc)) from exc
     test = load_splits(cfg)["test"]
     ceiling = None
-    if cfg.data.name == "synthetic":
+    if generated(cfg):
         from ticketml.data.synthetic import ceiling_proba
 
         ceiling = ceiling_proba(cfg, test["text"].tolist(), classifier.label_maps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -50,13 +51,37 @@ def read_table(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
         raise DataError(f"{path}: cannot read as {kind}: {exc}") from exc
 
 
+def remove_stale_temps(path: Path) -> None:
+    """Delete temp files of `path` left by processes that no longer run (killed mid-write with
+    SIGKILL, where no clean-up code runs)."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds. The
+    temp file is removed on any failure (the CLI turns SIGTERM into an exception for this); one
+    left by a SIGKILLed process is removed by the next write to the same path."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+        )
         os.close(fd)
         umask = os.umask(0)
         os.umask(umask)

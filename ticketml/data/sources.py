@@ -91,11 +91,19 @@ def _from_url(cfg: DictConfig) -> Path | None:
 
 def _from_synthetic(cfg: DictConfig) -> Path:
     print(SYNTHETIC_WARNING, flush=True)
-    syn = cfg.data.synthetic
-    df = synthetic.generate(
-        int(syn.n_samples), int(cfg.seed), float(syn.ru_share), float(syn.label_noise)
-    )
-    return write_table(df, raw_path(cfg, ".csv"))
+    return write_table(synthetic.from_config(cfg), raw_path(cfg, ".csv"))
+
+
+def source_record(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.raw_dir) / f"{cfg.data.name}.source.json"
+
+
+def generated(cfg: DictConfig) -> bool:
+    """Whether the current dataset's raw file came from the synthetic generator."""
+    import json
+
+    path = source_record(cfg)
+    return path.is_file() and json.loads(path.read_text()).get("source") == "synthetic"
 
 
 def download_data(cfg: DictConfig) -> Path:
@@ -122,9 +130,6 @@ def download_data(cfg: DictConfig) -> Path:
     # The raw file of the other format would shadow this one in find_raw().
     for stale in {raw_path(cfg, ".csv"), raw_path(cfg, ".parquet")} - {path}:
         stale.unlink(missing_ok=True)
-    write_json(
-        {"source": name, "path": str(path)},
-        Path(cfg.paths.raw_dir) / f"{cfg.data.name}.source.json",
-    )
+    write_json({"source": name, "path": str(path)}, source_record(cfg))
     print(f"raw data ({name}): {path}")
     return path

@@ -288,6 +288,197 @@ NAMES = {
 }
 
 
+# Long tickets (`long_share`): what real exports look like — a log or stack trace, a config
+# snippet, URLs and HTML remnants, a quoted earlier mail — with the topic carried by component
+# names (class names, hosts, config keys) as much as by prose, and the urgency sentence at the
+# end, after the paste. Every part is drawn from the written topic alone (or is noise), so the
+# Bayes ceiling (bayes_proba) stays exact.
+COMPONENTS = {
+    "technical support": {
+        "service": ["crm-app", "report-engine", "desktop-client", "sync-agent"],
+        "classes": [
+            "com.acme.crm.SaveHandler",
+            "com.acme.reports.ReportGenerator",
+            "com.acme.client.UpdateInstaller",
+            "com.acme.sync.DocumentCache",
+        ],
+        "keys": ["crm.autosave.enabled", "reports.export.timeout_ms", "client.update.channel"],
+        "path": ["crm/records", "reports/export", "client/update"],
+        "errors": [
+            "NullPointerException",
+            "IllegalStateException: record not saved",
+            "TimeoutException: report rendering exceeded 30000 ms",
+        ],
+    },
+    "billing": {
+        "service": ["billing-service", "invoice-renderer", "payment-gateway", "subscription-api"],
+        "classes": [
+            "com.acme.billing.InvoiceService",
+            "com.acme.billing.PaymentGateway",
+            "com.acme.billing.RefundProcessor",
+            "com.acme.billing.SubscriptionRenewal",
+        ],
+        "keys": ["billing.currency", "invoice.pdf.template", "payments.retry.max_attempts"],
+        "path": ["billing/invoices", "account/payments", "billing/subscriptions"],
+        "errors": [
+            "DuplicateChargeException",
+            "PaymentDeclinedException: card_declined",
+            "InvoiceTotalMismatch: expected 49.00 got 98.00",
+        ],
+    },
+    "account access": {
+        "service": ["auth-service", "sso-bridge", "mfa-provider", "identity-api"],
+        "classes": [
+            "com.acme.auth.LoginController",
+            "com.acme.auth.PasswordResetMailer",
+            "com.acme.auth.TotpVerifier",
+            "com.acme.sso.SamlResponseValidator",
+        ],
+        "keys": ["auth.lockout.threshold", "sso.saml.idp_url", "mfa.totp.window"],
+        "path": ["login", "account/password-reset", "sso/saml/acs"],
+        "errors": [
+            "AccountLockedException",
+            "InvalidCredentialsException",
+            "SamlValidationException: assertion expired",
+        ],
+    },
+    "network": {
+        "service": ["vpn-gateway", "dns-resolver", "wlan-controller", "proxy-edge"],
+        "classes": [
+            "net.acme.vpn.TunnelManager",
+            "net.acme.dns.ResolverCache",
+            "net.acme.wlan.AccessPointMonitor",
+            "net.acme.proxy.ConnectionPool",
+        ],
+        "keys": ["vpn.keepalive_s", "dns.upstream", "wlan.roaming.threshold_dbm"],
+        "path": ["vpn/status", "network/dns", "wifi/floor-3"],
+        "errors": [
+            "ConnectionResetException: peer closed tunnel",
+            "UnknownHostException",
+            "SocketTimeoutException: connect timed out",
+        ],
+    },
+    "hardware": {
+        "service": ["device-agent", "printer-spooler", "firmware-updater", "usb-monitor"],
+        "classes": [
+            "hw.acme.power.BatteryManager",
+            "hw.acme.print.SpoolerQueue",
+            "hw.acme.display.PanelDriver",
+            "hw.acme.usb.HubEnumerator",
+        ],
+        "keys": ["power.battery.threshold", "spooler.jam.retry", "display.refresh_hz"],
+        "path": ["devices/inventory", "printers/queue", "devices/rma"],
+        "errors": [
+            "DeviceNotRecognized: usb 2-1",
+            "PaperJamException: tray 2",
+            "BatteryHealthCritical: 41%",
+        ],
+    },
+    "feature request": {
+        "service": ["roadmap-portal", "export-module", "ui-theme", "public-api"],
+        "classes": [
+            "com.acme.export.ExcelWriter",
+            "com.acme.ui.ThemeRegistry",
+            "com.acme.api.BulkEditEndpoint",
+            "com.acme.calendar.IcalFeed",
+        ],
+        "keys": ["export.formats", "ui.theme.default", "api.bulk_edit.enabled"],
+        "path": ["ideas/new", "roadmap/votes", "ideas/export-to-excel"],
+        "errors": [
+            "UnsupportedOperationException: export format xlsx",
+            "FeatureDisabledException: bulk_edit",
+            "NotImplementedError: dark theme",
+        ],
+    },
+    "security": {
+        "service": ["mail-filter", "av-scanner", "siem-collector", "login-anomaly"],
+        "classes": [
+            "sec.acme.mail.PhishingClassifier",
+            "sec.acme.av.QuarantineService",
+            "sec.acme.siem.AlertCorrelator",
+            "sec.acme.auth.GeoVelocityCheck",
+        ],
+        "keys": ["mailfilter.quarantine.enabled", "av.realtime.scan", "siem.alert.severity"],
+        "path": ["security/incidents", "security/quarantine", "security/alerts"],
+        "errors": [
+            "MalwareDetected: Trojan.GenericKD",
+            "SuspiciousLogin: impossible travel",
+            "PhishingReported: credential harvest",
+        ],
+    },
+}
+NEUTRAL_LOG = [
+    "INFO  [main] o.s.b.StartupInfoLogger - Started application in 4.21 seconds",
+    "DEBUG [pool-3-thread-7] c.z.h.HikariPool - Pool stats (total=10, active=2, idle=8)",
+    "INFO  [scheduler-1] heartbeat ok latency_ms=12",
+    "WARN  [http-nio-8080-exec-4] request took 2314 ms",
+    "DEBUG [worker-2] cache miss key=session:7f3a9c",
+    "INFO  [main] loading configuration from /etc/acme/app.yaml",
+    "TRACE [io-1] read 4096 bytes from socket",
+    "INFO  [gc] G1 Young Generation pause 18ms",
+]
+MAIL_QUOTE = {
+    "en": ["On {day}, {name} <{email}> wrote:", "-----Original Message-----"],
+    "ru": ["{day}, {name} <{email}> писал(а):", "-----Исходное сообщение-----"],
+}
+LOG_INTRO = {
+    "en": ["Here is the log:", "Stack trace below:", "Log excerpt attached:", "Output:"],
+    "ru": ["Вот лог:", "Трассировка ниже:", "Фрагмент лога:", "Вывод:"],
+}
+DAYS = ["Mon, 3 Mar 2025 09:14", "Tue, 11 Feb 2025 16:02", "Fri, 24 Jan 2025 11:47"]
+
+
+def _log_block(comp: dict, rng: np.random.Generator) -> str:
+    """A pasted log or stack trace: mostly neutral lines, a few naming the topic's components."""
+    lines = []
+    n = int(np.clip(rng.lognormal(2.6, 0.8), 3, 120))
+    service = _pick(comp["service"], rng)
+    for i in range(n):
+        ts = f"2025-03-0{1 + i % 9}T{8 + i % 10:02d}:{i * 7 % 60:02d}:{i * 13 % 60:02d}.{i * 37 % 1000:03d}Z"
+        if rng.random() < 0.2:
+            line = f"ERROR [{service}] {_pick(comp['errors'], rng)}"
+        elif rng.random() < 0.15:
+            cls = _pick(comp["classes"], rng)
+            line = f"\tat {cls}.{_pick(['handle', 'run', 'process', 'apply'], rng)}({cls.split('.')[-1]}.java:{int(rng.integers(20, 900))})"
+        else:
+            line = _pick(NEUTRAL_LOG, rng)
+        lines.append(f"{ts} {line}")
+    return "\n".join(lines)
+
+
+def _long_parts(
+    topic: str, lang: str, rng: np.random.Generator, name: str
+) -> tuple[list[str], list[str]]:
+    """(parts after the problem statement, before the urgency sentence; parts after it)."""
+    comp = COMPONENTS[topic]
+    topics = list(TOPIC_PHRASES[lang])
+    middle = []
+    if rng.random() < 0.75:
+        middle.append(f"{_pick(LOG_INTRO[lang], rng)}\n{_log_block(comp, rng)}")
+    if rng.random() < 0.4:
+        key = _pick(comp["keys"], rng)
+        middle.append(f"<pre>{key} = {int(rng.integers(1, 500))}\nlog.level = DEBUG</pre>")
+    if rng.random() < 0.5:
+        host = _pick(["portal.acme.example", "intranet.example.com", "status.acme.io"], rng)
+        middle.append(
+            f"See https://{host}/{_pick(comp['path'], rng)}?id={int(rng.integers(1000, 99999))}"
+        )
+    if rng.random() < 0.3:
+        middle.append(f"<div>&nbsp;{_pick(comp['service'], rng)} &gt; settings</div>")
+    after = []
+    # an earlier mail quoted below the signature, often about something else
+    if rng.random() < 0.45:
+        other = topics[int(rng.integers(len(topics)))]
+        quoted = _fill(_pick(TOPIC_PHRASES[lang][other], rng), lang, rng)
+        header = _pick(MAIL_QUOTE[lang], rng).format(
+            day=_pick(DAYS, rng), name=name, email=f"{name.lower()}@example.com"
+        )
+        after.append(
+            f"{header}\n> {quoted[0].upper() + quoted[1:]}.\n> {_pick(FILLERS[lang], rng)}"
+        )
+    return middle, after
+
+
 def _typo(word: str, rng: np.random.Generator) -> str:
     if len(word) < 4:
         return word
@@ -312,14 +503,22 @@ def _pick(options: list[str], rng: np.random.Generator) -> str:
 CUE_SHARE, OFF_CUE_SHARE = 0.72, 0.12  # urgency sentence of the true level; one level off
 
 
-def make_ticket(topic: str, priority: str, lang: str, rng: np.random.Generator) -> str:
-    return _make_ticket(topic, priority, lang, rng)[0]
+def make_ticket(
+    topic: str, priority: str, lang: str, rng: np.random.Generator, long: bool = False
+) -> str:
+    return _make_ticket(topic, priority, lang, rng, long)[0]
+
+
+def _with_typos(parts: list[str], rng: np.random.Generator) -> str:
+    words = " ".join(p for p in parts if p).split()
+    return " ".join(_typo(w, rng) if rng.random() < 0.03 else w for w in words)
 
 
 def _make_ticket(
-    topic: str, priority: str, lang: str, rng: np.random.Generator
+    topic: str, priority: str, lang: str, rng: np.random.Generator, long: bool = False
 ) -> tuple[str, str | None]:
-    """The ticket text and the urgency cue's level written into it (None: no cue)."""
+    """The ticket text and the urgency cue's level written into it (None: no cue). A long
+    ticket adds pasted logs, config, URLs, markup and a quoted mail (see _long_parts)."""
     topics = list(TOPIC_PHRASES[lang])
     phrase = _fill(_pick(TOPIC_PHRASES[lang][topic], rng), lang, rng)
     parts = [_pick(GREETINGS[lang], rng), phrase[0].upper() + phrase[1:] + "."]
@@ -337,13 +536,14 @@ def _make_ticket(
     elif draw < CUE_SHARE + OFF_CUE_SHARE:  # a cue one level off
         idx = PRIORITIES.index(priority)
         cue = PRIORITIES[min(2, idx + 1)] if rng.random() < 0.5 else PRIORITIES[max(0, idx - 1)]
-    if cue is not None:
-        parts.append(_pick(URGENCY[lang][cue], rng))
+    tail = [_pick(URGENCY[lang][cue], rng)] if cue is not None else []
     name = _pick(NAMES[lang], rng)
-    parts.append(_pick(SIGNOFFS[lang], rng).format(name=name, email=f"{name.lower()}@example.com"))
-    words = " ".join(p for p in parts if p).split()
-    words = [_typo(w, rng) if rng.random() < 0.03 else w for w in words]
-    return " ".join(words), cue
+    tail.append(_pick(SIGNOFFS[lang], rng).format(name=name, email=f"{name.lower()}@example.com"))
+    if not long:
+        return _with_typos(parts + tail, rng), cue
+    head, tail_text = _with_typos(parts, rng), _with_typos(tail, rng)
+    middle, after = _long_parts(topic, lang, rng, name)
+    return "\n\n".join(p for p in [head, *middle, tail_text, *after] if p), cue
 
 
 def generate(
@@ -352,8 +552,12 @@ def generate(
     ru_share: float = 0.3,
     label_noise: float = 0.05,
     latents: bool = False,
+    long_share: float = 0.0,
 ) -> pd.DataFrame:
     """Return a DataFrame with columns text, topic, priority, language; same seed → same rows.
+
+    long_share: the share of long tickets (logs, stack traces, config, URLs, markup, quoted
+    mails; median about 1,000 characters), like real exports. 0 keeps the rows of earlier versions.
 
     latents=True adds what the text was written from: `written_topic` (the label before label
     noise) and `cue` (the urgency sentence's level, "" when the ticket has none).
@@ -368,7 +572,8 @@ def generate(
         topic = topics[int(rng.choice(len(topics), p=weights / weights.sum()))]
         priority = PRIORITIES[int(rng.choice(3, p=PRIORITY_BY_TOPIC[topic]))]
         lang = "ru" if rng.random() < ru_share else "en"
-        text, cue = _make_ticket(topic, priority, lang, rng)
+        long = long_share > 0 and rng.random() < long_share  # no draw at 0: same rows as before
+        text, cue = _make_ticket(topic, priority, lang, rng, long)
         latent = {"written_topic": topic, "cue": cue or ""}
         if rng.random() < label_noise:
             topic = topics[int(rng.integers(len(topics)))]
@@ -409,15 +614,25 @@ def bayes_proba(latents: pd.DataFrame, label_noise: float = 0.05) -> dict[str, n
     return {"topic": topic, "priority": priority}
 
 
+def from_config(cfg, latents: bool = False) -> pd.DataFrame:
+    """The synthetic export that `data.synthetic` and `seed` describe."""
+    syn = cfg.data.synthetic
+    return generate(
+        int(syn.n_samples),
+        int(cfg.seed),
+        float(syn.ru_share),
+        float(syn.label_noise),
+        latents=latents,
+        long_share=float(syn.get("long_share", 0.0)),
+    )
+
+
 def written_from(cfg) -> pd.DataFrame:
     """The synthetic data of `cfg` with its latents (see generate), indexed by the text as
     preprocessing cleans it (first of duplicates, as preprocessing keeps)."""
     from ticketml.data.preprocess import clean_text
 
-    syn = cfg.data.synthetic
-    raw = generate(
-        int(syn.n_samples), int(cfg.seed), float(syn.ru_share), float(syn.label_noise), latents=True
-    )
+    raw = from_config(cfg, latents=True)
     raw["text"] = raw["text"].map(lambda t: clean_text(t, cfg.preprocess.mask_pii))
     return raw.drop_duplicates("text").set_index("text")
 
