@@ -4,7 +4,9 @@
     python bench/inference.py --workdir runs/e5 --out bench/results/inference_e5.json model=multilingual_e5_small
 
 Uses the trained checkpoint and the exported graphs of `--workdir` (after `make demo`), the same
-tokenisation for every engine, the same thread count, and the test split. Prints a table and
+tokenisation and the same batches for every engine (the test set sorted by token count, as the
+served core batches it), the same thread count, and the test split. Also times the served core
+end to end (`core_int8`) at batch_size 1, 32 and 64. Prints a table and
 writes bench/results/inference.json: batch-1 p50/p95 latency, throughput at batch 32 and 64,
 test macro-F1, and ratios against torch eager.
 """
@@ -29,41 +31,72 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def measure(predict, texts: list[str], n_single: int, repeats: int) -> dict:
-    """predict(texts) -> {task: logits or probs}; returns latency/throughput figures."""
-    for t in texts[:8]:
-        predict([t])  # warm-up
+def measure(engine, core, texts: list[str], n_single: int, repeats: int) -> dict:
+    """engine(texts, inputs) -> {task: logits or probs}, where inputs are the padded token ids of
+    exactly those texts. Batches are the core's: the test set tokenised once, sorted by token
+    count and cut into batches, each padded to its longest text; every engine gets the same."""
+    ids = core.tokenize(texts)
+
+    def run(idx):
+        return engine([texts[i] for i in idx], core.pad([ids[i] for i in idx]))
+
+    for i in range(8):
+        run([i])  # warm-up
     single = []
-    for t in texts[:n_single]:
+    for i in range(min(n_single, len(texts))):
         start = time.perf_counter()
-        predict([t])
+        run([i])
         single.append((time.perf_counter() - start) * 1000)
     out = {"batch1_p50_ms": percentile(single, 50), "batch1_p95_ms": percentile(single, 95)}
     for batch in (32, 64):
         runs = []
         for _ in range(repeats):
             start = time.perf_counter()
-            for i in range(0, len(texts), batch):
-                predict(texts[i : i + batch])
+            for idx in core.batches(ids, batch):
+                run(idx)
             runs.append(len(texts) / (time.perf_counter() - start))
         out[f"batch{batch}_texts_per_s"] = statistics.median(runs)
     return out
 
 
-def macro_f1(predict, texts: list[str], labels: dict, label_maps: dict) -> dict[str, float]:
+def measure_core(core, texts: list[str], n_single: int, repeats: int) -> dict:
+    """The served path end to end (tokenise, batch by token count, ONNX Runtime, calibration,
+    hybrid blend) on the whole test set: one text per call, and the whole set per call at
+    batch_size 1, 32 and 64."""
+    out = {}
+    single = []
+    for t in texts[:n_single]:
+        start = time.perf_counter()
+        core.predict_proba([t])
+        single.append((time.perf_counter() - start) * 1000)
+    out["batch1_p50_ms"], out["batch1_p95_ms"] = percentile(single, 50), percentile(single, 95)
+    for batch in (1, 32, 64):
+        core.batch_size = batch
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            core.predict_proba(texts)
+            runs.append(len(texts) / (time.perf_counter() - start))
+        out[f"batch{batch}_texts_per_s"] = statistics.median(runs)
+    out["batch64_vs_batch1"] = out["batch64_texts_per_s"] / out["batch1_texts_per_s"]
+    return out
+
+
+def macro_f1(engine, core, texts: list[str], labels: dict, label_maps: dict) -> dict[str, float]:
     import numpy as np
     from sklearn.metrics import f1_score
 
-    preds: dict[str, list] = {t: [] for t in labels}
-    for i in range(0, len(texts), 64):
-        out = predict(texts[i : i + 64])
+    ids = core.tokenize(texts)
+    preds = {t: np.zeros(len(texts), dtype=np.int64) for t in labels}
+    for idx in core.batches(ids, 64):
+        out = engine([texts[i] for i in idx], core.pad([ids[i] for i in idx]))
         for task in preds:
-            preds[task].append(np.asarray(out[task]).argmax(1))
+            preds[task][idx] = np.asarray(out[task]).argmax(1)
     return {
         task: float(
             f1_score(
                 labels[task],
-                np.concatenate(preds[task]),
+                preds[task],
                 average="macro",
                 labels=list(range(len(label_maps[task]))),
                 zero_division=0,
@@ -105,21 +138,17 @@ def main() -> None:
     model = load_checkpoint(cfg)
     baseline = load_baseline(cfg)
 
-    def torch_eager(batch):
-        enc = fp32.encode(batch)  # the same tokenisation for every engine
+    def torch_eager(batch, inputs):
         with torch.inference_mode():
-            out = model(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]))
+            out = model(
+                torch.from_numpy(inputs["input_ids"]), torch.from_numpy(inputs["attention_mask"])
+            )
         return {t: v.numpy() for t, v in out.items()}
 
     def ort(classifier):
-        def run(batch):
-            return dict(
-                zip(
-                    ("topic", "priority"),
-                    classifier.session.run(classifier.output_names, classifier.encode(batch)),
-                    strict=True,
-                )
-            )
+        def run(batch, inputs):
+            results = classifier.session.run(classifier.output_names, inputs)
+            return dict(zip(("topic", "priority"), results, strict=True))
 
         return run
 
@@ -127,14 +156,14 @@ def main() -> None:
         "torch_eager_fp32": torch_eager,
         "onnxruntime_fp32": ort(fp32),
         "onnxruntime_int8": ort(int8),
-        "tfidf_baseline": baseline.predict_proba,
+        "tfidf_baseline": lambda batch, inputs: baseline.predict_proba(batch),
     }
     results = {}
     for name, predict in engines.items():
         print(f"measuring {name} ...", flush=True)
         results[name] = {
-            **measure(predict, texts, args.n_single, args.repeats),
-            "test_macro_f1": macro_f1(predict, texts, labels, label_maps),
+            **measure(predict, int8, texts, args.n_single, args.repeats),
+            "test_macro_f1": macro_f1(predict, int8, texts, labels, label_maps),
         }
     ref = results["torch_eager_fp32"]
     for r in results.values():
@@ -143,8 +172,19 @@ def main() -> None:
             r[f"speedup_batch{b}_vs_torch"] = (
                 r[f"batch{b}_texts_per_s"] / ref[f"batch{b}_texts_per_s"]
             )
+    print("measuring the served core (INT8, hybrid) ...", flush=True)
+    core = measure_core(
+        TicketClassifier.from_dir(
+            cfg.paths.artifacts_dir, int8=True, intra_op_threads=args.threads
+        ),
+        texts,
+        args.n_single,
+        args.repeats,
+    )
     report = {
         "threads": args.threads,
+        "batching": "the test set tokenised once, sorted by token count, cut into batches",
+        "core_int8": core,
         "test_texts": len(texts),
         "encoder": cfg.model.encoder_name,
         "max_length": cfg.model.max_length,
@@ -161,6 +201,10 @@ def main() -> None:
             f"{r['batch64_texts_per_s']:>8.1f} {r['speedup_batch1_p50_vs_torch']:>6.2f} {r['speedup_batch64_vs_torch']:>6.2f} "
             f"{r['test_macro_f1']['topic']:>8.3f} {r['test_macro_f1']['priority']:>8.3f}"
         )
+    print(
+        f"served core (INT8, hybrid): batch_size 1 {core['batch1_texts_per_s']:.0f} texts/s, "
+        f"64 {core['batch64_texts_per_s']:.0f} texts/s ({core['batch64_vs_batch1']:.2f}x)"
+    )
     write_result(report, args.out)
 
 

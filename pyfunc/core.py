@@ -52,7 +52,7 @@ class TicketClassifier:
         model_config_path: str | os.PathLike,
         calibration_path: str | os.PathLike | None = None,
         intra_op_threads: int | None = None,
-        batch_size: int = 32,
+        batch_size: int = 64,
         baseline_path: str | os.PathLike | None = None,
         hybrid_path: str | os.PathLike | None = None,
     ):
@@ -81,11 +81,11 @@ class TicketClassifier:
             weights = json.loads(Path(hybrid_path).read_text())
             self.hybrid_weights = {t: float(weights[t]["transformer_weight"]) for t in TASKS}
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        # tokenizer.json may carry its own padding/truncation: set ours explicitly.
+        # tokenizer.json may carry its own padding/truncation: set ours explicitly. Padding is
+        # done per batch here, after sorting by token count (see batches).
         self.tokenizer.enable_truncation(max_length=int(self.config["max_length"]))
-        self.tokenizer.enable_padding(
-            pad_id=int(self.config["pad_id"]), pad_token=self.config["pad_token"]
-        )
+        self.tokenizer.no_padding()
+        self.pad_id = int(self.config["pad_id"])
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(
             intra_op_threads or os.environ.get("TICKETML_ORT_THREADS", 0)
@@ -124,22 +124,35 @@ class TicketClassifier:
             **kwargs,
         )
 
-    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text (truncated to max_length, not padded)."""
         prefix = self.config.get("text_prefix", "")
-        encodings = self.tokenizer.encode_batch([prefix + t for t in texts])
-        return {
-            "input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
-        }
+        return [e.ids for e in self.tokenizer.encode_batch([prefix + t for t in texts])]
+
+    def pad(self, ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+        """One batch padded to its longest row: the graph's two inputs."""
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        mask = np.arange(max(int(lengths.max(initial=0)), 1)) < lengths[:, None]
+        input_ids = np.full(mask.shape, self.pad_id, dtype=np.int64)
+        input_ids[mask] = np.fromiter((t for row in ids for t in row), np.int64, int(lengths.sum()))
+        return {"input_ids": input_ids, "attention_mask": mask.astype(np.int64)}
+
+    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        return self.pad(self.tokenize(texts))
+
+    def batches(self, ids: Sequence[Sequence[int]], size: int | None = None) -> list[np.ndarray]:
+        """Row indices in batches of `size` (default batch_size), by token count: each batch pads
+        only to its own longest text."""
+        order = np.argsort(np.fromiter(map(len, ids), np.int64, len(ids)), kind="stable")
+        size = size or self.batch_size
+        return [order[i : i + size] for i in range(0, len(order), size)]
 
     def logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Raw logits per task, computed in batches of `batch_size` (sorted by length to pad less)."""
-        texts = list(texts)
-        out = {t: np.zeros((len(texts), len(self.label_maps[t])), dtype=np.float32) for t in TASKS}
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            results = self.session.run(self.output_names, self.encode([texts[i] for i in idx]))
+        """Raw logits per task: tokenised once, run in batches of similar token counts."""
+        ids = self.tokenize(list(texts))
+        out = {t: np.zeros((len(ids), len(self.label_maps[t])), dtype=np.float32) for t in TASKS}
+        for idx in self.batches(ids):
+            results = self.session.run(self.output_names, self.pad([ids[i] for i in idx]))
             for task, values in zip(TASKS, results, strict=True):
                 out[task][idx] = values
         return out

@@ -51,7 +51,9 @@ def load_predictor(cfg: DictConfig, model_uri: str | None = None):
             ):  # "add type hints to predict": our input is validated by the core
                 warnings.simplefilter("ignore", UserWarning)
                 model = mlflow.pyfunc.load_model(uri)
-            return model.unwrap_python_model().classifier, uri
+            classifier = model.unwrap_python_model().classifier
+            classifier.batch_size = int(cfg.infer.batch_size)
+            return classifier, uri
         except Exception as exc:  # noqa: BLE001 - no registry entry / store: fall back below
             if not uri.startswith("models:/") or model_uri:
                 raise ModelError(f"cannot load model {uri}: {exc}") from exc
@@ -63,7 +65,9 @@ def load_predictor(cfg: DictConfig, model_uri: str | None = None):
             )
         directory = Path(cfg.paths.artifacts_dir)
     try:
-        classifier = TicketClassifier.from_dir(directory, int8=use_int8(cfg, directory))
+        classifier = TicketClassifier.from_dir(
+            directory, int8=use_int8(cfg, directory), batch_size=int(cfg.infer.batch_size)
+        )
     except FileNotFoundError as exc:
         raise ModelError(f"no model to load: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime / JSON errors of a damaged export

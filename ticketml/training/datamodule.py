@@ -1,4 +1,10 @@
-"""LightningDataModule: tokenise each split once, pad dynamically per batch."""
+"""LightningDataModule: tokenise each split once, batch by length, pad per batch without a
+Python loop per row.
+
+Every split is held as one padded id matrix; a batch is a fancy-indexed slice cut to its widest
+row, rounded up to a multiple of `pad_to` (on a GPU a few widths mean a few attention plans,
+instead of a new one for every new width).
+"""
 
 from __future__ import annotations
 
@@ -6,30 +12,52 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
 from ticketml import TASKS
 from ticketml.data.schema import encode_labels
 
 
 class EncodedSplit(torch.utils.data.Dataset):
-    def __init__(self, input_ids: list[list[int]], labels: dict[str, np.ndarray]):
-        self.input_ids = input_ids
-        self.labels = labels
+    """A split as arrays; indexed by a list of rows, it returns that batch, collated."""
+
+    def __init__(
+        self, input_ids: list[list[int]], labels: dict[str, np.ndarray], pad_id: int, pad_to: int
+    ):
+        self.lengths = np.fromiter(map(len, input_ids), np.int64, len(input_ids))
+        width = int(self.lengths.max(initial=1))
+        self.ids = np.full((len(input_ids), width), pad_id, dtype=np.int32)
+        self.ids[np.arange(width) < self.lengths[:, None]] = np.fromiter(
+            (t for row in input_ids for t in row), np.int32, int(self.lengths.sum())
+        )
+        self.labels = {t: np.asarray(v, dtype=np.int64) for t, v in labels.items()}
+        self.pad_to = max(1, int(pad_to))
 
     def __len__(self) -> int:
-        return len(self.input_ids)
+        return len(self.lengths)
 
-    def __getitem__(self, i: int) -> dict:
-        return {"input_ids": self.input_ids[i], **{t: int(self.labels[t][i]) for t in self.labels}}
+    def __getitem__(self, rows) -> dict[str, torch.Tensor]:
+        rows = np.asarray(rows, dtype=np.int64)
+        longest = int(self.lengths[rows].max(initial=1))
+        width = min(-(-longest // self.pad_to) * self.pad_to, self.ids.shape[1])
+        out = {
+            "input_ids": torch.from_numpy(self.ids[rows, :width].astype(np.int64)),
+            "attention_mask": torch.from_numpy(
+                (np.arange(width) < self.lengths[rows, None]).astype(np.int64)
+            ),
+            "index": torch.from_numpy(rows),
+        }
+        for task, labels in self.labels.items():
+            out[task] = torch.from_numpy(labels[rows])
+        return out
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):
     """Shuffled batches of similar length (less padding); a new order every epoch, seeded."""
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, bucket_batches: int = 50):
+    def __init__(self, lengths, batch_size: int, seed: int, bucket_batches: int = 50):
         self.lengths, self.batch_size, self.seed, self.bucket = (
-            lengths,
+            np.asarray(lengths),
             batch_size,
             seed,
             batch_size * bucket_batches,
@@ -42,15 +70,54 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         order = rng.permutation(len(self.lengths))
         batches = []
         for start in range(0, len(order), self.bucket):
-            chunk = sorted(order[start : start + self.bucket], key=lambda i: self.lengths[i])
+            chunk = order[start : start + self.bucket]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
             batches += [
                 chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)
             ]
         for i in rng.permutation(len(batches)):
-            yield [int(j) for j in batches[i]]
+            yield batches[i].tolist()
 
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.batch_size)
+
+
+class SortedBatchSampler(torch.utils.data.Sampler):
+    """Evaluation batches: every row once, by length (rows carry their index back to order)."""
+
+    def __init__(self, lengths, batch_size: int):
+        self.order = np.argsort(np.asarray(lengths), kind="stable")
+        self.batch_size = batch_size
+
+    def __iter__(self):
+        for i in range(0, len(self.order), self.batch_size):
+            yield self.order[i : i + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.batch_size)
+
+
+class BalancedBatchSampler(torch.utils.data.Sampler):
+    """Batches drawn with replacement, each topic equally likely (train.balanced_sampling)."""
+
+    def __init__(self, topics: np.ndarray, n_topics: int, batch_size: int, seed: int):
+        weights = 1.0 / np.bincount(topics, minlength=n_topics).clip(min=1)[topics]
+        self.p, self.batch_size, self.seed, self.epoch = (
+            weights / weights.sum(),
+            batch_size,
+            seed,
+            0,
+        )
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed + self.epoch)
+        self.epoch += 1
+        rows = rng.choice(len(self.p), size=len(self.p), p=self.p)
+        for i in range(0, len(rows), self.batch_size):
+            yield rows[i : i + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return -(-len(self.p) // self.batch_size)
 
 
 class TicketDataModule(L.LightningDataModule):
@@ -65,11 +132,16 @@ class TicketDataModule(L.LightningDataModule):
         balanced_sampling: bool = False,
         num_workers: int = 0,
         seed: int = 42,
+        pad_to: int = 8,
+        eval_batch_size: int | None = None,
+        pin_memory: bool = False,
     ):
         super().__init__()
         self.frames, self.label_maps, self.tokenizer = frames, label_maps, tokenizer
         self.max_length, self.batch_size, self.text_prefix = max_length, batch_size, text_prefix
         self.balanced_sampling, self.num_workers, self.seed = balanced_sampling, num_workers, seed
+        self.pad_to, self.pin_memory = pad_to, pin_memory
+        self.eval_batch_size = eval_batch_size or batch_size
         self.splits: dict[str, EncodedSplit] = {}
 
     def encode_texts(self, texts: list[str]) -> list[list[int]]:
@@ -77,62 +149,46 @@ class TicketDataModule(L.LightningDataModule):
         return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
 
     def setup(self, stage: str | None = None) -> None:
+        pad_id = self.tokenizer.pad_token_id or 0
         for name, df in self.frames.items():
             if name not in self.splits:
                 self.splits[name] = EncodedSplit(
-                    self.encode_texts(df["text"].tolist()), encode_labels(df, self.label_maps)
+                    self.encode_texts(df["text"].tolist()),
+                    encode_labels(df, self.label_maps),
+                    pad_id,
+                    self.pad_to,
                 )
 
-    def collate(self, batch: list[dict]) -> dict[str, torch.Tensor]:
-        width = max(len(b["input_ids"]) for b in batch)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, b in enumerate(batch):
-            ids[i, : len(b["input_ids"])] = torch.tensor(b["input_ids"])
-            mask[i, : len(b["input_ids"])] = 1
-        out = {"input_ids": ids, "attention_mask": mask}
-        for task in TASKS:
-            if task in batch[0]:
-                out[task] = torch.tensor([b[task] for b in batch], dtype=torch.long)
-        return out
-
-    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        split = self.splits[name]
-        sampler = None
-        if shuffle and not self.balanced_sampling:
-            lengths = [len(ids) for ids in split.input_ids]
-            batches = BucketBatchSampler(lengths, self.batch_size, self.seed)
-            return DataLoader(
-                split, batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers
-            )
-        if shuffle and self.balanced_sampling:
-            topic = split.labels["topic"]
-            weights = (
-                1.0 / np.bincount(topic, minlength=len(self.label_maps["topic"])).clip(min=1)[topic]
-            )
-            gen = torch.Generator().manual_seed(self.seed)
-            sampler = WeightedRandomSampler(
-                torch.as_tensor(weights, dtype=torch.double), len(split), generator=gen
-            )
-            shuffle = False
+    def _loader(self, name: str, sampler) -> DataLoader:
         return DataLoader(
-            split,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
+            self.splits[name],
             sampler=sampler,
-            collate_fn=self.collate,
+            batch_size=None,  # the sampler yields whole batches; the dataset collates them
             num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        split = self.splits["train"]
+        if self.balanced_sampling:
+            sampler = BalancedBatchSampler(
+                split.labels["topic"], len(self.label_maps["topic"]), self.batch_size, self.seed
+            )
+        else:
+            sampler = BucketBatchSampler(split.lengths, self.batch_size, self.seed)
+        return self._loader("train", sampler)
+
+    def eval_loader(self, name: str) -> DataLoader:
+        return self._loader(
+            name, SortedBatchSampler(self.splits[name].lengths, self.eval_batch_size)
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        return self.eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self.eval_loader("test")
 
     def class_weights(self) -> dict[str, list[float]]:
         """Inverse-frequency weights (mean 1) from the train split."""

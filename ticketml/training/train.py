@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -32,19 +33,38 @@ BEST_CHECKPOINT = "best.ckpt"
 
 
 class EpochHistory(Callback):
-    """Per-epoch train/val metrics: kept for the plots and logged to the active MLflow run."""
+    """Per-epoch train/val metrics and times: kept for the plots and logged to the active MLflow
+    run. `epoch_seconds` is the whole epoch (validation included); `train_seconds` the training
+    loop alone and `val_seconds` the validation."""
 
     def __init__(self):
         self.rows: list[dict[str, float]] = []
         self.epoch_seconds: list[float] = []
-        self._start = 0.0
+        self.train_seconds: list[float] = []
+        self.val_seconds: list[float] = []
+        self._start = self._val_start = 0.0
+
+    @staticmethod
+    def _now(pl_module) -> float:
+        if pl_module.device.type == "cuda":  # queued GPU work belongs to the part that queued it
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._start = time.perf_counter()
+        self._start = self._now(pl_module)
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._val_start = self._now(pl_module)
+        if not trainer.sanity_checking:
+            self.train_seconds.append(self._val_start - self._start)
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.val_seconds.append(self._now(pl_module) - self._val_start)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         mlflow = sys.modules.get("mlflow")  # only log when the caller set MLflow up
-        self.epoch_seconds.append(time.perf_counter() - self._start)
+        self.epoch_seconds.append(self._now(pl_module) - self._start)
         row = {
             k.replace("_epoch", ""): float(v)
             for k, v in trainer.callback_metrics.items()
@@ -76,33 +96,85 @@ def resolve_precision(train_cfg: DictConfig) -> tuple[str, str]:
     return "cpu", "32-true"
 
 
-def build_datamodule(cfg: DictConfig, batch_size: int | None = None) -> TicketDataModule:
+@dataclass(frozen=True)
+class Runtime:
+    """What the `auto` training settings come to on this machine."""
+
+    accelerator: str
+    precision: str
+    batch_size: int
+    lr_scale: float
+    learning_rate: float
+    pad_to: int
+    eval_batch_size: int
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)
+
+
+def auto_value(value, cpu: int, gpu: int, on_gpu: bool) -> int:
+    return int(value) if str(value) != "auto" else (gpu if on_gpu else cpu)
+
+
+def resolve_runtime(t: DictConfig) -> Runtime:
+    """Accelerator and precision, then the batch size (auto: 32 on the CPU, 256 on a GPU, where a
+    step of 32 is launch-bound), the learning rate for it (train.learning_rate holds at batch 32;
+    scaled by train.lr_scaling), the padding multiple and the evaluation batch size."""
+    accelerator, precision = resolve_precision(t)
+    on_gpu = accelerator == "gpu"
+    batch = auto_value(t.batch_size, 32, 256, on_gpu)
+    ratio = batch / 32
+    scale = {"none": 1.0, "sqrt": ratio**0.5, "linear": ratio}.get(str(t.lr_scaling))
+    if scale is None:
+        raise TicketMLError(f"train.lr_scaling={t.lr_scaling!r} must be none, sqrt or linear")
+    return Runtime(
+        accelerator=accelerator,
+        precision=precision,
+        batch_size=batch,
+        lr_scale=scale,
+        learning_rate=float(t.learning_rate) * scale,
+        pad_to=auto_value(t.pad_to_multiple, 8, 32, on_gpu),
+        eval_batch_size=auto_value(t.eval_batch_size, 64, 512, on_gpu),
+    )
+
+
+def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketDataModule:
+    runtime = runtime or resolve_runtime(cfg.train)
     tokenizer = load_tokenizer(cfg.model.encoder_name)
     return TicketDataModule(
         load_splits(cfg),
         load_label_maps(cfg),
         tokenizer,
         max_length=int(cfg.model.max_length),
-        batch_size=int(batch_size or cfg.train.batch_size),
+        batch_size=runtime.batch_size,
         text_prefix=cfg.model.text_prefix or "",
         balanced_sampling=bool(cfg.train.balanced_sampling),
         num_workers=int(cfg.train.num_workers),
         seed=int(cfg.seed),
+        pad_to=runtime.pad_to,
+        eval_batch_size=runtime.eval_batch_size,
+        pin_memory=runtime.accelerator == "gpu",
     )
 
 
-def build_model(cfg: DictConfig, dm: TicketDataModule) -> MultiTaskClassifier:
+def build_model(
+    cfg: DictConfig, dm: TicketDataModule, runtime: Runtime | None = None
+) -> MultiTaskClassifier:
+    runtime = runtime or resolve_runtime(cfg.train)
     dm.setup()
     m, t = cfg.model, cfg.train
-    return MultiTaskClassifier(
+    model = MultiTaskClassifier(
         encoder_name=m.encoder_name,
         num_labels={k: len(v) for k, v in dm.label_maps.items()},
         pooling=m.pooling,
         dropout=float(m.dropout),
         loss_weights=OmegaConf.to_container(m.loss_weights),
         class_weights=dm.class_weights() if m.class_weights else None,
-        learning_rate=float(t.learning_rate),
-        head_learning_rate=float(t.head_learning_rate) if t.head_learning_rate else None,
+        learning_rate=runtime.learning_rate,
+        head_learning_rate=(
+            float(t.head_learning_rate) * runtime.lr_scale if t.head_learning_rate else None
+        ),
         weight_decay=float(t.weight_decay),
         warmup_ratio=float(t.warmup_ratio),
         freeze_encoder=bool(m.freeze_encoder),
@@ -110,6 +182,9 @@ def build_model(cfg: DictConfig, dm: TicketDataModule) -> MultiTaskClassifier:
         max_length=int(m.max_length),
         text_prefix=m.text_prefix or "",
     ).train()  # from_pretrained returns the encoder in eval mode (dropout off)
+    if t.compile:  # in place: parameter names, so checkpoints and export, stay the same
+        model.encoder.compile(dynamic=True)
+    return model
 
 
 def build_trainer(
@@ -117,6 +192,9 @@ def build_trainer(
 ) -> L.Trainer:
     t = cfg.train
     accelerator, precision = resolve_precision(t)
+    if accelerator == "gpu" and not t.cudnn_attention:
+        # cuDNN's attention plans anew for each new sequence width (160+ ms a time)
+        torch.backends.cuda.enable_cudnn_sdp(False)
     progress = (
         t.progress_bar if t.progress_bar is not None else os.environ.get("CI", "").lower() != "true"
     )
@@ -134,6 +212,7 @@ def build_trainer(
         deterministic=accelerator == "cpu",
         limit_train_batches=t.limit_train_batches,
         num_sanity_val_steps=0,
+        log_every_n_steps=int(t.log_every_n_steps),
         default_root_dir=checkpoint_dir or ".",
     )
 
@@ -151,12 +230,15 @@ def fit(
         ) from exc
 
 
-def evaluate(model: MultiTaskClassifier, dm: TicketDataModule) -> tuple[dict, dict]:
-    """Metrics (contract shape) and logits for val and test."""
+def evaluate(
+    model: MultiTaskClassifier, dm: TicketDataModule, runtime: Runtime | None = None
+) -> tuple[dict, dict]:
+    """Metrics (contract shape) and logits for val and test, on the model's device (under the
+    training precision's autocast)."""
+    dtype = runtime.autocast_dtype if runtime and model.device.type != "cpu" else None
     metrics, logits = {}, {}
     for split in ("val", "test"):
-        loader = dm.val_dataloader() if split == "val" else dm.test_dataloader()
-        logits[split] = predict_logits(model, loader)
+        logits[split] = predict_logits(model, dm.eval_loader(split), dtype)
         labels = encode_labels(dm.frames[split], dm.label_maps)
         metrics[split] = evaluate_probs(logits[split], labels, dm.label_maps)
     return metrics, logits
@@ -213,8 +295,9 @@ def train_model(
 ) -> tuple[MultiTaskClassifier, TicketDataModule, EpochHistory, str | None]:
     """Fit once; returns the best model (reloaded from its checkpoint when checkpointing)."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    dm = build_datamodule(cfg)
-    model = build_model(cfg, dm)
+    runtime = resolve_runtime(cfg.train)
+    dm = build_datamodule(cfg, runtime)
+    model = build_model(cfg, dm, runtime)
     history = EpochHistory()
     callbacks = [
         history,
@@ -236,7 +319,9 @@ def train_model(
         callbacks.append(checkpoint)
     callbacks += extra_callbacks or []
     trainer = build_trainer(cfg, callbacks, int(max_epochs or cfg.train.max_epochs), checkpoint_dir)
-    fit(trainer, model, dm, int(cfg.train.batch_size))
+    fit(trainer, model, dm, runtime.batch_size)
+    # Lightning's teardown leaves the module on the CPU: evaluation goes back to the accelerator.
+    model.to(trainer.strategy.root_device)
     best = checkpoint.best_model_path if checkpoint else None
     if best:
         state = torch.load(best, map_location=model.device, weights_only=True)["state_dict"]
@@ -276,14 +361,19 @@ def train_and_log(cfg: DictConfig) -> dict:
     ckpt_dir = Path(cfg.paths.checkpoints_dir)
     started = time.perf_counter()
     model, dm, history, best = train_model(cfg, checkpoint_dir=str(ckpt_dir))
-    metrics, logits = evaluate(model, dm)
+    runtime = resolve_runtime(cfg.train)
+    metrics, logits = evaluate(model, dm, runtime)
     calibration, routing = add_calibration(cfg, metrics, logits, dm)
     summary = {
         "epochs": len(history.rows),
         "fit_seconds": time.perf_counter() - started,
         "epoch_seconds": history.epoch_seconds,
+        "train_loop_seconds": history.train_seconds,
+        "validation_seconds": history.val_seconds,
         "train_rows": len(dm.frames["train"]),
-        "precision": resolve_precision(cfg.train)[1],
+        "batch_size": runtime.batch_size,
+        "learning_rate": runtime.learning_rate,
+        "precision": runtime.precision,
         "encoder": cfg.model.encoder_name,
     }
     best_path = ckpt_dir / BEST_CHECKPOINT

@@ -1,0 +1,139 @@
+"""Carry what a lent GPU machine lacks (no package index there) in under 64 MiB.
+
+    python bench/gpu_pack.py pack .carry          # here: wheels, the MiniLM encoder, outside data
+    python bench/gpu_pack.py unpack .carry        # there: prints the shell lines to use them
+
+The machine's Python (3.12) has torch, Lightning and transformers but not MLflow, Hydra or Optuna:
+their wheels (and those of their dependencies that it lacks) travel in `.carry/whl`. The default
+encoder's weights (87 MB in float32) travel as float16 (values rounded to float16, then loaded
+as float32 there) and the outside sample, when ../shared has it, as a CSV. `.carry/` is
+git-ignored: none of it is committed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# What `ticketml` needs that the device image lacks, pinned to this venv's versions where ours.
+WHEELS = [
+    "hydra-core==1.3.8",
+    "omegaconf==2.3.0",
+    "optuna==5.0.0",
+    "colorlog==6.12.0",
+    "sqlalchemy==2.1.9",
+    "alembic==1.20.1",
+    "mako==1.4.3",
+    "mlflow-skinny==3.17.2",
+    "mlflow-tracing==3.17.2",
+    "databricks-sdk==0.162.0",
+    "fastapi==0.165.0",
+    "starlette==1.10.0",
+    "uvicorn==0.54.0",
+    "gitpython==3.2.1",
+    "gitdb==4.0.12",
+    "smmap==5.0.3",
+    "opentelemetry-api==1.45.2",
+    "opentelemetry-proto==1.45.2",
+    "opentelemetry-sdk==1.45.2",
+    "opentelemetry-semantic-conventions==0.66b2",
+    "pydantic==2.14.4",
+    "pydantic-core==2.50.5",
+    "annotated-types==0.8.0",
+    "typing-inspection==0.4.5",
+    "python-dotenv==1.2.4",
+    "sqlparse==0.6.1",
+    "cachetools==7.3.3",
+    "importlib-metadata==9.1.0",
+    "google-auth==2.63.0",
+    "pyasn1==0.6.5",
+    "pyasn1-modules==0.4.2",
+]
+SDIST_ONLY = ["antlr4-python3-runtime==4.9.3"]  # pure Python: built into a wheel here
+PLATFORM = [
+    "--python-version",
+    "3.12",
+    "--implementation",
+    "cp",
+    *[
+        x
+        for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+        for x in ("--platform", p)
+    ],
+]
+OUTSIDE = ROOT.parent / "shared" / "data" / "support-tickets-sample" / "tickets.csv"
+
+
+def pack(out: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from ticketml.encoder import resolve_encoder
+
+    whl = out / "whl"
+    whl.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run(
+        [*pip, "download", "-q", "--no-deps", "--only-binary=:all:", *PLATFORM, "-d", whl, *WHEELS],
+        check=True,
+    )
+    subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", whl, *SDIST_ONLY], check=True)
+    src = Path(resolve_encoder("minilm"))
+    enc = out / "minilm"
+    enc.mkdir(exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and f.suffix in (".json", ".txt"):
+            shutil.copy(f, enc / f.name)
+    weights = load_file(src / "model.safetensors")
+    save_file(
+        {k: v.half() if v.is_floating_point() else v for k, v in weights.items()},
+        enc / "model.fp16.safetensors",
+    )
+    if OUTSIDE.is_file():
+        (out / "data").mkdir(exist_ok=True)
+        shutil.copy(OUTSIDE, out / "data" / "tickets.csv")
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
+    print(f"packed {out} ({size:.1f} MiB)")
+
+
+def unpack(src: Path, site: Path = Path("/tmp/site"), encoder: Path = Path("/tmp/minilm")) -> None:
+    """Install the wheels into `site` and write the encoder folder (float32) to `encoder`."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--no-compile",
+            "--no-cache-dir",
+            "--upgrade",
+            "--target",
+            site,
+            *sorted((src / "whl").glob("*.whl")),
+        ],
+        check=True,
+    )
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    encoder.mkdir(parents=True, exist_ok=True)
+    for f in (src / "minilm").iterdir():
+        if f.suffix in (".json", ".txt"):
+            shutil.copy(f, encoder / f.name)
+    weights = load_file(src / "minilm" / "model.fp16.safetensors")
+    save_file(
+        {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in weights.items()},
+        encoder / "model.safetensors",
+    )
+    print(f"export PYTHONPATH={site}:{ROOT}  # encoder: model.encoder_name={encoder}")
+
+
+if __name__ == "__main__":
+    verb, folder = sys.argv[1], Path(sys.argv[2])
+    sys.path.insert(0, str(ROOT))
+    {"pack": pack, "unpack": unpack}[verb](folder)

@@ -1,0 +1,115 @@
+"""The pipeline at real scale: 40k long tickets, data → baseline → train → export → evaluate.
+
+    python bench/scale.py                              # 40,000 long synthetic tickets, 3 epochs
+    python bench/scale.py --n-samples 2000 --epochs 1 train.accelerator=cpu   # a small CPU run
+
+Each stage runs as a user would run it (`python -m ticketml <stage>`, in a scratch working
+directory with its own MLflow store), and its wall time is measured. Prints a table and writes
+bench/results/scale_{gpu,cpu}.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine_info, write_result  # noqa: E402
+
+STAGES = ["data", "baseline", "train", "export_onnx", "evaluate"]
+
+
+def run(args: argparse.Namespace) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="ticketml-scale-"))
+    overrides = [
+        f"data={args.data}",
+        f"data.synthetic.n_samples={args.n_samples}",
+        f"train.max_epochs={args.epochs}",
+        "train.early_stopping_patience=1000",
+        "train.progress_bar=false",
+        f"mlflow.tracking_uri=sqlite:///{work}/mlflow.db",
+        *args.overrides,
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    stages = []
+    for stage in STAGES:
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "ticketml", stage, *overrides],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - started
+        print(f"{stage:<12} {seconds:8.1f} s  rc {proc.returncode}", flush=True)
+        stages.append({"stage": stage, "seconds": seconds, "returncode": proc.returncode})
+        if proc.returncode:
+            print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
+            break
+    report = (
+        json.loads((work / "artifacts/metrics/report.json").read_text())
+        if (work / "artifacts/metrics/report.json").is_file()
+        else {}
+    )
+    data_report = json.loads((work / "artifacts/data_report.json").read_text())
+    multitask = (
+        json.loads((work / "artifacts/metrics/multitask.json").read_text())
+        if (work / "artifacts/metrics/multitask.json").is_file()
+        else {}
+    )
+    return {
+        "data": args.data,
+        "n_samples": args.n_samples,
+        "epochs": args.epochs,
+        "overrides": args.overrides,
+        "rows": data_report["split_sizes"],
+        "text_length_chars": data_report["text_length_chars"],
+        "stages": stages,
+        "total_seconds": sum(s["seconds"] for s in stages),
+        "train_summary": multitask.get("summary", {}),
+        "test_macro_f1": {
+            model: {t: m[t]["macro_f1"] for t in ("topic", "priority")}
+            for model, m in report.get("models", {}).items()
+        },
+        "machine": machine_info(),
+        "workdir": str(work),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="synthetic_long")
+    parser.add_argument("--n-samples", type=int, default=40000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every stage")
+    args = parser.parse_args()
+    result = run(args)
+    print(
+        f"\n{result['n_samples']} tickets ({result['rows']}), {result['machine'].get('gpu') or result['machine']['processor']}"
+    )
+    for s in result["stages"]:
+        print(f"  {s['stage']:<12} {s['seconds']:8.1f} s")
+    print(f"  {'total':<12} {result['total_seconds']:8.1f} s")
+    for model, f1 in result["test_macro_f1"].items():
+        print(f"  {model:<12} test macro-F1 topic {f1['topic']:.3f}, priority {f1['priority']:.3f}")
+    gpu = "gpu" in result["machine"]
+    write_result(
+        result, args.out or ROOT / "bench" / "results" / f"scale_{'gpu' if gpu else 'cpu'}.json"
+    )
+
+
+if __name__ == "__main__":
+    main()
