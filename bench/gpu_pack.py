@@ -12,10 +12,13 @@ git-ignored: none of it is committed.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 # What `ticketml` needs that the device image lacks, pinned to this venv's versions where ours.
@@ -51,6 +54,9 @@ WHEELS = [
     "google-auth==2.63.0",
     "pyasn1==0.6.5",
     "pyasn1-modules==0.4.2",
+    "cryptography==50.0.2",  # MLflow's SQL store
+    "cffi==2.1.1",
+    "pycparser==3.12",
 ]
 SDIST_ONLY = ["antlr4-python3-runtime==4.9.3"]  # pure Python: built into a wheel here
 PLATFORM = [
@@ -67,7 +73,32 @@ PLATFORM = [
 OUTSIDE = ROOT.parent / "shared" / "data" / "support-tickets-sample" / "tickets.csv"
 
 
+def benchmark_token_ids(encoder: Path) -> np.ndarray:
+    """Every token id of the data the GPU benchmarks use: the synthetic sets they generate
+    (short and long, the seeds and sizes of bench/quality.py, train_throughput.py and scale.py)
+    and the outside sample."""
+    import pandas as pd
+    from tokenizers import Tokenizer
+
+    from ticketml.data.synthetic import generate
+
+    texts = []
+    for seed in (42, 1, 2, 3, 4):
+        texts += (
+            generate(4000, seed).text.tolist() + generate(4000, seed, long_share=1.0).text.tolist()
+        )
+    texts += generate(20000, 42).text.tolist() + generate(40000, 42, long_share=1.0).text.tolist()
+    if OUTSIDE.is_file():
+        df = pd.read_csv(OUTSIDE, dtype=str, keep_default_na=False)
+        texts += (df["subject"] + "\n" + df["body"]).tolist()
+    tok = Tokenizer.from_file(str(encoder / "tokenizer.json"))
+    tok.no_truncation()
+    ids = {i for e in tok.encode_batch([t.lower() for t in texts] + texts) for i in e.ids}
+    return np.array(sorted(ids | set(range(1000))), dtype=np.int64)  # [PAD], [CLS], … too
+
+
 def pack(out: Path) -> None:
+    import torch
     from safetensors.torch import load_file, save_file
 
     from ticketml.encoder import resolve_encoder
@@ -86,11 +117,16 @@ def pack(out: Path) -> None:
     for f in src.iterdir():
         if f.is_file() and f.suffix in (".json", ".txt"):
             shutil.copy(f, enc / f.name)
-    weights = load_file(src / "model.safetensors")
-    save_file(
-        {k: v.half() if v.is_floating_point() else v for k, v in weights.items()},
-        enc / "model.fp16.safetensors",
-    )
+    weights = {
+        k: v.half() if v.is_floating_point() else v
+        for k, v in load_file(src / "model.safetensors").items()
+    }
+    # The word-embedding table keeps only the rows of tokens the benchmark data uses (the others
+    # are never looked up for it; unpack restores them as zeros).
+    table = next(k for k in weights if k.endswith("word_embeddings.weight"))
+    keep = torch.from_numpy(benchmark_token_ids(src))
+    weights[f"{table}.rows"], weights[f"{table}.kept"] = weights.pop(table)[keep], keep
+    save_file(weights, enc / "model.fp16.safetensors")
     if OUTSIDE.is_file():
         (out / "data").mkdir(exist_ok=True)
         shutil.copy(OUTSIDE, out / "data" / "tickets.csv")
@@ -126,6 +162,12 @@ def unpack(src: Path, site: Path = Path("/tmp/site"), encoder: Path = Path("/tmp
         if f.suffix in (".json", ".txt"):
             shutil.copy(f, encoder / f.name)
     weights = load_file(src / "minilm" / "model.fp16.safetensors")
+    vocab = json.loads((encoder / "config.json").read_text())["vocab_size"]
+    for name in [k for k in weights if k.endswith(".rows")]:
+        table = name.removesuffix(".rows")
+        rows, kept = weights.pop(name), weights.pop(f"{table}.kept")
+        weights[table] = torch.zeros((vocab, rows.shape[1]), dtype=rows.dtype)
+        weights[table][kept] = rows
     save_file(
         {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in weights.items()},
         encoder / "model.safetensors",

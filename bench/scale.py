@@ -54,7 +54,18 @@ def run(args: argparse.Namespace) -> dict:
         )
         seconds = time.perf_counter() - started
         print(f"{stage:<12} {seconds:8.1f} s  rc {proc.returncode}", flush=True)
-        stages.append({"stage": stage, "seconds": seconds, "returncode": proc.returncode})
+        stages.append(
+            {
+                "stage": stage,
+                "seconds": seconds,
+                "returncode": proc.returncode,
+                "output_tail": [
+                    line
+                    for line in (proc.stdout + proc.stderr).splitlines()
+                    if line.startswith(("export:", "baseline", "multitask", "preprocess", "ERROR"))
+                ][-20:],
+            }
+        )
         if proc.returncode:
             print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
             break

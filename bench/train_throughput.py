@@ -170,7 +170,7 @@ def print_table(result: dict) -> None:
         f"\ntraining throughput — {result['machine'].get('gpu') or result['machine']['processor']}"
     )
     print(
-        f"{'engine':<28} {'batch':>5} {'epoch1 s':>8} {'steady s':>8} {'e1/steady':>9} "
+        f"{'variant':<10} {'engine':<28} {'batch':>5} {'epoch1 s':>8} {'steady s':>8} {'e1/steady':>9} "
         f"{'loop/s':>8} {'epoch/s':>8} {'x ref':>6} {'peak GiB':>8}  test F1"
     )
     for r in result["runs"]:
@@ -178,7 +178,7 @@ def print_table(result: dict) -> None:
         mem = f"{r['peak_gpu_memory_gib']:.2f}" if r["peak_gpu_memory_gib"] else "-"
         f1 = r.get("test_macro_f1")
         print(
-            f"{r['engine']:<28} {r['batch_size']:>5} {r['epoch_seconds'][0]:>8.2f} {steady:>8.2f} "
+            f"{r.get('variant', ''):<10} {r['engine']:<28} {r['batch_size']:>5} {r['epoch_seconds'][0]:>8.2f} {steady:>8.2f} "
             f"{r['epoch1_vs_steady']:>9.2f} {r['loop_samples_per_s']:>8.0f} "
             f"{r['epoch_samples_per_s']:>8.0f} {r.get('vs_reference', 1.0):>6.2f} {mem:>8}  "
             + (f"{f1['topic']:.3f} / {f1['priority']:.3f}" if f1 else "")
@@ -192,7 +192,40 @@ def print_table(result: dict) -> None:
             )
 
 
+def in_fresh_process(kind: str, overrides: list[str], batch: str, compile_: bool) -> dict:
+    """One measurement in its own Python process, so that epoch 1 pays the same one-time costs
+    (CUDA kernels loaded on first use, allocator growth) for the reference and for ticketml."""
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        args = ["--one", kind, "--batch", batch, "--json", out.name]
+        args += ["--compile"] if compile_ else []
+        subprocess.run([sys.executable, __file__, *args, "--", *overrides], check=True, cwd=ROOT)
+        return json.loads(Path(out.name).read_text())
+
+
+def one(argv: list[str]) -> None:
+    import json
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--one", choices=["ticketml", "reference"])
+    parser.add_argument("--batch")
+    parser.add_argument("--json")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args(argv)
+    if args.one == "ticketml":
+        result = ticketml_run(args.overrides, args.batch, args.compile)
+    else:
+        result = reference(args.overrides, int(args.batch), args.compile)
+    Path(args.json).write_text(json.dumps(result))
+
+
 def main() -> None:
+    if "--one" in sys.argv:
+        return one(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--data", default="synthetic")
@@ -207,6 +240,13 @@ def main() -> None:
         help="default: 64 and auto (256) on cuda, 32 on cpu",
     )
     parser.add_argument("--compile", action="store_true", help="also the torch.compile runs")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help='NAME="key=value ...": also measure with these overrides (repeatable)',
+    )
+    parser.add_argument("--no-reference", action="store_true", help="ticketml runs only")
     parser.add_argument("--out", default=None)
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides")
     args = parser.parse_args()
@@ -214,17 +254,24 @@ def main() -> None:
     args.n_samples = args.n_samples or (20000 if cuda else 1500)
     batches = args.batch_sizes or (["64", "auto"] if cuda else ["32"])
     overrides = prepare(args)
+    variants = [("default", [])] + [
+        (v.split("=", 1)[0], v.split("=", 1)[1].split()) for v in args.variant
+    ]
     runs = []
-    for batch in batches:
-        ours = ticketml_run(overrides, batch, False)
-        ref = reference(overrides, ours["batch_size"], False)
-        ours["vs_reference"] = ours["epoch_samples_per_s"] / ref["loop_samples_per_s"]
-        runs += [ref, ours]
-        if args.compile:
-            ours_c = ticketml_run(overrides, batch, True)
-            ref_c = reference(overrides, ours_c["batch_size"], True)
-            ours_c["vs_reference"] = ours_c["epoch_samples_per_s"] / ref_c["loop_samples_per_s"]
-            runs += [ref_c, ours_c]
+    for name, extra in variants:
+        for batch in batches:
+            for compile_ in (False, True) if args.compile else (False,):
+                ours = in_fresh_process("ticketml", [*overrides, *extra], batch, compile_)
+                ours["variant"] = name
+                runs.append(ours)
+                if args.no_reference:
+                    continue
+                ref = in_fresh_process(
+                    "reference", [*overrides, *extra], str(ours["batch_size"]), compile_
+                )
+                ref["variant"] = name
+                ours["vs_reference"] = ours["epoch_samples_per_s"] / ref["loop_samples_per_s"]
+                runs.insert(-1, ref)
     result = {
         "device": args.device,
         "data": args.data,

@@ -33,6 +33,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def blend(
+    weights: dict[str, float], transformer: dict[str, np.ndarray], baseline: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The hybrid: per task, weight x transformer + (1 - weight) x baseline."""
+    return {t: weights[t] * transformer[t] + (1 - weights[t]) * baseline[t] for t in TASKS}
+
+
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -165,8 +172,7 @@ class TicketClassifier:
     def blend(
         self, transformer: dict[str, np.ndarray], baseline: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        w = self.hybrid_weights
-        return {t: w[t] * transformer[t] + (1 - w[t]) * baseline[t] for t in TASKS}
+        return blend(self.hybrid_weights, transformer, baseline)
 
     def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The served probabilities: the transformer's, blended with the baseline's in a hybrid."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -103,23 +104,29 @@ def parity(model: MultiTaskClassifier, classifier, texts: list[str]) -> dict[str
     return out
 
 
-def evaluate_classifier(classifier, frames: dict, label_maps: dict) -> dict:
-    """Contract-shaped val/test metrics of what the core serves (calibrated, blended if hybrid)."""
-    return {
-        split: evaluate_probs(
-            classifier.predict_proba(frames[split]["text"].tolist()),
-            encode_labels(frames[split], label_maps),
-            label_maps,
-        )
-        for split in ("val", "test")
-    }
+EVAL_SPLITS = ("val", "test")
+
+
+def phase(name: str, fn, *args):
+    """Run one export phase, saying what it is and how long it took."""
+    started = time.perf_counter()
+    print(f"export: {name} ...", flush=True)
+    result = fn(*args)
+    print(f"export: {name} done in {time.perf_counter() - started:.1f} s", flush=True)
+    return result
+
+
+def graph_probs(classifier, frames: dict) -> dict[str, dict[str, np.ndarray]]:
+    """What a graph alone serves (calibrated) for val and test, computed once per graph."""
+    return {s: classifier.predict_proba(frames[s]["text"].tolist()) for s in EVAL_SPLITS}
 
 
 def build_hybrid(
-    cfg: DictConfig, classifier, staging: Path, frames: dict, label_maps: dict
-) -> dict:
+    cfg: DictConfig, served: dict, staging: Path, frames: dict, label_maps: dict
+) -> tuple[dict, dict]:
     """baseline.npz (the file `ticketml baseline` saved, checked against scikit-learn there) and
-    hybrid.json (weights fitted on val) in `staging`."""
+    hybrid.json (weights fitted on val against the served graph's probabilities) in `staging`;
+    returns the weights and the baseline's val/test probabilities."""
     from ticketml.baseline import baseline_path, load_baseline
     from ticketml.hybrid import fit_weights
 
@@ -130,14 +137,11 @@ def build_hybrid(
             f"({label_maps}): rerun `ticketml baseline`"
         )
     shutil.copyfile(baseline_path(cfg), staging / "baseline.npz")
-    val = frames["val"]
-    texts = val["text"].tolist()
-    weights = fit_weights(
-        classifier.predict_proba(texts), tfidf.predict_proba(texts), encode_labels(val, label_maps)
-    )
+    base = {s: tfidf.predict_proba(frames[s]["text"].tolist()) for s in EVAL_SPLITS}
+    weights = fit_weights(served["val"], base["val"], encode_labels(frames["val"], label_maps))
     write_json(weights, staging / "hybrid.json")
     log.info("hybrid weights (transformer share): %s", weights)
-    return weights
+    return weights, base
 
 
 def quantize(fp32: Path, int8: Path) -> None:
@@ -152,7 +156,7 @@ def run_export(cfg: DictConfig) -> dict:
     """Write artifacts/model.onnx (+ model.int8.onnx), serving files and ONNX metrics; log to MLflow."""
     import mlflow
 
-    from pyfunc.core import ONNX_FP32, ONNX_INT8, TicketClassifier
+    from pyfunc.core import ONNX_FP32, ONNX_INT8, TicketClassifier, blend
     from ticketml.tracking import start_run
 
     out = Path(cfg.paths.artifacts_dir)
@@ -166,7 +170,7 @@ def run_export(cfg: DictConfig) -> dict:
         if (out / name).is_file():
             shutil.copy(out / name, staging / name)
     try:
-        export_graph(model, staging / ONNX_FP32, int(cfg.export.opset))
+        phase("ONNX graph", export_graph, model, staging / ONNX_FP32, int(cfg.export.opset))
         classifier = TicketClassifier.from_dir(staging)
         texts = (
             frames["test"]["text"].sample(n=min(16, len(frames["test"])), random_state=0).tolist()
@@ -187,17 +191,27 @@ def run_export(cfg: DictConfig) -> dict:
         serve_int8 = bool(cfg.export.quantize) if choice == "auto" else choice == "true"
         if serve_int8 and not cfg.export.quantize:
             raise ModelError("export.use_int8=true needs export.quantize=true")
-        results = {"onnx": evaluate_classifier(classifier, frames, label_maps)}
+        labels = {s: encode_labels(frames[s], label_maps) for s in EVAL_SPLITS}
+        probs = {"onnx": phase("fp32 graph on val + test", graph_probs, classifier, frames)}
         if cfg.export.quantize:
-            quantize(staging / ONNX_FP32, staging / ONNX_INT8)
+            phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
             int8 = TicketClassifier.from_dir(staging, int8=True)
-            results["onnx_int8"] = evaluate_classifier(int8, frames, label_maps)
+            probs["onnx_int8"] = phase("INT8 graph on val + test", graph_probs, int8, frames)
+        results = {
+            name: {s: evaluate_probs(p[s], labels[s], label_maps) for s in EVAL_SPLITS}
+            for name, p in probs.items()
+        }
         if cfg.model.hybrid:
-            served = TicketClassifier.from_dir(staging, int8=serve_int8)
-            weights = build_hybrid(cfg, served, staging, frames, label_maps)
-            hybrid = TicketClassifier.from_dir(staging, int8=serve_int8)
+            served = probs["onnx_int8" if serve_int8 else "onnx"]
+            weights, tfidf = phase(
+                "hybrid weights", build_hybrid, cfg, served, staging, frames, label_maps
+            )
+            w = {t: weights[t]["transformer_weight"] for t in TASKS}
             results["hybrid"] = {
-                **evaluate_classifier(hybrid, frames, label_maps),
+                **{
+                    s: evaluate_probs(blend(w, served[s], tfidf[s]), labels[s], label_maps)
+                    for s in EVAL_SPLITS
+                },
                 "weights": weights,
             }
         produced = (ONNX_FP32, ONNX_INT8, "baseline.npz", "hybrid.json")
