@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .text import LEGACY, clean_text, text_options
 
 TASKS = ("topic", "priority")
 ONNX_FP32 = "model.onnx"
@@ -40,14 +41,6 @@ def blend(
     return {t: weights[t] * transformer[t] + (1 - weights[t]) * baseline[t] for t in TASKS}
 
 
-SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def clean_text(text: str) -> str:
-    """Text the tokenizer accepts: lone UTF-16 surrogates become U+FFFD, NUL bytes spaces."""
-    return SURROGATE.sub("\ufffd", text).replace("\x00", " ")
-
-
 class TicketClassifier:
     """Tokenise → ONNX Runtime → (temperature-scaled) softmax → labels and scores."""
 
@@ -62,12 +55,16 @@ class TicketClassifier:
         batch_size: int = 64,
         baseline_path: str | os.PathLike | None = None,
         hybrid_path: str | os.PathLike | None = None,
+        transformer_only: bool = False,
     ):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.label_maps: dict[str, list[str]] = json.loads(Path(label_maps_path).read_text())
         self.config = json.loads(Path(model_config_path).read_text())
+        # the transform the model was trained with (models from before it travelled: LEGACY)
+        transform = self.config.get("text_transform")
+        self.text_options = text_options(transform) if transform is not None else LEGACY
         self.temperatures = {t: 1.0 for t in TASKS}
         if calibration_path and Path(calibration_path).is_file():
             calib = json.loads(Path(calibration_path).read_text())
@@ -75,14 +72,21 @@ class TicketClassifier:
                 {t: float(calib[t]["temperature"]) for t in TASKS if t in calib}
             )
         # Hybrid: blend with the TF-IDF baseline using per-task weights fitted on validation.
+        # A model whose config says hybrid fails to load without its TF-IDF half: never a silent
+        # fall-back to the transformer alone. (Models from before the flag: hybrid when both
+        # files are there.)
         self.tfidf, self.hybrid_weights = None, {}
-        if (
-            baseline_path
-            and hybrid_path
-            and Path(baseline_path).is_file()
-            and Path(hybrid_path).is_file()
-        ):
-            from pyfunc.tfidf import TfidfClassifier
+        files = {"baseline": baseline_path, "hybrid": hybrid_path}
+        present = all(p and Path(p).is_file() for p in files.values())
+        hybrid = bool(self.config.get("hybrid", present)) and not transformer_only
+        if hybrid:
+            for name, path in files.items():
+                if not path or not Path(path).is_file():
+                    raise FileNotFoundError(
+                        f"{path or FILES[name]}: missing; model_config.json says the model is a "
+                        f"hybrid, which needs its TF-IDF half ({FILES[name]})"
+                    )
+            from .tfidf import TfidfClassifier
 
             self.tfidf = TfidfClassifier.load(baseline_path)
             weights = json.loads(Path(hybrid_path).read_text())
@@ -174,13 +178,20 @@ class TicketClassifier:
     ) -> dict[str, np.ndarray]:
         return blend(self.hybrid_weights, transformer, baseline)
 
+    def components(self, texts: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+        """What the served probabilities are made of, from the texts as received: the
+        transformer's (calibrated) and, in a hybrid, the baseline's and their blend."""
+        texts = [clean_text(t, self.text_options) for t in texts]
+        parts = {"transformer": self.transformer_proba(texts)}
+        if self.tfidf is not None:
+            parts["baseline"] = self.tfidf.predict_proba(texts)
+            parts["hybrid"] = self.blend(parts["transformer"], parts["baseline"])
+        return parts
+
     def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The served probabilities: the transformer's, blended with the baseline's in a hybrid."""
-        texts = [clean_text(t) for t in texts]
-        probs = self.transformer_proba(texts)
-        if self.tfidf is not None:
-            probs = self.blend(probs, self.tfidf.predict_proba(list(texts)))
-        return probs
+        parts = self.components(texts)
+        return parts.get("hybrid", parts["transformer"])
 
     def predict(self, texts: Sequence[str], min_confidence: float | None = None) -> list[dict]:
         """One dict per text: topic, priority, topic_scores, priority_scores (+ needs_review)."""

@@ -1,4 +1,9 @@
-"""MLflow pyfunc model (models-from-code): wraps pyfunc.core.TicketClassifier."""
+"""MLflow pyfunc model: wraps the core's TicketClassifier.
+
+`ticketml register` bundles this package under a name of its own (`ticketml_model_<code hash>`)
+and logs a two-line models-from-code script that imports TicketMLModel from it (see
+ticketml.registry.bundle_code): a registered version always runs the code it was registered with.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from pyfunc.core import TicketClassifier
+from .core import TicketClassifier
 
 
 def texts_from_input(model_input) -> list[str]:
@@ -65,6 +70,3 @@ class TicketMLModel(mlflow.pyfunc.PythonModel):
             columns=["topic", "priority", "topic_scores", "priority_scores"]
             + (["needs_review"] if min_confidence is not None else []),
         )
-
-
-mlflow.models.set_model(TicketMLModel())

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 BASELINE_FILE = "baseline.npz"
 CHUNK_DOCS = 2000  # char n-grams are counted this many texts at a time (bounded memory)
 PARITY_ROWS = 200
+PARALLEL_NNZ = 5_000_000  # below it, the heads fit one after the other
 
 
 def load_splits(cfg: DictConfig) -> dict[str, pd.DataFrame]:
@@ -88,42 +89,57 @@ def fit_block(
     return kept, idf, tfidf_values(docs[keep], cols[keep], n_docs, idf, True, counts[keep])
 
 
-def word_pairs(texts: list[str], low: int, high: int) -> tuple[list[str], tuple]:
-    """(vocabulary in alphabetical order, (docs, terms, counts) of distinct pairs)."""
+def chunk_pairs(texts: list[str], start: int, chars: CharKeys, word_max: int) -> tuple:
+    """Distinct (doc, term) pairs and counts of one chunk of texts, docs numbered from `start`:
+    (word terms, (docs, local term ids, counts)) and (docs, char keys, counts)."""
     index: dict[str, int] = {}
     docs: list[int] = []
     terms: list[int] = []
     for i, text in enumerate(texts):
-        ids = [index.setdefault(g, len(index)) for g in word_ngrams(text.lower(), low, high)]
+        ids = [index.setdefault(g, len(index)) for g in word_ngrams(text.lower(), 1, word_max)]
         terms.extend(ids)
         docs.extend([i] * len(ids))
-    names = list(index)
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[np.array(sorted(range(len(names)), key=names.__getitem__), dtype=np.int64)] = np.arange(
-        len(names)
-    )
-    width = max(len(names), 1)
+    width = max(len(index), 1)
     pairs, counts = np.unique(
-        np.asarray(docs, dtype=np.int64) * width + rank[np.asarray(terms, dtype=np.int64)],
+        np.asarray(docs, dtype=np.int64) * width + np.asarray(terms, dtype=np.int64),
         return_counts=True,
     )
-    return sorted(names), (pairs // width, pairs % width, counts)
+    words = (list(index), (pairs // width + start, pairs % width, counts))
+    doc, key = chars.keys(texts)
+    local = np.unique(key)  # sort + search: cheaper than unique's return_inverse (argsort)
+    width = max(len(local), 1)
+    pairs, counts = np.unique(doc * width + np.searchsorted(local, key), return_counts=True)
+    return words, (pairs // width + start, local[pairs % width], counts)
 
 
-def char_pairs(texts: list[str], chars: CharKeys) -> tuple[np.ndarray, tuple]:
-    """(distinct keys ascending, (docs, terms, counts) of distinct pairs), CHUNK_DOCS at a time."""
-    docs, keys, counts = [], [], []
-    for start in range(0, len(texts), CHUNK_DOCS):
-        doc, key = chars.keys(texts[start : start + CHUNK_DOCS])
-        local = np.unique(key)  # sort + search: cheaper than unique's return_inverse (argsort)
-        width = max(len(local), 1)
-        pairs, count = np.unique(doc * width + np.searchsorted(local, key), return_counts=True)
-        docs.append(pairs // width + start)
-        keys.append(local[pairs % width])
-        counts.append(count)
-    keys = np.concatenate(keys)
+def corpus_pairs(texts: list[str], chars: CharKeys, word_max: int) -> tuple:
+    """The pairs of every chunk of CHUNK_DOCS texts (on every core when there are several
+    chunks), merged: ((word vocabulary, alphabetical), (docs, terms, counts)) and ((char keys,
+    ascending), (docs, terms, counts)); term ids index the vocabularies, docs ascend."""
+    from joblib import Parallel, delayed
+
+    starts = range(0, len(texts), CHUNK_DOCS)
+    jobs = min(len(starts), os.cpu_count() or 1)
+    chunks = Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
+        delayed(chunk_pairs)(texts[s : s + CHUNK_DOCS], s, chars, word_max) for s in starts
+    )
+    names = sorted({n for (chunk_names, _), _ in chunks for n in chunk_names})
+    rank = {n: i for i, n in enumerate(names)}
+    w_docs, w_terms, w_counts, c_docs, c_keys, c_counts = [], [], [], [], [], []
+    for (chunk_names, (docs, terms, counts)), (cdocs, ckeys, ccounts) in chunks:
+        to_global = np.fromiter(map(rank.__getitem__, chunk_names), np.int64, len(chunk_names))
+        w_docs.append(docs)
+        w_terms.append(to_global[terms] if len(terms) else terms)
+        w_counts.append(counts)
+        c_docs.append(cdocs)
+        c_keys.append(ckeys)
+        c_counts.append(ccounts)
+    keys = np.concatenate(c_keys)
     vocab = np.unique(keys)
-    return vocab, (np.concatenate(docs), np.searchsorted(vocab, keys), np.concatenate(counts))
+    return (
+        (names, (np.concatenate(w_docs), np.concatenate(w_terms), np.concatenate(w_counts))),
+        (vocab, (np.concatenate(c_docs), np.searchsorted(vocab, keys), np.concatenate(c_counts))),
+    )
 
 
 def fit_features(texts: list[str], b: DictConfig) -> tuple[TfidfFeatures, sparse.csr_matrix]:
@@ -131,12 +147,13 @@ def fit_features(texts: list[str], b: DictConfig) -> tuple[TfidfFeatures, sparse
     text: what scikit-learn's FeatureUnion of two TfidfVectorizers gives, without its Python
     loop per character."""
     n, limit = len(texts), int(b.max_features) or None
-    names, (w_docs, w_terms, w_counts) = word_pairs(texts, 1, int(b.word_ngram_max))
+    chars = CharKeys.for_texts(texts, int(b.char_ngram_min), int(b.char_ngram_max))
+    words, char_pairs = corpus_pairs(texts, chars, int(b.word_ngram_max))
+    names, (w_docs, w_terms, w_counts) = words
     w_kept, w_idf, (w_rows, w_cols, w_vals) = fit_block(
         w_docs, w_terms, w_counts, len(names), n, int(b.word_min_df), limit
     )
-    chars = CharKeys.for_texts(texts, int(b.char_ngram_min), int(b.char_ngram_max))
-    keys, (c_docs, c_terms, c_counts) = char_pairs(texts, chars)
+    keys, (c_docs, c_terms, c_counts) = char_pairs
     c_kept, c_idf, (c_rows, c_cols, c_vals) = fit_block(
         c_docs, c_terms, c_counts, len(keys), n, int(b.char_min_df), limit
     )
@@ -189,7 +206,8 @@ def fit_heads(
     GIL, so threads would take turns); joblib shares the matrix with them through memory maps."""
     from joblib import Parallel, delayed
 
-    jobs = max(1, min(len(TASKS), os.cpu_count() or 1))
+    # worker processes cost a second or two to start: worth it only for a large matrix
+    jobs = max(1, min(len(TASKS), os.cpu_count() or 1)) if matrix.nnz > PARALLEL_NNZ else 1
     return Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
         delayed(fit_head)(matrix, train[t].to_numpy(), label_maps[t], b, seed) for t in TASKS
     )

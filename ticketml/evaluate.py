@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from ticketml import TASKS
 from ticketml.calibration import ece
-from ticketml.data.schema import encode_labels
+from ticketml.data.schema import encode_labels, served_texts
 from ticketml.data.sources import generated
 from ticketml.io import atomic_path, write_json
 from ticketml.metrics import task_metrics
@@ -37,14 +37,6 @@ def score(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray], label_map
     return out
 
 
-def model_probs(classifier, texts: list[str]) -> dict[str, dict[str, np.ndarray]]:
-    probs = {"transformer": classifier.transformer_proba(texts)}
-    if classifier.tfidf is not None:
-        probs["baseline"] = classifier.tfidf.predict_proba(texts)
-        probs["hybrid"] = classifier.blend(probs["transformer"], probs["baseline"])
-    return probs
-
-
 def build_report(
     classifier, test: pd.DataFrame, ceiling: dict[str, np.ndarray] | None = None
 ) -> dict:
@@ -52,7 +44,7 @@ def build_report(
     posterior, see ticketml.data.synthetic.ceiling_proba)."""
     label_maps = classifier.label_maps
     labels = encode_labels(test, label_maps)
-    probs = model_probs(classifier, test["text"].tolist())
+    probs = classifier.components(served_texts(test))
     if ceiling is not None:
         probs["ceiling"] = ceiling
     report = {

@@ -13,9 +13,9 @@ from omegaconf import DictConfig
 
 from ticketml import TASKS
 from ticketml.baseline import load_splits
-from ticketml.data.schema import encode_labels
+from ticketml.data.schema import encode_labels, served_texts
 from ticketml.errors import ModelError
-from ticketml.io import atomic_path, write_json
+from ticketml.io import atomic_path, read_json, write_json
 from ticketml.metrics import evaluate_probs, flat_metrics
 from ticketml.training.module import MultiTaskClassifier
 from ticketml.training.train import BEST_CHECKPOINT
@@ -45,8 +45,23 @@ def load_checkpoint(cfg: DictConfig) -> MultiTaskClassifier:
     return model.eval()
 
 
-def write_serving_files(model: MultiTaskClassifier, out_dir: Path) -> None:
-    """tokenizer.json, label_maps.json and model_config.json: what the pyfunc core needs beside the graph."""
+def trained_text_transform(cfg: DictConfig) -> dict[str, bool]:
+    """The text transform the training data went through (recorded by preprocess)."""
+    from pyfunc.text import text_options
+
+    report = Path(cfg.paths.artifacts_dir) / "data_report.json"
+    transform = read_json(report).get("text_transform") if report.is_file() else None
+    if transform is None:
+        raise ModelError(
+            f"{report} does not say which text transform the training data had: rerun "
+            "`ticketml preprocess` (and the stages after it)"
+        )
+    return text_options(transform)
+
+
+def write_serving_files(model: MultiTaskClassifier, out_dir: Path, cfg: DictConfig) -> None:
+    """tokenizer.json, label_maps.json and model_config.json: what the pyfunc core needs beside
+    the graph, the text transform and whether the model is a hybrid included."""
     from ticketml.encoder import load_tokenizer
 
     hp = model.hparams
@@ -62,6 +77,8 @@ def write_serving_files(model: MultiTaskClassifier, out_dir: Path) -> None:
             "pad_token": tokenizer.pad_token,
             "encoder_name": hp.encoder_name,
             "tasks": list(TASKS),
+            "text_transform": trained_text_transform(cfg),
+            "hybrid": bool(cfg.model.hybrid),
         },
         out_dir / "model_config.json",
     )
@@ -118,7 +135,7 @@ def phase(name: str, fn, *args):
 
 def graph_probs(classifier, frames: dict) -> dict[str, dict[str, np.ndarray]]:
     """What a graph alone serves (calibrated) for val and test, computed once per graph."""
-    return {s: classifier.predict_proba(frames[s]["text"].tolist()) for s in EVAL_SPLITS}
+    return {s: classifier.predict_proba(served_texts(frames[s])) for s in EVAL_SPLITS}
 
 
 def build_hybrid(
@@ -161,7 +178,7 @@ def run_export(cfg: DictConfig) -> dict:
 
     out = Path(cfg.paths.artifacts_dir)
     model = load_checkpoint(cfg)
-    write_serving_files(model, out)
+    write_serving_files(model, out, cfg)
     frames = load_splits(cfg)
     staging = out / ".export"
     shutil.rmtree(staging, ignore_errors=True)
@@ -171,7 +188,7 @@ def run_export(cfg: DictConfig) -> dict:
             shutil.copy(out / name, staging / name)
     try:
         phase("ONNX graph", export_graph, model, staging / ONNX_FP32, int(cfg.export.opset))
-        classifier = TicketClassifier.from_dir(staging)
+        classifier = TicketClassifier.from_dir(staging, transformer_only=True)
         texts = (
             frames["test"]["text"].sample(n=min(16, len(frames["test"])), random_state=0).tolist()
         )
@@ -195,7 +212,7 @@ def run_export(cfg: DictConfig) -> dict:
         probs = {"onnx": phase("fp32 graph on val + test", graph_probs, classifier, frames)}
         if cfg.export.quantize:
             phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
-            int8 = TicketClassifier.from_dir(staging, int8=True)
+            int8 = TicketClassifier.from_dir(staging, int8=True, transformer_only=True)
             probs["onnx_int8"] = phase("INT8 graph on val + test", graph_probs, int8, frames)
         results = {
             name: {s: evaluate_probs(p[s], labels[s], label_maps) for s in EVAL_SPLITS}

@@ -3,7 +3,12 @@ promote: move @champion to the challenger only when it is at least as good on th
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -13,14 +18,21 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from ticketml import TASKS
+from ticketml.data.schema import served_texts
 from ticketml.errors import ModelError, TicketMLError
 from ticketml.io import read_json
 from ticketml.metrics import flat_metrics, task_metrics
 from ticketml.predictor import use_int8
 
 log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parent.parent
-PYFUNC_DIR = REPO_ROOT / "pyfunc"
+BUNDLE_PREFIX = "ticketml_model_"
+MODEL_SCRIPT = """# models-from-code entry of a ticketml version: its own bundled serving code
+import mlflow
+
+from {package}.model import TicketMLModel
+
+mlflow.models.set_model(TicketMLModel())
+"""
 SERVING_REQUIREMENTS = [
     "mlflow==3.17.2",
     "onnxruntime==1.32.0",
@@ -76,23 +88,73 @@ def exported_metrics(cfg: DictConfig) -> dict[str, float]:
     )
 
 
+def serving_source() -> Path:
+    import pyfunc
+
+    return Path(pyfunc.__file__).resolve().parent
+
+
+def code_hash(source: Path) -> str:
+    """sha256 of the serving package's Python files (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(source.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def bundle_code(dest: Path, source: Path | None = None) -> tuple[Path, Path, str]:
+    """Copy the serving package (pyfunc/) into `dest` as `ticketml_model_<hash>` and write the
+    models-from-code script importing from it: (package dir, script, hash). Loaded in one
+    process, two versions with different code never share modules (MLflow evicts only the
+    code path's leaf module names from sys.modules, mlflow#12471), and neither uses the
+    installed `pyfunc` package."""
+    source = source or serving_source()
+    digest = code_hash(source)
+    package = dest / f"{BUNDLE_PREFIX}{digest[:16]}"
+    package.mkdir(parents=True)
+    for path in source.glob("*.py"):
+        shutil.copy(path, package / path.name)
+    script = dest / "model.py"
+    script.write_text(MODEL_SCRIPT.format(package=package.name))
+    return package, script, digest
+
+
+@contextlib.contextmanager
+def importable(folder: Path, package: str):
+    """`folder` on sys.path for the block; the bundle's modules forgotten afterwards."""
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for module in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            del sys.modules[module]
+
+
+def log_model(name: str, script: Path, package: Path, artifacts: dict[str, str]):
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(script),
+        artifacts=artifacts,
+        code_paths=[str(package)],
+        signature=signature(),
+        input_example=INPUT_EXAMPLE,
+        pip_requirements=SERVING_REQUIREMENTS,
+        registered_model_name=name,
+    )
+
+
 def run_register(cfg: DictConfig) -> int:
     """Log + register the exported model; the new version gets alias `challenger`. Returns the version."""
     from ticketml.tracking import start_run
 
     name = cfg.registry.model_name
     artifacts = model_artifacts(cfg)
-    with start_run(cfg, "register") as run:
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PYFUNC_DIR / "model.py"),
-            artifacts=artifacts,
-            code_paths=[str(PYFUNC_DIR)],
-            signature=signature(),
-            input_example=INPUT_EXAMPLE,
-            pip_requirements=SERVING_REQUIREMENTS,
-            registered_model_name=name,
-        )
+    with start_run(cfg, "register") as run, tempfile.TemporaryDirectory() as tmp:
+        package, script, digest = bundle_code(Path(tmp))
+        mlflow.set_tag("ticketml.code_sha256", digest)
+        with importable(Path(tmp), package.name):  # log_model imports the script to check it
+            info = log_model(name, script, package, artifacts)
         metrics = exported_metrics(cfg)
         mlflow.log_metrics(metrics)
     version = info.registered_model_version
@@ -100,6 +162,7 @@ def run_register(cfg: DictConfig) -> int:
     for key, value in {
         **metrics,
         "source_run_id": run.info.run_id,
+        "code_sha256": digest,
         "onnx": Path(artifacts["onnx_model"]).name,
     }.items():
         client.set_model_version_tag(name, str(version), key, str(value))
@@ -111,7 +174,7 @@ def run_register(cfg: DictConfig) -> int:
 def evaluate_version(name: str, version: str, test: pd.DataFrame) -> dict[str, float]:
     """Load a registered version through pyfunc and score the held-out test split."""
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    preds = model.predict(test[["text"]])
+    preds = model.predict(pd.DataFrame({"text": served_texts(test)}))  # as the export had them
     label_maps = model.unwrap_python_model().classifier.label_maps
     result = {}
     for task in TASKS:
@@ -229,6 +292,7 @@ def run_promote(cfg: DictConfig) -> bool:
             f"{exc.message.strip()[:300]}; aliases unchanged (@champion {before}, "
             f"@challenger version {challenger.version})"
         ) from exc
+    if promoted:
         print(f"promoted version {challenger.version} to @champion: {reason}")
     else:
         kept = f"kept @champion at version {champion.version}" if champion else "no @champion set"

@@ -4,8 +4,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pyfunc.text import LEGACY, clean_text, text_options
 from tests.conftest import FIXTURES, run_cli
-from ticketml.data.preprocess import clean_text
 from ticketml.errors import DataError
 
 
@@ -19,12 +19,32 @@ def _outputs(workdir):
     return [workdir / n for n in names if (workdir / n).exists()]
 
 
-def test_clean_text_strips_html_and_masks_pii():
+def test_the_text_transform_follows_its_options():
     text = (
         "<p>Hi&nbsp;there,</p>  write to a.b@corp.com or https://x.io/a?b=1, call +1 (555) 123-4567"
     )
-    assert clean_text(text) == "Hi there, write to [EMAIL] or [URL] call [PHONE]"
-    assert clean_text("<b>a</b>", mask_pii=False) == "a"
+    masks = text_options({"mask_emails": True, "mask_urls": True, "mask_phones": True})
+    assert clean_text(text, masks) == "Hi there, write to [EMAIL] or [URL] call [PHONE]"
+    assert clean_text(text) == (
+        "Hi there, write to a.b@corp.com or https://x.io/a?b=1, call +1 (555) 123-4567"
+    )
+    assert clean_text("<b>a</b>\x00b \ud800") == "a b \ufffd"
+    assert clean_text("&#0;&#xD800;x") == "\ufffd\ufffdx"  # entities cannot smuggle NUL in
+    assert clean_text("<b>a</b>  b", LEGACY) == "<b>a</b>  b"  # models from before: as they served
+    with pytest.raises(ValueError, match="unknown text transform option"):
+        text_options({"mask_pii": True})
+
+
+def test_preprocess_keeps_the_raw_text_and_records_the_transform(workdir):
+    assert run_cli("data", "data.synthetic.n_samples=300", "preprocess.text.mask_emails=true") == 0
+    test = pd.read_parquet(workdir / "data/processed/test.parquet")
+    assert list(test.columns[:2]) == ["raw_text", "text"]
+    report = json.loads((workdir / "artifacts/data_report.json").read_text())
+    options = report["text_transform"]
+    assert options["mask_emails"] and not options["mask_urls"]
+    assert (test["raw_text"].map(lambda t: clean_text(t, options)) == test["text"]).all()
+    assert test["raw_text"].str.contains("@example.com").any()
+    assert not test["text"].str.contains("@example.com").any()
 
 
 def test_default_pipeline_writes_stratified_split_and_label_maps(workdir):
@@ -145,7 +165,9 @@ def test_config_only_onboarding_of_a_helpdesk_export_csv_and_parquet(workdir, ca
     ]  # legal (2 rows) dropped
     assert maps["priority"] == ["low", "medium", "high"]  # P1/1 → high etc.
     assert {"text", "topic", "priority", "language"} <= set(train.columns)
-    assert not train["text"].str.contains("<p>|https://|555", regex=True).any()
+    assert not train["text"].str.contains("<p>|&nbsp;", regex=True).any()  # markup is gone,
+    assert train["raw_text"].str.contains("<p>").any()  # kept in the raw text;
+    assert train["text"].str.contains("https://").any()  # URLs stay (no mask by default)
     raw = pd.read_csv(FIXTURES / "helpdesk_export.csv", dtype=str, keep_default_na=False)
     raw.to_parquet(workdir / "export.parquet")
     assert (

@@ -46,6 +46,39 @@ def test_loading_and_predicting_never_imports_torch(export_workdir):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_each_version_runs_the_code_it_was_registered_with(export_workdir, tmp_path, monkeypatch):
+    """Two versions with different serving code, loaded in one process after the installed
+    package was imported: each runs its own."""
+    import shutil
+
+    import pyfunc.core
+    from ticketml import registry
+
+    assert run_cli("register") == 0
+    changed = tmp_path / "pyfunc"
+    shutil.copytree(registry.serving_source(), changed)
+    with open(changed / "core.py", "a") as fh:
+        fh.write("\nCODE_MARK = 'version 2'\n")
+    monkeypatch.setattr(registry, "serving_source", lambda: changed)
+    assert run_cli("register") == 0
+    mlflow.set_tracking_uri(_uri(export_workdir))
+    client = MlflowClient()
+    tags = [client.get_model_version("ticketml", v).tags["code_sha256"] for v in ("1", "2")]
+    assert tags[0] != tags[1]
+    modules = []
+    for version in ("1", "2", "1"):
+        model = mlflow.pyfunc.load_model(f"models:/ticketml/{version}")
+        module = sys.modules[type(model.unwrap_python_model().classifier).__module__]
+        modules.append(module)
+        assert module is not pyfunc.core
+        assert module.__name__.startswith("ticketml_model_")
+        text = ["VPN is down"]
+        assert model.predict(pd.DataFrame({"text": text}))["topic"].iloc[0]
+    assert getattr(modules[1], "CODE_MARK", None) == "version 2"
+    assert not hasattr(modules[0], "CODE_MARK") and not hasattr(modules[2], "CODE_MARK")
+    assert modules[0].__name__ == modules[2].__name__ == f"ticketml_model_{tags[0][:16]}.core"
+
+
 @pytest.mark.slow
 def test_promotion_gate_first_better_and_worse(export_workdir, tiny_encoder, capsys):
     # A deliberately bad model (learning rate ~0) in its own artifacts folder.
@@ -78,13 +111,17 @@ def test_promotion_gate_first_better_and_worse(export_workdir, tiny_encoder, cap
         and "baseline floor" in v1.tags["promotion_reason"]
     )
     bad.append("promote.baseline_floor=false")  # from here on: the champion/challenger mechanics
+    capsys.readouterr()
     assert run_cli("promote", *bad) == 0  # first → champion
     assert alias("champion") == "1"
+    out = capsys.readouterr().out
+    assert "promoted version 1 to @champion" in out and "not promoted" not in out
     assert (
         run_cli("register", "model.hybrid=false") == 0
         and run_cli("promote", "promote.baseline_floor=false") == 0
     )  # better → moves
     assert alias("champion") == "2"
+    assert "promoted version 2 to @champion" in capsys.readouterr().out
     v2 = client.get_model_version("ticketml", "2")
     assert v2.tags["promotion_decision"] == "promoted"
     assert float(v2.tags["promotion_challenger_mean_macro_f1"]) >= float(

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import html
 import logging
 import re
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import train_test_split
 
+from pyfunc.text import clean_text, text_options
 from ticketml.data.schema import apply_mapping
 from ticketml.data.sources import download_data, find_raw
 from ticketml.errors import DataError
@@ -21,22 +21,15 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 PRIORITY_ORDER = ("lowest", "low", "medium", "normal", "high", "urgent", "critical", "highest")
 
-_TAG = re.compile(r"<[^>]{1,200}>")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
-_PHONE = re.compile(r"(?<!\w)\+?\d[\d\s().-]{7,}\d(?!\w)")
 _SPACE = re.compile(r"\s+")
 
 
-def clean_text(text: str, mask_pii: bool = True) -> str:
-    """Unescape HTML, strip tags, mask e-mails/URLs/phones, collapse whitespace."""
-    text = html.unescape(str(text)).replace("\\n", "\n")
-    text = _TAG.sub(" ", text)
-    if mask_pii:
-        text = _EMAIL.sub("[EMAIL]", text)
-        text = _URL.sub("[URL]", text)
-        text = _PHONE.sub("[PHONE]", text)
-    return _SPACE.sub(" ", text).strip()
+def transform_options(cfg: DictConfig) -> dict[str, bool]:
+    """The text transform's options (`preprocess.text`), validated."""
+    try:
+        return text_options(OmegaConf.to_container(cfg.preprocess.text, resolve=True))
+    except ValueError as exc:
+        raise DataError(f"preprocess.text: {exc}") from exc
 
 
 def normalise_label(label: str, lowercase: bool = True) -> str:
@@ -127,7 +120,11 @@ def preprocess(cfg: DictConfig) -> dict[str, Path]:
         raise DataError(f"{find_raw(cfg)}: no rows")
     df = apply_mapping(raw, cfg.data)
     rows_in = len(df)
-    df["text"] = df["text"].map(lambda t: clean_text(t, p.mask_pii))
+    options = transform_options(cfg)
+    # raw_text: the ticket as the export has it, what a served model receives (evaluate and
+    # promote score it through the model); text: after the transform, what the models learn from
+    df.insert(0, "raw_text", df["text"])
+    df["text"] = df["text"].map(lambda t: clean_text(t, options))
     for task in ("topic", "priority"):
         df[task] = df[task].map(lambda v: normalise_label(v, p.lowercase_labels))
     empty = (df["text"] == "") | (df["topic"] == "") | (df["priority"] == "")
@@ -150,6 +147,7 @@ def preprocess(cfg: DictConfig) -> dict[str, Path]:
     label_maps = {task: ordered_labels(task, set(df[task])) for task in ("topic", "priority")}
     counts = {"dropped_empty": int(empty.sum()), "dropped_duplicates": int(dupes.sum())}
     report = build_report(rows_in, counts, splits, rare)
+    report["text_transform"] = options
     return write_outputs(cfg, splits, label_maps, report)
 
 

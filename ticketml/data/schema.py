@@ -69,3 +69,9 @@ def encode_labels(df: pd.DataFrame, label_maps: dict[str, list[str]]) -> dict[st
             )
         out[task] = df[task].map(ids).to_numpy()
     return out
+
+
+def served_texts(df: pd.DataFrame) -> list[str]:
+    """The texts as the export had them (`raw_text`, kept by preprocess): what a served model
+    receives, so what evaluate, export and promote score. Splits from before it: `text`."""
+    return df["raw_text" if "raw_text" in df.columns else "text"].fillna("").astype(str).tolist()

@@ -630,10 +630,12 @@ def from_config(cfg, latents: bool = False) -> pd.DataFrame:
 def written_from(cfg) -> pd.DataFrame:
     """The synthetic data of `cfg` with its latents (see generate), indexed by the text as
     preprocessing cleans it (first of duplicates, as preprocessing keeps)."""
-    from ticketml.data.preprocess import clean_text
+    from pyfunc.text import clean_text
+    from ticketml.data.preprocess import transform_options
 
+    options = transform_options(cfg)
     raw = from_config(cfg, latents=True)
-    raw["text"] = raw["text"].map(lambda t: clean_text(t, cfg.preprocess.mask_pii))
+    raw["text"] = raw["text"].map(lambda t: clean_text(t, options))
     return raw.drop_duplicates("text").set_index("text")
 
 

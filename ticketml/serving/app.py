@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pyfunc.core import SURROGATE
+from pyfunc.text import SURROGATE
 
 log = logging.getLogger(__name__)
 

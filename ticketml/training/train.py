@@ -356,11 +356,33 @@ def add_calibration(
 
 def train_and_log(cfg: DictConfig) -> dict:
     """Train with checkpoints, evaluate the best, write every output, log it all to the active run."""
+    started = time.perf_counter()
+    model, dm, history, best = train_model(cfg, checkpoint_dir=cfg.paths.checkpoints_dir)
+    return finalize(cfg, model, dm, history, best, started)
+
+
+def load_trained(cfg: DictConfig, checkpoint: str) -> tuple[MultiTaskClassifier, TicketDataModule]:
+    """A model trained earlier (e.g. the best Optuna trial), on this run's accelerator."""
+    runtime = resolve_runtime(cfg.train)
+    dm = build_datamodule(cfg, runtime)
+    dm.setup()
+    device = "cuda" if runtime.accelerator == "gpu" else "cpu"
+    return MultiTaskClassifier.load_from_checkpoint(checkpoint, map_location=device), dm
+
+
+def finalize(
+    cfg: DictConfig,
+    model: MultiTaskClassifier,
+    dm: TicketDataModule,
+    history: EpochHistory,
+    best: str,
+    started: float,
+) -> dict:
+    """Evaluate the best weights, calibrate, write checkpoints/best.ckpt, metrics and plots, and
+    log them all to the active MLflow run."""
     import mlflow
 
     ckpt_dir = Path(cfg.paths.checkpoints_dir)
-    started = time.perf_counter()
-    model, dm, history, best = train_model(cfg, checkpoint_dir=str(ckpt_dir))
     runtime = resolve_runtime(cfg.train)
     metrics, logits = evaluate(model, dm, runtime)
     calibration, routing = add_calibration(cfg, metrics, logits, dm)

@@ -1,8 +1,12 @@
-"""tune: an Optuna study (TPE, median pruning, SQLite storage), each trial a nested MLflow run."""
+"""tune: an Optuna study (TPE, median pruning, SQLite storage), each trial a nested MLflow run;
+the best trial's own checkpoint is kept as the tuned model (no second training)."""
 
 from __future__ import annotations
 
 import logging
+import shutil
+import time
+from pathlib import Path
 
 import mlflow
 import optuna
@@ -11,7 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from ticketml.errors import ConfigError, TicketMLError
 from ticketml.tracking import log_params, start_run
-from ticketml.training.train import train_and_log, train_model
+from ticketml.training.train import (
+    EpochHistory,
+    finalize,
+    load_trained,
+    train_and_log,
+    train_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +83,43 @@ def with_params(cfg: DictConfig, params: dict[str, object]) -> DictConfig:
     return new
 
 
+def trials_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.checkpoints_dir) / "trials"
+
+
 def make_objective(cfg: DictConfig, space: dict[str, dict]):
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
         trial_cfg = with_params(cfg, params)
         trial_cfg.train.limit_train_batches = cfg.tune.limit_train_batches
+        folder = trials_dir(cfg) / f"trial-{trial.number}"
         with mlflow.start_run(
             run_name=f"trial-{trial.number}", nested=True, tags={"optuna.trial": str(trial.number)}
         ):
             log_params(params)
             try:
-                _, _, history, _ = train_model(
+                _, _, history, best = train_model(
                     trial_cfg,
                     extra_callbacks=[OptunaPruning(trial, cfg.train.monitor)],
                     max_epochs=int(cfg.tune.max_epochs),
+                    checkpoint_dir=str(folder),
                 )
             except optuna.TrialPruned:
                 mlflow.set_tag("optuna.state", "pruned")
+                shutil.rmtree(folder, ignore_errors=True)
                 raise
             value = max(history.series(cfg.train.monitor))
+            # what the kept model needs later: its weights and its training history
+            trial.set_user_attr("checkpoint", str(Path(best).resolve()))
+            trial.set_user_attr(
+                "history",
+                {
+                    "rows": history.rows,
+                    "epoch_seconds": history.epoch_seconds,
+                    "train_seconds": history.train_seconds,
+                    "val_seconds": history.val_seconds,
+                },
+            )
             mlflow.log_metric("objective", value)
             mlflow.set_tag("optuna.state", "complete")
         return value
@@ -99,8 +127,45 @@ def make_objective(cfg: DictConfig, space: dict[str, dict]):
     return objective
 
 
+def keep_best_checkpoint(study: optuna.Study, folder: Path) -> None:
+    """After each trial: delete the local trial checkpoints that are not the study's best."""
+    try:
+        best = study.best_trial.number
+    except ValueError:  # no completed trial yet
+        return
+    for path in folder.glob("trial-*"):
+        if path.name != f"trial-{best}":
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def restore_history(attrs: dict) -> EpochHistory:
+    history = EpochHistory()
+    saved = attrs.get("history", {})
+    history.rows = saved.get("rows", [])
+    history.epoch_seconds = saved.get("epoch_seconds", [])
+    history.train_seconds = saved.get("train_seconds", [])
+    history.val_seconds = saved.get("val_seconds", [])
+    return history
+
+
+def keep_best(cfg: DictConfig, best: optuna.trial.FrozenTrial) -> dict:
+    """The study's best trial becomes the tuned model: its checkpoint is evaluated and written
+    out as `ticketml train` would (no second training). A best trial whose checkpoint is not on
+    this machine (an earlier run elsewhere) is trained again with its parameters."""
+    best_cfg = with_params(cfg, best.params)
+    checkpoint = best.user_attrs.get("checkpoint")
+    if checkpoint and Path(checkpoint).is_file():
+        print(f"tune: keeping trial {best.number}'s model ({checkpoint}); no retraining")
+        started = time.perf_counter()
+        model, dm = load_trained(best_cfg, checkpoint)
+        return finalize(best_cfg, model, dm, restore_history(best.user_attrs), checkpoint, started)
+    print(f"tune: trial {best.number}'s checkpoint is not here; training its configuration again")
+    best_cfg.train.max_epochs = int(cfg.tune.max_epochs)
+    return train_and_log(best_cfg)
+
+
 def run_tune(cfg: DictConfig) -> dict:
-    """Run `tune.n_trials` more trials, then retrain the best configuration as the tuned model."""
+    """Run `tune.n_trials` more trials; the best trial's model is kept as the tuned model."""
     t = cfg.tune
     space = search_space(t.search_space)
     sampler = optuna.samplers.TPESampler(seed=int(cfg.seed))
@@ -124,6 +189,7 @@ def run_tune(cfg: DictConfig) -> dict:
             n_trials=int(t.n_trials),
             timeout=t.timeout,
             gc_after_trial=True,
+            callbacks=[lambda st, _: keep_best_checkpoint(st, trials_dir(cfg))],
         )
         complete = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
         if not complete:
@@ -148,7 +214,7 @@ def run_tune(cfg: DictConfig) -> dict:
             run_name="best", nested=True, tags={"optuna.best_trial": str(best.number)}
         ) as run:
             log_params(best.params)
-            metrics = train_and_log(with_params(cfg, best.params))
+            metrics = keep_best(cfg, best)
         mlflow.set_tag("best_run_id", run.info.run_id)
     log.info("tune parent run %s", parent.info.run_id)
     return metrics

@@ -1,0 +1,62 @@
+"""The one text transform: what `preprocess` does to training text is what every serving path
+does to a request. Its options travel inside the exported model (`model_config.json`,
+"text_transform"), so a model always serves with the transform it was trained with.
+
+Torch-free and dependency-free: it runs in the served environment.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+TAG = re.compile(r"<[^>]{1,200}>")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+PHONE = re.compile(r"(?<!\w)\+?\d[\d\s().-]{7,}\d(?!\w)")
+SPACE = re.compile(r"\s+")
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+# Defaults chosen by measurement (bench/text_transform.py, README "Text transform"): masking
+# e-mails, URLs and phone numbers cost macro-F1 on real exports (URLs name the component), so the
+# masks are off unless asked for (for privacy: `preprocess.text.mask_*=true`).
+DEFAULTS = {
+    "unescape_html": True,
+    "strip_tags": True,
+    "mask_emails": False,
+    "mask_urls": False,
+    "mask_phones": False,
+    "collapse_whitespace": True,
+}
+# What models exported before the transform travelled with them did to a request.
+LEGACY = {k: False for k in DEFAULTS}
+
+
+def text_options(options: dict | None) -> dict[str, bool]:
+    """Validated options: every key known, every value a bool; missing keys take DEFAULTS."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown text transform option(s) {unknown}; known: {sorted(DEFAULTS)}")
+    return {k: bool(options.get(k, v)) for k, v in DEFAULTS.items()}
+
+
+def clean_text(text: str, options: dict[str, bool] = DEFAULTS) -> str:
+    """Lone UTF-16 surrogates → U+FFFD and NUL → space (always: the tokenizer needs valid text),
+    then, as `options` say: HTML entities unescaped, tags removed, e-mails / URLs / phone numbers
+    masked as [EMAIL] / [URL] / [PHONE], whitespace collapsed and stripped."""
+    text = SURROGATE.sub("\ufffd", str(text)).replace("\x00", " ")
+    if options["unescape_html"]:
+        text = html.unescape(text).replace("\\n", "\n")
+        text = SURROGATE.sub("\ufffd", text).replace("\x00", " ")  # &#0; and &#xD800; too
+    if options["strip_tags"]:
+        text = TAG.sub(" ", text)
+    if options["mask_emails"]:
+        text = EMAIL.sub("[EMAIL]", text)
+    if options["mask_urls"]:
+        text = URL.sub("[URL]", text)
+    if options["mask_phones"]:
+        text = PHONE.sub("[PHONE]", text)
+    if options["collapse_whitespace"]:
+        text = SPACE.sub(" ", text).strip()
+    return text
