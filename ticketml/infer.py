@@ -107,7 +107,7 @@ def run_infer(
     if (text is None) == (input_path is None):
         raise DataError('give either --text="..." or --input_path=FILE --output_path=FILE')
     threshold = review_threshold(cfg, min_confidence)
-    classifier, source = load_predictor(cfg, model_uri)
+    classifier, identity = load_predictor(cfg, model_uri)
     if text is not None:
         if not text.strip():
             raise DataError("--text is empty")
@@ -119,5 +119,5 @@ def run_infer(
     n = predict_file(
         classifier, input_path, output_path, text_column, int(cfg.infer.chunk_size), threshold
     )
-    print(f"infer: {n} rows → {output_path} (model: {source})")
+    print(f"infer: {n} rows → {output_path} (model: {identity.describe()})")
     return n

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -33,43 +34,118 @@ def export_folder(uri: str | None) -> Path | None:
     return None if (path / "MLmodel").is_file() else path
 
 
-def load_predictor(cfg: DictConfig, model_uri: str | None = None):
-    """(TicketClassifier, description). `models:/...` through MLflow; falls back to artifacts/."""
-    from pyfunc.core import TicketClassifier
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model is loaded: what was asked for and, for the registry, the exact version."""
 
-    uri = model_uri or cfg.infer.model_uri
-    directory = Path(cfg.paths.artifacts_dir) if uri in (None, "artifacts") else export_folder(uri)
-    if directory is None:
+    uri: str
+    name: str | None = None
+    version: str | None = None
+    run_id: str | None = None
+
+    def describe(self) -> str:
+        if self.version is None:
+            return self.uri
+        return f"{self.uri} = {self.name} version {self.version} (run {self.run_id})"
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-Model-Name": self.name or "-",
+            "X-Model-Version": self.version or "-",
+            "X-Model-Run-Id": self.run_id or "-",
+            "X-Model-Uri": self.uri,
+        }
+
+
+def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None] | None:
+    """`models:/name@alias` → (name, None, alias); `models:/name/3` → (name, "3", None)."""
+    if not uri.startswith("models:/"):
+        return None
+    rest = uri[len("models:/") :].strip("/")
+    if "@" in rest:
+        name, alias = rest.rsplit("@", 1)
+        return name, None, alias
+    name, _, version = rest.partition("/")
+    return name, version or None, None
+
+
+class ModelSource:
+    """Where the served model comes from: a registry URI (an alias is resolved to a version
+    each time `current()` is asked, so a moved @champion can be followed), a run, or an export
+    folder; `models:/` falls back to artifacts/ when there is no registry entry."""
+
+    def __init__(self, cfg: DictConfig, model_uri: str | None = None):
+        self.cfg = cfg
+        self.explicit = model_uri is not None
+        self.uri = model_uri or cfg.infer.model_uri
+
+    def current(self) -> ModelIdentity:
+        """The version the URI points to now (raises MlflowException when the registry lacks it)."""
+        parsed = parse_registry_uri(self.uri) if self.uri else None
+        if parsed is None:
+            return ModelIdentity(uri=str(self.uri or self.cfg.paths.artifacts_dir))
         import mlflow
+        from mlflow import MlflowClient
 
         from ticketml.tracking import resolve_uri
 
-        mlflow.set_tracking_uri(resolve_uri(cfg))
-        try:
-            with (
-                warnings.catch_warnings()
-            ):  # "add type hints to predict": our input is validated by the core
-                warnings.simplefilter("ignore", UserWarning)
-                model = mlflow.pyfunc.load_model(uri)
-            classifier = model.unwrap_python_model().classifier
-            classifier.batch_size = int(cfg.infer.batch_size)
-            return classifier, uri
-        except Exception as exc:  # noqa: BLE001 - no registry entry / store: fall back below
-            if not uri.startswith("models:/") or model_uri:
-                raise ModelError(f"cannot load model {uri}: {exc}") from exc
-            log.warning(
-                "cannot load %s (%s); using %s/",
-                uri,
-                str(exc).splitlines()[0],
-                cfg.paths.artifacts_dir,
-            )
-        directory = Path(cfg.paths.artifacts_dir)
+        mlflow.set_tracking_uri(resolve_uri(self.cfg))
+        name, version, alias = parsed
+        client = MlflowClient()
+        mv = (
+            client.get_model_version_by_alias(name, alias)
+            if alias
+            else client.get_model_version(name, version)
+        )
+        return ModelIdentity(uri=self.uri, name=name, version=str(mv.version), run_id=mv.run_id)
+
+    def load(self, identity: ModelIdentity | None = None):
+        """(TicketClassifier, ModelIdentity). A registry URI loads the exact version resolved
+        (so the identity reported is the model loaded, even if the alias moves meanwhile)."""
+        uri = self.uri
+        directory = (
+            Path(self.cfg.paths.artifacts_dir) if uri in (None, "artifacts") else export_folder(uri)
+        )
+        if directory is None:
+            import mlflow
+
+            try:
+                identity = identity or self.current()
+                target = f"models:/{identity.name}/{identity.version}" if identity.version else uri
+                with warnings.catch_warnings():  # "add type hints to predict": the core validates
+                    warnings.simplefilter("ignore", UserWarning)
+                    model = mlflow.pyfunc.load_model(target)
+                classifier = model.unwrap_python_model().classifier
+                classifier.batch_size = int(self.cfg.infer.batch_size)
+                if identity.run_id is None and uri.startswith("runs:/"):
+                    identity = ModelIdentity(uri=uri, run_id=uri[len("runs:/") :].split("/")[0])
+                return classifier, identity
+            except Exception as exc:  # noqa: BLE001 - no registry entry / store: fall back below
+                if not uri.startswith("models:/") or self.explicit:
+                    raise ModelError(f"cannot load model {uri}: {exc}") from exc
+                log.warning(
+                    "cannot load %s (%s); using %s/",
+                    uri,
+                    str(exc).splitlines()[0],
+                    self.cfg.paths.artifacts_dir,
+                )
+            directory = Path(self.cfg.paths.artifacts_dir)
+        return load_folder(self.cfg, directory), ModelIdentity(uri=str(directory))
+
+
+def load_folder(cfg: DictConfig, directory: Path):
+    from pyfunc.core import TicketClassifier
+
     try:
-        classifier = TicketClassifier.from_dir(
+        return TicketClassifier.from_dir(
             directory, int8=use_int8(cfg, directory), batch_size=int(cfg.infer.batch_size)
         )
     except FileNotFoundError as exc:
         raise ModelError(f"no model to load: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime / JSON errors of a damaged export
         raise ModelError(f"cannot load the model in {directory}: {exc}") from exc
-    return classifier, str(directory)
+
+
+def load_predictor(cfg: DictConfig, model_uri: str | None = None):
+    """(TicketClassifier, ModelIdentity) for `model_uri` (default infer.model_uri)."""
+    return ModelSource(cfg, model_uri).load()

@@ -10,11 +10,13 @@ from fastapi import HTTPException, Request
 OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/docs/oauth2-redirect")
 
 
-def require_api_key(api_key: str | None):
-    """A dependency: `Authorization: Bearer <api_key>` unless no key is configured."""
+def require_api_key(api_key: str | None, extra_open: tuple[str, ...] = ()):
+    """A dependency: `Authorization: Bearer <api_key>` unless no key is configured (`/health`,
+    the docs and `extra_open` paths stay open)."""
+    open_paths = OPEN_PATHS + tuple(extra_open)
 
     async def check(request: Request) -> None:
-        if not api_key or request.url.path in OPEN_PATHS:
+        if not api_key or request.url.path in open_paths:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), api_key):

@@ -1,0 +1,77 @@
+"""What is serving is visible (/ready, response headers, /metrics) and follows a moved @champion."""
+
+from pathlib import Path
+
+import mlflow
+from fastapi.testclient import TestClient
+from mlflow import MlflowClient
+
+from tests.conftest import run_cli
+from ticketml.config import load_config
+from ticketml.predictor import ModelSource
+from ticketml.serving.app import create_app
+
+
+def _two_versions(workdir):
+    assert run_cli("register") == 0 and run_cli("register") == 0
+    mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
+    client = MlflowClient()
+    client.set_registered_model_alias("ticketml", "champion", "1")
+    return client
+
+
+def test_the_champion_is_named_and_followed_without_a_failed_request(export_workdir):
+    client = _two_versions(export_workdir)
+    cfg = load_config([f"mlflow.tracking_uri=sqlite:///{export_workdir}/mlflow.db"])
+    source = ModelSource(cfg, "models:/ticketml@champion")
+    app = create_app(source, background=False, api_key="k", metrics_public=True)
+    api = TestClient(app, headers={"Authorization": "Bearer k"})
+    ready = api.get("/ready").json()
+    v1_run = client.get_model_version("ticketml", "1").run_id
+    assert ready["model_version"] == "1" and ready["model_name"] == "ticketml"
+    assert ready["run_id"] == v1_run
+    answer = api.post("/predict", json={"text": "VPN is down"})
+    assert answer.status_code == 200
+    assert answer.headers["X-Model-Version"] == "1" and answer.headers["X-Model-Run-Id"] == v1_run
+    assert api.post("/reload").json()["result"] == "already serving version 1"
+
+    client.set_registered_model_alias("ticketml", "champion", "2")
+    assert api.post("/predict", json={"text": "x"}).headers["X-Model-Version"] == "1"  # not yet
+    assert api.post("/reload").json()["result"] == "now serving version 2"
+    batch = api.post("/predict/batch", json={"texts": ["a b", "c d"]})
+    assert batch.headers["X-Model-Version"] == "2" and len(batch.json()["predictions"]) == 2
+    assert api.get("/ready").json()["model_version"] == "2"
+
+    # a version that cannot load: the old one keeps serving and /ready says why
+    assert run_cli("register") == 0
+    source_uri = client.get_model_version("ticketml", "3").source
+    location = mlflow.get_logged_model(source_uri.split("/")[-1]).artifact_location
+    for graph in Path(location.removeprefix("file://")).rglob("*.onnx"):
+        graph.write_bytes(b"not an onnx graph")
+    client.set_registered_model_alias("ticketml", "champion", "3")
+    assert "version 3 failed to load" in api.post("/reload").json()["result"]
+    ready = api.get("/ready").json()
+    assert ready["model_version"] == "2" and "version 3 failed" in ready["reload_error"]
+    assert api.post("/predict", json={"text": "x"}).headers["X-Model-Version"] == "2"
+
+    metrics = TestClient(app).get("/metrics")  # public: no key needed
+    assert metrics.status_code == 200
+    text = metrics.text
+    assert 'ticketml_model_info{name="ticketml",version="2"' in text
+    assert 'ticketml_requests_total{endpoint="/predict",status="200",model_version="1"} 2' in text
+    assert 'ticketml_requests_total{endpoint="/predict",status="200",model_version="2"} 1' in text
+    assert 'ticketml_batch_size_bucket{endpoint="/predict/batch",le="2"} 1' in text
+    assert 'ticketml_model_reloads_total{result="swapped"} 1' in text
+    assert 'ticketml_model_reloads_total{result="failed"} 1' in text
+    assert "ticketml_request_seconds_count" in text
+
+
+def test_metrics_need_the_api_key_unless_public(export_workdir):
+    app = create_app(lambda: (None, "fixed"), background=False, api_key="k")
+    assert TestClient(app).get("/metrics").status_code == 401
+    api = TestClient(app, headers={"Authorization": "Bearer k"})
+    assert api.get("/metrics").status_code == 200
+    assert api.post("/reload").json()["result"] == "the model source is fixed: nothing to follow"
+    bad = TestClient(app).post("/predict", json={"text": "x"})
+    assert bad.status_code == 401
+    assert 'endpoint="/predict",status="401"' in api.get("/metrics").text
