@@ -231,7 +231,14 @@ def run_export(cfg: DictConfig) -> dict:
                 },
                 "weights": weights,
             }
-        produced = (ONNX_FP32, ONNX_INT8, "baseline.npz", "hybrid.json")
+        served_files = [ONNX_INT8 if serve_int8 else ONNX_FP32]
+        served_files += ["tokenizer.json", "label_maps.json", "model_config.json"]
+        served_files += ["calibration.json"] if (staging / "calibration.json").is_file() else []
+        served_files += ["baseline.npz", "hybrid.json"] if cfg.model.hybrid else []
+        config = read_json(staging / "model_config.json")
+        # every file the served model needs: the Docker context and `register` are checked on it
+        write_json({**config, "files": served_files}, staging / "model_config.json")
+        produced = (ONNX_FP32, ONNX_INT8, "baseline.npz", "hybrid.json", "model_config.json")
         for name in produced:
             if (staging / name).exists():
                 (staging / name).replace(out / name)

@@ -15,13 +15,19 @@ log = logging.getLogger(__name__)
 
 
 def use_int8(cfg: DictConfig, directory: str | Path | None = None) -> bool:
-    """Which exported graph is served: `export.use_int8` true/false, or auto = INT8 if it exists."""
+    """Which exported graph is served: `export.use_int8` true/false, or auto = the one the
+    export chose (model_config.json "files"), else INT8 if it exists."""
+    import json
+
     from pyfunc.core import ONNX_INT8
 
     choice = cfg.export.use_int8
     if str(choice).lower() == "auto":
-        return (Path(directory or cfg.paths.artifacts_dir) / ONNX_INT8).is_file()
-    return bool(choice)
+        folder = Path(directory or cfg.paths.artifacts_dir)
+        config = folder / "model_config.json"
+        files = json.loads(config.read_text()).get("files") if config.is_file() else None
+        return ONNX_INT8 in files if files else (folder / ONNX_INT8).is_file()
+    return str(choice).lower() == "true"
 
 
 def export_folder(uri: str | None) -> Path | None:

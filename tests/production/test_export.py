@@ -69,3 +69,22 @@ def test_export_without_a_checkpoint_fails_clearly(data_workdir, capsys):
     assert run_cli("export_onnx") == 1
     assert "no trained model" in capsys.readouterr().err
     assert not (data_workdir / "artifacts/model.onnx").exists()
+
+
+def test_int8_scores_move_with_the_batch_labels_do_not(exported_model):
+    """Dynamic INT8 quantisation scales each MatMul's input by its batch's range: a ticket's
+    scores depend (a little) on the tickets scored with it. fp32 does not."""
+    import numpy as np
+    import pandas as pd
+
+    from pyfunc.core import TicketClassifier
+
+    texts = pd.read_parquet(exported_model / "data/processed/test.parquet")["raw_text"].tolist()
+    for int8, bound in ((True, 0.05), (False, 1e-6)):
+        model = TicketClassifier.from_dir(exported_model / "artifacts", int8=int8)
+        together = model.predict_proba(texts)
+        alone = [model.predict_proba([t]) for t in texts]
+        for task, probs in together.items():
+            one_by_one = np.concatenate([a[task] for a in alone])
+            assert (probs.argmax(1) == one_by_one.argmax(1)).all()
+            assert np.abs(probs - one_by_one).max() < bound
