@@ -22,10 +22,12 @@ from ticketml.data.schema import served_texts
 from ticketml.errors import ModelError, TicketMLError
 from ticketml.io import read_json
 from ticketml.metrics import flat_metrics, task_metrics
+from ticketml.model_card import build_card, log_lineage
 from ticketml.predictor import use_int8
 
 log = logging.getLogger(__name__)
 BUNDLE_PREFIX = "ticketml_model_"
+PROMOTION_MARK = "<!-- promotion decision above, model card below -->"
 MODEL_SCRIPT = """# models-from-code entry of a ticketml version: its own bundled serving code
 import mlflow
 
@@ -157,8 +159,15 @@ def run_register(cfg: DictConfig) -> int:
             info = log_model(name, script, package, artifacts)
         metrics = exported_metrics(cfg)
         mlflow.log_metrics(metrics)
+        card = build_card(cfg, artifacts)
+        mlflow.log_text(card, "model_card.md")
+        report = Path(cfg.paths.artifacts_dir) / "metrics" / "report.json"
+        if report.is_file():
+            mlflow.log_artifact(str(report), artifact_path="evaluation")
+        log_lineage(cfg)
     version = info.registered_model_version
     client = MlflowClient()
+    client.update_model_version(name, str(version), description=card)
     for key, value in {
         **metrics,
         "source_run_id": run.info.run_id,
@@ -282,7 +291,11 @@ def run_promote(cfg: DictConfig) -> bool:
     try:
         for key, value in tags.items():
             client.set_model_version_tag(name, challenger.version, key, value)
-        client.update_model_version(name, challenger.version, description=f"{decision}: {reason}")
+        card = client.get_model_version(name, challenger.version).description or ""
+        card = card.split(PROMOTION_MARK)[-1].lstrip()  # a rerun replaces the decision
+        client.update_model_version(
+            name, challenger.version, description=f"{decision}: {reason}\n{PROMOTION_MARK}\n{card}"
+        )
         if promoted:  # the alias moves last: a failure above leaves the aliases as they were
             client.set_registered_model_alias(name, "champion", challenger.version)
     except MlflowException as exc:

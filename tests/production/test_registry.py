@@ -32,6 +32,27 @@ def test_pyfunc_model_from_the_registry_returns_the_contract_shape(export_workdi
     assert model.metadata.get_input_schema().input_names() == ["text"]
 
 
+def test_a_version_carries_its_model_card_and_training_data(export_workdir):
+    assert run_cli("evaluate") == 0 and run_cli("register") == 0
+    assert run_cli("promote", "promote.baseline_floor=false") == 0
+    mlflow.set_tracking_uri(_uri(export_workdir))
+    client = MlflowClient()
+    version = client.get_model_version("ticketml", "1")
+    card = version.description
+    assert card.startswith("promoted: ")  # the decision, then the card
+    for section in ("## Data", "## Model", "## Test results", "Language `en`", "## Intended use"):
+        assert section in card, section
+    assert "mask_urls=False" in card
+    run = client.get_run(version.run_id)
+    inputs = {d.dataset.name: d.tags[0].value for d in run.inputs.dataset_inputs}
+    assert sorted(inputs.values()) == ["test", "training", "validation"]
+    assert all(name.startswith("synthetic-") for name in inputs)
+    logged = mlflow.artifacts.load_text(f"runs:/{version.run_id}/model_card.md")
+    assert logged == card.split("-->", 1)[1].lstrip()
+    assert run_cli("promote", "promote.baseline_floor=false") == 0  # already champion: unchanged
+    assert client.get_model_version("ticketml", "1").description == card
+
+
 def test_loading_and_predicting_never_imports_torch(export_workdir):
     assert run_cli("register") == 0
     code = (
