@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import mlflow
+import pytest
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
@@ -75,3 +76,15 @@ def test_metrics_need_the_api_key_unless_public(export_workdir):
     bad = TestClient(app).post("/predict", json={"text": "x"})
     assert bad.status_code == 401
     assert 'endpoint="/predict",status="401"' in api.get("/metrics").text
+
+
+@pytest.mark.slow
+def test_flipping_the_champion_under_load_fails_no_request(export_workdir):
+    from bench.champion_flip import flip_under_load
+
+    assert run_cli("register") == 0 and run_cli("register") == 0
+    result = flip_under_load(str(export_workdir), clients=8, seconds=12)
+    assert result["requests"] > 50 and result["failed"] == 0
+    assert result["alias_to_swap_s"] is not None and result["alias_to_swap_s"] < 6
+    assert result["sent_after_swap"] > 0 and result["sent_after_swap_not_new"] == 0
+    assert all(n > 0 for n in result["answered_by"].values())
