@@ -10,6 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 WORKDIR /app
 
 COPY requirements-serve.txt .
+COPY pyfunc/requirements.txt pyfunc/requirements.txt
 RUN pip install -r requirements-serve.txt
 
 COPY pyproject.toml README.md ./

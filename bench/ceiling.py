@@ -46,8 +46,8 @@ def ceiling_probs(cfg, splits: dict, label_maps: dict) -> dict:
 
 def prepare(overrides: list[str]) -> tuple:
     """Generate and split the synthetic data in a scratch folder: (cfg, splits, label_maps)."""
-    from ticketml.baseline import load_label_maps, load_splits
     from ticketml.config import load_config
+    from ticketml.contract import load_label_maps, load_splits
     from ticketml.data.preprocess import preprocess
     from ticketml.data.sources import download_data
 

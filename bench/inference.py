@@ -121,8 +121,9 @@ def main() -> None:
     import torch
 
     from pyfunc.core import TicketClassifier
-    from ticketml.baseline import load_baseline, load_label_maps, load_splits
+    from ticketml.baseline import load_baseline
     from ticketml.config import load_config
+    from ticketml.contract import load_label_maps, load_splits
     from ticketml.data.schema import encode_labels
     from ticketml.export import load_checkpoint
 

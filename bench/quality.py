@@ -51,9 +51,10 @@ def scores(probs: dict, labels: dict, label_maps: dict, mask=None) -> dict:
 
 def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> dict:
     """Train and score baseline, transformer and hybrid (and, on synthetic data, the ceiling)."""
-    from ticketml.baseline import fit_baseline, load_label_maps, load_splits
+    from ticketml.baseline import fit_baseline
     from ticketml.calibration import fit_temperature, softmax
     from ticketml.config import load_config
+    from ticketml.contract import load_label_maps, load_splits
     from ticketml.data.preprocess import preprocess
     from ticketml.data.schema import encode_labels
     from ticketml.data.sources import download_data, generated

@@ -22,8 +22,9 @@ from bench.machine import machine_info, scratch_overrides, write_result  # noqa:
 
 
 def main() -> None:
-    from ticketml.baseline import fit_baseline, load_label_maps, load_splits
+    from ticketml.baseline import fit_baseline
     from ticketml.config import load_config
+    from ticketml.contract import load_label_maps, load_splits
     from ticketml.data.preprocess import preprocess
     from ticketml.data.schema import encode_labels
     from ticketml.data.sources import download_data

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .probability import softmax
 from .text import LEGACY, clean_text, text_options
 
 TASKS = ("topic", "priority")
@@ -26,12 +27,6 @@ FILES = {
     "hybrid": "hybrid.json",
 }
 OPTIONAL = ("calibration", "baseline", "hybrid")
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def blend(

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .probability import softmax
+
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token_pattern
 FORMAT = 2  # baseline.npz layout version
 
@@ -210,11 +212,6 @@ class TfidfFeatures:
             arrays["char_idf"],
             bool(meta["sublinear_tf"]),
         )
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    z = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
 
 
 class TfidfClassifier:

@@ -1,7 +1,7 @@
 import pytest
 
 from tests.conftest import run_cli, run_cli_subprocess
-from ticketml.cli import split_args
+from ticketml.cli import COMMANDS, split_args
 from ticketml.config import load_config, parse_overrides_option
 from ticketml.errors import ConfigError
 
@@ -81,3 +81,33 @@ def test_failure_prints_one_error_line_and_exits_nonzero(workdir):
     assert proc.returncode != 0 and "ERROR: unknown command" in proc.stderr
     proc = run_cli_subprocess("baseline", "--bogus=1", cwd=workdir)
     assert proc.returncode != 0 and "unknown option --bogus" in proc.stderr
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help_with_its_settings(command, capsys):
+    from ticketml.help import GROUPS
+
+    assert run_cli(command, "--help") == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: ticketml {command}")
+    for group in GROUPS[command]:
+        assert f"\n  {group}." in out, group
+    if "train" in GROUPS[command]:
+        assert "train.batch_size = auto  # auto = 32 on the CPU" in out
+
+
+def test_a_misspelled_key_fails_with_the_closest_valid_one(capsys):
+    assert run_cli("train", "train.max_epoch=3") == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "ERROR: unknown config key 'train.max_epoch' (did you mean train.max_epochs?)"
+    assert run_cli("train", "train.max_epochs=many") == 1
+    assert "bad value in train.max_epochs=many" in capsys.readouterr().err
+
+
+def test_cfg_job_prints_the_resolved_settings(capsys):
+    import yaml
+
+    assert run_cli("serve", "--cfg", "job", "infer.min_confidence=0.7") == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["serve"]["min_confidence"] == 0.7  # the interpolation, resolved
+    assert set(shown) == {"seed", "serve", "infer", "export", "paths", "mlflow"}

@@ -20,32 +20,21 @@ from scipy import sparse
 
 from pyfunc.tfidf import CharKeys, TfidfClassifier, TfidfFeatures, tfidf_values, word_ngrams
 from ticketml import TASKS
+from ticketml.contract import BASELINE, artifact, load_label_maps, load_splits
 from ticketml.data.schema import encode_labels
 from ticketml.errors import ModelError
-from ticketml.io import atomic_path, read_json, write_json
+from ticketml.io import atomic_path, write_json
 from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
 from ticketml.plots import confusion_matrix_plot
 
 log = logging.getLogger(__name__)
-BASELINE_FILE = "baseline.npz"
 CHUNK_DOCS = 2000  # char n-grams are counted this many texts at a time (bounded memory)
 PARITY_ROWS = 200
 PARALLEL_NNZ = 5_000_000  # below it, the heads fit one after the other
 
 
-def load_splits(cfg: DictConfig) -> dict[str, pd.DataFrame]:
-    from ticketml.data.preprocess import SPLITS
-    from ticketml.io import read_table
-
-    return {s: read_table(Path(cfg.paths.processed_dir) / f"{s}.parquet") for s in SPLITS}
-
-
-def load_label_maps(cfg: DictConfig) -> dict[str, list[str]]:
-    return read_json(Path(cfg.paths.artifacts_dir) / "label_maps.json")
-
-
 def baseline_path(cfg: DictConfig) -> Path:
-    return Path(cfg.paths.artifacts_dir) / BASELINE_FILE
+    return artifact(cfg, BASELINE)
 
 
 def select_terms(
@@ -250,7 +239,8 @@ def sklearn_parity(model: TfidfClassifier, texts: list[str]) -> dict[str, float]
     """Max |difference| of the features and the probabilities against scikit-learn's
     TfidfVectorizers (given this model's vocabularies and idf) and the same linear heads."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.utils.extmath import softmax
+
+    from pyfunc.probability import softmax
 
     f = model.features
     word = TfidfVectorizer(
@@ -295,9 +285,7 @@ def load_baseline(cfg: DictConfig) -> TfidfClassifier:
 
 def run_baseline(cfg: DictConfig) -> dict:
     """Fit on train, check against scikit-learn, evaluate on val/test, save; log to MLflow."""
-    import mlflow
-
-    from ticketml.tracking import start_run
+    from ticketml.tracking import stage_run
 
     splits = load_splits(cfg)
     label_maps = load_label_maps(cfg)
@@ -336,13 +324,13 @@ def run_baseline(cfg: DictConfig) -> dict:
         )
         for task in TASKS
     ]
-    with start_run(cfg, "baseline"):
-        mlflow.log_metrics(flat_metrics(metrics))
-        mlflow.log_metrics({f"seconds_{k}": v for k, v in summary.items() if k in ("fit", "save")})
-        mlflow.log_artifact(str(metrics_path), artifact_path="metrics")
+    with stage_run(cfg, "baseline") as stage:
+        stage.metrics(flat_metrics(metrics))
+        stage.metrics({f"seconds_{k}": v for k, v in summary.items() if k in ("fit", "save")})
+        stage.artifact(metrics_path, "metrics")
         for plot in plots:
-            mlflow.log_artifact(str(plot), artifact_path="plots")
-        mlflow.log_artifact(str(path), artifact_path="baseline")
+            stage.artifact(plot, "plots")
+        stage.artifact(path, "baseline")
     for split in ("val", "test"):
         print(summary_line("baseline", split, metrics[split]))
     print(

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from pyfunc.probability import softmax
+
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:

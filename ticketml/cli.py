@@ -85,6 +85,8 @@ def split_args(argv: Sequence[str]) -> tuple[list[str], dict[str, str], bool, li
         arg = args[i]
         if arg in ("--verbose", "-v"):
             verbose = True
+        elif arg in ("--help", "-h"):
+            options["help"] = "true"
         elif arg.startswith("--"):
             name, sep, value = arg[2:].partition("=")
             if not sep:
@@ -119,6 +121,21 @@ def run_command(
     params = {k: v for k, v in inspect.signature(func).parameters.items() if k != "cfg"}
     accepted = list(params)
     free = [p for p in accepted if p not in options]
+    if "help" in options or "h" in options:
+        from ticketml.config import config_dir
+        from ticketml.help import command_help
+
+        print(
+            command_help(
+                name, COMMANDS[name][0], COMMANDS[name][1], load_config(overrides), config_dir()
+            )
+        )
+        return None
+    if "cfg" in options:
+        from ticketml.help import resolved
+
+        print(resolved(load_config(overrides), name), end="")
+        return None
     if len(positional) > len(free):
         raise ConfigError(
             f"{name}: unexpected argument {positional[len(free)]!r} (overrides are key=value)"
@@ -186,15 +203,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entrypoint(stages: Sequence[str], argv: Sequence[str] | None = None) -> int:
     """MLproject entry points: `python entrypoints/X.py [--overrides "k=v k=v" | '["k=v"]']`."""
     import argparse
-    import shlex
 
     from ticketml.config import parse_overrides_option
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--overrides", default="")
     args = parser.parse_args(argv)
-    text = args.overrides.strip()
-    overrides = parse_overrides_option(text) if text.startswith("[") else shlex.split(text)
+    overrides = parse_overrides_option(args.overrides)
     for stage in stages:
         print(f"== ticketml {stage} {' '.join(overrides)}", flush=True)
         code = main([stage, *overrides])

@@ -96,11 +96,9 @@ def to_markdown(report: dict) -> str:
 
 
 def run_evaluate(cfg: DictConfig) -> dict:
-    import mlflow
-
     from pyfunc.core import TicketClassifier
-    from ticketml.baseline import load_splits
-    from ticketml.tracking import start_run
+    from ticketml.contract import load_splits
+    from ticketml.tracking import stage_run
 
     artifacts = Path(cfg.paths.artifacts_dir)
     try:
@@ -122,8 +120,8 @@ def run_evaluate(cfg: DictConfig) -> dict:
     md_path = artifacts / "report.md"
     with atomic_path(md_path) as tmp:
         tmp.write_text(to_markdown(report) + "\n")
-    with start_run(cfg, "evaluate"):
-        mlflow.log_metrics(
+    with stage_run(cfg, "evaluate") as stage:
+        stage.metrics(
             {
                 f"{model}_test_{t}_{k}": m[t][k]
                 for model, m in report["models"].items()
@@ -131,8 +129,8 @@ def run_evaluate(cfg: DictConfig) -> dict:
                 for k in ("accuracy", "macro_f1", "ece")
             }
         )
-        mlflow.log_artifact(str(json_path), artifact_path="metrics")
-        mlflow.log_artifact(str(md_path))
+        stage.artifact(json_path, "metrics")
+        stage.artifact(md_path)
     for model, m in report["models"].items():
         print(
             f"{model:<12} test: " + ", ".join(f"{t} macro_f1={m[t]['macro_f1']:.3f}" for t in TASKS)

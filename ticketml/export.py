@@ -11,14 +11,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from pyfunc.core import FILES
 from ticketml import TASKS
-from ticketml.baseline import load_splits
+from ticketml.contract import BEST_CHECKPOINT, DATA_REPORT, artifact, load_splits
 from ticketml.data.schema import encode_labels, served_texts
 from ticketml.errors import ModelError
 from ticketml.io import atomic_path, read_json, write_json
 from ticketml.metrics import evaluate_probs, flat_metrics
 from ticketml.training.module import MultiTaskClassifier
-from ticketml.training.train import BEST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def trained_text_transform(cfg: DictConfig) -> dict[str, bool]:
     """The text transform the training data went through (recorded by preprocess)."""
     from pyfunc.text import text_options
 
-    report = Path(cfg.paths.artifacts_dir) / "data_report.json"
+    report = artifact(cfg, DATA_REPORT)
     transform = read_json(report).get("text_transform") if report.is_file() else None
     if transform is None:
         raise ModelError(
@@ -68,7 +68,7 @@ def write_serving_files(model: MultiTaskClassifier, out_dir: Path, cfg: DictConf
     tokenizer = load_tokenizer(hp.encoder_name)
     with atomic_path(out_dir / "tokenizer.json") as tmp:
         tokenizer.backend_tokenizer.save(str(tmp))
-    write_json(hp.label_maps, out_dir / "label_maps.json")
+    write_json(hp.label_maps, out_dir / FILES["label_maps"])
     write_json(
         {
             "max_length": int(hp.max_length),
@@ -171,10 +171,8 @@ def quantize(fp32: Path, int8: Path) -> None:
 
 def run_export(cfg: DictConfig) -> dict:
     """Write artifacts/model.onnx (+ model.int8.onnx), serving files and ONNX metrics; log to MLflow."""
-    import mlflow
-
     from pyfunc.core import ONNX_FP32, ONNX_INT8, TicketClassifier, blend
-    from ticketml.tracking import start_run
+    from ticketml.tracking import stage_run
 
     out = Path(cfg.paths.artifacts_dir)
     model = load_checkpoint(cfg)
@@ -183,7 +181,7 @@ def run_export(cfg: DictConfig) -> dict:
     staging = out / ".export"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in ("tokenizer.json", "label_maps.json", "model_config.json", "calibration.json"):
+    for name in (FILES[k] for k in ("tokenizer", "label_maps", "model_config", "calibration")):
         if (out / name).is_file():
             shutil.copy(out / name, staging / name)
     try:
@@ -232,7 +230,7 @@ def run_export(cfg: DictConfig) -> dict:
                 "weights": weights,
             }
         served_files = [ONNX_INT8 if serve_int8 else ONNX_FP32]
-        served_files += ["tokenizer.json", "label_maps.json", "model_config.json"]
+        served_files += [FILES[k] for k in ("tokenizer", "label_maps", "model_config")]
         served_files += ["calibration.json"] if (staging / "calibration.json").is_file() else []
         served_files += ["baseline.npz", "hybrid.json"] if cfg.model.hybrid else []
         config = read_json(staging / "model_config.json")
@@ -262,12 +260,12 @@ def run_export(cfg: DictConfig) -> dict:
             {**metrics, "parity": checks, "size_mb": size_of[name]},
             out / "metrics" / f"{name}.json",
         )
-    with start_run(cfg, "export"):
-        mlflow.log_metrics({f"parity_{k}": v for k, v in checks.items()})
-        mlflow.log_metrics({f"size_mb_{k.replace('.', '_')}": v for k, v in sizes.items()})
+    with stage_run(cfg, "export") as stage:
+        stage.metrics({f"parity_{k}": v for k, v in checks.items()})
+        stage.metrics({f"size_mb_{k.replace('.', '_')}": v for k, v in sizes.items()})
         for name, metrics in results.items():
-            mlflow.log_metrics(flat_metrics(metrics, prefix=f"{name}_"))
-            mlflow.log_artifact(str(out / "metrics" / f"{name}.json"), artifact_path="metrics")
+            stage.metrics(flat_metrics(metrics, prefix=f"{name}_"))
+            stage.artifact(out / "metrics" / f"{name}.json", "metrics")
     for name, metrics in results.items():
         print(
             f"{name} test: "

@@ -84,8 +84,7 @@ def log_lineage(cfg: DictConfig) -> None:
     test), named by dataset and data version."""
     import mlflow
 
-    from ticketml.baseline import load_splits
-    from ticketml.data.preprocess import data_version
+    from ticketml.contract import data_version, load_splits
 
     version = data_version(cfg)
     contexts = {"train": "training", "val": "validation", "test": "test"}

@@ -35,13 +35,13 @@ from {package}.model import TicketMLModel
 
 mlflow.models.set_model(TicketMLModel())
 """
-SERVING_REQUIREMENTS = [
-    "mlflow==3.17.2",
-    "onnxruntime==1.32.0",
-    "tokenizers==0.23.3",
-    "numpy==2.4.6",
-    "pandas==3.1.1",
-]
+
+
+
+def serving_requirements() -> list[str]:
+    """The model's pip requirements: pyfunc/requirements.txt, the one list of serving pins."""
+    lines = (serving_source() / "requirements.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 INPUT_EXAMPLE = pd.DataFrame(
     {"text": ["Не могу подключиться к VPN с ноутбука", "I was charged twice this month"]}
 )
@@ -141,36 +141,34 @@ def log_model(name: str, script: Path, package: Path, artifacts: dict[str, str])
         code_paths=[str(package)],
         signature=signature(),
         input_example=INPUT_EXAMPLE,
-        pip_requirements=SERVING_REQUIREMENTS,
+        pip_requirements=serving_requirements(),
         registered_model_name=name,
     )
 
 
 def run_register(cfg: DictConfig) -> int:
     """Log + register the exported model; the new version gets alias `challenger`. Returns the version."""
-    from ticketml.tracking import start_run
+    from ticketml.tracking import log_safely, stage_run
 
     name = cfg.registry.model_name
     artifacts = model_artifacts(cfg)
-    with start_run(cfg, "register") as run, tempfile.TemporaryDirectory() as tmp:
+    with stage_run(cfg, "register") as stage, tempfile.TemporaryDirectory() as tmp:
         package, script, digest = bundle_code(Path(tmp))
-        mlflow.set_tag("ticketml.code_sha256", digest)
+        stage.tags(**{"ticketml.code_sha256": digest})
         with importable(Path(tmp), package.name):  # log_model imports the script to check it
             info = log_model(name, script, package, artifacts)
         metrics = exported_metrics(cfg)
-        mlflow.log_metrics(metrics)
+        stage.metrics(metrics)
         card = build_card(cfg, artifacts)
-        mlflow.log_text(card, "model_card.md")
-        report = Path(cfg.paths.artifacts_dir) / "metrics" / "report.json"
-        if report.is_file():
-            mlflow.log_artifact(str(report), artifact_path="evaluation")
-        log_lineage(cfg)
+        stage.text(card, "model_card.md")
+        stage.artifact(Path(cfg.paths.artifacts_dir) / "metrics" / "report.json", "evaluation")
+        log_safely(log_lineage, cfg)
     version = info.registered_model_version
     client = MlflowClient()
     client.update_model_version(name, str(version), description=card)
     for key, value in {
         **metrics,
-        "source_run_id": run.info.run_id,
+        "source_run_id": stage.run_id,
         "code_sha256": digest,
         "onnx": Path(artifacts["onnx_model"]).name,
     }.items():
@@ -251,7 +249,7 @@ def baseline_floor(cfg: DictConfig, metric: str) -> float | None:
 
 def run_promote(cfg: DictConfig) -> bool:
     """Compare @challenger and @champion on data/processed/test.parquet; move @champion if it passes."""
-    from ticketml.baseline import load_splits
+    from ticketml.contract import load_splits
     from ticketml.tracking import setup_mlflow
 
     setup_mlflow(cfg)

@@ -99,7 +99,7 @@ def start_run(
     """An MLflow run tagged with the git commit and data version, with the resolved config as params."""
     import mlflow
 
-    from ticketml.data.preprocess import data_version
+    from ticketml.contract import data_version
 
     if not nested:
         setup_mlflow(cfg)
@@ -172,11 +172,50 @@ def log_params(params: dict[str, object]) -> None:
         mlflow.log_params(dict(items[i : i + 100]))
 
 
-def log_artifact_if_exists(path: str | Path, artifact_path: str | None = None) -> None:
-    import mlflow
+class StageLog:
+    """What a stage logs to its MLflow run. Every call goes through log_safely: a tracking
+    server that dies mid-stage costs one warning, never the stage's results (they are files)."""
 
-    if Path(path).exists():
-        if Path(path).is_dir():
-            mlflow.log_artifacts(str(path), artifact_path=artifact_path)
-        else:
-            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+    def __init__(self, run):
+        self.run = run
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        log_safely(mlflow.log_metrics, {k: float(v) for k, v in values.items()}, step=step)
+
+    def artifact(self, path: str | Path, folder: str | None = None) -> None:
+        """A file or a folder, when it exists."""
+        import mlflow
+
+        path = Path(path)
+        if path.is_dir():
+            log_safely(mlflow.log_artifacts, str(path), artifact_path=folder)
+        elif path.is_file():
+            log_safely(mlflow.log_artifact, str(path), artifact_path=folder)
+
+    def text(self, text: str, name: str) -> None:
+        import mlflow
+
+        log_safely(mlflow.log_text, text, name)
+
+    def tags(self, **tags: object) -> None:
+        import mlflow
+
+        log_safely(mlflow.set_tags, {k: str(v) for k, v in tags.items()})
+
+    def params(self, params: dict[str, object]) -> None:
+        log_safely(log_params, params)
+
+
+@contextlib.contextmanager
+def stage_run(
+    cfg: DictConfig, name: str, nested: bool = False, log_config: bool = True
+) -> Iterator[StageLog]:
+    """The one way a stage logs: its own run (tags, config as params), a StageLog to log with."""
+    with start_run(cfg, name, nested=nested, log_config=log_config) as run:
+        yield StageLog(run)

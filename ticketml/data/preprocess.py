@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from sklearn.model_selection import train_test_split
 
-from pyfunc.text import clean_text, text_options
-from ticketml.data.schema import apply_mapping
+from pyfunc.text import clean_text
+from ticketml.contract import DATA_REPORT, LABEL_MAPS, SPLITS, data_version
+from ticketml.data.schema import apply_mapping, transform_options
 from ticketml.data.sources import download_data, find_raw
 from ticketml.errors import DataError
 from ticketml.io import atomic_path, read_table, write_json
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
 PRIORITY_ORDER = ("lowest", "low", "medium", "normal", "high", "urgent", "critical", "highest")
 
 _SPACE = re.compile(r"\s+")
-
-
-def transform_options(cfg: DictConfig) -> dict[str, bool]:
-    """The text transform's options (`preprocess.text`), validated."""
-    try:
-        return text_options(OmegaConf.to_container(cfg.preprocess.text, resolve=True))
-    except ValueError as exc:
-        raise DataError(f"preprocess.text: {exc}") from exc
 
 
 def normalise_label(label: str, lowercase: bool = True) -> str:
@@ -163,23 +154,21 @@ def write_outputs(cfg: DictConfig, splits: dict, label_maps: dict, report: dict)
         for tmp, name in ((t_train, "train"), (t_val, "val"), (t_test, "test")):
             splits[name].reset_index(drop=True).to_parquet(tmp, index=False)
     artifacts = Path(cfg.paths.artifacts_dir)
-    write_json(label_maps, artifacts / "label_maps.json")
+    write_json(label_maps, artifacts / LABEL_MAPS)
     report["data_version"] = data_version(cfg)
-    write_json(report, artifacts / "data_report.json")
+    write_json(report, artifacts / DATA_REPORT)
     print(
         f"preprocess: {report['rows_in']} rows in, {report['rows_out']} out "
         f"(dropped {report['dropped_empty']} empty, {report['dropped_duplicates']} duplicates); "
         f"split {report['split_sizes']} -> {out_dir}/"
     )
-    log_report(cfg, report, artifacts / "data_report.json")
-    return {**targets, "label_maps": artifacts / "label_maps.json"}
+    log_report(cfg, report, artifacts / DATA_REPORT)
+    return {**targets, "label_maps": artifacts / LABEL_MAPS}
 
 
 def log_report(cfg: DictConfig, report: dict, path: Path) -> None:
     """A `preprocess` MLflow run: the data report as an artifact, its counts as metrics."""
-    import mlflow
-
-    from ticketml.tracking import log_safely, start_run
+    from ticketml.tracking import stage_run
 
     counts = {
         k: float(report[k])
@@ -189,20 +178,9 @@ def log_report(cfg: DictConfig, report: dict, path: Path) -> None:
         if k in report:
             counts[k] = float(report[k])
     counts.update({f"rows_{k}": float(v) for k, v in report["split_sizes"].items()})
-    with start_run(cfg, "preprocess"):
-        log_safely(mlflow.log_metrics, counts)
-        log_safely(mlflow.log_artifact, str(path), artifact_path="data")
-
-
-def data_version(cfg: DictConfig) -> str:
-    """Short content hash of the processed split (tags every run)."""
-    digest = hashlib.sha256()
-    for name in SPLITS:
-        path = Path(cfg.paths.processed_dir) / f"{name}.parquet"
-        if not path.is_file():
-            return "unknown"
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    with stage_run(cfg, "preprocess") as stage:
+        stage.metrics(counts)
+        stage.artifact(path, "data")
 
 
 def download_and_preprocess(cfg: DictConfig) -> dict[str, Path]:

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from pyfunc.text import text_options
 from ticketml.errors import DataError
 
 CANONICAL = ("text", "topic", "priority")
@@ -75,3 +76,11 @@ def served_texts(df: pd.DataFrame) -> list[str]:
     """The texts as the export had them (`raw_text`, kept by preprocess): what a served model
     receives, so what evaluate, export and promote score. Splits from before it: `text`."""
     return df["raw_text" if "raw_text" in df.columns else "text"].fillna("").astype(str).tolist()
+
+
+def transform_options(cfg: DictConfig) -> dict[str, bool]:
+    """The text transform's options (`preprocess.text`), validated."""
+    try:
+        return text_options(OmegaConf.to_container(cfg.preprocess.text, resolve=True))
+    except ValueError as exc:
+        raise DataError(f"preprocess.text: {exc}") from exc

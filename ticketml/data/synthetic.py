@@ -631,7 +631,7 @@ def written_from(cfg) -> pd.DataFrame:
     """The synthetic data of `cfg` with its latents (see generate), indexed by the text as
     preprocessing cleans it (first of duplicates, as preprocessing keeps)."""
     from pyfunc.text import clean_text
-    from ticketml.data.preprocess import transform_options
+    from ticketml.data.schema import transform_options
 
     options = transform_options(cfg)
     raw = from_config(cfg, latents=True)

@@ -16,20 +16,26 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from ticketml import TASKS
-from ticketml.baseline import load_label_maps, load_splits
 from ticketml.calibration import calibrate, routing_table, softmax
+from ticketml.contract import (
+    BEST_CHECKPOINT,
+    CALIBRATION,
+    LABEL_MAPS,
+    artifact,
+    load_label_maps,
+    load_splits,
+)
 from ticketml.data.schema import encode_labels
 from ticketml.encoder import load_tokenizer
 from ticketml.errors import TicketMLError
 from ticketml.io import atomic_path, read_json, write_json
 from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
 from ticketml.plots import confusion_matrix_plot, curves_plot, reliability_plot
-from ticketml.tracking import log_safely
+from ticketml.tracking import StageLog
 from ticketml.training.datamodule import TicketDataModule
 from ticketml.training.module import MultiTaskClassifier, predict_logits
 
 log = logging.getLogger(__name__)
-BEST_CHECKPOINT = "best.ckpt"
 
 
 class EpochHistory(Callback):
@@ -72,10 +78,8 @@ class EpochHistory(Callback):
         }
         self.rows.append(row)
         if mlflow is not None and mlflow.active_run():
-            from ticketml.tracking import log_safely
-
             # per epoch as "val/..."; the final best-model numbers are "val_..."
-            log_safely(mlflow.log_metrics, row, step=trainer.current_epoch)
+            StageLog(mlflow.active_run()).metrics(row, step=trainer.current_epoch)
 
     def series(self, key: str) -> list[float]:
         return [r[key] for r in self.rows if key in r]
@@ -409,25 +413,23 @@ def finalize(
     plots += [Path(cfg.paths.plots_dir) / f"reliability_{t}.png" for t in TASKS]
     deltas = compare_with_baseline(cfg, metrics)
 
-    def log_run() -> None:
-        mlflow.log_metrics({**flat_metrics(metrics), **deltas})
-        mlflow.log_metrics(
+    if mlflow.active_run():
+        stage = StageLog(mlflow.active_run())
+        stage.metrics({**flat_metrics(metrics), **deltas})
+        stage.metrics(
             {
                 f"test_{t}_{k}": metrics["test"][t][k]
                 for t in TASKS
                 for k in ("ece_uncalibrated", "ece", "nll_uncalibrated", "nll")
             }
         )
-        mlflow.log_metrics({f"temperature_{t}": calibration[t]["temperature"] for t in TASKS})
-        mlflow.log_artifact(str(Path(cfg.paths.artifacts_dir) / "calibration.json"))
-        mlflow.log_artifact(str(metrics_path), artifact_path="metrics")
-        mlflow.log_artifact(str(Path(cfg.paths.artifacts_dir) / "label_maps.json"))
+        stage.metrics({f"temperature_{t}": calibration[t]["temperature"] for t in TASKS})
+        stage.artifact(artifact(cfg, CALIBRATION))
+        stage.artifact(metrics_path, "metrics")
+        stage.artifact(artifact(cfg, LABEL_MAPS))
         for plot in plots:
-            mlflow.log_artifact(str(plot), artifact_path="plots")
-        mlflow.log_artifact(str(best_path), artifact_path="checkpoints")
-
-    if mlflow.active_run():
-        log_safely(log_run)
+            stage.artifact(plot, "plots")
+        stage.artifact(best_path, "checkpoints")
     for split in ("val", "test"):
         print(summary_line("multitask", split, metrics[split]))
     for t in TASKS:
@@ -443,7 +445,7 @@ def finalize(
 
 
 def run_train(cfg: DictConfig) -> dict:
-    from ticketml.tracking import start_run
+    from ticketml.tracking import stage_run
 
-    with start_run(cfg, "train"):
+    with stage_run(cfg, "train"):
         return train_and_log(cfg)

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ticketml.errors import ConfigError, TicketMLError
-from ticketml.tracking import log_params, start_run
+from ticketml.tracking import StageLog, stage_run
 from ticketml.training.train import (
     EpochHistory,
     finalize,
@@ -95,8 +95,9 @@ def make_objective(cfg: DictConfig, space: dict[str, dict]):
         folder = trials_dir(cfg) / f"trial-{trial.number}"
         with mlflow.start_run(
             run_name=f"trial-{trial.number}", nested=True, tags={"optuna.trial": str(trial.number)}
-        ):
-            log_params(params)
+        ) as run:
+            stage = StageLog(run)
+            stage.params(params)
             try:
                 _, _, history, best = train_model(
                     trial_cfg,
@@ -105,7 +106,7 @@ def make_objective(cfg: DictConfig, space: dict[str, dict]):
                     checkpoint_dir=str(folder),
                 )
             except optuna.TrialPruned:
-                mlflow.set_tag("optuna.state", "pruned")
+                stage.tags(**{"optuna.state": "pruned"})
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
             value = max(history.series(cfg.train.monitor))
@@ -120,8 +121,8 @@ def make_objective(cfg: DictConfig, space: dict[str, dict]):
                     "val_seconds": history.val_seconds,
                 },
             )
-            mlflow.log_metric("objective", value)
-            mlflow.set_tag("optuna.state", "complete")
+            stage.metrics({"objective": value})
+            stage.tags(**{"optuna.state": "complete"})
         return value
 
     return objective
@@ -182,8 +183,8 @@ def run_tune(cfg: DictConfig) -> dict:
     )
     for params in t.enqueue_trials or []:
         study.enqueue_trial(OmegaConf.to_container(params, resolve=True), skip_if_exists=True)
-    with start_run(cfg, "tune") as parent:
-        mlflow.set_tag("optuna.study", t.study_name)
+    with stage_run(cfg, "tune") as parent:
+        parent.tags(**{"optuna.study": t.study_name})
         study.optimize(
             make_objective(cfg, space),
             n_trials=int(t.n_trials),
@@ -197,8 +198,8 @@ def run_tune(cfg: DictConfig) -> dict:
                 f"study {t.study_name!r}: no trial completed (all pruned or failed)"
             )
         best = study.best_trial
-        log_params({f"best.{k}": v for k, v in best.params.items()})
-        mlflow.log_metrics(
+        parent.params({f"best.{k}": v for k, v in best.params.items()})
+        parent.metrics(
             {
                 "best_objective": best.value,
                 "n_trials_total": len(study.trials),
@@ -213,8 +214,8 @@ def run_tune(cfg: DictConfig) -> dict:
         with mlflow.start_run(
             run_name="best", nested=True, tags={"optuna.best_trial": str(best.number)}
         ) as run:
-            log_params(best.params)
+            StageLog(run).params(best.params)
             metrics = keep_best(cfg, best)
-        mlflow.set_tag("best_run_id", run.info.run_id)
-    log.info("tune parent run %s", parent.info.run_id)
+        parent.tags(best_run_id=run.info.run_id)
+    log.info("tune parent run %s", parent.run_id)
     return metrics

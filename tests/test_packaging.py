@@ -1,0 +1,45 @@
+"""Pins live in pyproject.toml; every other list of them agrees."""
+
+from pathlib import Path
+
+import tomllib
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pins() -> dict[str, str]:
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return dict(d.lower().split("==") for d in deps)
+
+
+def requirement_lines(path: Path) -> list[str]:
+    return [
+        line.strip()
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "-r"))
+    ]
+
+
+def test_serving_requirements_use_the_project_pins():
+    project = pins()
+    for path in (ROOT / "pyfunc/requirements.txt", ROOT / "requirements-serve.txt"):
+        for line in requirement_lines(path):
+            name, version = line.lower().split("==")
+            assert project.get(name) == version, (path.name, line)
+    served = requirement_lines(ROOT / "requirements-serve.txt")
+    assert not [line for line in served if line.startswith(("torch", "transformers"))]
+
+
+def test_conda_yaml_lists_exactly_the_project_pins():
+    env = yaml.safe_load((ROOT / "conda.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = dict(p.lower().split("==") for p in pip if "==" in p)
+    assert listed == pins() and "-e ." in pip
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_the_registered_model_gets_the_serving_pins():
+    from ticketml.registry import serving_requirements
+
+    assert serving_requirements() == requirement_lines(ROOT / "pyfunc/requirements.txt")

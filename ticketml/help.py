@@ -1,0 +1,120 @@
+"""`ticketml <command> --help` and `--cfg job`: a command's settings, their defaults and meanings.
+
+The meanings are the comments beside each key in configs/*.yaml (one place for them)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+# The config groups each command reads (besides the top-level `seed`).
+GROUPS: dict[str, list[str]] = {
+    "download_data": ["data", "paths"],
+    "preprocess": ["data", "preprocess", "paths", "mlflow"],
+    "data": ["data", "preprocess", "paths", "mlflow"],
+    "baseline": ["baseline", "paths", "mlflow"],
+    "train": ["model", "train", "paths", "mlflow"],
+    "tune": ["tune", "model", "train", "paths", "mlflow"],
+    "export_onnx": ["export", "model", "paths", "mlflow"],
+    "evaluate": ["export", "data", "paths", "mlflow"],
+    "register": ["registry", "export", "paths", "mlflow"],
+    "promote": ["promote", "registry", "paths", "mlflow"],
+    "infer": ["infer", "export", "paths", "mlflow"],
+    "score_spark": ["spark", "infer", "mlflow"],
+    "encoder": [],
+    "serve": ["serve", "infer", "export", "paths", "mlflow"],
+}
+KEY = re.compile(r"^(\s*)([\w.\-]+):(.*)$")
+
+
+def key_comments(path: Path) -> dict[str, str]:
+    """`dotted.key -> comment` from a YAML file's trailing comments (continued on the lines below
+    when they hold a comment alone, indented past the key)."""
+    out: dict[str, str] = {}
+    stack: list[tuple[int, str]] = []
+    last, last_indent = None, 0
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        indent = len(line) - len(line.lstrip())
+        if stripped.startswith("#"):
+            if last and indent > last_indent:
+                out[last] = (out[last] + " " + stripped.lstrip("# ")).strip()
+            continue
+        match = KEY.match(line)
+        if not match:
+            continue
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match.group(2)))
+        last, last_indent = ".".join(k for _, k in stack), indent
+        _, _, comment = match.group(3).partition(" #")
+        out[last] = comment.strip().lstrip("#").strip()
+    return out
+
+
+def meanings(cfg: DictConfig, config_dir: Path) -> dict[str, str]:
+    """Comments of every config file the composed config came from."""
+    files = [config_dir / "config.yaml", *sorted(config_dir.glob("*.yaml"))]
+    files += [
+        config_dir / "data" / f"{cfg.data.name}.yaml",
+        config_dir / "model" / f"{cfg.model.name}.yaml",
+    ]
+    out: dict[str, str] = {}
+    for path in files:
+        if not path.is_file():
+            continue
+        prefix = f"{path.parent.name}." if path.parent != config_dir else ""
+        for key, text in key_comments(path).items():
+            if text:
+                out[prefix + key] = text
+    return out
+
+
+def settings(cfg: DictConfig, command: str) -> dict[str, object]:
+    from ticketml.config import flatten
+
+    picked = {g: cfg[g] for g in GROUPS.get(command, [])}
+    flat = flatten(OmegaConf.create(picked)) if picked else {}
+    return {"seed": cfg.seed, **flat} if GROUPS.get(command) else flat
+
+
+def command_help(command: str, target: str, summary: str, cfg: DictConfig, config_dir: Path) -> str:
+    import importlib
+
+    module, func = target.split(":")
+    params = [
+        p
+        for p in inspect.signature(getattr(importlib.import_module(module), func)).parameters
+        if p != "cfg"
+    ]
+    lines = [
+        f"usage: ticketml {command} "
+        + " ".join(f"[--{p}=...]" for p in params)
+        + " [key=value ...]",
+        f"  {summary}",
+        "",
+        "options: --help, --cfg job (print the resolved settings), --verbose (tracebacks), "
+        "--overrides='[\"key=value\"]'",
+    ]
+    values = settings(cfg, command)
+    if values:
+        notes = meanings(cfg, config_dir)
+        lines += ["", "settings (key = default  # meaning); override as key=value:"]
+        for key, value in values.items():
+            note = notes.get(key, "")
+            lines.append(f"  {key} = {value}" + (f"  # {note}" if note else ""))
+    return "\n".join(lines)
+
+
+def resolved(cfg: DictConfig, command: str) -> str:
+    """`--cfg job`: the settings this command would run with, interpolations resolved."""
+    picked = {g: cfg[g] for g in GROUPS.get(command, [])}
+    picked = {"seed": cfg.seed, **picked} if picked else {}
+    return OmegaConf.to_yaml(
+        OmegaConf.create(OmegaConf.to_container(OmegaConf.create(picked), resolve=True))
+    )
