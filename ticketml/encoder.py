@@ -65,4 +65,9 @@ def load_encoder(name: str):
     import torch
     from transformers import AutoModel
 
-    return AutoModel.from_pretrained(resolve_encoder(name), dtype=torch.float32)
+    encoder = AutoModel.from_pretrained(resolve_encoder(name), dtype=torch.float32)
+    if getattr(encoder, "pooler", None) is not None:
+        # the heads read the hidden states: an unused pooler is dead weight, and DDP refuses
+        # parameters that get no gradient
+        encoder.pooler = None
+    return encoder

@@ -37,11 +37,12 @@ mlflow.models.set_model(TicketMLModel())
 """
 
 
-
 def serving_requirements() -> list[str]:
     """The model's pip requirements: pyfunc/requirements.txt, the one list of serving pins."""
     lines = (serving_source() / "requirements.txt").read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
 INPUT_EXAMPLE = pd.DataFrame(
     {"text": ["Не могу подключиться к VPN с ноутбука", "I was charged twice this month"]}
 )

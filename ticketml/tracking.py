@@ -177,22 +177,25 @@ class StageLog:
     server that dies mid-stage costs one warning, never the stage's results (they are files)."""
 
     def __init__(self, run):
-        self.run = run
+        self.run = run  # None on a rank other than zero: every call does nothing
 
     @property
-    def run_id(self) -> str:
-        return self.run.info.run_id
+    def run_id(self) -> str | None:
+        return self.run.info.run_id if self.run is not None else None
 
     def metrics(self, values: dict[str, float], step: int | None = None) -> None:
         import mlflow
 
-        log_safely(mlflow.log_metrics, {k: float(v) for k, v in values.items()}, step=step)
+        if self.run is not None:
+            log_safely(mlflow.log_metrics, {k: float(v) for k, v in values.items()}, step=step)
 
     def artifact(self, path: str | Path, folder: str | None = None) -> None:
         """A file or a folder, when it exists."""
         import mlflow
 
         path = Path(path)
+        if self.run is None:
+            return
         if path.is_dir():
             log_safely(mlflow.log_artifacts, str(path), artifact_path=folder)
         elif path.is_file():
@@ -201,21 +204,30 @@ class StageLog:
     def text(self, text: str, name: str) -> None:
         import mlflow
 
-        log_safely(mlflow.log_text, text, name)
+        if self.run is not None:
+            log_safely(mlflow.log_text, text, name)
 
     def tags(self, **tags: object) -> None:
         import mlflow
 
-        log_safely(mlflow.set_tags, {k: str(v) for k, v in tags.items()})
+        if self.run is not None:
+            log_safely(mlflow.set_tags, {k: str(v) for k, v in tags.items()})
 
     def params(self, params: dict[str, object]) -> None:
-        log_safely(log_params, params)
+        if self.run is not None:
+            log_safely(log_params, params)
 
 
 @contextlib.contextmanager
 def stage_run(
     cfg: DictConfig, name: str, nested: bool = False, log_config: bool = True
 ) -> Iterator[StageLog]:
-    """The one way a stage logs: its own run (tags, config as params), a StageLog to log with."""
+    """The one way a stage logs: its own run (tags, config as params), a StageLog to log with.
+    Under DDP only rank zero has a run; the other ranks get a StageLog that logs nothing."""
+    from ticketml.ranks import is_rank_zero
+
+    if not is_rank_zero():
+        yield StageLog(None)
+        return
     with start_run(cfg, name, nested=nested, log_config=log_config) as run:
         yield StageLog(run)

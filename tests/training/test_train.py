@@ -94,3 +94,17 @@ def test_cuda_out_of_memory_ends_with_advice_to_lower_the_batch_size(
         "ERROR: CUDA out of memory at train.batch_size=64: lower it, e.g. train.batch_size=32"
     ]
     assert "Traceback" not in err
+
+
+def test_validation_scores_from_the_confusion_matrix_equal_scikit_learns():
+    import numpy as np
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    from ticketml.training.module import scores_from_confusion
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y, p = rng.integers(0, 5, 100), rng.integers(0, 4, 100)
+        accuracy, f1 = scores_from_confusion(confusion_matrix(y, p, labels=range(6)))
+        assert abs(accuracy - accuracy_score(y, p)) < 1e-12
+        assert abs(f1 - f1_score(y, p, labels=range(6), average="macro", zero_division=0)) < 1e-12

@@ -5,7 +5,6 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
 from ticketml.encoder import load_encoder
@@ -94,16 +93,21 @@ class MultiTaskClassifier(L.LightningModule):
             self._outputs.setdefault(f"{task}_true", []).append(batch[task])
 
     def on_validation_epoch_end(self) -> None:
+        """Validation accuracy and macro-F1 per task from the confusion matrix, summed over
+        every process under DDP (each validates a share of the batches)."""
         if not self._outputs:
             return
         f1s = []
         for task in self.heads:
-            y_pred = torch.cat(self._outputs[f"{task}_pred"]).cpu().numpy()
-            y_true = torch.cat(self._outputs[f"{task}_true"]).cpu().numpy()
-            labels = list(range(self.hparams.num_labels[task]))
-            f1 = f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
-            self.log(f"val/{task}_accuracy", float(accuracy_score(y_true, y_pred)))
-            self.log(f"val/{task}_macro_f1", float(f1))
+            n = self.hparams.num_labels[task]
+            y_pred = torch.cat(self._outputs[f"{task}_pred"])
+            y_true = torch.cat(self._outputs[f"{task}_true"])
+            confusion = torch.bincount(y_true * n + y_pred, minlength=n * n).reshape(n, n)
+            if self.trainer.world_size > 1:
+                confusion = self.all_gather(confusion).sum(0)
+            accuracy, f1 = scores_from_confusion(confusion.cpu().numpy())
+            self.log(f"val/{task}_accuracy", accuracy, sync_dist=False)
+            self.log(f"val/{task}_macro_f1", f1, sync_dist=False)
             f1s.append(f1)
         self.log("val/mean_macro_f1", float(np.mean(f1s)), prog_bar=True)
         self._outputs = {}
@@ -144,6 +148,16 @@ class MultiTaskClassifier(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def scores_from_confusion(confusion: np.ndarray) -> tuple[float, float]:
+    """(accuracy, macro-F1 over every class, an absent class scoring 0) as scikit-learn's
+    accuracy_score and f1_score(average="macro", zero_division=0) give them."""
+    tp = np.diag(confusion).astype(np.float64)
+    predicted, actual = confusion.sum(0), confusion.sum(1)
+    denominator = predicted + actual
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return float(tp.sum() / max(confusion.sum(), 1)), float(f1.mean())
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ from ticketml.errors import TicketMLError
 from ticketml.io import atomic_path, read_json, write_json
 from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
 from ticketml.plots import confusion_matrix_plot, curves_plot, reliability_plot
+from ticketml.ranks import is_rank_zero
 from ticketml.tracking import StageLog
 from ticketml.training.datamodule import TicketDataModule
 from ticketml.training.module import MultiTaskClassifier, predict_logits
@@ -362,6 +363,8 @@ def train_and_log(cfg: DictConfig) -> dict:
     """Train with checkpoints, evaluate the best, write every output, log it all to the active run."""
     started = time.perf_counter()
     model, dm, history, best = train_model(cfg, checkpoint_dir=cfg.paths.checkpoints_dir)
+    if not is_rank_zero():  # DDP: the other processes trained their share; rank zero writes
+        return {}
     return finalize(cfg, model, dm, history, best, started)
 
 

@@ -168,6 +168,12 @@ def keep_best(cfg: DictConfig, best: optuna.trial.FrozenTrial) -> dict:
 def run_tune(cfg: DictConfig) -> dict:
     """Run `tune.n_trials` more trials; the best trial's model is kept as the tuned model."""
     t = cfg.tune
+    if "ddp" in str(cfg.train.strategy) or str(cfg.train.devices) not in ("auto", "1"):
+        raise ConfigError(
+            "tune runs each trial in this one process: use train.devices=1 (spread a study "
+            "over processes or machines with several tune workers on one tune.storage instead)"
+        )
+    cfg.train.devices = 1  # "auto" would take every GPU of a multi-GPU machine (DDP)
     space = search_space(t.search_space)
     sampler = optuna.samplers.TPESampler(seed=int(cfg.seed))
     pruner = optuna.pruners.MedianPruner(
