@@ -52,6 +52,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "encoder prepare multilingual-e5-small: convert an offline encoder for training",
     ),
     "serve": ("ticketml.serving.app:run_serve", "FastAPI service: /health /ready /predict"),
+    "stack": (
+        "ticketml.stack:run_stack",
+        "stack start|stop|status|env: PostgreSQL + MLflow server + serve, no Docker",
+    ),
 }
 
 # The whole pipeline, in order (MLproject `main`, scripts/demo.sh).

@@ -26,6 +26,7 @@ GROUPS: dict[str, list[str]] = {
     "score_spark": ["spark", "infer", "mlflow"],
     "encoder": [],
     "serve": ["serve", "infer", "export", "paths", "mlflow"],
+    "stack": ["stack", "serve"],
 }
 KEY = re.compile(r"^(\s*)([\w.\-]+):(.*)$")
 
@@ -75,12 +76,19 @@ def meanings(cfg: DictConfig, config_dir: Path) -> dict[str, str]:
     return out
 
 
+def picked(cfg: DictConfig, command: str) -> dict:
+    """The command's groups (and `seed`), interpolations resolved against the whole config."""
+    groups = GROUPS.get(command, [])
+    if not groups:
+        return {}
+    whole = OmegaConf.to_container(cfg, resolve=True)
+    return {"seed": whole["seed"], **{g: whole[g] for g in groups}}
+
+
 def settings(cfg: DictConfig, command: str) -> dict[str, object]:
     from ticketml.config import flatten
 
-    picked = {g: cfg[g] for g in GROUPS.get(command, [])}
-    flat = flatten(OmegaConf.create(picked)) if picked else {}
-    return {"seed": cfg.seed, **flat} if GROUPS.get(command) else flat
+    return flatten(picked(cfg, command))
 
 
 def command_help(command: str, target: str, summary: str, cfg: DictConfig, config_dir: Path) -> str:
@@ -113,8 +121,4 @@ def command_help(command: str, target: str, summary: str, cfg: DictConfig, confi
 
 def resolved(cfg: DictConfig, command: str) -> str:
     """`--cfg job`: the settings this command would run with, interpolations resolved."""
-    picked = {g: cfg[g] for g in GROUPS.get(command, [])}
-    picked = {"seed": cfg.seed, **picked} if picked else {}
-    return OmegaConf.to_yaml(
-        OmegaConf.create(OmegaConf.to_container(OmegaConf.create(picked), resolve=True))
-    )
+    return OmegaConf.to_yaml(OmegaConf.create(picked(cfg, command)))

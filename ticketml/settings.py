@@ -131,6 +131,7 @@ class Tune:
     pruner_startup_trials: int = 1
     pruner_warmup_epochs: int = 0
     heartbeat_s: int = 60
+    retry_s: float = 120
     enqueue_trials: list[Any] = field(default_factory=list)
     search_space: dict[str, Any] = field(default_factory=dict)
 
@@ -194,6 +195,14 @@ class Mlflow:
 
 
 @dataclass
+class Stack:
+    dir: str = ".stack"
+    db_port: int = 5433
+    mlflow_port: int = 8080
+    serve: bool = True
+
+
+@dataclass
 class Paths:
     raw_dir: str = "data/raw"
     processed_dir: str = "data/processed"
@@ -217,6 +226,7 @@ class Settings:
     serve: Serve = field(default_factory=Serve)
     spark: Spark = field(default_factory=Spark)
     mlflow: Mlflow = field(default_factory=Mlflow)
+    stack: Stack = field(default_factory=Stack)
     seed: int = 42
     paths: Paths = field(default_factory=Paths)
 

@@ -4,6 +4,7 @@ the best trial's own checkpoint is kept as the tuned model (no second training).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ticketml.errors import ConfigError, TicketMLError
 from ticketml.tracking import StageLog, stage_run
+from ticketml.training.study import WORKER, open_study, wait_for_other_workers
 from ticketml.training.train import (
     EpochHistory,
     finalize,
@@ -89,6 +91,7 @@ def trials_dir(cfg: DictConfig) -> Path:
 
 def make_objective(cfg: DictConfig, space: dict[str, dict]):
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", WORKER)
         params = suggest(trial, space)
         trial_cfg = with_params(cfg, params)
         trial_cfg.train.limit_train_batches = cfg.tune.limit_train_batches
@@ -129,13 +132,16 @@ def make_objective(cfg: DictConfig, space: dict[str, dict]):
 
 
 def keep_best_checkpoint(study: optuna.Study, folder: Path) -> None:
-    """After each trial: delete the local trial checkpoints that are not the study's best."""
+    """After each trial: delete the local checkpoints of finished trials that are not the
+    study's best (a running trial's, maybe another worker's, is left alone)."""
     try:
         best = study.best_trial.number
     except ValueError:  # no completed trial yet
         return
+    finished = {tr.number for tr in study.get_trials(deepcopy=False) if tr.state.is_finished()}
     for path in folder.glob("trial-*"):
-        if path.name != f"trial-{best}":
+        number = path.name.removeprefix("trial-")
+        if number.isdigit() and int(number) in finished and int(number) != best:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -165,6 +171,15 @@ def keep_best(cfg: DictConfig, best: optuna.trial.FrozenTrial) -> dict:
     return train_and_log(best_cfg)
 
 
+def keeps_the_model(best: optuna.trial.FrozenTrial, started: float) -> bool:
+    """Exactly one worker keeps the tuned model: the one that ran the best trial (it has the
+    checkpoint). A best trial from before this worker started (a resumed study) is kept here."""
+    if best.user_attrs.get("worker") == WORKER:
+        return True
+    finished = best.datetime_complete.timestamp() if best.datetime_complete else started
+    return finished < started
+
+
 def run_tune(cfg: DictConfig) -> dict:
     """Run `tune.n_trials` more trials; the best trial's model is kept as the tuned model."""
     t = cfg.tune
@@ -175,22 +190,16 @@ def run_tune(cfg: DictConfig) -> dict:
         )
     cfg.train.devices = 1  # "auto" would take every GPU of a multi-GPU machine (DDP)
     space = search_space(t.search_space)
-    sampler = optuna.samplers.TPESampler(seed=int(cfg.seed))
+    # each worker samples with its own seed: concurrent workers must not propose the same trials
+    seed = int(cfg.seed) + os.getpid() if "sqlite" not in str(t.storage) else int(cfg.seed)
+    sampler = optuna.samplers.TPESampler(seed=seed)
     pruner = optuna.pruners.MedianPruner(
         n_startup_trials=int(t.pruner_startup_trials), n_warmup_steps=int(t.pruner_warmup_epochs)
     )
-    study = optuna.create_study(
-        study_name=t.study_name,
-        storage=t.storage,
-        direction="maximize",
-        sampler=sampler,
-        pruner=pruner,
-        load_if_exists=True,
-    )
-    for params in t.enqueue_trials or []:
-        study.enqueue_trial(OmegaConf.to_container(params, resolve=True), skip_if_exists=True)
+    study, _ = open_study(cfg, sampler, pruner)
+    started = time.time()
     with stage_run(cfg, "tune") as parent:
-        parent.tags(**{"optuna.study": t.study_name})
+        parent.tags(**{"optuna.study": t.study_name, "optuna.worker": WORKER})
         study.optimize(
             make_objective(cfg, space),
             n_trials=int(t.n_trials),
@@ -198,6 +207,7 @@ def run_tune(cfg: DictConfig) -> dict:
             gc_after_trial=True,
             callbacks=[lambda st, _: keep_best_checkpoint(st, trials_dir(cfg))],
         )
+        wait_for_other_workers(study)
         complete = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
         if not complete:
             raise TicketMLError(
@@ -217,6 +227,12 @@ def run_tune(cfg: DictConfig) -> dict:
         print(
             f"tune: best trial {best.number} {cfg.train.monitor}={best.value:.4f} params={best.params}"
         )
+        if not keeps_the_model(best, started):
+            print(
+                f"tune: trial {best.number} ran on worker {best.user_attrs.get('worker')}, "
+                "which keeps the tuned model"
+            )
+            return {}
         with mlflow.start_run(
             run_name="best", nested=True, tags={"optuna.best_trial": str(best.number)}
         ) as run:
