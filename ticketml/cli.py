@@ -174,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("ticketml").setLevel(logging.INFO)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no tips/banners
     from ticketml.errors import TicketMLError
+    from ticketml.stack import mask
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
@@ -190,12 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TicketMLError as exc:
         if verbose:
             raise
-        print(f"ERROR: {exc}", file=sys.stderr)
+        print(f"ERROR: {mask(str(exc))}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the CLI contract is one ERROR line, no traceback
         if verbose:
             raise
-        print(f"ERROR: {argv[0]} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"ERROR: {argv[0]} failed: {type(exc).__name__}: {mask(str(exc))}", file=sys.stderr)
         print("(rerun with --verbose for the traceback)", file=sys.stderr)
         return 1
     finally:

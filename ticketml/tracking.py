@@ -63,6 +63,8 @@ def setup_mlflow(cfg: DictConfig) -> str:
     """Point MLflow at the configured store and experiment; fall back to the local store."""
     import mlflow
 
+    from ticketml.stack import mask
+
     uri = resolve_uri(cfg)
     # A server that dies mid-run must not hang each call for minutes in MLflow's retry loop.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -72,7 +74,7 @@ def setup_mlflow(cfg: DictConfig) -> str:
         mlflow.set_tracking_uri(uri)
         _set_experiment(cfg)
     except Exception as exc:  # noqa: BLE001 - any failure here must not stop the pipeline
-        print(f"WARNING: MLflow setup failed: {exc}", flush=True)
+        print(f"WARNING: MLflow setup failed: {mask(str(exc))}", flush=True)
         print("WARNING: Continuing without MLflow tracking", flush=True)
         print(f"WARNING: logging to the local store {LOCAL_URI} instead", flush=True)
         uri = absolute_sqlite(LOCAL_URI)
@@ -167,7 +169,9 @@ def log_safely(fn, *args, **kwargs) -> bool:
 def log_params(params: dict[str, object]) -> None:
     import mlflow
 
-    items = [(k, str(v)[:500]) for k, v in params.items()]
+    from ticketml.stack import mask
+
+    items = [(k, mask(str(v))[:500]) for k, v in params.items()]  # no credentials in params
     for i in range(0, len(items), 100):
         mlflow.log_params(dict(items[i : i + 100]))
 
