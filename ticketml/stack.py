@@ -94,17 +94,25 @@ class LocalPostgres:
         return POSTGRES_BIN_PATH
 
     def _run(self, program: str, *args: str, timeout: float = 60) -> str:
-        proc = subprocess.run(
-            [str(self.bin / program), *args],
-            user=self.user,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd="/",
-        )
+        """Output through a file, not a pipe: the server pg_ctl starts would inherit a pipe and
+        keep it open (the call would never return)."""
+        import tempfile
+
+        with tempfile.TemporaryFile("w+") as out:
+            proc = subprocess.run(
+                [str(self.bin / program), *args],
+                user=self.user,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
+                cwd="/",
+            )
+            out.seek(0)
+            text = out.read()
         if proc.returncode:
-            raise TicketMLError(f"{program} failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
-        return proc.stdout
+            raise TicketMLError(f"{program} failed: {text.strip()[-500:]}")
+        return text
 
     def _owned(self, path: Path) -> None:
         if self.user:
@@ -202,6 +210,8 @@ class LocalPostgres:
             "-m",
             "fast",
             "restart",
+            "-l",
+            str(self.data_dir / "server.log"),
             "-o",
             f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
         )

@@ -142,8 +142,10 @@ def test_the_study_survives_a_postgresql_restart(stack, data_workdir, tiny_encod
         time.sleep(0.5)
     restarted = threading.Event()
 
-    def restart():
-        stack["db"].restart()
+    def restart():  # down for 3 s: longer than a plain restart, so that calls do fail
+        stack["db"].stop()
+        time.sleep(3)
+        stack["db"].start()
         restarted.set()
 
     threading.Thread(target=restart).start()
