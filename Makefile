@@ -11,7 +11,7 @@ PORT ?= 5001
 # pip extras installed by `make setup`; `make test EXTRAS=dev,spark` adds pyspark (score_spark)
 EXTRAS ?= dev
 
-.PHONY: e5 setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui
+.PHONY: e5 setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui stack stack-stop
 
 $(BIN)/ticketml: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ serve: setup  ## FastAPI service on :8000
 serve-mlflow: setup  ## mlflow models serve for the champion on :$(PORT)
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} \
 	  $(BIN)/mlflow models serve -m models:/ticketml@champion --env-manager local -p $(PORT)
+
+stack: setup  ## the team stack, no Docker: PostgreSQL + MLflow server (:8080) + API (:8000)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[stack]'
+	$(BIN)/ticketml stack start
+
+stack-stop:  ## stop what `make stack` started (the data stays in .stack/)
+	$(BIN)/ticketml stack stop
 
 mlflow-ui: setup  ## browse runs of the local store on :8080
 	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 8080 --workers 1

@@ -43,3 +43,17 @@ def test_the_registered_model_gets_the_serving_pins():
     from ticketml.registry import serving_requirements
 
     assert serving_requirements() == requirement_lines(ROOT / "pyfunc/requirements.txt")
+
+
+def test_compose_runs_the_team_stack_without_committed_credentials():
+    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+    services = compose["services"]
+    assert {"postgres", "mlflow", "api"} <= set(services)
+    assert "healthcheck" in services["postgres"] and "healthcheck" in services["mlflow"]
+    assert services["mlflow"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "postgresql+psycopg://" in services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]
+    assert {"postgres-data", "mlflow-artifacts"} <= set(compose["volumes"])
+    text = (ROOT / "docker-compose.yaml").read_text()
+    assert "${TICKETML_DB_PASSWORD" in text and "change-me" not in text
+    init = (ROOT / "scripts/postgres-init.sql").read_text()
+    assert "CREATE DATABASE optuna" in init

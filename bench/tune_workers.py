@@ -1,0 +1,104 @@
+"""Study wall time with 1, 2 and 4 `ticketml tune` workers sharing one PostgreSQL study.
+
+    python bench/tune_workers.py [--trials 8] [--workers 1 2 4] [overrides...]
+
+A throwaway PostgreSQL (the stack extra), a small synthetic split, the default encoder, one epoch
+per trial; the same total number of trials split over the workers, all started at once. Writes
+bench/results/tune_workers.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine_info, write_result  # noqa: E402
+from bench.serve_load import free_port  # noqa: E402
+
+
+def run(workers: int, trials: int, workdir: Path, storage: str, overrides: list[str]) -> dict:
+    per_worker = [trials // workers + (i < trials % workers) for i in range(workers)]
+    env = {**os.environ, "TICKETML_TUNE_STORAGE": storage}
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ticketml",
+                "tune",
+                f"tune.n_trials={n}",
+                f"tune.study_name=w{workers}",
+                "tune.max_epochs=1",
+                "tune.pruner_startup_trials=100",
+                "train.progress_bar=false",
+                *overrides,
+            ],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in per_worker
+    ]
+    codes = [p.wait() for p in procs]
+    return {
+        "workers": workers,
+        "trials": trials,
+        "seconds": time.perf_counter() - started,
+        "exit_codes": codes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--n-samples", type=int, default=600)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "tune_workers.json"))
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    from ticketml.stack import LocalPostgres, database_url
+
+    work = Path(tempfile.mkdtemp(prefix="ticketml-workers-"))
+    base = [
+        f"data.synthetic.n_samples={args.n_samples}",
+        "model.max_length=64",
+        f"mlflow.tracking_uri=sqlite:///{work}/mlflow.db",
+        *args.overrides,
+    ]
+    subprocess.run(
+        [sys.executable, "-m", "ticketml", "data", *base], cwd=work, check=True, capture_output=True
+    )
+    db = LocalPostgres(work / "pg", free_port())
+    password = "bench-only"
+    db.init(password)
+    db.start()
+    try:
+        storage = database_url(db.port, "optuna", password)
+        results = []
+        for n in args.workers:
+            results.append(run(n, args.trials, work, storage, base))
+            r = results[-1]
+            print(
+                f"{n} worker(s): {args.trials} trials in {r['seconds']:.1f} s "
+                f"({results[0]['seconds'] / r['seconds']:.2f}x one worker), exit {r['exit_codes']}",
+                flush=True,
+            )
+    finally:
+        db.stop()
+    write_result(
+        {"n_samples": args.n_samples, "runs": results, "machine": machine_info()}, args.out
+    )
+
+
+if __name__ == "__main__":
+    main()
