@@ -149,8 +149,6 @@ def test_generate_dockerfile_for_the_champion(export_workdir):
             "models:/ticketml@champion",
             "-d",
             "dockerbuild",
-            "--env-manager",
-            "local",
         ],
         cwd=export_workdir,
         env=env,
@@ -159,8 +157,21 @@ def test_generate_dockerfile_for_the_champion(export_workdir):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    dockerfile = (export_workdir / "dockerbuild/Dockerfile").read_text()
-    assert "FROM" in dockerfile and "model_dir" in dockerfile
+    context = export_workdir / "dockerbuild"
+    dockerfile = (context / "Dockerfile").read_text()
+    assert dockerfile.startswith("# Build an image") or "FROM" in dockerfile
+    assert "model_dir" in dockerfile and "virtualenv" in dockerfile  # the model's own environment
+    model_dir = context / "model_dir"
+    assert (model_dir / "MLmodel").is_file() and (model_dir / "python_env.yaml").is_file()
+    requirements = (model_dir / "requirements.txt").read_text()
+    assert "onnxruntime==1.32.0" in requirements and "torch" not in requirements
+    bundles = [p.name for p in (model_dir / "code").iterdir()]
+    assert len(bundles) == 1 and bundles[0].startswith("ticketml_model_")
+    import json
+
+    config = json.loads(next(model_dir.rglob("model_config.json")).read_text())
+    for name in config["files"]:  # every file the served model needs is in the build context
+        assert list(model_dir.rglob(name)), name
 
 
 def test_the_fastapi_serving_path_never_imports_torch(exported_model):
