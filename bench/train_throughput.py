@@ -66,7 +66,7 @@ def reference(overrides: list[str], batch: int, compile_: bool) -> dict:
 
     cfg = load_config([*overrides, f"train.batch_size={batch}", f"train.compile={compile_}"])
     L.seed_everything(int(cfg.seed), verbose=False)
-    runtime = resolve_runtime(cfg.train)
+    runtime = resolve_runtime(cfg)
     device = torch.device("cuda" if runtime.accelerator == "gpu" else "cpu")
     if device.type == "cuda" and not cfg.train.cudnn_attention:
         torch.backends.cuda.enable_cudnn_sdp(False)  # as ticketml train does
@@ -111,7 +111,7 @@ def ticketml_run(overrides: list[str], batch: str, compile_: bool) -> dict:
     from ticketml.training.train import evaluate, resolve_runtime, train_model
 
     cfg = load_config([*overrides, f"train.batch_size={batch}", f"train.compile={compile_}"])
-    runtime = resolve_runtime(cfg.train)
+    runtime = resolve_runtime(cfg)
     if runtime.accelerator == "gpu":
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()

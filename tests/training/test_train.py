@@ -108,3 +108,12 @@ def test_validation_scores_from_the_confusion_matrix_equal_scikit_learns():
         accuracy, f1 = scores_from_confusion(confusion_matrix(y, p, labels=range(6)))
         assert abs(accuracy - accuracy_score(y, p)) < 1e-12
         assert abs(f1 - f1_score(y, p, labels=range(6), average="macro", zero_division=0)) < 1e-12
+
+
+def test_the_gpu_batch_size_leaves_fifty_steps_an_epoch():
+    from ticketml.training.train import gpu_batch_size
+
+    assert gpu_batch_size(13878) == 256  # the 20k-ticket benchmark
+    assert gpu_batch_size(2800) == 32  # the demo split: 87 steps at 32, 43 at 64
+    assert gpu_batch_size(6000) == 64
+    assert gpu_batch_size(100) == 32 and gpu_batch_size(None) == 256

@@ -24,6 +24,7 @@ from ticketml.contract import (
     artifact,
     load_label_maps,
     load_splits,
+    split_path,
 )
 from ticketml.data.schema import encode_labels
 from ticketml.encoder import load_tokenizer
@@ -122,13 +123,37 @@ def auto_value(value, cpu: int, gpu: int, on_gpu: bool) -> int:
     return int(value) if str(value) != "auto" else (gpu if on_gpu else cpu)
 
 
-def resolve_runtime(t: DictConfig) -> Runtime:
-    """Accelerator and precision, then the batch size (auto: 32 on the CPU, 256 on a GPU, where a
-    step of 32 is launch-bound), the learning rate for it (train.learning_rate holds at batch 32;
-    scaled by train.lr_scaling), the padding multiple and the evaluation batch size."""
+MIN_STEPS_PER_EPOCH = 50
+
+
+def gpu_batch_size(train_rows: int | None) -> int:
+    """The largest power of two from 32 to 256 that leaves at least 50 steps an epoch: 256 when
+    there is data for it (a step of 32 leaves an H100 mostly idle), smaller on small splits (a few
+    big steps an epoch under-train: bench/results/train_gpu_batch_quality.json)."""
+    batch = 256
+    while train_rows is not None and batch > 32 and train_rows / batch < MIN_STEPS_PER_EPOCH:
+        batch //= 2
+    return batch
+
+
+def train_rows(cfg: DictConfig) -> int | None:
+    import pyarrow.parquet as pq
+
+    path = split_path(cfg, "train")
+    return pq.ParquetFile(path).metadata.num_rows if path.is_file() else None
+
+
+def resolve_runtime(cfg: DictConfig) -> Runtime:
+    """Accelerator and precision, then the batch size (auto: 32 on the CPU; on a GPU see
+    gpu_batch_size), the learning rate for it (train.learning_rate holds at batch 32; scaled by
+    train.lr_scaling), the padding multiple and the evaluation batch size."""
+    t = cfg.train
     accelerator, precision = resolve_precision(t)
     on_gpu = accelerator == "gpu"
-    batch = auto_value(t.batch_size, 32, 256, on_gpu)
+    if str(t.batch_size) == "auto":
+        batch = gpu_batch_size(train_rows(cfg)) if on_gpu else 32
+    else:
+        batch = int(t.batch_size)
     ratio = batch / 32
     scale = {"none": 1.0, "sqrt": ratio**0.5, "linear": ratio}.get(str(t.lr_scaling))
     if scale is None:
@@ -145,7 +170,7 @@ def resolve_runtime(t: DictConfig) -> Runtime:
 
 
 def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketDataModule:
-    runtime = runtime or resolve_runtime(cfg.train)
+    runtime = runtime or resolve_runtime(cfg)
     tokenizer = load_tokenizer(cfg.model.encoder_name)
     return TicketDataModule(
         load_splits(cfg),
@@ -166,7 +191,7 @@ def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketD
 def build_model(
     cfg: DictConfig, dm: TicketDataModule, runtime: Runtime | None = None
 ) -> MultiTaskClassifier:
-    runtime = runtime or resolve_runtime(cfg.train)
+    runtime = runtime or resolve_runtime(cfg)
     dm.setup()
     m, t = cfg.model, cfg.train
     model = MultiTaskClassifier(
@@ -300,7 +325,7 @@ def train_model(
 ) -> tuple[MultiTaskClassifier, TicketDataModule, EpochHistory, str | None]:
     """Fit once; returns the best model (reloaded from its checkpoint when checkpointing)."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    runtime = resolve_runtime(cfg.train)
+    runtime = resolve_runtime(cfg)
     dm = build_datamodule(cfg, runtime)
     model = build_model(cfg, dm, runtime)
     history = EpochHistory()
@@ -370,7 +395,7 @@ def train_and_log(cfg: DictConfig) -> dict:
 
 def load_trained(cfg: DictConfig, checkpoint: str) -> tuple[MultiTaskClassifier, TicketDataModule]:
     """A model trained earlier (e.g. the best Optuna trial), on this run's accelerator."""
-    runtime = resolve_runtime(cfg.train)
+    runtime = resolve_runtime(cfg)
     dm = build_datamodule(cfg, runtime)
     dm.setup()
     device = "cuda" if runtime.accelerator == "gpu" else "cpu"
@@ -390,7 +415,7 @@ def finalize(
     import mlflow
 
     ckpt_dir = Path(cfg.paths.checkpoints_dir)
-    runtime = resolve_runtime(cfg.train)
+    runtime = resolve_runtime(cfg)
     metrics, logits = evaluate(model, dm, runtime)
     calibration, routing = add_calibration(cfg, metrics, logits, dm)
     summary = {
