@@ -29,6 +29,15 @@ FILES = {
 OPTIONAL = ("calibration", "baseline", "hybrid")
 
 
+def head_and_tail(ids: list[int], max_length: int, head: int) -> list[int]:
+    """A long text's first `head` tokens ([CLS] included) and its last max_length - head ([SEP]
+    included): logs and quoted mails fill the middle of real tickets, while the problem tends to
+    come first and the urgency last (`model.truncation=head_tail`)."""
+    if len(ids) <= max_length:
+        return list(ids)
+    return list(ids[:head]) + list(ids[len(ids) - (max_length - head) :])
+
+
 def blend(
     weights: dict[str, float], transformer: dict[str, np.ndarray], baseline: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
@@ -89,7 +98,15 @@ class TicketClassifier:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         # tokenizer.json may carry its own padding/truncation: set ours explicitly. Padding is
         # done per batch here, after sorting by token count (see batches).
-        self.tokenizer.enable_truncation(max_length=int(self.config["max_length"]))
+        self.head_tokens = (
+            int(self.config.get("head_tokens", 0))
+            if self.config.get("truncation") == "head_tail"
+            else 0
+        )
+        if self.head_tokens:  # cut in tokenize(): the tokenizer keeps the whole text
+            self.tokenizer.no_truncation()
+        else:
+            self.tokenizer.enable_truncation(max_length=int(self.config["max_length"]))
         self.tokenizer.no_padding()
         self.pad_id = int(self.config["pad_id"])
         options = ort.SessionOptions()
@@ -133,7 +150,11 @@ class TicketClassifier:
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text (truncated to max_length, not padded)."""
         prefix = self.config.get("text_prefix", "")
-        return [e.ids for e in self.tokenizer.encode_batch([prefix + t for t in texts])]
+        ids = [e.ids for e in self.tokenizer.encode_batch([prefix + t for t in texts])]
+        if self.head_tokens:
+            limit = int(self.config["max_length"])
+            ids = [head_and_tail(row, limit, self.head_tokens) for row in ids]
+        return ids
 
     def pad(self, ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
         """One batch padded to its longest row: the graph's two inputs."""

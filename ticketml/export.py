@@ -73,6 +73,8 @@ def write_serving_files(model: MultiTaskClassifier, out_dir: Path, cfg: DictConf
         {
             "max_length": int(hp.max_length),
             "text_prefix": hp.text_prefix,
+            "truncation": hp.get("truncation", "head"),
+            "head_tokens": int(hp.get("head_tokens", 0)),
             "pad_id": int(tokenizer.pad_token_id),
             "pad_token": tokenizer.pad_token,
             "encoder_name": hp.encoder_name,

@@ -52,6 +52,8 @@ class Model:
     encoder_name: str = MISSING
     text_prefix: str = ""
     max_length: int = 256
+    truncation: str = "head"
+    head_tokens: int = 128
     pooling: str = "mean"
     dropout: float = 0.1
     freeze_encoder: bool = False

@@ -88,3 +88,27 @@ def test_int8_scores_move_with_the_batch_labels_do_not(exported_model):
             one_by_one = np.concatenate([a[task] for a in alone])
             assert (probs.argmax(1) == one_by_one.argmax(1)).all()
             assert np.abs(probs - one_by_one).max() < bound
+
+
+def test_head_tail_truncation_is_the_same_in_training_and_serving(data_workdir, tiny_encoder):
+    """A long ticket keeps its start and its end; the served model cuts it as training did."""
+    import json
+
+    from pyfunc.core import TicketClassifier, head_and_tail
+    from tests.conftest import run_cli, tiny_overrides
+    from ticketml.config import load_config
+    from ticketml.training.train import build_datamodule
+
+    assert head_and_tail(list(range(10)), 6, 2) == [0, 1, 6, 7, 8, 9]
+    assert head_and_tail([1, 2, 3], 6, 2) == [1, 2, 3]
+    overrides = [*tiny_overrides(tiny_encoder), "model.truncation=head_tail", "model.head_tokens=8"]
+    assert run_cli("baseline", "baseline.max_features=3000") == 0
+    assert run_cli("train", *overrides) == 0 and run_cli("export_onnx", *overrides) == 0
+    config = json.loads((data_workdir / "artifacts/model_config.json").read_text())
+    assert config["truncation"] == "head_tail" and config["head_tokens"] == 8
+    core = TicketClassifier.from_dir(data_workdir / "artifacts")
+    text = "VPN down. " + "log line 42 " * 200 + "Please fix it urgently!"
+    served = core.tokenize([text])[0]
+    dm = build_datamodule(load_config(overrides))
+    assert dm.encode_texts([text])[0] == served and len(served) == 64
+    assert core.tokenizer.decode(served[-8:]).endswith("please fix it urgently!")

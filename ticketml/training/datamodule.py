@@ -135,18 +135,25 @@ class TicketDataModule(L.LightningDataModule):
         pad_to: int = 8,
         eval_batch_size: int | None = None,
         pin_memory: bool = False,
+        head_tokens: int = 0,
     ):
         super().__init__()
         self.frames, self.label_maps, self.tokenizer = frames, label_maps, tokenizer
         self.max_length, self.batch_size, self.text_prefix = max_length, batch_size, text_prefix
         self.balanced_sampling, self.num_workers, self.seed = balanced_sampling, num_workers, seed
-        self.pad_to, self.pin_memory = pad_to, pin_memory
+        self.pad_to, self.pin_memory, self.head_tokens = pad_to, pin_memory, head_tokens
         self.eval_batch_size = eval_batch_size or batch_size
         self.splits: dict[str, EncodedSplit] = {}
 
     def encode_texts(self, texts: list[str]) -> list[list[int]]:
+        """Token ids as the served model makes them (pyfunc.core.head_and_tail for head_tail)."""
         texts = [self.text_prefix + t for t in texts]
-        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        if not self.head_tokens:
+            return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        from pyfunc.core import head_and_tail
+
+        ids = self.tokenizer(texts, truncation=False)["input_ids"]
+        return [head_and_tail(row, self.max_length, self.head_tokens) for row in ids]
 
     def setup(self, stage: str | None = None) -> None:
         pad_id = self.tokenizer.pad_token_id or 0

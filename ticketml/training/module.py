@@ -32,6 +32,8 @@ class MultiTaskClassifier(L.LightningModule):
         label_maps: dict | None = None,
         max_length: int = 128,
         text_prefix: str = "",
+        truncation: str = "head",
+        head_tokens: int = 0,
     ):
         # label_maps / max_length / text_prefix travel in the checkpoint for export and serving.
         super().__init__()

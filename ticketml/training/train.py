@@ -169,6 +169,19 @@ def resolve_runtime(cfg: DictConfig) -> Runtime:
     )
 
 
+def head_tokens(m: DictConfig) -> int:
+    """How many leading tokens model.truncation=head_tail keeps (0: plain truncation)."""
+    if str(m.truncation) not in ("head", "head_tail"):
+        raise TicketMLError(f"model.truncation={m.truncation!r} must be head or head_tail")
+    if str(m.truncation) == "head":
+        return 0
+    if not 1 < int(m.head_tokens) < int(m.max_length) - 1:
+        raise TicketMLError(
+            f"model.head_tokens={m.head_tokens} must be within (1, model.max_length - 1)"
+        )
+    return int(m.head_tokens)
+
+
 def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketDataModule:
     runtime = runtime or resolve_runtime(cfg)
     tokenizer = load_tokenizer(cfg.model.encoder_name)
@@ -185,6 +198,7 @@ def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketD
         pad_to=runtime.pad_to,
         eval_batch_size=runtime.eval_batch_size,
         pin_memory=runtime.accelerator == "gpu",
+        head_tokens=head_tokens(cfg.model),
     )
 
 
@@ -211,6 +225,8 @@ def build_model(
         label_maps=dm.label_maps,
         max_length=int(m.max_length),
         text_prefix=m.text_prefix or "",
+        truncation=str(m.truncation),
+        head_tokens=head_tokens(m),
     ).train()  # from_pretrained returns the encoder in eval mode (dropout off)
     if t.compile:  # in place: parameter names, so checkpoints and export, stay the same
         model.encoder.compile(dynamic=True)
