@@ -32,6 +32,8 @@ TASKS = ("topic", "priority")
 def scores(probs: dict, labels: dict, label_maps: dict, mask=None) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
+    from ticketml.calibration import ece
+
     out = {}
     for t in TASKS:
         y, p = labels[t], probs[t].argmax(1)
@@ -44,6 +46,7 @@ def scores(probs: dict, labels: dict, label_maps: dict, mask=None) -> dict:
                 )
             ),
             "accuracy": float(accuracy_score(y, p)),
+            "ece": ece(probs[t] if mask is None else probs[t][mask], y),
             "n": int(len(y)),
         }
     return out
