@@ -565,6 +565,45 @@ def text_transform_section() -> list[str]:
     return lines
 
 
+def long_text_section() -> list[str]:
+    files = [
+        ("synthetic_long", "head", "quality_long_head.json"),
+        ("synthetic_long", "head_tail", "quality_long_head_tail.json"),
+        ("outside sample", "head", "quality_outside_head.json"),
+        ("outside sample", "head_tail", "quality_outside_head_tail.json"),
+    ]
+    rows = []
+    for data, truncation, name in files:
+        r = load(name)
+        if not r:
+            continue
+        runs = r.get("runs", [r])
+        for model in ("baseline", "transformer", "hybrid"):
+            f1 = {
+                t: sum(x["models"][model][t]["macro_f1"] for x in runs) / len(runs)
+                for t in ("topic", "priority")
+            }
+            ece_p = sum(x["models"][model]["priority"].get("ece", 0) for x in runs) / len(runs)
+            seeds = ", ".join(str(x["seed"]) for x in runs)
+            rows.append(
+                f"| {data} | {truncation} | {seeds} | {model} | {f1['topic']:.3f} | "
+                f"{f1['priority']:.3f} | {ece_p:.3f} |"
+            )
+    if not rows:
+        return []
+    return [
+        "### Long tickets: where to cut (`python bench/quality.py --data synthetic_long model.truncation=...`)",
+        "",
+        "Test macro-F1 (mean over the seeds listed) and priority ECE after temperature scaling, "
+        "one H100, MiniLM-L6, `model.max_length=256`, GPU defaults. `head`: the first 256 tokens; "
+        "`head_tail`: the first 128 and the last 128. Few seeds: indicative only.",
+        "",
+        "| data | truncation | seeds | model | topic | priority | priority ECE |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ]
+
+
 def team_section() -> list[str]:
     workers, flip = load("tune_workers.json"), load("champion_flip.json")
     lines = []
@@ -709,6 +748,7 @@ def render() -> str:
         baseline_scale_section(),
         scale_section(),
         text_transform_section(),
+        long_text_section(),
         sweep_section(),
     ]
     return render_parts(parts)

@@ -171,6 +171,12 @@ def keep_best(cfg: DictConfig, best: optuna.trial.FrozenTrial) -> dict:
     return train_and_log(best_cfg)
 
 
+def progress_bar(cfg: DictConfig) -> bool:
+    """Optuna's bar over the trials: on, except when train.progress_bar=false or CI=true."""
+    setting = cfg.train.progress_bar
+    return bool(setting if setting is not None else os.environ.get("CI", "").lower() != "true")
+
+
 def keeps_the_model(best: optuna.trial.FrozenTrial, started: float) -> bool:
     """Exactly one worker keeps the tuned model: the one that ran the best trial (it has the
     checkpoint). A best trial from before this worker started (a resumed study) is kept here."""
@@ -205,6 +211,7 @@ def run_tune(cfg: DictConfig) -> dict:
             n_trials=int(t.n_trials),
             timeout=t.timeout,
             gc_after_trial=True,
+            show_progress_bar=progress_bar(cfg),
             callbacks=[lambda st, _: keep_best_checkpoint(st, trials_dir(cfg))],
         )
         wait_for_other_workers(study)
