@@ -62,7 +62,8 @@ def reference(overrides: list[str], batch: int, compile_: bool) -> dict:
     import torch
 
     from ticketml.config import load_config
-    from ticketml.training.train import build_datamodule, build_model, resolve_runtime
+    from ticketml.training.runtime import resolve_runtime
+    from ticketml.training.train import build_datamodule, build_model
 
     cfg = load_config([*overrides, f"train.batch_size={batch}", f"train.compile={compile_}"])
     L.seed_everything(int(cfg.seed), verbose=False)
@@ -108,7 +109,8 @@ def ticketml_run(overrides: list[str], batch: str, compile_: bool) -> dict:
     import torch
 
     from ticketml.config import load_config
-    from ticketml.training.train import evaluate, resolve_runtime, train_model
+    from ticketml.training.runtime import resolve_runtime
+    from ticketml.training.train import evaluate, train_model
 
     cfg = load_config([*overrides, f"train.batch_size={batch}", f"train.compile={compile_}"])
     runtime = resolve_runtime(cfg)

@@ -111,7 +111,7 @@ def test_validation_scores_from_the_confusion_matrix_equal_scikit_learns():
 
 
 def test_the_gpu_batch_size_leaves_fifty_steps_an_epoch():
-    from ticketml.training.train import gpu_batch_size
+    from ticketml.training.runtime import gpu_batch_size
 
     assert gpu_batch_size(13878) == 256  # the 20k-ticket benchmark
     assert gpu_batch_size(2800) == 32  # the demo split: 87 steps at 32, 43 at 64

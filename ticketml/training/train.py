@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from ticketml import TASKS
@@ -24,7 +22,6 @@ from ticketml.contract import (
     artifact,
     load_label_maps,
     load_splits,
-    split_path,
 )
 from ticketml.data.schema import encode_labels
 from ticketml.encoder import load_tokenizer
@@ -35,151 +32,11 @@ from ticketml.plots import confusion_matrix_plot, curves_plot, reliability_plot
 from ticketml.ranks import is_rank_zero
 from ticketml.tracking import StageLog
 from ticketml.training.datamodule import TicketDataModule
+from ticketml.training.history import EpochHistory
 from ticketml.training.module import MultiTaskClassifier, predict_logits
+from ticketml.training.runtime import Runtime, head_tokens, resolve_precision, resolve_runtime
 
 log = logging.getLogger(__name__)
-
-
-class EpochHistory(Callback):
-    """Per-epoch train/val metrics and times: kept for the plots and logged to the active MLflow
-    run. `epoch_seconds` is the whole epoch (validation included); `train_seconds` the training
-    loop alone and `val_seconds` the validation."""
-
-    def __init__(self):
-        self.rows: list[dict[str, float]] = []
-        self.epoch_seconds: list[float] = []
-        self.train_seconds: list[float] = []
-        self.val_seconds: list[float] = []
-        self._start = self._val_start = 0.0
-
-    @staticmethod
-    def _now(pl_module) -> float:
-        if pl_module.device.type == "cuda":  # queued GPU work belongs to the part that queued it
-            torch.cuda.synchronize(pl_module.device)
-        return time.perf_counter()
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._start = self._now(pl_module)
-
-    def on_validation_epoch_start(self, trainer, pl_module) -> None:
-        self._val_start = self._now(pl_module)
-        if not trainer.sanity_checking:
-            self.train_seconds.append(self._val_start - self._start)
-
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        if not trainer.sanity_checking:
-            self.val_seconds.append(self._now(pl_module) - self._val_start)
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        mlflow = sys.modules.get("mlflow")  # only log when the caller set MLflow up
-        self.epoch_seconds.append(self._now(pl_module) - self._start)
-        row = {
-            k.replace("_epoch", ""): float(v)
-            for k, v in trainer.callback_metrics.items()
-            if k.startswith("val/") or k == "train/loss_epoch"
-        }
-        self.rows.append(row)
-        if mlflow is not None and mlflow.active_run():
-            # per epoch as "val/..."; the final best-model numbers are "val_..."
-            StageLog(mlflow.active_run()).metrics(row, step=trainer.current_epoch)
-
-    def series(self, key: str) -> list[float]:
-        return [r[key] for r in self.rows if key in r]
-
-
-def resolve_precision(train_cfg: DictConfig) -> tuple[str, str]:
-    """(accelerator, precision): bf16-mixed (or 16-mixed) on a GPU, 32-true on CPU."""
-    accelerator = train_cfg.accelerator
-    on_gpu = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise TicketMLError(
-            "train.accelerator=gpu but no CUDA device is available (use train.accelerator=auto)"
-        )
-    if train_cfg.precision:
-        return ("gpu" if on_gpu else "cpu"), str(train_cfg.precision)
-    if on_gpu:
-        return "gpu", "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "cpu", "32-true"
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """What the `auto` training settings come to on this machine."""
-
-    accelerator: str
-    precision: str
-    batch_size: int
-    lr_scale: float
-    learning_rate: float
-    pad_to: int
-    eval_batch_size: int
-
-    @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)
-
-
-def auto_value(value, cpu: int, gpu: int, on_gpu: bool) -> int:
-    return int(value) if str(value) != "auto" else (gpu if on_gpu else cpu)
-
-
-MIN_STEPS_PER_EPOCH = 50
-
-
-def gpu_batch_size(train_rows: int | None) -> int:
-    """The largest power of two from 32 to 256 that leaves at least 50 steps an epoch: 256 when
-    there is data for it (a step of 32 leaves an H100 mostly idle), smaller on small splits (a few
-    big steps an epoch under-train: bench/results/train_gpu_batch_quality.json)."""
-    batch = 256
-    while train_rows is not None and batch > 32 and train_rows / batch < MIN_STEPS_PER_EPOCH:
-        batch //= 2
-    return batch
-
-
-def train_rows(cfg: DictConfig) -> int | None:
-    import pyarrow.parquet as pq
-
-    path = split_path(cfg, "train")
-    return pq.ParquetFile(path).metadata.num_rows if path.is_file() else None
-
-
-def resolve_runtime(cfg: DictConfig) -> Runtime:
-    """Accelerator and precision, then the batch size (auto: 32 on the CPU; on a GPU see
-    gpu_batch_size), the learning rate for it (train.learning_rate holds at batch 32; scaled by
-    train.lr_scaling), the padding multiple and the evaluation batch size."""
-    t = cfg.train
-    accelerator, precision = resolve_precision(t)
-    on_gpu = accelerator == "gpu"
-    if str(t.batch_size) == "auto":
-        batch = gpu_batch_size(train_rows(cfg)) if on_gpu else 32
-    else:
-        batch = int(t.batch_size)
-    ratio = batch / 32
-    scale = {"none": 1.0, "sqrt": ratio**0.5, "linear": ratio}.get(str(t.lr_scaling))
-    if scale is None:
-        raise TicketMLError(f"train.lr_scaling={t.lr_scaling!r} must be none, sqrt or linear")
-    return Runtime(
-        accelerator=accelerator,
-        precision=precision,
-        batch_size=batch,
-        lr_scale=scale,
-        learning_rate=float(t.learning_rate) * scale,
-        pad_to=auto_value(t.pad_to_multiple, 8, 32, on_gpu),
-        eval_batch_size=auto_value(t.eval_batch_size, 64, 512, on_gpu),
-    )
-
-
-def head_tokens(m: DictConfig) -> int:
-    """How many leading tokens model.truncation=head_tail keeps (0: plain truncation)."""
-    if str(m.truncation) not in ("head", "head_tail"):
-        raise TicketMLError(f"model.truncation={m.truncation!r} must be head or head_tail")
-    if str(m.truncation) == "head":
-        return 0
-    if not 1 < int(m.head_tokens) < int(m.max_length) - 1:
-        raise TicketMLError(
-            f"model.head_tokens={m.head_tokens} must be within (1, model.max_length - 1)"
-        )
-    return int(m.head_tokens)
 
 
 def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketDataModule:

@@ -16,9 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from ticketml.errors import ConfigError, TicketMLError
 from ticketml.tracking import StageLog, stage_run
+from ticketml.training.history import EpochHistory
 from ticketml.training.study import WORKER, open_study, wait_for_other_workers
 from ticketml.training.train import (
-    EpochHistory,
     finalize,
     load_trained,
     train_and_log,

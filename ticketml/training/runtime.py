@@ -1,0 +1,108 @@
+"""What the `auto` training settings come to on this machine and this data: accelerator and
+precision, batch size and the learning rate for it, padding multiple, evaluation batch size, and
+how long tickets are cut."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+
+from ticketml.contract import split_path
+from ticketml.errors import TicketMLError
+
+
+def resolve_precision(train_cfg: DictConfig) -> tuple[str, str]:
+    """(accelerator, precision): bf16-mixed (or 16-mixed) on a GPU, 32-true on CPU."""
+    accelerator = train_cfg.accelerator
+    on_gpu = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise TicketMLError(
+            "train.accelerator=gpu but no CUDA device is available (use train.accelerator=auto)"
+        )
+    if train_cfg.precision:
+        return ("gpu" if on_gpu else "cpu"), str(train_cfg.precision)
+    if on_gpu:
+        return "gpu", "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "cpu", "32-true"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the `auto` training settings come to on this machine."""
+
+    accelerator: str
+    precision: str
+    batch_size: int
+    lr_scale: float
+    learning_rate: float
+    pad_to: int
+    eval_batch_size: int
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)
+
+
+def auto_value(value, cpu: int, gpu: int, on_gpu: bool) -> int:
+    return int(value) if str(value) != "auto" else (gpu if on_gpu else cpu)
+
+
+MIN_STEPS_PER_EPOCH = 50
+
+
+def gpu_batch_size(train_rows: int | None) -> int:
+    """The largest power of two from 32 to 256 that leaves at least 50 steps an epoch: 256 when
+    there is data for it (a step of 32 leaves an H100 mostly idle), smaller on small splits (a few
+    big steps an epoch under-train: bench/results/train_gpu_batch_quality.json)."""
+    batch = 256
+    while train_rows is not None and batch > 32 and train_rows / batch < MIN_STEPS_PER_EPOCH:
+        batch //= 2
+    return batch
+
+
+def train_rows(cfg: DictConfig) -> int | None:
+    import pyarrow.parquet as pq
+
+    path = split_path(cfg, "train")
+    return pq.ParquetFile(path).metadata.num_rows if path.is_file() else None
+
+
+def resolve_runtime(cfg: DictConfig) -> Runtime:
+    """Accelerator and precision, then the batch size (auto: 32 on the CPU; on a GPU see
+    gpu_batch_size), the learning rate for it (train.learning_rate holds at batch 32; scaled by
+    train.lr_scaling), the padding multiple and the evaluation batch size."""
+    t = cfg.train
+    accelerator, precision = resolve_precision(t)
+    on_gpu = accelerator == "gpu"
+    if str(t.batch_size) == "auto":
+        batch = gpu_batch_size(train_rows(cfg)) if on_gpu else 32
+    else:
+        batch = int(t.batch_size)
+    ratio = batch / 32
+    scale = {"none": 1.0, "sqrt": ratio**0.5, "linear": ratio}.get(str(t.lr_scaling))
+    if scale is None:
+        raise TicketMLError(f"train.lr_scaling={t.lr_scaling!r} must be none, sqrt or linear")
+    return Runtime(
+        accelerator=accelerator,
+        precision=precision,
+        batch_size=batch,
+        lr_scale=scale,
+        learning_rate=float(t.learning_rate) * scale,
+        pad_to=auto_value(t.pad_to_multiple, 8, 32, on_gpu),
+        eval_batch_size=auto_value(t.eval_batch_size, 64, 512, on_gpu),
+    )
+
+
+def head_tokens(m: DictConfig) -> int:
+    """How many leading tokens model.truncation=head_tail keeps (0: plain truncation)."""
+    if str(m.truncation) not in ("head", "head_tail"):
+        raise TicketMLError(f"model.truncation={m.truncation!r} must be head or head_tail")
+    if str(m.truncation) == "head":
+        return 0
+    if not 1 < int(m.head_tokens) < int(m.max_length) - 1:
+        raise TicketMLError(
+            f"model.head_tokens={m.head_tokens} must be within (1, model.max_length - 1)"
+        )
+    return int(m.head_tokens)
