@@ -1,4 +1,5 @@
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -159,8 +160,9 @@ def test_generate_dockerfile_for_the_champion(export_workdir):
     assert proc.returncode == 0, proc.stderr[-2000:]
     context = export_workdir / "dockerbuild"
     dockerfile = (context / "Dockerfile").read_text()
-    assert dockerfile.startswith("# Build an image") or "FROM" in dockerfile
-    assert "model_dir" in dockerfile and "virtualenv" in dockerfile  # the model's own environment
+    # the image runs the model's own Python and installs the model's own requirements
+    assert f"FROM python:{platform.python_version()}" in dockerfile
+    assert "COPY model_dir /opt/ml/model" in dockerfile and "_install_pyfunc_deps" in dockerfile
     model_dir = context / "model_dir"
     assert (model_dir / "MLmodel").is_file() and (model_dir / "python_env.yaml").is_file()
     requirements = (model_dir / "requirements.txt").read_text()
