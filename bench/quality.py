@@ -29,16 +29,21 @@ from bench.machine import machine_info, scratch_overrides, write_result  # noqa:
 TASKS = ("topic", "priority")
 
 
-def scores(probs: dict, labels: dict, label_maps: dict, mask=None) -> dict:
+def scores(
+    probs: dict, labels: dict, label_maps: dict, decisions: dict, mask=None, before=None
+) -> dict:
+    """Macro-F1/accuracy of the decisions and ECE of the probabilities (`before`: the probabilities
+    before the calibration map, whose ECE is reported as ece_uncalibrated)."""
     from sklearn.metrics import accuracy_score, f1_score
 
     from ticketml.calibration import ece
 
+    def rows(a):
+        return a if mask is None else a[mask]
+
     out = {}
     for t in TASKS:
-        y, p = labels[t], probs[t].argmax(1)
-        if mask is not None:
-            y, p = y[mask], p[mask]
+        y, p = rows(labels[t]), rows(decisions[t])
         out[t] = {
             "macro_f1": float(
                 f1_score(
@@ -46,22 +51,26 @@ def scores(probs: dict, labels: dict, label_maps: dict, mask=None) -> dict:
                 )
             ),
             "accuracy": float(accuracy_score(y, p)),
-            "ece": ece(probs[t] if mask is None else probs[t][mask], y),
+            "ece": ece(rows(probs[t]), y),
             "n": int(len(y)),
         }
+        if before is not None:
+            out[t]["ece_uncalibrated"] = ece(rows(before[t]), y)
     return out
 
 
 def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> dict:
     """Train and score baseline, transformer and hybrid (and, on synthetic data, the ceiling)."""
+    from pyfunc.core import blend, decide_tasks, scaling_of
+    from pyfunc.probability import scaled, softmax
     from ticketml.baseline import fit_baseline
-    from ticketml.calibration import fit_temperature, softmax
+    from ticketml.calibration import fit_scaling
     from ticketml.config import load_config
     from ticketml.contract import load_label_maps, load_splits
     from ticketml.data.preprocess import preprocess
     from ticketml.data.schema import encode_labels
     from ticketml.data.sources import download_data, generated
-    from ticketml.hybrid import fit_weights
+    from ticketml.hybrid import fit_hybrid
     from ticketml.training.train import evaluate, train_model
 
     paths = scratch_overrides("ticketml-quality-")
@@ -78,14 +87,18 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
     model, dm, history, _ = train_model(cfg)
     _, logits = evaluate(model, dm)
     train_seconds = time.perf_counter() - started
-    temps = {t: fit_temperature(logits["val"][t], labels["val"][t]) for t in TASKS}
-    trans = {s: {t: softmax(logits[s][t], temps[t]) for t in TASKS} for s in ("val", "test")}
-    weights = fit_weights(trans["val"], base["val"], labels["val"])
-    hybrid = {
-        t: weights[t]["transformer_weight"] * trans["test"][t]
-        + (1 - weights[t]["transformer_weight"]) * base["test"][t]
-        for t in TASKS
+    # exactly what train + export_onnx ship: the transformer's calibration map, the hybrid's
+    # weights and the blend's own map, all fitted on val; labels by pyfunc's decision rule
+    calib = {t: fit_scaling(logits["val"][t], labels["val"][t]) for t in TASKS}
+    tempered = {
+        s: {t: softmax(logits[s][t], calib[t]["temperature"]) for t in TASKS}
+        for s in ("val", "test")
     }
+    trans = {s: {t: scaled(logits[s][t], calib[t]) for t in TASKS} for s in ("val", "test")}
+    weights = fit_hybrid(tempered["val"], base["val"], labels["val"])
+    w = {t: weights[t]["transformer_weight"] for t in TASKS}
+    hybrid_scalings = {t: scaling_of(weights[t]) for t in TASKS}
+    hybrid = blend(w, tempered["test"], base["test"], hybrid_scalings)
     if probs_dir is not None:  # per-row probabilities, to try other blends without retraining
         probs_dir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(
@@ -103,12 +116,22 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
         )
     test = splits["test"]
     probs = {"baseline": base["test"], "transformer": trans["test"], "hybrid": hybrid}
+    decisions = {
+        "baseline": decide_tasks(base["test"]),
+        "transformer": decide_tasks(trans["test"], calib),
+        "hybrid": decide_tasks(hybrid, hybrid_scalings),
+    }
+    before = {
+        "transformer": {t: softmax(logits["test"][t]) for t in TASKS},
+        "hybrid": blend(w, tempered["test"], base["test"]),
+    }
     if generated(cfg):  # ceiling_proba is None when the rows are not this generator's
         from ticketml.data.synthetic import ceiling_proba
 
         ceiling = ceiling_proba(cfg, test["text"].tolist(), label_maps)
         if ceiling is not None:
             probs["ceiling"] = ceiling
+            decisions["ceiling"] = decide_tasks(ceiling)
     result = {
         "dataset": data,
         "seed": int(cfg.seed),
@@ -121,7 +144,10 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
         "baseline_seconds": baseline_seconds,
         "hybrid_weights": weights,
         "overrides": overrides,
-        "models": {k: scores(v, labels["test"], label_maps) for k, v in probs.items()},
+        "models": {
+            k: scores(v, labels["test"], label_maps, decisions[k], before=before.get(k))
+            for k, v in probs.items()
+        },
     }
     if "language" in test.columns:
         result["by_language"] = {}
@@ -129,14 +155,22 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
             if count >= 20:
                 mask = (test["language"] == lang).to_numpy()
                 result["by_language"][lang] = {
-                    k: scores(v, labels["test"], label_maps, mask) for k, v in probs.items()
+                    k: scores(v, labels["test"], label_maps, decisions[k], mask, before.get(k))
+                    for k, v in probs.items()
                 }
     print(f"\n{data}, seed {cfg.seed}: {len(test)} test tickets, {result['epochs']} epochs")
-    print(f"{'model':<12} {'rows':<8} {'topic F1':>9} {'priority F1':>12}")
+    print(
+        f"{'model':<12} {'rows':<8} {'topic F1':>9} {'priority F1':>12} {'ECE (uncalibrated)':>26}"
+    )
     for group, per_model in [("all", result["models"]), *result.get("by_language", {}).items()]:
         for name, m in per_model.items():
+            ece = " ".join(
+                f"{m[t]['ece']:.3f}"
+                + (f" ({m[t]['ece_uncalibrated']:.3f})" if "ece_uncalibrated" in m[t] else "")
+                for t in TASKS
+            )
             print(
-                f"{name:<12} {group:<8} {m['topic']['macro_f1']:>9.3f} {m['priority']['macro_f1']:>12.3f}"
+                f"{name:<12} {group:<8} {m['topic']['macro_f1']:>9.3f} {m['priority']['macro_f1']:>12.3f} {ece:>26}"
             )
     return result
 

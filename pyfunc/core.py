@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .probability import softmax
+from .probability import decide, log_probs, scaled, softmax
 from .text import LEGACY, clean_text, text_options
 
 TASKS = ("topic", "priority")
@@ -39,14 +39,36 @@ def head_and_tail(ids: list[int], max_length: int, head: int) -> list[int]:
 
 
 def blend(
-    weights: dict[str, float], transformer: dict[str, np.ndarray], baseline: dict[str, np.ndarray]
+    weights: dict[str, float],
+    transformer: dict[str, np.ndarray],
+    baseline: dict[str, np.ndarray],
+    scaling: dict[str, dict] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The hybrid: per task, weight x transformer + (1 - weight) x baseline."""
-    return {t: weights[t] * transformer[t] + (1 - weights[t]) * baseline[t] for t in TASKS}
+    """The hybrid: per task, weight x transformer + (1 - weight) x baseline, then (when
+    hybrid.json has one) the blend's own calibration map, fitted on validation."""
+    scaling = scaling or {}
+    out = {}
+    for t in TASKS:
+        mixed = weights[t] * transformer[t] + (1 - weights[t]) * baseline[t]
+        out[t] = scaled(log_probs(mixed), scaling[t]) if scaling.get(t) else mixed
+    return out
+
+
+def decide_tasks(
+    probs: dict[str, np.ndarray], scalings: dict[str, dict | None] | None = None
+) -> dict[str, np.ndarray]:
+    """Label indices per task of probabilities calibrated with `scalings` (probability.decide)."""
+    return {t: decide(probs[t], (scalings or {}).get(t)) for t in probs}
+
+
+def scaling_of(entry: dict) -> dict | None:
+    """The calibration map in one task's entry of calibration.json or hybrid.json, if any."""
+    keys = {k: entry[k] for k in ("temperature", "bias") if k in entry}
+    return keys or None
 
 
 class TicketClassifier:
-    """Tokenise → ONNX Runtime → (temperature-scaled) softmax → labels and scores."""
+    """Tokenise → ONNX Runtime → calibrated softmax (→ blend with TF-IDF) → labels and scores."""
 
     def __init__(
         self,
@@ -69,17 +91,16 @@ class TicketClassifier:
         # the transform the model was trained with (models from before it travelled: LEGACY)
         transform = self.config.get("text_transform")
         self.text_options = text_options(transform) if transform is not None else LEGACY
-        self.temperatures = {t: 1.0 for t in TASKS}
+        # calibration maps (temperature + per-class bias) of the transformer's logits
+        self.scalings: dict[str, dict | None] = {t: None for t in TASKS}
         if calibration_path and Path(calibration_path).is_file():
             calib = json.loads(Path(calibration_path).read_text())
-            self.temperatures.update(
-                {t: float(calib[t]["temperature"]) for t in TASKS if t in calib}
-            )
+            self.scalings.update({t: scaling_of(calib[t]) for t in TASKS if t in calib})
         # Hybrid: blend with the TF-IDF baseline using per-task weights fitted on validation.
         # A model whose config says hybrid fails to load without its TF-IDF half: never a silent
         # fall-back to the transformer alone. (Models from before the flag: hybrid when both
         # files are there.)
-        self.tfidf, self.hybrid_weights = None, {}
+        self.tfidf, self.hybrid_weights, self.hybrid_scalings = None, {}, {}
         files = {"baseline": baseline_path, "hybrid": hybrid_path}
         present = all(p and Path(p).is_file() for p in files.values())
         hybrid = bool(self.config.get("hybrid", present)) and not transformer_only
@@ -95,6 +116,7 @@ class TicketClassifier:
             self.tfidf = TfidfClassifier.load(baseline_path)
             weights = json.loads(Path(hybrid_path).read_text())
             self.hybrid_weights = {t: float(weights[t]["transformer_weight"]) for t in TASKS}
+            self.hybrid_scalings = {t: scaling_of(weights[t]) for t in TASKS}
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         # tokenizer.json may carry its own padding/truncation: set ours explicitly. Padding is
         # done per batch here, after sorting by token count (see batches).
@@ -184,42 +206,68 @@ class TicketClassifier:
                 out[task][idx] = values
         return out
 
-    def transformer_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Temperature-calibrated probabilities of the transformer alone."""
+    def clean(self, texts: Sequence[str]) -> list[str]:
+        """The texts as the model was trained on them (its own text transform)."""
+        return [clean_text(t, self.text_options) for t in texts]
+
+    def transformer_parts(
+        self, texts: Sequence[str]
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The transformer's probabilities twice: tempered (softmax(z / T): what the hybrid
+        blends) and calibrated (softmax(z / T + bias): what it serves alone)."""
         logits = self.logits(texts)
-        return {t: softmax(logits[t] / self.temperatures[t]) for t in TASKS}
+        tempered = {
+            t: softmax(logits[t], float((self.scalings[t] or {}).get("temperature", 1.0)))
+            for t in TASKS
+        }
+        return tempered, {t: scaled(logits[t], self.scalings[t]) for t in TASKS}
+
+    def transformer_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Calibrated probabilities of the transformer alone."""
+        return self.transformer_parts(texts)[1]
 
     def blend(
         self, transformer: dict[str, np.ndarray], baseline: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        return blend(self.hybrid_weights, transformer, baseline)
+        return blend(self.hybrid_weights, transformer, baseline, self.hybrid_scalings)
+
+    @property
+    def served(self) -> str:
+        """The component this model serves: "hybrid" or "transformer"."""
+        return "hybrid" if self.tfidf is not None else "transformer"
 
     def components(self, texts: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
         """What the served probabilities are made of, from the texts as received: the
-        transformer's (calibrated) and, in a hybrid, the baseline's and their blend."""
-        texts = [clean_text(t, self.text_options) for t in texts]
-        parts = {"transformer": self.transformer_proba(texts)}
+        transformer's (calibrated) and, in a hybrid, the baseline's and their calibrated blend."""
+        texts = self.clean(texts)
+        tempered, calibrated = self.transformer_parts(texts)
+        parts = {"transformer": calibrated}
         if self.tfidf is not None:
             parts["baseline"] = self.tfidf.predict_proba(texts)
-            parts["hybrid"] = self.blend(parts["transformer"], parts["baseline"])
+            parts["hybrid"] = self.blend(tempered, parts["baseline"])
         return parts
 
+    def decisions(self, name: str, probs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Label indices of one component's probabilities (see pyfunc.probability.decide)."""
+        return decide_tasks(
+            probs, {"transformer": self.scalings, "hybrid": self.hybrid_scalings}.get(name)
+        )
+
     def predict_proba(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """The served probabilities: the transformer's, blended with the baseline's in a hybrid."""
-        parts = self.components(texts)
-        return parts.get("hybrid", parts["transformer"])
+        """The served probabilities: the transformer's, or in a hybrid the calibrated blend."""
+        return self.components(texts)[self.served]
 
     def predict(self, texts: Sequence[str], min_confidence: float | None = None) -> list[dict]:
         """One dict per text: topic, priority, topic_scores, priority_scores (+ needs_review)."""
         if not texts:
             return []
         probs = self.predict_proba(texts)
+        labels = self.decisions(self.served, probs)
         rows = []
         for i in range(len(texts)):
             row: dict = {}
             for task in TASKS:
-                p = probs[task][i]
-                row[task] = self.label_maps[task][int(p.argmax())]
+                row[task] = self.label_maps[task][int(labels[task][i])]
             for task in TASKS:
                 row[f"{task}_scores"] = {
                     label: round(float(s), 6)

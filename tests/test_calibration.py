@@ -1,7 +1,16 @@
 import numpy as np
 import pytest
 
-from ticketml.calibration import ece, fit_temperature, nll, routing_table, softmax
+from pyfunc.probability import decide, scaled
+from ticketml.calibration import (
+    calibrate,
+    ece,
+    fit_scaling,
+    fit_temperature,
+    nll,
+    routing_table,
+    softmax,
+)
 
 
 def _overconfident(n=4000, k=5, true_t=2.5, seed=0):
@@ -37,3 +46,51 @@ def test_routing_table_coverage_falls_and_accuracy_rises_with_the_threshold():
     accuracy = [r["accuracy"] for r in rows]
     assert coverage == sorted(coverage, reverse=True) and accuracy == sorted(accuracy)
     assert rows[0]["threshold"] == 0.5 and rows[-1]["threshold"] == 0.9
+
+
+def _prior_shifted(n=6000, seed=2):
+    """Logits of a model trained with class weights: the rare class is inflated by +1.5 and the
+    whole thing is overconfident (x2)."""
+    rng = np.random.default_rng(seed)
+    priors = np.array([0.7, 0.2, 0.1])
+    labels = rng.choice(3, size=n, p=priors)
+    evidence = rng.normal(0, 1.0, size=(n, 3))
+    evidence[np.arange(n), labels] += 1.5
+    true_logits = 1.5 * evidence + np.log(priors)  # the real posterior's logits (+ a constant)
+    shifted = 2.0 * (true_logits + np.array([-0.8, 0.3, 1.5]))
+    return shifted, labels
+
+
+def test_bias_corrected_scaling_fixes_a_prior_shift_that_a_temperature_cannot():
+    logits, labels = _prior_shifted()
+    val, test = slice(0, 3000), slice(3000, None)
+    scaling = fit_scaling(logits[val], labels[val])
+    assert scaling["temperature"] == pytest.approx(2.0, rel=0.2)
+    assert np.mean(scaling["bias"]) == pytest.approx(0.0, abs=1e-9)
+    t_only = softmax(logits[test], fit_temperature(logits[val], labels[val]))
+    with_bias = scaled(logits[test], scaling)
+    assert nll(with_bias, labels[test]) < nll(t_only, labels[test])
+    # the calibrated scores of each class average to its real frequency; a temperature alone
+    # leaves the rare class inflated
+    assert abs(with_bias[:, 2].mean() - (labels[test] == 2).mean()) < 0.02
+    assert t_only[:, 2].mean() - (labels[test] == 2).mean() > 0.05
+
+
+def test_calibration_changes_the_scores_never_the_decisions():
+    logits, labels = _prior_shifted()
+    report = calibrate(logits[:3000], labels[:3000], logits[3000:], labels[3000:])
+    scaling = report["scaling"]
+    probs = scaled(logits[3000:], scaling)
+    assert (probs.argmax(1) != logits[3000:].argmax(1)).any()  # the bias moves the top score...
+    assert (decide(probs, scaling) == logits[3000:].argmax(1)).all()  # ...not the label
+    assert report["macro_f1_calibrated"] == report["macro_f1_uncalibrated"]
+    assert report["ece"] < report["ece_uncalibrated"]
+    assert report["nll"] < report["nll_uncalibrated"]
+
+
+def test_a_class_missing_from_validation_keeps_a_finite_bias():
+    logits, labels = _prior_shifted(n=2000)
+    keep = labels != 2
+    scaling = fit_scaling(logits[keep], labels[keep])
+    assert np.isfinite(scaling["bias"]).all() and np.isfinite(scaling["temperature"])
+    assert np.isfinite(scaled(logits, scaling)).all()

@@ -30,7 +30,7 @@ def test_export_writes_the_hybrid_and_reports_all_three_models(exported_model):
     for name in ("baseline", "onnx", "hybrid"):
         metrics = json.loads((art / "metrics" / f"{name}.json").read_text())
         assert 0 <= metrics["test"]["topic"]["macro_f1"] <= 1
-    from pyfunc.core import TicketClassifier
+    from pyfunc.core import TicketClassifier, blend
 
     clf = TicketClassifier.from_dir(art)
     assert clf.tfidf is not None
@@ -39,3 +39,18 @@ def test_export_writes_the_hybrid_and_reports_all_three_models(exported_model):
     )
     probs = clf.predict_proba(texts)
     assert np.allclose(probs["topic"].sum(1), 1)
+    # the served blend carries its own calibration map; it moves the scores, never the labels
+    weights = json.loads((art / "hybrid.json").read_text())
+    for task in ("topic", "priority"):
+        assert weights[task]["temperature"] > 0
+        assert len(weights[task]["bias"]) == len(clf.label_maps[task])
+        assert 0 <= hybrid["test"][task]["ece"] <= 1
+        assert 0 <= hybrid["test"][task]["ece_uncalibrated"] <= 1
+    cleaned = clf.clean(texts)
+    tempered, _ = clf.transformer_parts(cleaned)
+    mixed = blend(clf.hybrid_weights, tempered, clf.tfidf.predict_proba(cleaned))
+    assert not np.allclose(mixed["priority"], probs["priority"])
+    rows = clf.predict(texts)
+    for task in ("topic", "priority"):
+        expected = [clf.label_maps[task][i] for i in mixed[task].argmax(1)]
+        assert [r[task] for r in rows] == expected

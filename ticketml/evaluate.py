@@ -24,10 +24,16 @@ from ticketml.predictor import use_int8
 MIN_LANGUAGE_ROWS = 20
 
 
-def score(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray], label_maps: dict) -> dict:
+def score(
+    probs: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    label_maps: dict,
+    decisions: dict[str, np.ndarray],
+) -> dict:
+    """Accuracy and macro-F1 of the decisions, ECE of the probabilities, per-class F1."""
     out = {}
     for t in TASKS:
-        m = task_metrics(labels[t], probs[t].argmax(1), label_maps[t])
+        m = task_metrics(labels[t], decisions[t], label_maps[t])
         out[t] = {
             "accuracy": m["accuracy"],
             "macro_f1": m["macro_f1"],
@@ -46,21 +52,25 @@ def build_report(
     label_maps = classifier.label_maps
     labels = encode_labels(test, label_maps)
     probs = classifier.components(served_texts(test))
+    decisions = {k: classifier.decisions(k, v) for k, v in probs.items()}
     if ceiling is not None:
         probs["ceiling"] = ceiling
-    served = "hybrid" if "hybrid" in probs else "transformer"
+        decisions["ceiling"] = {t: p.argmax(1) for t, p in ceiling.items()}
+    served = classifier.served
     processed = classifier.predict_proba(test["text"].tolist())  # what evaluate scored before
+    on_processed = score(processed, labels, label_maps, classifier.decisions(served, processed))
+    on_raw = score(probs[served], labels, label_maps, decisions[served])
     report = {
         "test_rows": len(test),
         "served_model": served,
         "served_raw_vs_processed_rows": {
             t: {
-                "raw_rows_macro_f1": score(probs[served], labels, label_maps)[t]["macro_f1"],
-                "processed_rows_macro_f1": score(processed, labels, label_maps)[t]["macro_f1"],
+                "raw_rows_macro_f1": on_raw[t]["macro_f1"],
+                "processed_rows_macro_f1": on_processed[t]["macro_f1"],
             }
             for t in TASKS
         },
-        "models": {k: score(v, labels, label_maps) for k, v in probs.items()},
+        "models": {k: score(v, labels, label_maps, decisions[k]) for k, v in probs.items()},
         "hybrid_weights": classifier.hybrid_weights,
     }
     if "language" in test.columns:
@@ -71,7 +81,13 @@ def build_report(
             mask = (test["language"] == lang).to_numpy()
             sub = {t: labels[t][mask] for t in TASKS}
             report["by_language"][lang] = {
-                k: score({t: v[t][mask] for t in TASKS}, sub, label_maps) for k, v in probs.items()
+                k: score(
+                    {t: v[t][mask] for t in TASKS},
+                    sub,
+                    label_maps,
+                    {t: decisions[k][t][mask] for t in TASKS},
+                )
+                for k, v in probs.items()
             }
     return report
 

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from pyfunc.core import FILES
 from ticketml import TASKS
+from ticketml.calibration import ece
 from ticketml.contract import BEST_CHECKPOINT, DATA_REPORT, artifact, load_splits
 from ticketml.data.schema import encode_labels, served_texts
 from ticketml.errors import ModelError
@@ -135,19 +136,32 @@ def phase(name: str, fn, *args):
     return result
 
 
-def graph_probs(classifier, frames: dict) -> dict[str, dict[str, np.ndarray]]:
-    """What a graph alone serves (calibrated) for val and test, computed once per graph."""
-    return {s: classifier.predict_proba(served_texts(frames[s])) for s in EVAL_SPLITS}
+def graph_probs(classifier, frames: dict) -> dict[str, tuple[dict, dict]]:
+    """A graph's (tempered, calibrated) probabilities for val and test from the raw rows, computed
+    once per graph (see TicketClassifier.transformer_parts)."""
+    return {
+        s: classifier.transformer_parts(classifier.clean(served_texts(frames[s])))
+        for s in EVAL_SPLITS
+    }
+
+
+def scored(probs: dict, labels: dict, label_maps: dict, decisions: dict) -> dict:
+    """Per-task metrics of the decisions, plus the ECE of the probabilities."""
+    metrics = evaluate_probs(probs, labels, label_maps, decisions)
+    for t in TASKS:
+        metrics[t]["ece"] = ece(probs[t], labels[t])
+    return metrics
 
 
 def build_hybrid(
     cfg: DictConfig, served: dict, staging: Path, frames: dict, label_maps: dict
 ) -> tuple[dict, dict]:
     """baseline.npz (the file `ticketml baseline` saved, checked against scikit-learn there) and
-    hybrid.json (weights fitted on val against the served graph's probabilities) in `staging`;
-    returns the weights and the baseline's val/test probabilities."""
+    hybrid.json (weights and the blend's calibration map, fitted on val against the served
+    graph's tempered probabilities) in `staging`; returns them and the baseline's val/test
+    probabilities."""
     from ticketml.baseline import baseline_path, load_baseline
-    from ticketml.hybrid import fit_weights
+    from ticketml.hybrid import fit_hybrid
 
     tfidf = load_baseline(cfg)
     if tfidf.labels != {t: list(label_maps[t]) for t in TASKS}:
@@ -157,7 +171,7 @@ def build_hybrid(
         )
     shutil.copyfile(baseline_path(cfg), staging / "baseline.npz")
     base = {s: tfidf.predict_proba(frames[s]["text"].tolist()) for s in EVAL_SPLITS}
-    weights = fit_weights(served["val"], base["val"], encode_labels(frames["val"], label_maps))
+    weights = fit_hybrid(served["val"], base["val"], encode_labels(frames["val"], label_maps))
     write_json(weights, staging / "hybrid.json")
     log.info("hybrid weights (transformer share): %s", weights)
     return weights, base
@@ -173,7 +187,14 @@ def quantize(fp32: Path, int8: Path) -> None:
 
 def run_export(cfg: DictConfig) -> dict:
     """Write artifacts/model.onnx (+ model.int8.onnx), serving files and ONNX metrics; log to MLflow."""
-    from pyfunc.core import ONNX_FP32, ONNX_INT8, TicketClassifier, blend
+    from pyfunc.core import (
+        ONNX_FP32,
+        ONNX_INT8,
+        TicketClassifier,
+        blend,
+        decide_tasks,
+        scaling_of,
+    )
     from ticketml.tracking import stage_run
 
     out = Path(cfg.paths.artifacts_dir)
@@ -214,23 +235,32 @@ def run_export(cfg: DictConfig) -> dict:
             phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
             int8 = TicketClassifier.from_dir(staging, int8=True, transformer_only=True)
             probs["onnx_int8"] = phase("INT8 graph on val + test", graph_probs, int8, frames)
+        calibration_file = staging / FILES["calibration"]
+        calibration = read_json(calibration_file) if calibration_file.is_file() else {}
+        scalings = {t: scaling_of(calibration.get(t, {})) for t in TASKS}
         results = {
-            name: {s: evaluate_probs(p[s], labels[s], label_maps) for s in EVAL_SPLITS}
+            name: {
+                s: scored(p[s][1], labels[s], label_maps, decide_tasks(p[s][1], scalings))
+                for s in EVAL_SPLITS
+            }
             for name, p in probs.items()
         }
         if cfg.model.hybrid:
-            served = probs["onnx_int8" if serve_int8 else "onnx"]
+            tempered = {s: p[0] for s, p in probs["onnx_int8" if serve_int8 else "onnx"].items()}
             weights, tfidf = phase(
-                "hybrid weights", build_hybrid, cfg, served, staging, frames, label_maps
+                "hybrid weights", build_hybrid, cfg, tempered, staging, frames, label_maps
             )
             w = {t: weights[t]["transformer_weight"] for t in TASKS}
-            results["hybrid"] = {
-                **{
-                    s: evaluate_probs(blend(w, served[s], tfidf[s]), labels[s], label_maps)
-                    for s in EVAL_SPLITS
-                },
-                "weights": weights,
-            }
+            hybrid_scalings = {t: scaling_of(weights[t]) for t in TASKS}
+            results["hybrid"] = {"weights": weights}
+            for s in EVAL_SPLITS:
+                mixed = blend(w, tempered[s], tfidf[s])
+                served_probs = blend(w, tempered[s], tfidf[s], hybrid_scalings)
+                results["hybrid"][s] = scored(
+                    served_probs, labels[s], label_maps, decide_tasks(served_probs, hybrid_scalings)
+                )
+                for t in TASKS:
+                    results["hybrid"][s][t]["ece_uncalibrated"] = ece(mixed[t], labels[s][t])
         served_files = [ONNX_INT8 if serve_int8 else ONNX_FP32]
         served_files += [FILES[k] for k in ("tokenizer", "label_maps", "model_config")]
         served_files += ["calibration.json"] if (staging / "calibration.json").is_file() else []
@@ -271,8 +301,19 @@ def run_export(cfg: DictConfig) -> dict:
     for name, metrics in results.items():
         print(
             f"{name} test: "
-            + ", ".join(f"{t} macro_f1={metrics['test'][t]['macro_f1']:.3f}" for t in TASKS)
+            + ", ".join(
+                f"{t} macro_f1={metrics['test'][t]['macro_f1']:.3f} ECE={metrics['test'][t]['ece']:.3f}"
+                for t in TASKS
+            )
             + f" ({size_of[name] or 0:.1f} MB graph)"
+        )
+    if "hybrid" in results:
+        test = results["hybrid"]["test"]
+        print(
+            "hybrid calibration (temperature + class bias, fitted on val): test ECE "
+            + ", ".join(
+                f"{t} {test[t]['ece_uncalibrated']:.3f} -> {test[t]['ece']:.3f}" for t in TASKS
+            )
         )
     print(f"parity vs torch: max |diff| {worst:.2e}, argmax agreement 100%")
     return results

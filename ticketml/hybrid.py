@@ -39,3 +39,22 @@ def fit_weights(
         w = float(min(candidates, key=lambda v: abs(v - 0.5)))
         out[task] = {"transformer_weight": w, "val_macro_f1": float(best)}
     return out
+
+
+def fit_hybrid(
+    transformer: dict[str, np.ndarray],
+    baseline: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+) -> dict:
+    """hybrid.json: per task, the blend weight (best validation macro-F1, `fit_weights`) and the
+    blend's own calibration map (temperature + class bias on its log-probabilities, fitted on
+    the same validation rows). `transformer` is the tempered transformer (softmax(z / T))."""
+    from pyfunc.probability import log_probs
+    from ticketml.calibration import fit_scaling
+
+    weights = fit_weights(transformer, baseline, labels)
+    for task in TASKS:
+        w = weights[task]["transformer_weight"]
+        mixed = w * transformer[task] + (1 - w) * baseline[task]
+        weights[task].update(fit_scaling(log_probs(mixed), labels[task]))
+    return weights

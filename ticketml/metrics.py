@@ -37,13 +37,15 @@ def task_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[
 
 
 def evaluate_probs(
-    scores: dict[str, np.ndarray], labels: dict[str, np.ndarray], label_maps: dict
+    scores: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    label_maps: dict,
+    decisions: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """Per-task metrics of argmax(scores) (probabilities or logits) against label ids."""
-    return {
-        task: task_metrics(labels[task], scores[task].argmax(axis=1), label_maps[task])
-        for task in scores
-    }
+    """Per-task metrics of the decisions (default argmax(scores), probabilities or logits)
+    against label ids."""
+    decisions = decisions or {task: s.argmax(axis=1) for task, s in scores.items()}
+    return {task: task_metrics(labels[task], decisions[task], label_maps[task]) for task in scores}
 
 
 def mean_macro_f1(split_metrics: dict) -> float:

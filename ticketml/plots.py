@@ -62,11 +62,11 @@ def reliability_plot(
     path: str | Path,
     bins: int = 15,
 ) -> Path:
-    """Accuracy vs confidence per bin, before and after temperature scaling."""
+    """Accuracy vs confidence per bin, before and after calibration (temperature + bias)."""
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
     edges = np.linspace(0, 1, bins + 1)
-    for probs, name in ((probs_before, "uncalibrated"), (probs_after, "temperature-scaled")):
+    for probs, name in ((probs_before, "uncalibrated"), (probs_after, "calibrated")):
         conf, correct = probs.max(1), probs.argmax(1) == labels
         xs, ys = [], []
         for lo, hi in zip(edges[:-1], edges[1:], strict=True):

@@ -38,6 +38,10 @@ def test_one_epoch_train_writes_every_output_and_logs_the_run(data_workdir, tiny
     calibration = json.loads((data_workdir / "artifacts/calibration.json").read_text())
     for task in ("topic", "priority"):
         assert calibration[task]["temperature"] > 0
+        assert len(calibration[task]["bias"]) == len(metrics["test"][task]["per_class"])
+        m = metrics["test"][task]  # the map moves the scores, not the labels
+        assert m["macro_f1_calibrated"] == m["macro_f1_uncalibrated"]
+        assert m["macro_f1_calibrated"] == pytest.approx(m["macro_f1"], abs=1e-12)
         assert metrics["test"][task]["nll"] <= metrics["test"][task]["nll_uncalibrated"] + 0.05
         assert 0 <= metrics["test"][task]["ece"] <= 1
     assert [r["threshold"] for r in metrics["routing"]] == [0.5, 0.6, 0.7, 0.8, 0.9]

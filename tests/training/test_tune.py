@@ -1,7 +1,9 @@
 import mlflow
 import optuna
+import pytest
 
 from tests.conftest import run_cli, tiny_overrides
+from ticketml.errors import ConfigError
 
 
 def _tune(tiny_encoder, *extra):
@@ -49,3 +51,14 @@ def test_a_clearly_bad_trial_is_pruned(data_workdir, tiny_encoder):
     states = [t.state for t in study.trials]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
     assert study.trials[1].params["train.learning_rate"] == 1.0
+
+
+def test_the_default_enqueued_trial_lies_in_the_default_search_space():
+    from ticketml.config import load_config
+    from ticketml.training.tune import check_enqueued, search_space
+
+    cfg = load_config([])
+    check_enqueued(cfg.tune.enqueue_trials, search_space(cfg.tune.search_space))
+    bad = load_config(["tune.search_space.train.batch_size.choices=[16,32]"])
+    with pytest.raises(ConfigError, match=r"train.batch_size='auto': not one of .*\[16, 32\]"):
+        check_enqueued(bad.tune.enqueue_trials, search_space(bad.tune.search_space))

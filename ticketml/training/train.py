@@ -13,8 +13,9 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from pyfunc.probability import scaled, softmax
 from ticketml import TASKS
-from ticketml.calibration import calibrate, routing_table, softmax
+from ticketml.calibration import calibrate, routing_table
 from ticketml.contract import (
     BEST_CHECKPOINT,
     CALIBRATION,
@@ -235,25 +236,26 @@ def train_model(
 def add_calibration(
     cfg: DictConfig, metrics: dict, logits: dict, dm: TicketDataModule
 ) -> tuple[dict, list]:
-    """Fit a temperature per task on val; add ECE/NLL to the test metrics; write calibration.json,
-    reliability diagrams, and the topic routing table (coverage vs accuracy by confidence)."""
+    """Fit a calibration map per task on val (temperature + per-class bias); add ECE/NLL before
+    and after to the test metrics; write calibration.json, reliability diagrams, and the topic
+    routing table (coverage vs accuracy by confidence)."""
     labels = {split: encode_labels(dm.frames[split], dm.label_maps) for split in ("val", "test")}
     calibration = {}
     for task in TASKS:
         result = calibrate(
             logits["val"][task], labels["val"][task], logits["test"][task], labels["test"][task]
         )
-        calibration[task] = {"temperature": result.pop("temperature")}
+        calibration[task] = result.pop("scaling")
         metrics["test"][task].update(result)
         reliability_plot(
             softmax(logits["test"][task]),
-            softmax(logits["test"][task], calibration[task]["temperature"]),
+            scaled(logits["test"][task], calibration[task]),
             labels["test"][task],
             f"{task} reliability (test)",
             Path(cfg.paths.plots_dir) / f"reliability_{task}.png",
         )
     write_json(calibration, Path(cfg.paths.artifacts_dir) / "calibration.json")
-    topic_probs = softmax(logits["test"]["topic"], calibration["topic"]["temperature"])
+    topic_probs = scaled(logits["test"]["topic"], calibration["topic"])
     return calibration, routing_table(topic_probs, labels["test"]["topic"])
 
 
@@ -336,8 +338,10 @@ def finalize(
     for t in TASKS:
         m = metrics["test"][t]
         print(
-            f"  {t}: temperature {calibration[t]['temperature']:.2f}, test ECE {m['ece_uncalibrated']:.3f} -> "
-            f"{m['ece']:.3f}, NLL {m['nll_uncalibrated']:.3f} -> {m['nll']:.3f}"
+            f"  {t}: temperature {calibration[t]['temperature']:.2f} + class bias, test ECE "
+            f"{m['ece_uncalibrated']:.3f} -> {m['ece']:.3f}, NLL {m['nll_uncalibrated']:.3f} -> "
+            f"{m['nll']:.3f}, macro-F1 {m['macro_f1_uncalibrated']:.3f} -> "
+            f"{m['macro_f1_calibrated']:.3f}"
         )
     for key, value in deltas.items():
         if key.endswith("macro_f1"):

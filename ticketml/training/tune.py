@@ -78,6 +78,22 @@ def suggest(trial: optuna.Trial, space: dict[str, dict]) -> dict[str, object]:
     return params
 
 
+def check_enqueued(trials, space: dict[str, dict]) -> None:
+    """Every key of an enqueued trial (tune.enqueue_trials) must be in the search space, and a
+    categorical value one of its choices: Optuna would ignore the key, or fail the trial with a
+    bare ValueError. (A number outside its range is Optuna's to warn about: it runs.)"""
+    for i, params in enumerate(trials or []):
+        for name, value in OmegaConf.to_container(params, resolve=True).items():
+            where = f"tune.enqueue_trials[{i}].{name}={value!r}"
+            spec = space.get(name)
+            if spec is None:
+                raise ConfigError(f"{where}: not in tune.search_space ({', '.join(space)})")
+            if spec["type"] == "categorical" and value not in list(spec["choices"]):
+                raise ConfigError(
+                    f"{where}: not one of tune.search_space.{name}.choices {list(spec['choices'])}"
+                )
+
+
 def with_params(cfg: DictConfig, params: dict[str, object]) -> DictConfig:
     new = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     for key, value in params.items():
@@ -196,6 +212,7 @@ def run_tune(cfg: DictConfig) -> dict:
         )
     cfg.train.devices = 1  # "auto" would take every GPU of a multi-GPU machine (DDP)
     space = search_space(t.search_space)
+    check_enqueued(t.enqueue_trials, space)
     # each worker samples with its own seed: concurrent workers must not propose the same trials
     seed = int(cfg.seed) + os.getpid() if "sqlite" not in str(t.storage) else int(cfg.seed)
     sampler = optuna.samplers.TPESampler(seed=seed)
