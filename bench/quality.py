@@ -64,7 +64,7 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
     from pyfunc.core import blend, decide_tasks, scaling_of
     from pyfunc.probability import scaled, softmax
     from ticketml.baseline import fit_baseline
-    from ticketml.calibration import fit_scaling
+    from ticketml.calibration import fit_calibration
     from ticketml.config import load_config
     from ticketml.contract import load_label_maps, load_splits
     from ticketml.data.preprocess import preprocess
@@ -89,7 +89,7 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
     train_seconds = time.perf_counter() - started
     # exactly what train + export_onnx ship: the transformer's calibration map, the hybrid's
     # weights and the blend's own map, all fitted on val; labels by pyfunc's decision rule
-    calib = {t: fit_scaling(logits["val"][t], labels["val"][t]) for t in TASKS}
+    calib = {t: fit_calibration(logits["val"][t], labels["val"][t]) for t in TASKS}
     tempered = {
         s: {t: softmax(logits[s][t], calib[t]["temperature"]) for t in TASKS}
         for s in ("val", "test")

@@ -274,6 +274,9 @@ class TicketClassifier:
                     for label, s in zip(self.label_maps[task], probs[task][i], strict=True)
                 }
             if min_confidence is not None:
-                row["needs_review"] = bool(probs["topic"][i].max() < float(min_confidence))
+                # how sure the model is of the topic it gives (with a bias-corrected map the
+                # label can be a close second to the top score: it is then less sure)
+                chosen = probs["topic"][i, labels["topic"][i]]
+                row["needs_review"] = bool(chosen < float(min_confidence))
             rows.append(row)
         return rows

@@ -5,6 +5,7 @@ from pyfunc.probability import decide, scaled
 from ticketml.calibration import (
     calibrate,
     ece,
+    fit_calibration,
     fit_scaling,
     fit_temperature,
     nll,
@@ -94,3 +95,14 @@ def test_a_class_missing_from_validation_keeps_a_finite_bias():
     scaling = fit_scaling(logits[keep], labels[keep])
     assert np.isfinite(scaling["bias"]).all() and np.isfinite(scaling["temperature"])
     assert np.isfinite(scaled(logits, scaling)).all()
+
+
+def test_the_bias_is_shipped_only_where_it_wins_in_cross_validation():
+    shifted, labels = _prior_shifted()
+    chosen = fit_calibration(shifted[:3000], labels[:3000])
+    assert "bias" in chosen  # a real prior shift: the bias wins held-out NLL
+    cv = chosen["selected_by"]["cv_nll"]
+    assert cv["temperature_bias"] < cv["temperature"]
+    logits, labels = _overconfident()  # no prior shift: k more parameters buy nothing
+    chosen = fit_calibration(logits[:600], labels[:600])
+    assert "bias" not in chosen and chosen["temperature"] == pytest.approx(2.5, rel=0.25)

@@ -310,7 +310,7 @@ def run_export(cfg: DictConfig) -> dict:
     if "hybrid" in results:
         test = results["hybrid"]["test"]
         print(
-            "hybrid calibration (temperature + class bias, fitted on val): test ECE "
+            "hybrid calibration (fitted on val): test ECE "
             + ", ".join(
                 f"{t} {test[t]['ece_uncalibrated']:.3f} -> {test[t]['ece']:.3f}" for t in TASKS
             )

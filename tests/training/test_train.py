@@ -38,7 +38,12 @@ def test_one_epoch_train_writes_every_output_and_logs_the_run(data_workdir, tiny
     calibration = json.loads((data_workdir / "artifacts/calibration.json").read_text())
     for task in ("topic", "priority"):
         assert calibration[task]["temperature"] > 0
-        assert len(calibration[task]["bias"]) == len(metrics["test"][task]["per_class"])
+        assert set(calibration[task]["selected_by"]["cv_nll"]) == {
+            "temperature",
+            "temperature_bias",
+        }
+        bias = calibration[task].get("bias", [0.0] * len(metrics["test"][task]["per_class"]))
+        assert len(bias) == len(metrics["test"][task]["per_class"])
         m = metrics["test"][task]  # the map moves the scores, not the labels
         assert m["macro_f1_calibrated"] == m["macro_f1_uncalibrated"]
         assert m["macro_f1_calibrated"] == pytest.approx(m["macro_f1"], abs=1e-12)

@@ -67,11 +67,16 @@ def error_responses(*codes: int) -> dict:
 
 
 class Prediction(BaseModel):
-    topic: str
-    priority: str
-    topic_scores: dict[str, float]
-    priority_scores: dict[str, float]
-    needs_review: bool | None = None
+    topic: str = Field(description="the triage decision (balanced rule, see topic_scores)")
+    priority: str = Field(description="the triage decision (balanced rule, see priority_scores)")
+    topic_scores: dict[str, float] = Field(
+        description="calibrated probability per topic; a close call can label a rare topic "
+        "whose score is a close second"
+    )
+    priority_scores: dict[str, float] = Field(description="calibrated probability per priority")
+    needs_review: bool | None = Field(
+        default=None, description="the topic label's probability is below min_confidence"
+    )
 
 
 class BatchPrediction(BaseModel):

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from pyfunc.probability import scaled, softmax
+from pyfunc.probability import decide, scaled, softmax
 from ticketml import TASKS
 from ticketml.calibration import calibrate, routing_table
 from ticketml.contract import (
@@ -38,6 +38,10 @@ from ticketml.training.module import MultiTaskClassifier, predict_logits
 from ticketml.training.runtime import Runtime, head_tokens, resolve_precision, resolve_runtime
 
 log = logging.getLogger(__name__)
+# Lightning sets its logger to INFO with its own handler when it is imported (after the CLI set
+# it): keep its tips and banners out, and its warnings printed once, not again by the root handler
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+logging.getLogger("lightning.pytorch").propagate = False
 
 
 def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketDataModule:
@@ -256,7 +260,8 @@ def add_calibration(
         )
     write_json(calibration, Path(cfg.paths.artifacts_dir) / "calibration.json")
     topic_probs = scaled(logits["test"]["topic"], calibration["topic"])
-    return calibration, routing_table(topic_probs, labels["test"]["topic"])
+    topic_labels = decide(topic_probs, calibration["topic"])
+    return calibration, routing_table(topic_probs, labels["test"]["topic"], topic_labels)
 
 
 def train_and_log(cfg: DictConfig) -> dict:
