@@ -183,7 +183,11 @@ def summarise(runs: list[dict]) -> dict:
         for task in TASKS:
             vals = np.array([r["models"][name][task]["macro_f1"] for r in runs])
             diff = vals - np.array([r["models"]["baseline"][task]["macro_f1"] for r in runs])
+            eces = [r["models"][name][task].get("ece") for r in runs]
+            before = [r["models"][name][task].get("ece_uncalibrated") for r in runs]
             out[name][task] = {
+                "mean_ece": float(np.mean(eces)) if None not in eces else None,
+                "mean_ece_uncalibrated": float(np.mean(before)) if None not in before else None,
                 "mean": float(vals.mean()),
                 "min": float(vals.min()),
                 "max": float(vals.max()),

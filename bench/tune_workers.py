@@ -3,7 +3,8 @@
     python bench/tune_workers.py [--trials 8] [--workers 1 2 4] [overrides...]
 
 A throwaway PostgreSQL (the stack extra), a small synthetic split, the default encoder, one epoch
-per trial; the same total number of trials split over the workers, all started at once. Writes
+per trial; the same total number of trials split over the workers, all started at once, each with
+its share of the cores (OMP_NUM_THREADS = cores // workers). Writes
 bench/results/tune_workers.json.
 """
 
@@ -26,7 +27,15 @@ from bench.serve_load import free_port  # noqa: E402
 
 def run(workers: int, trials: int, workdir: Path, storage: str, overrides: list[str]) -> dict:
     per_worker = [trials // workers + (i < trials % workers) for i in range(workers)]
-    env = {**os.environ, "TICKETML_TUNE_STORAGE": storage}
+    # each worker gets its share of this machine's cores, as a team running several workers on
+    # one machine should (2 workers x 2 torch threads on 2 cores ran at 0.47x one worker)
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    env = {
+        **os.environ,
+        "TICKETML_TUNE_STORAGE": storage,
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+    }
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -55,6 +64,7 @@ def run(workers: int, trials: int, workdir: Path, storage: str, overrides: list[
         "trials": trials,
         "seconds": time.perf_counter() - started,
         "exit_codes": codes,
+        "threads_per_worker": int(threads),
     }
 
 

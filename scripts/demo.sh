@@ -6,7 +6,7 @@ export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-sqlite:///$PWD/mlflow.db}"
 # Small but honest: two Optuna trials of two epochs, each epoch half of the training split (a new
 # half each epoch: one pass over it in all); the better trial's own checkpoint is the model (no
-# retraining). About 10 minutes on 2 CPU cores. DEMO_OVERRIDES replaces these.
+# retraining). About 7 minutes on 2 CPU cores. DEMO_OVERRIDES replaces these.
 OVERRIDES="${DEMO_OVERRIDES-tune.max_epochs=2 tune.limit_train_batches=0.5}"
 mlflow run . -e main --env-manager local --experiment-name ticketml -P overrides="$OVERRIDES"
 cat <<EOT

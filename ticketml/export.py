@@ -11,7 +11,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from pyfunc.core import FILES
+from pyfunc.core import (
+    FILES,
+    ONNX_FP32,
+    ONNX_INT8,
+    TicketClassifier,
+    blend,
+    decide_tasks,
+    scaling_of,
+)
 from ticketml import TASKS
 from ticketml.calibration import ece
 from ticketml.contract import BEST_CHECKPOINT, DATA_REPORT, artifact, load_splits
@@ -185,107 +193,70 @@ def quantize(fp32: Path, int8: Path) -> None:
         quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
 
 
-def run_export(cfg: DictConfig) -> dict:
-    """Write artifacts/model.onnx (+ model.int8.onnx), serving files and ONNX metrics; log to MLflow."""
-    from pyfunc.core import (
-        ONNX_FP32,
-        ONNX_INT8,
-        TicketClassifier,
-        blend,
-        decide_tasks,
-        scaling_of,
-    )
+def check_parity(model, classifier, frames: dict, atol: float) -> dict:
+    """torch vs the exported graph on test rows plus a very short and a truncated text."""
+    texts = frames["test"]["text"].sample(n=min(16, len(frames["test"])), random_state=0).tolist()
+    texts += ["ok", "VPN " * 400]  # lengths vary widely
+    checks = parity(model, classifier, texts)
+    log.info("parity: %s", checks)
+    worst = max(checks[f"{t}_max_abs_diff"] for t in TASKS)
+    if worst > atol or min(checks[f"{t}_argmax_agreement"] for t in TASKS) < 1.0:
+        raise ModelError(f"ONNX parity check failed: {checks} (tolerance {atol})")
+    return checks
+
+
+def score_graphs(probs: dict, labels: dict, label_maps: dict, calibration: dict) -> dict:
+    """Each graph alone, as served: calibrated scores, labels by the decision rule."""
+    scalings = {t: scaling_of(calibration.get(t, {})) for t in TASKS}
+    return {
+        name: {
+            s: scored(p[s][1], labels[s], label_maps, decide_tasks(p[s][1], scalings))
+            for s in EVAL_SPLITS
+        }
+        for name, p in probs.items()
+    }
+
+
+def score_hybrid(weights: dict, tempered: dict, tfidf: dict, labels: dict, label_maps) -> dict:
+    """The served hybrid on val and test, with the blend's ECE before its calibration map."""
+    w = {t: weights[t]["transformer_weight"] for t in TASKS}
+    scalings = {t: scaling_of(weights[t]) for t in TASKS}
+    result = {"weights": weights}
+    for s in EVAL_SPLITS:
+        served = blend(w, tempered[s], tfidf[s], scalings)
+        result[s] = scored(served, labels[s], label_maps, decide_tasks(served, scalings))
+        mixed = blend(w, tempered[s], tfidf[s])
+        for t in TASKS:
+            result[s][t]["ece_uncalibrated"] = ece(mixed[t], labels[s][t])
+    return result
+
+
+def publish(staging: Path, out: Path, served_files: list[str]) -> None:
+    """model_config.json names every file the served model needs (the Docker context and
+    `register` are checked on it); the staged outputs replace the old ones, and an output this
+    export did not produce (e.g. no INT8 or no hybrid this time) leaves nothing stale behind."""
+    config = read_json(staging / "model_config.json")
+    write_json({**config, "files": served_files}, staging / "model_config.json")
+    for name in (ONNX_FP32, ONNX_INT8, "baseline.npz", "hybrid.json", "model_config.json"):
+        if (staging / name).exists():
+            (staging / name).replace(out / name)
+        else:
+            (out / name).unlink(missing_ok=True)
+
+
+def report(cfg: DictConfig, out: Path, results: dict, checks: dict, serve_int8: bool) -> None:
+    """metrics/<name>.json, the export run in MLflow, and the summary lines."""
     from ticketml.tracking import stage_run
 
-    out = Path(cfg.paths.artifacts_dir)
-    model = load_checkpoint(cfg)
-    write_serving_files(model, out, cfg)
-    frames = load_splits(cfg)
-    staging = out / ".export"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for name in (FILES[k] for k in ("tokenizer", "label_maps", "model_config", "calibration")):
-        if (out / name).is_file():
-            shutil.copy(out / name, staging / name)
-    try:
-        phase("ONNX graph", export_graph, model, staging / ONNX_FP32, int(cfg.export.opset))
-        classifier = TicketClassifier.from_dir(staging, transformer_only=True)
-        texts = (
-            frames["test"]["text"].sample(n=min(16, len(frames["test"])), random_state=0).tolist()
-        )
-        texts += ["ok", "VPN " * 400]  # a very short and a truncated text: lengths vary widely
-        checks = parity(model, classifier, texts)
-        log.info("parity: %s", checks)
-        worst = max(checks[f"{t}_max_abs_diff"] for t in TASKS)
-        if (
-            worst > float(cfg.export.parity_atol)
-            or min(checks[f"{t}_argmax_agreement"] for t in TASKS) < 1.0
-        ):
-            raise ModelError(
-                f"ONNX parity check failed: {checks} (tolerance {cfg.export.parity_atol})"
-            )
-        label_maps = model.hparams.label_maps
-        choice = str(cfg.export.use_int8).lower()
-        serve_int8 = bool(cfg.export.quantize) if choice == "auto" else choice == "true"
-        if serve_int8 and not cfg.export.quantize:
-            raise ModelError("export.use_int8=true needs export.quantize=true")
-        labels = {s: encode_labels(frames[s], label_maps) for s in EVAL_SPLITS}
-        probs = {"onnx": phase("fp32 graph on val + test", graph_probs, classifier, frames)}
-        if cfg.export.quantize:
-            phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
-            int8 = TicketClassifier.from_dir(staging, int8=True, transformer_only=True)
-            probs["onnx_int8"] = phase("INT8 graph on val + test", graph_probs, int8, frames)
-        calibration_file = staging / FILES["calibration"]
-        calibration = read_json(calibration_file) if calibration_file.is_file() else {}
-        scalings = {t: scaling_of(calibration.get(t, {})) for t in TASKS}
-        results = {
-            name: {
-                s: scored(p[s][1], labels[s], label_maps, decide_tasks(p[s][1], scalings))
-                for s in EVAL_SPLITS
-            }
-            for name, p in probs.items()
-        }
-        if cfg.model.hybrid:
-            tempered = {s: p[0] for s, p in probs["onnx_int8" if serve_int8 else "onnx"].items()}
-            weights, tfidf = phase(
-                "hybrid weights", build_hybrid, cfg, tempered, staging, frames, label_maps
-            )
-            w = {t: weights[t]["transformer_weight"] for t in TASKS}
-            hybrid_scalings = {t: scaling_of(weights[t]) for t in TASKS}
-            results["hybrid"] = {"weights": weights}
-            for s in EVAL_SPLITS:
-                mixed = blend(w, tempered[s], tfidf[s])
-                served_probs = blend(w, tempered[s], tfidf[s], hybrid_scalings)
-                results["hybrid"][s] = scored(
-                    served_probs, labels[s], label_maps, decide_tasks(served_probs, hybrid_scalings)
-                )
-                for t in TASKS:
-                    results["hybrid"][s][t]["ece_uncalibrated"] = ece(mixed[t], labels[s][t])
-        served_files = [ONNX_INT8 if serve_int8 else ONNX_FP32]
-        served_files += [FILES[k] for k in ("tokenizer", "label_maps", "model_config")]
-        served_files += ["calibration.json"] if (staging / "calibration.json").is_file() else []
-        served_files += ["baseline.npz", "hybrid.json"] if cfg.model.hybrid else []
-        config = read_json(staging / "model_config.json")
-        # every file the served model needs: the Docker context and `register` are checked on it
-        write_json({**config, "files": served_files}, staging / "model_config.json")
-        produced = (ONNX_FP32, ONNX_INT8, "baseline.npz", "hybrid.json", "model_config.json")
-        for name in produced:
-            if (staging / name).exists():
-                (staging / name).replace(out / name)
-            else:  # e.g. no INT8 or no hybrid this time: nothing stale from an older export
-                (out / name).unlink(missing_ok=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     sizes = {
         name: (out / name).stat().st_size / 2**20
         for name in (ONNX_FP32, ONNX_INT8)
         if (out / name).exists()
     }
-    served = ONNX_INT8 if serve_int8 else ONNX_FP32
     size_of = {
         "onnx": sizes.get(ONNX_FP32),
         "onnx_int8": sizes.get(ONNX_INT8),
-        "hybrid": sizes.get(served),
+        "hybrid": sizes.get(ONNX_INT8 if serve_int8 else ONNX_FP32),
     }
     for name, metrics in results.items():
         write_json(
@@ -299,11 +270,11 @@ def run_export(cfg: DictConfig) -> dict:
             stage.metrics(flat_metrics(metrics, prefix=f"{name}_"))
             stage.artifact(out / "metrics" / f"{name}.json", "metrics")
     for name, metrics in results.items():
+        test = metrics["test"]
         print(
             f"{name} test: "
             + ", ".join(
-                f"{t} macro_f1={metrics['test'][t]['macro_f1']:.3f} ECE={metrics['test'][t]['ece']:.3f}"
-                for t in TASKS
+                f"{t} macro_f1={test[t]['macro_f1']:.3f} ECE={test[t]['ece']:.3f}" for t in TASKS
             )
             + f" ({size_of[name] or 0:.1f} MB graph)"
         )
@@ -315,5 +286,52 @@ def run_export(cfg: DictConfig) -> dict:
                 f"{t} {test[t]['ece_uncalibrated']:.3f} -> {test[t]['ece']:.3f}" for t in TASKS
             )
         )
+    worst = max(checks[f"{t}_max_abs_diff"] for t in TASKS)
     print(f"parity vs torch: max |diff| {worst:.2e}, argmax agreement 100%")
+
+
+def run_export(cfg: DictConfig) -> dict:
+    """Write artifacts/model.onnx (+ model.int8.onnx), serving files and ONNX metrics; log to MLflow."""
+    out = Path(cfg.paths.artifacts_dir)
+    model = load_checkpoint(cfg)
+    write_serving_files(model, out, cfg)
+    frames = load_splits(cfg)
+    label_maps = model.hparams.label_maps
+    choice = str(cfg.export.use_int8).lower()
+    serve_int8 = bool(cfg.export.quantize) if choice == "auto" else choice == "true"
+    if serve_int8 and not cfg.export.quantize:
+        raise ModelError("export.use_int8=true needs export.quantize=true")
+    staging = out / ".export"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in (FILES[k] for k in ("tokenizer", "label_maps", "model_config", "calibration")):
+        if (out / name).is_file():
+            shutil.copy(out / name, staging / name)
+    try:
+        phase("ONNX graph", export_graph, model, staging / ONNX_FP32, int(cfg.export.opset))
+        classifier = TicketClassifier.from_dir(staging, transformer_only=True)
+        checks = check_parity(model, classifier, frames, float(cfg.export.parity_atol))
+        labels = {s: encode_labels(frames[s], label_maps) for s in EVAL_SPLITS}
+        probs = {"onnx": phase("fp32 graph on val + test", graph_probs, classifier, frames)}
+        if cfg.export.quantize:
+            phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
+            int8 = TicketClassifier.from_dir(staging, int8=True, transformer_only=True)
+            probs["onnx_int8"] = phase("INT8 graph on val + test", graph_probs, int8, frames)
+        calibration_file = staging / FILES["calibration"]
+        calibration = read_json(calibration_file) if calibration_file.is_file() else {}
+        results = score_graphs(probs, labels, label_maps, calibration)
+        served_files = [ONNX_INT8 if serve_int8 else ONNX_FP32]
+        served_files += [FILES[k] for k in ("tokenizer", "label_maps", "model_config")]
+        served_files += [FILES["calibration"]] if calibration_file.is_file() else []
+        if cfg.model.hybrid:
+            tempered = {s: p[0] for s, p in probs["onnx_int8" if serve_int8 else "onnx"].items()}
+            weights, tfidf = phase(
+                "hybrid weights", build_hybrid, cfg, tempered, staging, frames, label_maps
+            )
+            results["hybrid"] = score_hybrid(weights, tempered, tfidf, labels, label_maps)
+            served_files += [FILES["baseline"], FILES["hybrid"]]
+        publish(staging, out, served_files)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report(cfg, out, results, checks, serve_int8)
     return results

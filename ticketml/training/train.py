@@ -343,7 +343,9 @@ def finalize(
     for t in TASKS:
         m = metrics["test"][t]
         print(
-            f"  {t}: temperature {calibration[t]['temperature']:.2f} + class bias, test ECE "
+            f"  {t}: temperature {calibration[t]['temperature']:.2f}"
+            + (" + class bias" if "bias" in calibration[t] else "")
+            + ", test ECE "
             f"{m['ece_uncalibrated']:.3f} -> {m['ece']:.3f}, NLL {m['nll_uncalibrated']:.3f} -> "
             f"{m['nll']:.3f}, macro-F1 {m['macro_f1_uncalibrated']:.3f} -> "
             f"{m['macro_f1_calibrated']:.3f}"
