@@ -30,10 +30,11 @@ TASKS = ("topic", "priority")
 
 
 def scores(
-    probs: dict, labels: dict, label_maps: dict, decisions: dict, mask=None, before=None
+    probs: dict, labels: dict, label_maps: dict, mask=None, decisions=None, before=None
 ) -> dict:
-    """Macro-F1/accuracy of the decisions and ECE of the probabilities (`before`: the probabilities
-    before the calibration map, whose ECE is reported as ece_uncalibrated)."""
+    """Macro-F1/accuracy of the decisions (default: argmax) and ECE of the probabilities
+    (`before`: the probabilities before the calibration map, reported as ece_uncalibrated)."""
+    decisions = decisions or {t: p.argmax(1) for t, p in probs.items()}
     from sklearn.metrics import accuracy_score, f1_score
 
     from ticketml.calibration import ece
@@ -145,7 +146,7 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
         "hybrid_weights": weights,
         "overrides": overrides,
         "models": {
-            k: scores(v, labels["test"], label_maps, decisions[k], before=before.get(k))
+            k: scores(v, labels["test"], label_maps, None, decisions[k], before.get(k))
             for k, v in probs.items()
         },
     }
@@ -155,7 +156,7 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
             if count >= 20:
                 mask = (test["language"] == lang).to_numpy()
                 result["by_language"][lang] = {
-                    k: scores(v, labels["test"], label_maps, decisions[k], mask, before.get(k))
+                    k: scores(v, labels["test"], label_maps, mask, decisions[k], before.get(k))
                     for k, v in probs.items()
                 }
     print(f"\n{data}, seed {cfg.seed}: {len(test)} test tickets, {result['epochs']} epochs")

@@ -148,8 +148,10 @@ def test_the_study_survives_a_postgresql_restart(stack, data_workdir, tiny_encod
         stack["db"].start()
         restarted.set()
 
-    threading.Thread(target=restart).start()
+    restarter = threading.Thread(target=restart)
+    restarter.start()
     outputs = [w.communicate(timeout=900)[0] for w in workers]
+    restarter.join(timeout=120)  # never leave a server started after the fixture's teardown
     assert restarted.is_set()
     assert [w.returncode for w in workers] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
     check_study_and_runs(stack, data_workdir, outputs)
