@@ -17,8 +17,8 @@ INTENDED_USE = """## Intended use and limits
 - Routing and prioritising support tickets like those of the training export: same product,
   languages and label set. It predicts one topic and one priority per ticket; it does not
   extract, summarise or answer.
-- Scores are calibrated probabilities (temperature + class bias per task, fitted on the
-  validation split); labels follow the balanced decision rule the model was selected for, so a
+- Scores are calibrated probabilities (a temperature per task, plus a bias per class where that
+  wins on held-out validation rows); labels follow the balanced decision rule the model was selected for, so a
   close call can give a rare class whose score is a close second. With `min_confidence`, tickets
   whose topic label scores below it are flagged for a person (`needs_review`).
 - Not for tickets in languages or about products absent from the training data, for decisions
