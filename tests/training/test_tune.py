@@ -62,3 +62,35 @@ def test_the_default_enqueued_trial_lies_in_the_default_search_space():
     bad = load_config(["tune.search_space.train.batch_size.choices=[16,32]"])
     with pytest.raises(ConfigError, match=r"train.batch_size='auto': not one of .*\[16, 32\]"):
         check_enqueued(bad.tune.enqueue_trials, search_space(bad.tune.search_space))
+
+
+def test_workers_creating_the_study_tables_at_once_open_the_storage_again(tmp_path, monkeypatch):
+    """Two workers on an empty PostgreSQL: the loser's CREATE fails with a unique violation on
+    the catalogue; it must open the storage again, not stop with "cannot reach"."""
+    import sqlalchemy.exc
+
+    from ticketml.config import load_config
+    from ticketml.training import study
+
+    cfg = load_config([f"tune.storage=sqlite:///{tmp_path}/optuna.db"])
+    real_init, calls = study.RetryingStorage.__init__, []
+
+    def racing_init(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.IntegrityError(
+                "CREATE TABLE studies", {}, Exception('duplicate key "pg_type_typname_nsp_index"')
+            )
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(study.RetryingStorage, "__init__", racing_init)
+    storage = study.make_storage(cfg.tune)
+    assert len(calls) == 2 and storage.get_all_studies() == []
+    calls.clear()
+    monkeypatch.setattr(
+        study.RetryingStorage,
+        "__init__",
+        lambda self, *a, **k: (_ for _ in ()).throw(sqlalchemy.exc.ArgumentError("bad URL")),
+    )
+    with pytest.raises(ConfigError, match="cannot reach the study database"):
+        study.make_storage(cfg.tune)  # anything else is one clear error, at once

@@ -56,23 +56,37 @@ class RetryingStorage(optuna.storages.RDBStorage):
                 setattr(self, name, _retrying(getattr(self, name), retry_s))
 
 
-def make_storage(t: DictConfig) -> RetryingStorage:
+def creating_tables_at_once(exc: BaseException) -> bool:
+    """Workers started together on an empty database all create Optuna's tables: PostgreSQL lets
+    one win and fails the others with a unique violation on its catalogue (or "already exists").
+    Opening the storage again then finds the tables."""
+    names = {type(exc).__name__, type(exc.__cause__).__name__, type(exc.__context__).__name__}
+    return bool(names & {"IntegrityError", "UniqueViolation", "DuplicateTable", "DuplicateObject"})
+
+
+def make_storage(t: DictConfig, attempts: int = 5) -> RetryingStorage:
     """The study's storage, with a heartbeat; an unreachable database is one clear error."""
     url = str(t.storage)
     engine = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
-    try:
-        return RetryingStorage(
-            url,
-            retry_s=float(t.retry_s),
-            engine_kwargs=engine,
-            heartbeat_interval=int(t.heartbeat_s),
-            grace_period=2 * int(t.heartbeat_s),
-        )
-    except Exception as exc:  # noqa: BLE001 - whatever the driver says, said in one line
-        reason = mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise ConfigError(
-            f"cannot reach the study database tune.storage={mask(url)}: {reason}"
-        ) from exc
+    for attempt in range(1, attempts + 1):
+        try:
+            return RetryingStorage(
+                url,
+                retry_s=float(t.retry_s),
+                engine_kwargs=engine,
+                heartbeat_interval=int(t.heartbeat_s),
+                grace_period=2 * int(t.heartbeat_s),
+            )
+        except Exception as exc:  # noqa: BLE001 - whatever the driver says, said in one line
+            if attempt < attempts and creating_tables_at_once(exc):
+                log.info("another worker is creating the study tables; opening it again")
+                time.sleep(0.5 * attempt)
+                continue
+            reason = mask(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise ConfigError(
+                f"cannot reach the study database tune.storage={mask(url)}: {reason}"
+            ) from exc
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def open_study(cfg: DictConfig, sampler, pruner) -> tuple[optuna.Study, bool]:
