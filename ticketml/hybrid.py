@@ -49,12 +49,12 @@ def fit_hybrid(
     """hybrid.json: per task, the blend weight (best validation macro-F1, `fit_weights`) and the
     blend's own calibration map (temperature, + class bias where it wins in cross-validation, on
     its log-probabilities; `fit_calibration` on the same validation rows). `transformer` is the tempered transformer (softmax(z / T))."""
+    from pyfunc.core import blend
     from pyfunc.probability import log_probs
     from ticketml.calibration import fit_calibration
 
     weights = fit_weights(transformer, baseline, labels)
+    mixed = blend({t: weights[t]["transformer_weight"] for t in TASKS}, transformer, baseline)
     for task in TASKS:
-        w = weights[task]["transformer_weight"]
-        mixed = w * transformer[task] + (1 - w) * baseline[task]
-        weights[task].update(fit_calibration(log_probs(mixed), labels[task]))
+        weights[task].update(fit_calibration(log_probs(mixed[task]), labels[task]))
     return weights
