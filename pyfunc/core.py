@@ -38,19 +38,43 @@ def head_and_tail(ids: list[int], max_length: int, head: int) -> list[int]:
     return list(ids[:head]) + list(ids[len(ids) - (max_length - head) :])
 
 
-def blend(
-    weights: dict[str, float],
+STACK_FLOOR = 1e-6  # the stacker reads log-probabilities floored here (no -27 outliers)
+
+
+def stack_features(transformer: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """The stacker's inputs for one task: both models' log-probabilities side by side."""
+    return np.hstack(
+        [
+            np.log(np.clip(transformer, STACK_FLOOR, None)),
+            np.log(np.clip(baseline, STACK_FLOOR, None)),
+        ]
+    )
+
+
+def combine(entry: dict, transformer: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """One task's hybrid probabilities before the blend's calibration map, as its entry of
+    hybrid.json says: the weighted blend w x transformer + (1 - w) x baseline ("blend"), or a
+    multinomial logistic regression on both models' log-probabilities ("stack")."""
+    if entry.get("method", "blend") == "stack":
+        z = stack_features(transformer, baseline) @ np.asarray(entry["coef"], dtype=np.float64)
+        return softmax(z + np.asarray(entry["intercept"], dtype=np.float64))
+    w = float(entry["transformer_weight"])
+    return w * transformer + (1 - w) * baseline
+
+
+def hybrid_proba(
+    entries: dict[str, dict],
     transformer: dict[str, np.ndarray],
     baseline: dict[str, np.ndarray],
-    scaling: dict[str, dict] | None = None,
+    calibrated: bool = True,
 ) -> dict[str, np.ndarray]:
-    """The hybrid: per task, weight x transformer + (1 - weight) x baseline, then (when
-    hybrid.json has one) the blend's own calibration map, fitted on validation."""
-    scaling = scaling or {}
+    """The hybrid per task (`combine`), then (when `calibrated` and hybrid.json has one) its own
+    calibration map, fitted on validation. `transformer`: the tempered softmax(z / T)."""
     out = {}
     for t in TASKS:
-        mixed = weights[t] * transformer[t] + (1 - weights[t]) * baseline[t]
-        out[t] = scaled(log_probs(mixed), scaling[t]) if scaling.get(t) else mixed
+        mixed = combine(entries[t], transformer[t], baseline[t])
+        scaling = scaling_of(entries[t]) if calibrated else None
+        out[t] = scaled(log_probs(mixed), scaling) if scaling else mixed
     return out
 
 
@@ -96,11 +120,11 @@ class TicketClassifier:
         if calibration_path and Path(calibration_path).is_file():
             calib = json.loads(Path(calibration_path).read_text())
             self.scalings.update({t: scaling_of(calib[t]) for t in TASKS if t in calib})
-        # Hybrid: blend with the TF-IDF baseline using per-task weights fitted on validation.
+        # Hybrid: the TF-IDF baseline blended or stacked with the transformer (fitted on validation).
         # A model whose config says hybrid fails to load without its TF-IDF half: never a silent
         # fall-back to the transformer alone. (Models from before the flag: hybrid when both
         # files are there.)
-        self.tfidf, self.hybrid_weights, self.hybrid_scalings = None, {}, {}
+        self.tfidf, self.hybrid, self.hybrid_scalings = None, {}, {}
         files = {"baseline": baseline_path, "hybrid": hybrid_path}
         present = all(p and Path(p).is_file() for p in files.values())
         hybrid = bool(self.config.get("hybrid", present)) and not transformer_only
@@ -114,9 +138,9 @@ class TicketClassifier:
             from .tfidf import TfidfClassifier
 
             self.tfidf = TfidfClassifier.load(baseline_path)
-            weights = json.loads(Path(hybrid_path).read_text())
-            self.hybrid_weights = {t: float(weights[t]["transformer_weight"]) for t in TASKS}
-            self.hybrid_scalings = {t: scaling_of(weights[t]) for t in TASKS}
+            entries = json.loads(Path(hybrid_path).read_text())
+            self.hybrid = {t: entries[t] for t in TASKS}
+            self.hybrid_scalings = {t: scaling_of(entries[t]) for t in TASKS}
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         # tokenizer.json may carry its own padding/truncation: set ours explicitly. Padding is
         # done per batch here, after sorting by token count (see batches).
@@ -229,7 +253,17 @@ class TicketClassifier:
     def blend(
         self, transformer: dict[str, np.ndarray], baseline: dict[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
-        return blend(self.hybrid_weights, transformer, baseline, self.hybrid_scalings)
+        """The served hybrid of the tempered transformer and the baseline (hybrid_proba)."""
+        return hybrid_proba(self.hybrid, transformer, baseline)
+
+    @property
+    def hybrid_summary(self) -> dict[str, dict]:
+        """Per task, how the hybrid combines its halves (method, and the blend's weight)."""
+        return {
+            t: {k: e[k] for k in ("method", "transformer_weight", "C") if k in e}
+            | {"method": e.get("method", "blend")}
+            for t, e in self.hybrid.items()
+        }
 
     @property
     def served(self) -> str:

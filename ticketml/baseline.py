@@ -21,7 +21,7 @@ from scipy import sparse
 from pyfunc.tfidf import CharKeys, TfidfClassifier, TfidfFeatures, tfidf_values, word_ngrams
 from ticketml import TASKS
 from ticketml.contract import BASELINE, artifact, load_label_maps, load_splits
-from ticketml.data.schema import encode_labels
+from ticketml.data.schema import MISSING, encode_labels
 from ticketml.errors import ModelError
 from ticketml.io import atomic_path, write_json
 from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
@@ -164,22 +164,15 @@ def csr(blocks: list[tuple], n_docs: int, n_features: int) -> sparse.csr_matrix:
     return sparse.csr_matrix((values, (rows, cols)), shape=(n_docs, n_features))
 
 
-def fit_head(
-    matrix: sparse.csr_matrix, labels: np.ndarray, order: list[str], b: DictConfig, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """One LogisticRegression; (coef (n_features, classes), intercept) in label-map order. A
+def class_columns(clf, order: list, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted LogisticRegression as (coef (n_features, classes), intercept) in `order`: a
     binary model's one decision column z becomes the softmax pair (0, z); a class absent from
-    the training split gets probability 0."""
-    from sklearn.linear_model import LogisticRegression
-
-    clf = LogisticRegression(
-        C=float(b.C), class_weight=b.class_weight, max_iter=int(b.max_iter), random_state=seed
-    ).fit(matrix, labels)
+    its training rows gets an intercept of -inf (probability 0)."""
     classes = list(clf.classes_)
     coef, intercept = clf.coef_.astype(np.float64), clf.intercept_.astype(np.float64)
     if len(classes) == 2:
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, intercept[0]])
-    out_coef = np.zeros((matrix.shape[1], len(order)))
+    out_coef = np.zeros((n_features, len(order)))
     out_intercept = np.full(len(order), -np.inf)
     for j, label in enumerate(order):
         if label in classes:
@@ -188,17 +181,39 @@ def fit_head(
     return out_coef, out_intercept
 
 
+def fit_head(
+    matrix: sparse.csr_matrix, labels: np.ndarray, order: list[str], b: DictConfig, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One LogisticRegression; (coef (n_features, classes), intercept) in label-map order
+    (`class_columns`)."""
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(
+        C=float(b.C), class_weight=b.class_weight, max_iter=int(b.max_iter), random_state=seed
+    ).fit(matrix, labels)
+    return class_columns(clf, order, matrix.shape[1])
+
+
 def fit_heads(
     matrix: sparse.csr_matrix, train: pd.DataFrame, label_maps: dict, b: DictConfig, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every task's head at the same time, one process each (scipy's sparse products hold the
-    GIL, so threads would take turns); joblib shares the matrix with them through memory maps."""
+    GIL, so threads would take turns); joblib shares the matrix with them through memory maps.
+    Each head fits on the rows labelled for its task (partial labels)."""
     from joblib import Parallel, delayed
 
     # worker processes cost a second or two to start: worth it only for a large matrix
     jobs = max(1, min(len(TASKS), os.cpu_count() or 1)) if matrix.nnz > PARALLEL_NNZ else 1
+    rows = {t: (train[t] != MISSING).to_numpy() for t in TASKS}
     return Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
-        delayed(fit_head)(matrix, train[t].to_numpy(), label_maps[t], b, seed) for t in TASKS
+        delayed(fit_head)(
+            matrix if rows[t].all() else matrix[rows[t]],
+            train[t].to_numpy()[rows[t]],
+            label_maps[t],
+            b,
+            seed,
+        )
+        for t in TASKS
     )
 
 

@@ -10,22 +10,40 @@ from pyfunc.probability import decide, scaled, softmax
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+def with_labels(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows that have a label for the task (partial labels: the others are -1)."""
+    keep = np.asarray(labels) >= 0
+    return np.asarray(probs)[keep], np.asarray(labels)[keep]
+
+
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    probs, labels = with_labels(probs, labels)
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
 
 
-def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
-    """Expected calibration error of the top-class confidence, equal-width bins."""
-    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+def reliability_bins(
+    probs: np.ndarray, labels: np.ndarray, bins: int = 15
+) -> list[tuple[float, float, float]]:
+    """Per non-empty equal-width bin of top-class confidence: (share of rows, mean confidence,
+    accuracy), on the rows labelled for the task. ECE and the reliability diagram read these."""
+    probs, labels = with_labels(probs, labels)
+    conf, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
     edges = np.linspace(0, 1, bins + 1)
-    total = 0.0
+    out = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         in_bin = (conf > lo) & (conf <= hi)
         if in_bin.any():
-            total += in_bin.mean() * abs(
-                (pred[in_bin] == labels[in_bin]).mean() - conf[in_bin].mean()
+            out.append(
+                (float(in_bin.mean()), float(conf[in_bin].mean()), float(correct[in_bin].mean()))
             )
-    return float(total)
+    return out
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of the top-class confidence, equal-width bins (labelled rows)."""
+    return float(
+        sum(share * abs(acc - conf) for share, conf, acc in reliability_bins(probs, labels, bins))
+    )
 
 
 def fit_temperature(
@@ -76,7 +94,8 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray, folds: int = 5, seed
     beats the temperature alone in held-out NLL over `folds` folds of the validation rows, else
     the temperature alone (the bias has k more parameters: on a small or already unshifted
     validation split it can fit noise). Refitted on all validation rows; "selected_by" records
-    the cross-validated NLL of both."""
+    the cross-validated NLL of both. Rows without a label for the task are left out."""
+    logits, labels = with_labels(logits, labels)
     n = len(labels)
     order = np.random.default_rng(seed).permutation(n)
     cv = {"temperature": [], "temperature_bias": []}
@@ -98,6 +117,8 @@ def calibration_report(probs_before: np.ndarray, scaling: dict, logits: np.ndarr
     """ECE/NLL before and after a map, and macro-F1 of the decisions (unchanged by design)."""
     from sklearn.metrics import f1_score
 
+    keep = np.asarray(labels) >= 0
+    probs_before, logits, labels = probs_before[keep], logits[keep], np.asarray(labels)[keep]
     after = scaled(logits, scaling)
     k = after.shape[1]
 
@@ -133,6 +154,8 @@ def routing_table(
     """For each threshold: share of tickets auto-routed (the given label's probability ≥ t, as
     `needs_review` decides) and their accuracy. `pred`: the labels given (default argmax)."""
     pred = probs.argmax(axis=1) if pred is None else pred
+    keep = np.asarray(labels) >= 0
+    probs, labels, pred = probs[keep], np.asarray(labels)[keep], np.asarray(pred)[keep]
     conf, correct = probs[np.arange(len(pred)), pred], pred == labels
     rows = []
     for t in thresholds:

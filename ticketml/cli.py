@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "data": ("ticketml.data.preprocess:download_and_preprocess", "download_data then preprocess"),
     "baseline": ("ticketml.baseline:run_baseline", "TF-IDF + LogisticRegression per task"),
+    "pretrain": (
+        "ticketml.training.pretrain:run_pretrain",
+        "continue the encoder's masked-LM training on the export's text (TAPT)",
+    ),
     "train": ("ticketml.training.train:run_train", "train the multi-task transformer"),
     "tune": ("ticketml.training.tune:run_tune", "Optuna study; keeps the best model"),
     "export_onnx": ("ticketml.export:run_export", "export the best checkpoint to ONNX (+ INT8)"),

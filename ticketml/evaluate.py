@@ -38,7 +38,7 @@ def score(
             "accuracy": m["accuracy"],
             "macro_f1": m["macro_f1"],
             "ece": ece(probs[t], labels[t]),
-            "n": int(len(labels[t])),
+            "n": m["n"],
             "per_class_f1": {k: v["f1"] for k, v in m["per_class"].items()},
         }
     return out
@@ -71,7 +71,7 @@ def build_report(
             for t in TASKS
         },
         "models": {k: score(v, labels, label_maps, decisions[k]) for k, v in probs.items()},
-        "hybrid_weights": classifier.hybrid_weights,
+        "hybrid": classifier.hybrid_summary,
     }
     if "language" in test.columns:
         report["by_language"] = {}

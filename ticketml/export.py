@@ -16,8 +16,8 @@ from pyfunc.core import (
     ONNX_FP32,
     ONNX_INT8,
     TicketClassifier,
-    blend,
     decide_tasks,
+    hybrid_proba,
     scaling_of,
 )
 from ticketml import TASKS
@@ -165,9 +165,9 @@ def build_hybrid(
     cfg: DictConfig, served: dict, staging: Path, frames: dict, label_maps: dict
 ) -> tuple[dict, dict]:
     """baseline.npz (the file `ticketml baseline` saved, checked against scikit-learn there) and
-    hybrid.json (weights and the blend's calibration map, fitted on val against the served
-    graph's tempered probabilities) in `staging`; returns them and the baseline's val/test
-    probabilities."""
+    hybrid.json (per task the blend or the stacker, and the hybrid's calibration map, fitted on
+    val against the served graph's tempered probabilities: ticketml.hybrid) in `staging`;
+    returns them and the baseline's val/test probabilities."""
     from ticketml.baseline import baseline_path, load_baseline
     from ticketml.hybrid import fit_hybrid
 
@@ -179,9 +179,16 @@ def build_hybrid(
         )
     shutil.copyfile(baseline_path(cfg), staging / "baseline.npz")
     base = {s: tfidf.predict_proba(frames[s]["text"].tolist()) for s in EVAL_SPLITS}
-    weights = fit_hybrid(served["val"], base["val"], encode_labels(frames["val"], label_maps))
+    weights = fit_hybrid(
+        served["val"],
+        base["val"],
+        encode_labels(frames["val"], label_maps),
+        str(cfg.model.combiner),
+        int(cfg.seed),
+    )
     write_json(weights, staging / "hybrid.json")
-    log.info("hybrid weights (transformer share): %s", weights)
+    for t in TASKS:
+        log.info("hybrid %s: %s (cv macro-F1 %s)", t, weights[t]["method"], weights[t]["chosen_by"])
     return weights, base
 
 
@@ -218,14 +225,13 @@ def score_graphs(probs: dict, labels: dict, label_maps: dict, calibration: dict)
 
 
 def score_hybrid(weights: dict, tempered: dict, tfidf: dict, labels: dict, label_maps) -> dict:
-    """The served hybrid on val and test, with the blend's ECE before its calibration map."""
-    w = {t: weights[t]["transformer_weight"] for t in TASKS}
+    """The served hybrid on val and test, with its ECE before its calibration map."""
     scalings = {t: scaling_of(weights[t]) for t in TASKS}
     result = {"weights": weights}
     for s in EVAL_SPLITS:
-        served = blend(w, tempered[s], tfidf[s], scalings)
+        served = hybrid_proba(weights, tempered[s], tfidf[s])
         result[s] = scored(served, labels[s], label_maps, decide_tasks(served, scalings))
-        mixed = blend(w, tempered[s], tfidf[s])
+        mixed = hybrid_proba(weights, tempered[s], tfidf[s], calibrated=False)
         for t in TASKS:
             result[s][t]["ece_uncalibrated"] = ece(mixed[t], labels[s][t])
     return result

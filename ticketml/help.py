@@ -16,6 +16,7 @@ GROUPS: dict[str, list[str]] = {
     "preprocess": ["data", "preprocess", "paths", "mlflow"],
     "data": ["data", "preprocess", "paths", "mlflow"],
     "baseline": ["baseline", "paths", "mlflow"],
+    "pretrain": ["pretrain", "model", "train", "paths", "mlflow"],
     "train": ["model", "train", "paths", "mlflow"],
     "tune": ["tune", "model", "train", "paths", "mlflow"],
     "export_onnx": ["export", "model", "paths", "mlflow"],

@@ -1,8 +1,13 @@
-"""Hybrid model: per-task blend of the calibrated transformer and the TF-IDF baseline.
+"""Hybrid model: per task, the calibrated transformer combined with the TF-IDF baseline.
 
-The baseline is served from its own plain-array file (`baseline.npz`, pyfunc/tfidf.py) and the
-blend weights (`hybrid.json`) are fitted on the validation split; serving needs neither torch nor
-scikit-learn.
+Two ways to combine them, both fitted on the validation split, and per task the one with the
+better cross-validated macro-F1 there ships (`model.combiner=auto`; ties keep the blend):
+  blend   w x transformer + (1 - w) x baseline, w on a 0..1 grid (one parameter)
+  stack   a class-balanced multinomial logistic regression on both models' log-probabilities
+          (2k inputs; C chosen from STACK_C by the same cross-validation)
+The baseline is served from its own plain-array file (`baseline.npz`, pyfunc/tfidf.py); the
+choice, its parameters and the hybrid's own calibration map are `hybrid.json`
+(pyfunc.core.hybrid_proba serves it); serving needs neither torch nor scikit-learn.
 """
 
 from __future__ import annotations
@@ -11,50 +16,134 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from ticketml import TASKS
+from ticketml.errors import ConfigError
 
 WEIGHTS = np.round(np.linspace(0, 1, 21), 2)
+STACK_C = (0.01, 0.1, 1.0)
+COMBINERS = ("auto", "blend", "stack")
+FOLDS = 5
+ABSENT_LOGIT = -1e4  # a class absent from the stacker's training rows (JSON has no -inf)
 
 
-def fit_weights(
-    transformer: dict[str, np.ndarray],
-    baseline: dict[str, np.ndarray],
-    labels: dict[str, np.ndarray],
+def macro_f1(labels: np.ndarray, probs: np.ndarray) -> float:
+    return float(
+        f1_score(
+            labels,
+            probs.argmax(1),
+            labels=list(range(probs.shape[1])),
+            average="macro",
+            zero_division=0,
+        )
+    )
+
+
+def blend_weight(transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarray) -> dict:
+    """The transformer weight in [0, 1] with the best macro-F1 on these rows (ties → 0.5)."""
+    scores = [macro_f1(labels, w * transformer + (1 - w) * baseline) for w in WEIGHTS]
+    best = max(scores)
+    candidates = [w for w, s in zip(WEIGHTS, scores, strict=True) if s >= best - 1e-12]
+    return {
+        "method": "blend",
+        "transformer_weight": float(min(candidates, key=lambda v: abs(v - 0.5))),
+        "val_macro_f1": float(best),
+    }
+
+
+def fit_stacker(
+    transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarray, C: float, seed: int = 0
 ) -> dict:
-    """Per task, the transformer weight in [0, 1] with the best validation macro-F1 (ties → 0.5)."""
-    out = {}
-    for task in TASKS:
-        n = transformer[task].shape[1]
-        scores = [
-            f1_score(
-                labels[task],
-                (w * transformer[task] + (1 - w) * baseline[task]).argmax(1),
-                labels=list(range(n)),
-                average="macro",
-                zero_division=0,
-            )
-            for w in WEIGHTS
-        ]
-        best = max(scores)
-        candidates = [w for w, s in zip(WEIGHTS, scores, strict=True) if s >= best - 1e-12]
-        w = float(min(candidates, key=lambda v: abs(v - 0.5)))
-        out[task] = {"transformer_weight": w, "val_macro_f1": float(best)}
+    """A class-balanced logistic regression on pyfunc.core.stack_features, as hybrid.json holds
+    it: coef (2k, k) and intercept (k) in label order."""
+    from sklearn.linear_model import LogisticRegression
+
+    from pyfunc.core import stack_features
+    from ticketml.baseline import class_columns
+
+    features = stack_features(transformer, baseline)
+    k = transformer.shape[1]
+    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=seed)
+    coef, intercept = class_columns(clf.fit(features, labels), list(range(k)), features.shape[1])
+    intercept = np.where(np.isfinite(intercept), intercept, ABSENT_LOGIT)
+    return {
+        "method": "stack",
+        "C": float(C),
+        "coef": np.round(coef, 6).tolist(),
+        "intercept": np.round(intercept, 6).tolist(),
+    }
+
+
+def fit_candidate(name: str, transformer, baseline, labels, seed: int = 0) -> dict:
+    if name == "blend":
+        return blend_weight(transformer, baseline, labels)
+    return fit_stacker(transformer, baseline, labels, float(name.removeprefix("stack C=")), seed)
+
+
+def candidate_names(combiner: str) -> list[str]:
+    if combiner not in COMBINERS:
+        raise ConfigError(f"model.combiner={combiner!r} must be one of {', '.join(COMBINERS)}")
+    stacks = [f"stack C={c}" for c in STACK_C]
+    return {"auto": ["blend", *stacks], "blend": ["blend"], "stack": stacks}[combiner]
+
+
+def n_folds(labels: np.ndarray, folds: int = FOLDS) -> int:
+    """FOLDS, or fewer when the rarest class has fewer rows (at least 2)."""
+    counts = np.bincount(labels)
+    return int(min(folds, max(2, counts[counts > 0].min())))
+
+
+def out_of_fold(
+    names: list[str], transformer, baseline, labels, folds: int, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Each candidate's probabilities on every row, fitted on the other folds (what choosing
+    between them and calibrating the stacker read: never a row's own fit)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from pyfunc.core import combine
+
+    n, k = transformer.shape
+    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    out = {name: np.zeros((n, k)) for name in names}
+    for train, held in split.split(np.zeros(n), labels):
+        for name in names:
+            entry = fit_candidate(name, transformer[train], baseline[train], labels[train], seed)
+            out[name][held] = combine(entry, transformer[held], baseline[held])
     return out
+
+
+def fit_task(transformer, baseline, labels, combiner: str = "auto", seed: int = 0) -> dict:
+    """One task's hybrid.json entry: the candidate with the best out-of-fold macro-F1 on the
+    validation rows labelled for the task (the blend on ties), refitted on them all, with the
+    hybrid's calibration map (temperature, + class bias where it wins in cross-validation: see
+    fit_calibration) fitted on the out-of-fold probabilities for a stacker (its in-sample ones
+    are optimistic) and on the blend itself for the one-parameter blend."""
+    from pyfunc.core import combine
+    from pyfunc.probability import log_probs
+    from ticketml.calibration import fit_calibration
+
+    keep = labels >= 0
+    transformer, baseline, labels = transformer[keep], baseline[keep], labels[keep]
+    names = candidate_names(combiner)
+    folds = n_folds(labels)
+    oof = out_of_fold(names, transformer, baseline, labels, folds, seed) if len(names) > 1 else {}
+    cv = {name: macro_f1(labels, p) for name, p in oof.items()}
+    chosen = max(names, key=lambda n: (cv.get(n, 0.0), n == "blend"))
+    entry = fit_candidate(chosen, transformer, baseline, labels, seed)
+    if entry["method"] == "stack":
+        calibrate_on = oof[chosen] if chosen in oof else combine(entry, transformer, baseline)
+    else:
+        calibrate_on = combine(entry, transformer, baseline)
+    entry.update(fit_calibration(log_probs(calibrate_on), labels))
+    entry["chosen_by"] = {"cv_macro_f1": cv, "folds": folds, "combiner": combiner}
+    return entry
 
 
 def fit_hybrid(
     transformer: dict[str, np.ndarray],
     baseline: dict[str, np.ndarray],
     labels: dict[str, np.ndarray],
+    combiner: str = "auto",
+    seed: int = 0,
 ) -> dict:
-    """hybrid.json: per task, the blend weight (best validation macro-F1, `fit_weights`) and the
-    blend's own calibration map (temperature, + class bias where it wins in cross-validation, on
-    its log-probabilities; `fit_calibration` on the same validation rows). `transformer` is the tempered transformer (softmax(z / T))."""
-    from pyfunc.core import blend
-    from pyfunc.probability import log_probs
-    from ticketml.calibration import fit_calibration
-
-    weights = fit_weights(transformer, baseline, labels)
-    mixed = blend({t: weights[t]["transformer_weight"] for t in TASKS}, transformer, baseline)
-    for task in TASKS:
-        weights[task].update(fit_calibration(log_probs(mixed[task]), labels[task]))
-    return weights
+    """hybrid.json: per task, `fit_task`. `transformer` is the tempered transformer
+    (softmax(z / T)) on the validation split, `baseline` the baseline's probabilities there."""
+    return {t: fit_task(transformer[t], baseline[t], labels[t], combiner, seed) for t in TASKS}

@@ -81,9 +81,9 @@ def build_card(cfg: DictConfig, version_files: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def log_lineage(cfg: DictConfig) -> None:
-    """The processed splits as MLflow dataset inputs of the active run (training, validation,
-    test), named by dataset and data version."""
+def log_lineage(cfg: DictConfig, splits: tuple[str, ...] = ("train", "val", "test")) -> None:
+    """The processed splits (those named) as MLflow dataset inputs of the active run (training,
+    validation, test), named by dataset and data version."""
     import mlflow
 
     from ticketml.contract import data_version, load_splits
@@ -91,6 +91,8 @@ def log_lineage(cfg: DictConfig) -> None:
     version = data_version(cfg)
     contexts = {"train": "training", "val": "validation", "test": "test"}
     for split, frame in load_splits(cfg).items():
+        if split not in splits:
+            continue
         columns = [c for c in ("raw_text", "text", "topic", "priority", "language") if c in frame]
         dataset = mlflow.data.from_pandas(
             pd.DataFrame(frame[columns]),

@@ -65,16 +65,11 @@ def reliability_plot(
     """Accuracy vs confidence per bin, before and after calibration (temperature + bias)."""
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
-    edges = np.linspace(0, 1, bins + 1)
+    from ticketml.calibration import reliability_bins
+
     for probs, name in ((probs_before, "uncalibrated"), (probs_after, "calibrated")):
-        conf, correct = probs.max(1), probs.argmax(1) == labels
-        xs, ys = [], []
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            in_bin = (conf > lo) & (conf <= hi)
-            if in_bin.any():
-                xs.append(conf[in_bin].mean())
-                ys.append(correct[in_bin].mean())
-        ax.plot(xs, ys, marker="o", label=name)
+        points = reliability_bins(probs, labels, bins)
+        ax.plot([c for _, c, _ in points], [a for _, _, a in points], marker="o", label=name)
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_title(title)

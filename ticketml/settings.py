@@ -60,6 +60,7 @@ class Model:
     loss_weights: dict[str, float] = field(default_factory=dict)
     class_weights: bool = True
     hybrid: bool = True
+    combiner: str = "auto"
 
 
 @dataclass
@@ -98,7 +99,7 @@ class Baseline:
 
 @dataclass
 class Train:
-    max_epochs: int = 6
+    max_epochs: Any = "auto"  # an int or "auto"
     batch_size: Any = "auto"  # an int or "auto"
     learning_rate: float = 1e-4
     lr_scaling: str = "sqrt"
@@ -113,7 +114,8 @@ class Train:
     strategy: str = "auto"
     precision: Optional[str] = None
     cudnn_attention: bool = False
-    early_stopping_patience: int = 2
+    early_stopping_patience: Any = "auto"  # an int or "auto"
+    max_minutes: Optional[float] = None
     monitor: str = "val/mean_macro_f1"
     balanced_sampling: bool = False
     num_workers: int = 0
@@ -123,12 +125,29 @@ class Train:
 
 
 @dataclass
+class Pretrain:
+    encoder_name: str = MISSING
+    output_dir: str = "encoders/tapt"
+    splits: list[str] = field(default_factory=lambda: ["train", "val"])
+    unlabelled_path: Optional[str] = None
+    max_epochs: Any = "auto"
+    max_steps: Optional[int] = None
+    max_minutes: Optional[float] = None
+    batch_size: Any = "auto"
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    mlm_probability: float = 0.15
+    max_length: int = 256
+
+
+@dataclass
 class Tune:
     n_trials: int = 2
     timeout: Optional[float] = None
     study_name: str = "ticketml"
     storage: str = "sqlite:///optuna.db"
-    max_epochs: int = 6
+    max_epochs: Any = "auto"
     limit_train_batches: Any = None
     pruner_startup_trials: int = 1
     pruner_warmup_epochs: int = 0
@@ -220,6 +239,7 @@ class Settings:
     preprocess: Preprocess = field(default_factory=Preprocess)
     baseline: Baseline = field(default_factory=Baseline)
     train: Train = field(default_factory=Train)
+    pretrain: Pretrain = field(default_factory=Pretrain)
     tune: Tune = field(default_factory=Tune)
     export: Export = field(default_factory=Export)
     registry: Registry = field(default_factory=Registry)

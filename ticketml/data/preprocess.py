@@ -11,8 +11,9 @@ from omegaconf import DictConfig
 from sklearn.model_selection import train_test_split
 
 from pyfunc.text import clean_text
+from ticketml import TASKS
 from ticketml.contract import DATA_REPORT, LABEL_MAPS, SPLITS, data_version
-from ticketml.data.schema import apply_mapping, transform_options
+from ticketml.data.schema import MISSING, apply_mapping, transform_options
 from ticketml.data.sources import download_data, find_raw
 from ticketml.errors import DataError
 from ticketml.io import atomic_path, read_table, write_json
@@ -38,28 +39,40 @@ def ordered_labels(task: str, labels: set[str]) -> list[str]:
 def handle_rare(
     df: pd.DataFrame, task: str, min_count: int, strategy: str
 ) -> tuple[pd.DataFrame, dict]:
-    counts = df[task].value_counts()
+    """Classes rarer than `min_count` labelled rows become "other" (or, with strategy=drop, and
+    when "other" is itself too rare to split, lose their label: the row still trains the other
+    task when it has that label)."""
+    counts = df.loc[df[task] != MISSING, task].value_counts()
     rare = sorted(counts[counts < min_count].index)
     if not rare:
         return df, {}
-    if strategy == "other":
-        df = df.assign(**{task: df[task].where(~df[task].isin(rare), "other")})
-        if (df[task] == "other").sum() < min_count:  # still too rare to split
-            df = df[df[task] != "other"]
-    elif strategy == "drop":
-        df = df[~df[task].isin(rare)]
-    else:
+    if strategy not in ("other", "drop"):
         raise DataError(f"preprocess.rare_class_strategy={strategy!r} must be 'other' or 'drop'")
+    replacement = "other" if strategy == "other" else MISSING
+    df = df.assign(**{task: df[task].where(~df[task].isin(rare), replacement)})
+    if strategy == "other" and (df[task] == "other").sum() < min_count:  # still too rare to split
+        df = df.assign(**{task: df[task].where(df[task] != "other", MISSING)})
     log.warning("%s: classes rarer than %d rows %s -> %s", task, min_count, rare, strategy)
     return df, {"classes": rare, "strategy": strategy}
+
+
+def strata(topic: pd.Series, smallest: int = 3) -> pd.Series | None:
+    """What the split is stratified on: the topic, rows without one a stratum of their own, and
+    strata under `smallest` rows pooled (into the largest when the pool is still too small)."""
+    counts = topic.value_counts()
+    small = counts[counts < smallest].index
+    key = topic.where(~topic.isin(small), "<pooled>")
+    if 0 < (key == "<pooled>").sum() < smallest:
+        key = key.where(key != "<pooled>", counts.index[0])
+    return key if key.nunique() > 1 else None
 
 
 def split(df: pd.DataFrame, cfg: DictConfig) -> dict[str, pd.DataFrame]:
     p = cfg.preprocess
     seed = int(cfg.seed)
-    strat = df["topic"] if df["topic"].value_counts().min() >= 3 else None
+    strat = strata(df["topic"])
     rest, test = train_test_split(df, test_size=p.test_size, random_state=seed, stratify=strat)
-    strat_rest = rest["topic"] if strat is not None else None
+    strat_rest = strata(rest["topic"]) if strat is not None else None
     train, val = train_test_split(
         rest, test_size=p.val_size / (1 - p.test_size), random_state=seed, stratify=strat_rest
     )
@@ -92,8 +105,12 @@ def build_report(rows_in: int, counts: dict, splits: dict[str, pd.DataFrame], ra
         **language_shares(pd.concat(splits.values())),
         "split_sizes": {k: len(v) for k, v in splits.items()},
         "class_counts": {
-            k: {task: v[task].value_counts().to_dict() for task in ("topic", "priority")}
+            k: {task: v.loc[v[task] != MISSING, task].value_counts().to_dict() for task in TASKS}
             for k, v in splits.items()
+        },
+        # rows whose label is missing for a task: they train (and are scored on) the other only
+        "missing_labels": {
+            k: {task: int((v[task] == MISSING).sum()) for task in TASKS} for k, v in splits.items()
         },
     }
     texts = {k: set(v["text"]) for k, v in splits.items()}
@@ -116,27 +133,29 @@ def preprocess(cfg: DictConfig) -> dict[str, Path]:
     # promote score it through the model); text: after the transform, what the models learn from
     df.insert(0, "raw_text", df["text"])
     df["text"] = df["text"].map(lambda t: clean_text(t, options))
-    for task in ("topic", "priority"):
+    for task in TASKS:
         df[task] = df[task].map(lambda v: normalise_label(v, p.lowercase_labels))
-    empty = (df["text"] == "") | (df["topic"] == "") | (df["priority"] == "")
-    df = df[~empty]
+    # a row needs its text and at least one label; a label missing for one task (partial labels)
+    # leaves the row to train the other
+    unlabelled = (df["text"] == "") | (df[list(TASKS)] == MISSING).all(axis=1)
+    df = df[~unlabelled]
     dupes = df.duplicated(subset="text", keep="first")
     df = df[~dupes]
     rare = {}
-    for task in ("topic", "priority"):
+    for task in TASKS:
         df, rare[task] = handle_rare(df, task, int(p.min_class_count), p.rare_class_strategy)
+    df = df[(df[list(TASKS)] != MISSING).any(axis=1)]
     if len(df) < int(p.min_rows):
         raise DataError(
             f"only {len(df)} usable rows after cleaning (need preprocess.min_rows={p.min_rows})"
         )
-    for task in ("topic", "priority"):
-        if df[task].nunique() < 2:
-            raise DataError(
-                f"column {task!r} has fewer than 2 classes after cleaning: {sorted(df[task].unique())}"
-            )
+    for task in TASKS:
+        classes = sorted(set(df[task]) - {MISSING})
+        if len(classes) < 2:
+            raise DataError(f"column {task!r} has fewer than 2 classes after cleaning: {classes}")
     splits = split(df.reset_index(drop=True), cfg)
-    label_maps = {task: ordered_labels(task, set(df[task])) for task in ("topic", "priority")}
-    counts = {"dropped_empty": int(empty.sum()), "dropped_duplicates": int(dupes.sum())}
+    label_maps = {task: ordered_labels(task, set(df[task]) - {MISSING}) for task in TASKS}
+    counts = {"dropped_empty": int(unlabelled.sum()), "dropped_duplicates": int(dupes.sum())}
     report = build_report(rows_in, counts, splits, rare)
     report["text_transform"] = options
     return write_outputs(cfg, splits, label_maps, report)
@@ -159,9 +178,16 @@ def write_outputs(cfg: DictConfig, splits: dict, label_maps: dict, report: dict)
     write_json(report, artifacts / DATA_REPORT)
     print(
         f"preprocess: {report['rows_in']} rows in, {report['rows_out']} out "
-        f"(dropped {report['dropped_empty']} empty, {report['dropped_duplicates']} duplicates); "
-        f"split {report['split_sizes']} -> {out_dir}/"
+        f"(dropped {report['dropped_empty']} empty or unlabelled, "
+        f"{report['dropped_duplicates']} duplicates); split {report['split_sizes']} -> {out_dir}/"
     )
+    missing = {t: sum(m[t] for m in report["missing_labels"].values()) for t in TASKS}
+    if any(missing.values()):
+        print(
+            "preprocess: partial labels: "
+            + ", ".join(f"{n} rows without a {t} label" for t, n in missing.items() if n)
+            + " (they train the other task only)"
+        )
     log_report(cfg, report, artifacts / DATA_REPORT)
     return {**targets, "label_maps": artifacts / LABEL_MAPS}
 
@@ -178,6 +204,10 @@ def log_report(cfg: DictConfig, report: dict, path: Path) -> None:
         if k in report:
             counts[k] = float(report[k])
     counts.update({f"rows_{k}": float(v) for k, v in report["split_sizes"].items()})
+    for task in TASKS:
+        counts[f"rows_without_{task}"] = float(
+            sum(m[task] for m in report["missing_labels"].values())
+        )
     with stage_run(cfg, "preprocess") as stage:
         stage.metrics(counts)
         stage.artifact(path, "data")

@@ -10,6 +10,8 @@ from pyfunc.text import text_options
 from ticketml.errors import DataError
 
 CANONICAL = ("text", "topic", "priority")
+MISSING = ""  # a task's label in the processed split when the export has none for the row
+UNLABELLED = -1  # its label id: the loss, the metrics and the fits leave such rows out
 
 
 def _as_list(value: object) -> list[str]:
@@ -60,16 +62,23 @@ def apply_mapping(df: pd.DataFrame, data_cfg: DictConfig) -> pd.DataFrame:
 
 
 def encode_labels(df: pd.DataFrame, label_maps: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """Label ids per task; a missing label (partial labels) is UNLABELLED (-1)."""
     out = {}
     for task in ("topic", "priority"):
+        values = df[task].fillna(MISSING)
         ids = {label: i for i, label in enumerate(label_maps[task])}
-        unknown = set(df[task]) - set(ids)
+        unknown = set(values) - set(ids) - {MISSING}
         if unknown:
             raise ValueError(
                 f"{task}: labels {sorted(unknown)} are not in label_maps.json (rerun preprocess)"
             )
-        out[task] = df[task].map(ids).to_numpy()
+        out[task] = values.map({**ids, MISSING: UNLABELLED}).to_numpy(dtype=np.int64)
     return out
+
+
+def labelled(labels: np.ndarray) -> np.ndarray:
+    """Which rows have a label for the task (the others are UNLABELLED)."""
+    return np.asarray(labels) >= 0
 
 
 def served_texts(df: pd.DataFrame) -> list[str]:

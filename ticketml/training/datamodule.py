@@ -198,12 +198,13 @@ class TicketDataModule(L.LightningDataModule):
         return self.eval_loader("test")
 
     def class_weights(self) -> dict[str, list[float]]:
-        """Inverse-frequency weights (mean 1) from the train split."""
+        """Inverse-frequency weights (mean 1) from the train split's labelled rows."""
         out = {}
         for task in TASKS:
-            counts = np.bincount(
-                self.splits["train"].labels[task], minlength=len(self.label_maps[task])
-            ).clip(min=1)
+            labels = self.splits["train"].labels[task]
+            counts = np.bincount(labels[labels >= 0], minlength=len(self.label_maps[task])).clip(
+                min=1
+            )
             w = counts.sum() / (len(counts) * counts)
             out[task] = (w / w.mean()).tolist()
         return out

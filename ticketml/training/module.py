@@ -67,9 +67,17 @@ class MultiTaskClassifier(L.LightningModule):
         parts = {}
         for task, task_logits in logits.items():
             weight = getattr(self, f"class_weight_{task}", None)
-            parts[task] = nn.functional.cross_entropy(
-                task_logits.float(), batch[task], weight=weight
+            # partial labels: a row without this task's label (-1) adds nothing to its loss; a
+            # batch with none adds zero (cross_entropy's mean over no rows would be NaN)
+            labels = batch[task]
+            labelled = labels >= 0
+            loss = nn.functional.cross_entropy(
+                task_logits.float(), labels.clamp(min=0), reduction="none"
             )
+            row_weight = labelled.float() * (
+                weight[labels.clamp(min=0)] if weight is not None else 1
+            )
+            parts[task] = (loss * row_weight).sum() / row_weight.sum().clamp(min=1e-12)
         total = sum(self.loss_weights[t] * parts[t] for t in parts)
         return total, parts
 
@@ -104,6 +112,8 @@ class MultiTaskClassifier(L.LightningModule):
             n = self.hparams.num_labels[task]
             y_pred = torch.cat(self._outputs[f"{task}_pred"])
             y_true = torch.cat(self._outputs[f"{task}_true"])
+            keep = y_true >= 0  # partial labels: scored on the rows labelled for the task
+            y_pred, y_true = y_pred[keep], y_true[keep]
             confusion = torch.bincount(y_true * n + y_pred, minlength=n * n).reshape(n, n)
             if self.trainer.world_size > 1:
                 confusion = self.all_gather(confusion).sum(0)

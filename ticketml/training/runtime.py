@@ -1,6 +1,6 @@
 """What the `auto` training settings come to on this machine and this data: accelerator and
-precision, batch size and the learning rate for it, padding multiple, evaluation batch size, and
-how long tickets are cut."""
+precision, batch size and the learning rate for it, padding multiple, evaluation batch size, the
+training budget (epoch cap, early-stopping patience, time cap), and how long tickets are cut."""
 
 from __future__ import annotations
 
@@ -39,6 +39,9 @@ class Runtime:
     learning_rate: float
     pad_to: int
     eval_batch_size: int
+    max_epochs: int
+    patience: int
+    max_minutes: float | None
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -69,10 +72,49 @@ def train_rows(cfg: DictConfig) -> int | None:
     return pq.ParquetFile(path).metadata.num_rows if path.is_file() else None
 
 
-def resolve_runtime(cfg: DictConfig) -> Runtime:
+# The training budget: on a GPU an epoch of MiniLM costs seconds, so training runs until
+# validation stops improving (patience 4) under a cap of 20 epochs (the linear schedule decays
+# over the cap); on the CPU the short budget that keeps `make demo` within 10 minutes.
+CPU_EPOCHS, GPU_EPOCHS = 6, 20
+CPU_PATIENCE, GPU_PATIENCE = 2, 4
+
+
+def positive_int(value, key: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or str(value).strip() != str(number):
+        raise TicketMLError(f"{key}={value!r} must be a positive whole number or auto")
+    return number
+
+
+def budget(t: DictConfig, on_gpu: bool, max_epochs=None) -> tuple[int, int, float | None]:
+    """(epoch cap, early-stopping patience, minutes cap) from train.max_epochs (or the given
+    `max_epochs`, e.g. tune.max_epochs), train.early_stopping_patience and train.max_minutes."""
+    epochs = t.max_epochs if max_epochs is None else max_epochs
+    epochs = (
+        (GPU_EPOCHS if on_gpu else CPU_EPOCHS)
+        if str(epochs) == "auto"
+        else positive_int(epochs, "train.max_epochs")
+    )
+    patience = t.early_stopping_patience
+    patience = (
+        (GPU_PATIENCE if on_gpu else CPU_PATIENCE)
+        if str(patience) == "auto"
+        else positive_int(patience, "train.early_stopping_patience")
+    )
+    minutes = t.get("max_minutes")
+    if minutes is not None and float(minutes) <= 0:
+        raise TicketMLError(f"train.max_minutes={minutes} must be positive (or null: no cap)")
+    return epochs, patience, float(minutes) if minutes is not None else None
+
+
+def resolve_runtime(cfg: DictConfig, max_epochs=None) -> Runtime:
     """Accelerator and precision, then the batch size (auto: 32 on the CPU; on a GPU see
     gpu_batch_size), the learning rate for it (train.learning_rate holds at batch 32; scaled by
-    train.lr_scaling), the padding multiple and the evaluation batch size."""
+    train.lr_scaling), the padding multiple, the evaluation batch size and the training budget
+    (`budget`; `max_epochs` overrides train.max_epochs, as tune.max_epochs does)."""
     t = cfg.train
     accelerator, precision = resolve_precision(t)
     on_gpu = accelerator == "gpu"
@@ -84,6 +126,7 @@ def resolve_runtime(cfg: DictConfig) -> Runtime:
     scale = {"none": 1.0, "sqrt": ratio**0.5, "linear": ratio}.get(str(t.lr_scaling))
     if scale is None:
         raise TicketMLError(f"train.lr_scaling={t.lr_scaling!r} must be none, sqrt or linear")
+    epochs, patience, minutes = budget(t, on_gpu, max_epochs)
     return Runtime(
         accelerator=accelerator,
         precision=precision,
@@ -92,6 +135,9 @@ def resolve_runtime(cfg: DictConfig) -> Runtime:
         learning_rate=float(t.learning_rate) * scale,
         pad_to=auto_value(t.pad_to_multiple, 8, 32, on_gpu),
         eval_batch_size=auto_value(t.eval_batch_size, 64, 512, on_gpu),
+        max_epochs=epochs,
+        patience=patience,
+        max_minutes=minutes,
     )
 
 

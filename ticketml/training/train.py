@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
@@ -35,7 +36,8 @@ from ticketml.tracking import StageLog
 from ticketml.training.datamodule import TicketDataModule
 from ticketml.training.history import EpochHistory
 from ticketml.training.module import MultiTaskClassifier, predict_logits
-from ticketml.training.runtime import Runtime, head_tokens, resolve_precision, resolve_runtime
+from ticketml.training.pretrain import encoder_lineage
+from ticketml.training.runtime import Runtime, head_tokens, resolve_runtime
 
 log = logging.getLogger(__name__)
 # Lightning sets its logger to INFO with its own handler when it is imported (after the CLI set
@@ -96,28 +98,30 @@ def build_model(
 
 
 def build_trainer(
-    cfg: DictConfig, callbacks: list, max_epochs: int, checkpoint_dir: str | None
+    cfg: DictConfig, callbacks: list, runtime: Runtime, checkpoint_dir: str | None
 ) -> L.Trainer:
     t = cfg.train
-    accelerator, precision = resolve_precision(t)
-    if accelerator == "gpu" and not t.cudnn_attention:
+    if runtime.accelerator == "gpu" and not t.cudnn_attention:
         # cuDNN's attention plans anew for each new sequence width (160+ ms a time)
         torch.backends.cuda.enable_cudnn_sdp(False)
     progress = (
         t.progress_bar if t.progress_bar is not None else os.environ.get("CI", "").lower() != "true"
     )
     return L.Trainer(
-        accelerator=accelerator,
+        accelerator=runtime.accelerator,
         devices=t.devices,
         strategy=t.strategy,
-        precision=precision,
-        max_epochs=max_epochs,
+        precision=runtime.precision,
+        max_epochs=runtime.max_epochs,
+        # a wall-clock cap (train.max_minutes): Lightning stops at the next step past it, and
+        # the best checkpoint so far is the model
+        max_time=timedelta(minutes=runtime.max_minutes) if runtime.max_minutes else None,
         callbacks=callbacks,
         logger=False,
         enable_checkpointing=checkpoint_dir is not None,
         enable_progress_bar=bool(progress),
         enable_model_summary=False,
-        deterministic=accelerator == "cpu",
+        deterministic=runtime.accelerator == "cpu",
         limit_train_batches=t.limit_train_batches,
         num_sanity_val_steps=0,
         log_every_n_steps=int(t.log_every_n_steps),
@@ -201,17 +205,16 @@ def train_model(
     max_epochs: int | None = None,
     checkpoint_dir: str | None = None,
 ) -> tuple[MultiTaskClassifier, TicketDataModule, EpochHistory, str | None]:
-    """Fit once; returns the best model (reloaded from its checkpoint when checkpointing)."""
+    """Fit once under the training budget (`max_epochs` overrides train.max_epochs; see
+    runtime.budget); returns the best model (reloaded from its checkpoint when checkpointing)."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    runtime = resolve_runtime(cfg)
+    runtime = resolve_runtime(cfg, max_epochs)
     dm = build_datamodule(cfg, runtime)
     model = build_model(cfg, dm, runtime)
     history = EpochHistory()
     callbacks = [
         history,
-        EarlyStopping(
-            monitor=cfg.train.monitor, mode="max", patience=int(cfg.train.early_stopping_patience)
-        ),
+        EarlyStopping(monitor=cfg.train.monitor, mode="max", patience=runtime.patience),
     ]
     checkpoint = None
     if checkpoint_dir:
@@ -226,7 +229,7 @@ def train_model(
         )
         callbacks.append(checkpoint)
     callbacks += extra_callbacks or []
-    trainer = build_trainer(cfg, callbacks, int(max_epochs or cfg.train.max_epochs), checkpoint_dir)
+    trainer = build_trainer(cfg, callbacks, runtime, checkpoint_dir)
     fit(trainer, model, dm, runtime.batch_size)
     # Lightning's teardown leaves the module on the CPU: evaluation goes back to the accelerator.
     model.to(trainer.strategy.root_device)
@@ -235,6 +238,12 @@ def train_model(
         state = torch.load(best, map_location=model.device, weights_only=True)["state_dict"]
         model.load_state_dict(state)
     return model, dm, history, best
+
+
+def best_epoch(history: EpochHistory, monitor: str) -> int | None:
+    """The epoch (from 1) of the best validation score: the checkpoint kept."""
+    series = history.series(monitor)
+    return int(max(range(len(series)), key=series.__getitem__)) + 1 if series else None
 
 
 def add_calibration(
@@ -309,6 +318,10 @@ def finalize(
         "learning_rate": runtime.learning_rate,
         "precision": runtime.precision,
         "encoder": cfg.model.encoder_name,
+        "max_epochs": runtime.max_epochs,
+        "patience": runtime.patience,
+        "max_minutes": runtime.max_minutes,
+        "best_epoch": best_epoch(history, cfg.train.monitor),
     }
     best_path = ckpt_dir / BEST_CHECKPOINT
     with atomic_path(best_path) as tmp:
@@ -323,6 +336,15 @@ def finalize(
 
     if mlflow.active_run():
         stage = StageLog(mlflow.active_run())
+        lineage = encoder_lineage(cfg.model.encoder_name)  # an encoder `pretrain` adapted
+        if lineage:
+            stage.tags(
+                **{
+                    "encoder.pretrain_run_id": lineage.get("run_id"),
+                    "encoder.source": lineage.get("source_encoder"),
+                    "encoder.sha256": lineage.get("encoder_sha256"),
+                }
+            )
         stage.metrics({**flat_metrics(metrics), **deltas})
         stage.metrics(
             {

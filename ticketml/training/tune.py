@@ -121,7 +121,7 @@ def make_objective(cfg: DictConfig, space: dict[str, dict]):
                 _, _, history, best = train_model(
                     trial_cfg,
                     extra_callbacks=[OptunaPruning(trial, cfg.train.monitor)],
-                    max_epochs=int(cfg.tune.max_epochs),
+                    max_epochs=cfg.tune.max_epochs,
                     checkpoint_dir=str(folder),
                 )
             except optuna.TrialPruned:
@@ -183,7 +183,7 @@ def keep_best(cfg: DictConfig, best: optuna.trial.FrozenTrial) -> dict:
         model, dm = load_trained(best_cfg, checkpoint)
         return finalize(best_cfg, model, dm, restore_history(best.user_attrs), checkpoint, started)
     print(f"tune: trial {best.number}'s checkpoint is not here; training its configuration again")
-    best_cfg.train.max_epochs = int(cfg.tune.max_epochs)
+    best_cfg.train.max_epochs = cfg.tune.max_epochs
     return train_and_log(best_cfg)
 
 
