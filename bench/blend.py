@@ -5,7 +5,7 @@
 
 Reads the per-row val/test probabilities that `bench/quality.py --probs-dir` saved (one file per
 dataset and seed), fits each candidate on val only and scores it on test:
-  hybrid (shipped)  per-task weight on a 0..1 grid, best val macro-F1 (ticketml.hybrid.fit_weights)
+  hybrid (shipped)  per-task weight on a 0..1 grid, best val macro-F1 (ticketml.hybrid.blend_weight)
   equal weights     the plain average
   log-linear        weighted geometric mean, weight on the same grid
   stacking C=…      a logistic regression on both models' log-probabilities (class-balanced)
@@ -46,16 +46,15 @@ def log_linear(w: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def shipped_weights(d: dict) -> dict[str, float]:
-    """Per task, the transformer weight the product fits on val (ticketml.hybrid.fit_weights)."""
-    from ticketml.hybrid import fit_weights
+    """Per task, the transformer weight the product's blend fits on val (ticketml.hybrid)."""
+    from ticketml.hybrid import blend_weight
 
-    fitted = fit_weights(
-        *(
-            {t: d[f"val_{kind}_{t}"] for t in TASKS}
-            for kind in ("transformer", "baseline", "labels")
-        )
-    )
-    return {t: fitted[t]["transformer_weight"] for t in TASKS}
+    return {
+        t: blend_weight(d[f"val_transformer_{t}"], d[f"val_baseline_{t}"], d[f"val_labels_{t}"])[
+            "transformer_weight"
+        ]
+        for t in TASKS
+    }
 
 
 def candidates(d: dict, task: str, w: float) -> dict[str, float]:

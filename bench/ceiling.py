@@ -60,7 +60,8 @@ def prepare(overrides: list[str]) -> tuple:
 
 def measure(overrides: list[str]) -> dict:
     """Ceiling and baseline scores on val and test (all rows and per language) for one data config."""
-    from bench.quality import scores
+    from bench.quality import scores, subset
+    from pyfunc.core import decide_tasks
     from ticketml.baseline import fit_baseline
     from ticketml.data.schema import encode_labels
 
@@ -74,12 +75,17 @@ def measure(overrides: list[str]) -> dict:
             "ceiling": ceiling[name],
             "baseline": model.predict_proba(df["text"].tolist()),
         }
-        groups = {"all": None} | {
+        groups = {"all": np.ones(len(df), dtype=bool)} | {
             str(lang): (df["language"] == lang).to_numpy()
             for lang in sorted(df["language"].unique())
         }
         out["splits"][name] = {
-            group: {k: scores(p, labels, label_maps, mask) for k, p in probs.items()}
+            group: {
+                k: scores(
+                    subset(p, mask), subset(labels, mask), label_maps, decide_tasks(subset(p, mask))
+                )
+                for k, p in probs.items()
+            }
             for group, mask in groups.items()
         }
     return out

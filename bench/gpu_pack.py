@@ -6,7 +6,8 @@
 The machine's Python (3.12) has torch, Lightning and transformers but not MLflow, Hydra or Optuna:
 their wheels (and those of their dependencies that it lacks) travel in `.carry/whl`. The default
 encoder's weights (87 MB in float32) travel as float16 (values rounded to float16, then loaded
-as float32 there) and the outside sample, when ../shared has it, as a CSV. `.carry/` is
+as float32 there), and the outside and Jira samples, when ../shared has them, as Parquet
+(`data.path=.carry/data/support.parquet`, `.carry/data/jira.parquet`). `.carry/` is
 git-ignored: none of it is committed.
 """
 
@@ -71,6 +72,7 @@ PLATFORM = [
     ],
 ]
 OUTSIDE = ROOT.parent / "shared" / "data" / "support-tickets-sample" / "tickets.csv"
+JIRA = ROOT.parent / "shared" / "data" / "jira-agile-sample" / "tickets.csv"
 
 
 def benchmark_token_ids(encoder: Path) -> np.ndarray:
@@ -91,6 +93,9 @@ def benchmark_token_ids(encoder: Path) -> np.ndarray:
     if OUTSIDE.is_file():
         df = pd.read_csv(OUTSIDE, dtype=str, keep_default_na=False)
         texts += (df["subject"] + "\n" + df["body"]).tolist()
+    if JIRA.is_file():
+        df = pd.read_csv(JIRA, dtype=str, keep_default_na=False)
+        texts += (df["title"] + "\n" + df["description"]).str.slice(0, 20000).tolist()
     tok = Tokenizer.from_file(str(encoder / "tokenizer.json"))
     tok.no_truncation()
     ids = {i for e in tok.encode_batch([t.lower() for t in texts] + texts) for i in e.ids}
@@ -98,6 +103,7 @@ def benchmark_token_ids(encoder: Path) -> np.ndarray:
 
 
 def pack(out: Path) -> None:
+    import pandas as pd
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -127,9 +133,12 @@ def pack(out: Path) -> None:
     keep = torch.from_numpy(benchmark_token_ids(src))
     weights[f"{table}.rows"], weights[f"{table}.kept"] = weights.pop(table)[keep], keep
     save_file(weights, enc / "model.fp16.safetensors")
-    if OUTSIDE.is_file():
-        (out / "data").mkdir(exist_ok=True)
-        shutil.copy(OUTSIDE, out / "data" / "tickets.csv")
+    for source, name in ((OUTSIDE, "support.parquet"), (JIRA, "jira.parquet")):
+        if source.is_file():  # Parquet: a third of the CSV's size
+            (out / "data").mkdir(exist_ok=True)
+            pd.read_csv(source, dtype=str, keep_default_na=False).to_parquet(
+                out / "data" / name, compression="zstd"
+            )
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
     print(f"packed {out} ({size:.1f} MiB)")
 

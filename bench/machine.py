@@ -9,8 +9,37 @@ import tempfile
 from pathlib import Path
 
 
+def stamp() -> dict:
+    """What made a result: the commit (with a mark when the tree had changes), the command and
+    the time."""
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    return {
+        "commit": commit + ("+changes" if dirty else ""),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
 def write_result(result: dict, path: str | Path) -> Path:
-    """Write a benchmark result as JSON atomically (temp file, then rename) and say where."""
+    """Write a benchmark result as JSON atomically (temp file, then rename) and say where;
+    every result is stamped with the commit, command and time that made it (`stamp`)."""
+    result = {**result, "stamp": stamp()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

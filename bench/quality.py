@@ -3,12 +3,14 @@
     python bench/quality.py --data synthetic
     python bench/quality.py --data support_tickets data.path=../shared/data/support-tickets-sample/tickets.csv
     python bench/quality.py --data synthetic --seeds 42 1 2 3 4 --name synthetic_seeds
+    python bench/quality.py --data jira_agile --pretrain --name jira_tapt     # TAPT first
 
-Same split and seed for all three; on synthetic data the generator's Bayes classifier (the ceiling,
-see bench/ceiling.py) is scored on that split too. With --seeds the whole comparison is repeated
-per seed (a new split, and new rows on synthetic data) and summarised as mean and paired
-difference to the baseline. The transformer is calibrated and the hybrid weights fitted on
-val exactly as `export_onnx` does. Writes bench/results/quality_<dataset>.json.
+Same split and seed for every model; on synthetic data the generator's Bayes classifier (the
+ceiling, see bench/ceiling.py) is scored on that split too. With --seeds the whole comparison is
+repeated per seed (a new split, and new rows on synthetic data) and summarised as mean and
+paired difference to the baseline. The transformer is calibrated and the hybrid fitted on val
+exactly as `export_onnx` does (`hybrid`: the served choice per task; `hybrid_blend` and
+`hybrid_stack`: each way forced). Writes bench/results/quality_<name>.json.
 """
 
 from __future__ import annotations
@@ -27,42 +29,44 @@ import pandas as pd  # noqa: E402
 from bench.machine import machine_info, scratch_overrides, write_result  # noqa: E402
 
 TASKS = ("topic", "priority")
+HYBRIDS = ("blend", "stack")  # each forced, beside the served choice (model.combiner)
 
 
-def scores(
-    probs: dict, labels: dict, label_maps: dict, mask=None, decisions=None, before=None
-) -> dict:
-    """Macro-F1/accuracy of the decisions (default: argmax) and ECE of the probabilities
-    (`before`: the probabilities before the calibration map, reported as ece_uncalibrated)."""
-    decisions = decisions or {t: p.argmax(1) for t, p in probs.items()}
-    from sklearn.metrics import accuracy_score, f1_score
-
+def scores(probs: dict, labels: dict, label_maps: dict, decisions: dict, before=None) -> dict:
+    """The one scorer (ticketml.evaluate.score: macro-F1/accuracy of the decisions, ECE, on the
+    rows labelled for each task), plus the ECE before the calibration map (`before`)."""
     from ticketml.calibration import ece
+    from ticketml.evaluate import score
 
-    def rows(a):
-        return a if mask is None else a[mask]
-
-    out = {}
+    out = score(probs, labels, label_maps, decisions)
     for t in TASKS:
-        y, p = rows(labels[t]), rows(decisions[t])
-        out[t] = {
-            "macro_f1": float(
-                f1_score(
-                    y, p, labels=list(range(len(label_maps[t]))), average="macro", zero_division=0
-                )
-            ),
-            "accuracy": float(accuracy_score(y, p)),
-            "ece": ece(rows(probs[t]), y),
-            "n": int(len(y)),
-        }
+        out[t].pop("per_class_f1")
         if before is not None:
-            out[t]["ece_uncalibrated"] = ece(rows(before[t]), y)
+            out[t]["ece_uncalibrated"] = ece(before[t], labels[t])
     return out
 
 
-def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> dict:
-    """Train and score baseline, transformer and hybrid (and, on synthetic data, the ceiling)."""
-    from pyfunc.core import blend, decide_tasks, scaling_of
+def subset(d: dict, mask: np.ndarray) -> dict:
+    return {t: v[mask] for t, v in d.items()}
+
+
+def adapt_encoder(cfg) -> tuple[str, dict]:
+    """`ticketml pretrain` on this split (train + val text): the adapted encoder's folder."""
+    from ticketml.training.pretrain import run_pretrain
+
+    lineage = run_pretrain(cfg)
+    return str(cfg.pretrain.output_dir), lineage
+
+
+def measure(
+    data: str, overrides: list[str], probs_dir: Path | None = None, pretrain: bool = False
+) -> dict:
+    """Train and score baseline, transformer and hybrid (the served choice, and blend and
+    stacker each forced), and, on synthetic data, the ceiling; with `pretrain`, the transformer
+    starts from an encoder `ticketml pretrain` adapted to this split's text."""
+    from omegaconf import OmegaConf
+
+    from pyfunc.core import decide_tasks, hybrid_proba, scaling_of
     from pyfunc.probability import scaled, softmax
     from ticketml.baseline import fit_baseline
     from ticketml.calibration import fit_calibration
@@ -72,9 +76,10 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
     from ticketml.data.schema import encode_labels
     from ticketml.data.sources import download_data, generated
     from ticketml.hybrid import fit_hybrid
-    from ticketml.training.train import evaluate, train_model
+    from ticketml.training.train import best_epoch, evaluate, train_model
 
     paths = scratch_overrides("ticketml-quality-")
+    work = Path(paths[0].split("=", 1)[1]).parent
     cfg = load_config([f"data={data}", *paths, "train.progress_bar=false", *overrides])
     download_data(cfg)
     preprocess(cfg)
@@ -84,30 +89,43 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
     model = fit_baseline(splits["train"], label_maps, cfg.baseline, int(cfg.seed))
     base = {s: model.predict_proba(splits[s]["text"].tolist()) for s in ("val", "test")}
     baseline_seconds = time.perf_counter() - started
+    lineage = {}
+    if pretrain:
+        OmegaConf.update(cfg, "pretrain.output_dir", str(work / "tapt"))
+        encoder, lineage = adapt_encoder(cfg)
+        OmegaConf.update(cfg, "model.encoder_name", encoder)
     started = time.perf_counter()
     model, dm, history, _ = train_model(cfg)
     _, logits = evaluate(model, dm)
     train_seconds = time.perf_counter() - started
-    # exactly what train + export_onnx ship: the transformer's calibration map, the hybrid's
-    # weights and the blend's own map, all fitted on val; labels by pyfunc's decision rule
+    del model
+    # exactly what train + export_onnx ship: the transformer's calibration map, the hybrid
+    # (blend or stacker per task, model.combiner) and its own map, all fitted on val; labels by
+    # pyfunc's decision rule
     calib = {t: fit_calibration(logits["val"][t], labels["val"][t]) for t in TASKS}
     tempered = {
         s: {t: softmax(logits[s][t], calib[t]["temperature"]) for t in TASKS}
         for s in ("val", "test")
     }
     trans = {s: {t: scaled(logits[s][t], calib[t]) for t in TASKS} for s in ("val", "test")}
-    weights = fit_hybrid(tempered["val"], base["val"], labels["val"])
-    w = {t: weights[t]["transformer_weight"] for t in TASKS}
-    hybrid_scalings = {t: scaling_of(weights[t]) for t in TASKS}
-    hybrid = blend(w, tempered["test"], base["test"], hybrid_scalings)
-    if probs_dir is not None:  # per-row probabilities, to try other blends without retraining
+    seed = int(cfg.seed)
+    hybrids = {
+        "hybrid": fit_hybrid(
+            tempered["val"], base["val"], labels["val"], str(cfg.model.combiner), seed
+        )
+    }
+    for name in HYBRIDS:
+        hybrids[f"hybrid_{name}"] = fit_hybrid(
+            tempered["val"], base["val"], labels["val"], name, seed
+        )
+    if probs_dir is not None:  # per-row probabilities, to try other combinations without retraining
         probs_dir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(
             probs_dir / f"{data}_seed{cfg.seed}.npz",
             **{
                 f"{s}_{m}_{t}": p[s][t]
                 for s in ("val", "test")
-                for m, p in (("baseline", base), ("transformer", trans))
+                for m, p in (("baseline", base), ("transformer", trans), ("tempered", tempered))
                 for t in TASKS
             },
             **{f"{s}_labels_{t}": labels[s][t] for s in ("val", "test") for t in TASKS},
@@ -116,16 +134,16 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
             .to_numpy(str),
         )
     test = splits["test"]
-    probs = {"baseline": base["test"], "transformer": trans["test"], "hybrid": hybrid}
+    probs = {"baseline": base["test"], "transformer": trans["test"]}
     decisions = {
         "baseline": decide_tasks(base["test"]),
         "transformer": decide_tasks(trans["test"], calib),
-        "hybrid": decide_tasks(hybrid, hybrid_scalings),
     }
-    before = {
-        "transformer": {t: softmax(logits["test"][t]) for t in TASKS},
-        "hybrid": blend(w, tempered["test"], base["test"]),
-    }
+    before = {"transformer": {t: softmax(logits["test"][t]) for t in TASKS}}
+    for name, entries in hybrids.items():
+        probs[name] = hybrid_proba(entries, tempered["test"], base["test"])
+        decisions[name] = decide_tasks(probs[name], {t: scaling_of(entries[t]) for t in TASKS})
+        before[name] = hybrid_proba(entries, tempered["test"], base["test"], calibrated=False)
     if generated(cfg):  # ceiling_proba is None when the rows are not this generator's
         from ticketml.data.synthetic import ceiling_proba
 
@@ -135,18 +153,24 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
             decisions["ceiling"] = decide_tasks(ceiling)
     result = {
         "dataset": data,
-        "seed": int(cfg.seed),
-        "encoder": cfg.model.encoder_name,
+        "seed": seed,
+        "encoder": cfg.model.encoder_name if not pretrain else f"TAPT({lineage['source_encoder']})",
+        "pretrain": lineage,
         "max_length": cfg.model.max_length,
+        "truncation": cfg.model.truncation,
         "train_rows": len(splits["train"]),
         "test_rows": len(test),
         "epochs": len(history.rows),
+        "best_epoch": best_epoch(history, cfg.train.monitor),
         "train_seconds": train_seconds,
         "baseline_seconds": baseline_seconds,
-        "hybrid_weights": weights,
+        "hybrid_choice": {
+            t: {"method": hybrids["hybrid"][t]["method"], **hybrids["hybrid"][t]["chosen_by"]}
+            for t in TASKS
+        },
         "overrides": overrides,
         "models": {
-            k: scores(v, labels["test"], label_maps, None, decisions[k], before.get(k))
+            k: scores(v, labels["test"], label_maps, decisions[k], before.get(k))
             for k, v in probs.items()
         },
     }
@@ -156,12 +180,22 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
             if count >= 20:
                 mask = (test["language"] == lang).to_numpy()
                 result["by_language"][lang] = {
-                    k: scores(v, labels["test"], label_maps, mask, decisions[k], before.get(k))
+                    k: scores(
+                        subset(v, mask),
+                        subset(labels["test"], mask),
+                        label_maps,
+                        subset(decisions[k], mask),
+                        subset(before[k], mask) if k in before else None,
+                    )
                     for k, v in probs.items()
                 }
-    print(f"\n{data}, seed {cfg.seed}: {len(test)} test tickets, {result['epochs']} epochs")
     print(
-        f"{'model':<12} {'rows':<8} {'topic F1':>9} {'priority F1':>12} {'ECE (uncalibrated)':>26}"
+        f"\n{data}, seed {cfg.seed}: {len(test)} test tickets, {result['epochs']} epochs "
+        f"(best {result['best_epoch']}), hybrid "
+        + ", ".join(f"{t} {c['method']}" for t, c in result["hybrid_choice"].items())
+    )
+    print(
+        f"{'model':<14} {'rows':<8} {'topic F1':>9} {'priority F1':>12} {'ECE (uncalibrated)':>26}"
     )
     for group, per_model in [("all", result["models"]), *result.get("by_language", {}).items()]:
         for name, m in per_model.items():
@@ -171,7 +205,7 @@ def measure(data: str, overrides: list[str], probs_dir: Path | None = None) -> d
                 for t in TASKS
             )
             print(
-                f"{name:<12} {group:<8} {m['topic']['macro_f1']:>9.3f} {m['priority']['macro_f1']:>12.3f} {ece:>26}"
+                f"{name:<14} {group:<8} {m['topic']['macro_f1']:>9.3f} {m['priority']['macro_f1']:>12.3f} {ece:>26}"
             )
     return result
 
@@ -210,21 +244,31 @@ def main() -> None:
         help="repeat with each seed (new split, and new rows on synthetic data); one file",
     )
     parser.add_argument("--probs-dir", type=Path, default=None, help="save per-row probabilities")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--pretrain",
+        action="store_true",
+        help="start from an encoder `ticketml pretrain` adapted to each split's text (TAPT)",
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    path = ROOT / "bench" / "results" / f"quality_{args.name or args.data}.json"
+    path = args.out_dir / f"quality_{args.name or args.data}.json"
     if not args.seeds:
-        result = measure(args.data, args.overrides, args.probs_dir)
+        result = measure(args.data, args.overrides, args.probs_dir, args.pretrain)
         result["machine"] = machine_info()
         write_result(result, path)
         return
     runs = []
     for seed in args.seeds:  # the file is rewritten after each seed: a cut-off run keeps its seeds
-        runs.append(measure(args.data, [*args.overrides, f"seed={seed}"], args.probs_dir))
+        runs.append(
+            measure(args.data, [*args.overrides, f"seed={seed}"], args.probs_dir, args.pretrain)
+        )
         summary = summarise(runs)
         write_result(
             {
                 "dataset": args.data,
+                "overrides": args.overrides,
+                "pretrain": args.pretrain,
                 "seeds": [r["seed"] for r in runs],
                 "summary": summary,
                 "runs": runs,

@@ -100,8 +100,12 @@ def test_a_misspelled_key_fails_with_the_closest_valid_one(capsys):
     assert run_cli("train", "train.max_epoch=3") == 1
     err = capsys.readouterr().err.strip()
     assert err == "ERROR: unknown config key 'train.max_epoch' (did you mean train.max_epochs?)"
-    assert run_cli("train", "train.max_epochs=many") == 1
-    assert "bad value in train.max_epochs=many" in capsys.readouterr().err
+    assert run_cli("train", "train.num_workers=many") == 1
+    assert "bad value in train.num_workers=many" in capsys.readouterr().err
+    assert run_cli("train", "train.max_epochs=many") == 1  # an int or auto: checked before MLflow
+    err = capsys.readouterr().err
+    assert "ERROR: train.max_epochs='many' must be a positive whole number or auto" in err
+    assert "mlflow" not in err.lower()
 
 
 def test_cfg_job_prints_the_resolved_settings(capsys):

@@ -9,7 +9,6 @@ and the very file the hybrid model serves.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -31,6 +30,14 @@ log = logging.getLogger(__name__)
 CHUNK_DOCS = 2000  # char n-grams are counted this many texts at a time (bounded memory)
 PARITY_ROWS = 200
 PARALLEL_NNZ = 5_000_000  # below it, the heads fit one after the other
+
+
+def cpu_count() -> int:
+    """The cores the fit may use: joblib's count (the process's CPU affinity and quota, and
+    LOKY_MAX_CPU_COUNT when set, e.g. for several fits sharing a machine)."""
+    from joblib import cpu_count as joblib_cpu_count
+
+    return max(1, int(joblib_cpu_count()))
 
 
 def baseline_path(cfg: DictConfig) -> Path:
@@ -108,7 +115,7 @@ def corpus_pairs(texts: list[str], chars: CharKeys, word_max: int) -> tuple:
     from joblib import Parallel, delayed
 
     starts = range(0, len(texts), CHUNK_DOCS)
-    jobs = min(len(starts), os.cpu_count() or 1)
+    jobs = min(len(starts), cpu_count())
     chunks = Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
         delayed(chunk_pairs)(texts[s : s + CHUNK_DOCS], s, chars, word_max) for s in starts
     )
@@ -203,7 +210,7 @@ def fit_heads(
     from joblib import Parallel, delayed
 
     # worker processes cost a second or two to start: worth it only for a large matrix
-    jobs = max(1, min(len(TASKS), os.cpu_count() or 1)) if matrix.nnz > PARALLEL_NNZ else 1
+    jobs = max(1, min(len(TASKS), cpu_count())) if matrix.nnz > PARALLEL_NNZ else 1
     rows = {t: (train[t] != MISSING).to_numpy() for t in TASKS}
     return Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
         delayed(fit_head)(

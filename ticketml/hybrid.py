@@ -12,6 +12,8 @@ choice, its parameters and the hybrid's own calibration map are `hybrid.json`
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import f1_score
 
@@ -86,9 +88,9 @@ def candidate_names(combiner: str) -> list[str]:
 
 
 def n_folds(labels: np.ndarray, folds: int = FOLDS) -> int:
-    """FOLDS, or fewer when the rarest class has fewer rows (at least 2)."""
-    counts = np.bincount(labels)
-    return int(min(folds, max(2, counts[counts > 0].min())))
+    """FOLDS, or fewer when the commonest class has fewer rows (at least 2). A class rarer than
+    that is spread over as many folds as it has rows."""
+    return int(min(folds, max(2, np.bincount(labels).max())))
 
 
 def out_of_fold(
@@ -103,7 +105,10 @@ def out_of_fold(
     n, k = transformer.shape
     split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     out = {name: np.zeros((n, k)) for name in names}
-    for train, held in split.split(np.zeros(n), labels):
+    with warnings.catch_warnings():  # "the least populated class has only 1 member": expected
+        warnings.simplefilter("ignore", UserWarning)
+        folds_of = list(split.split(np.zeros(n), labels))
+    for train, held in folds_of:
         for name in names:
             entry = fit_candidate(name, transformer[train], baseline[train], labels[train], seed)
             out[name][held] = combine(entry, transformer[held], baseline[held])

@@ -380,6 +380,8 @@ def finalize(
 
 def run_train(cfg: DictConfig) -> dict:
     from ticketml.tracking import stage_run
+    from ticketml.training.runtime import budget
 
+    budget(cfg.train, on_gpu=False)  # a bad budget fails before anything is logged
     with stage_run(cfg, "train"):
         return train_and_log(cfg)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from ticketml.errors import ConfigError, TicketMLError
 from ticketml.tracking import StageLog, stage_run
 from ticketml.training.history import EpochHistory
+from ticketml.training.runtime import budget
 from ticketml.training.study import WORKER, open_study, wait_for_other_workers
 from ticketml.training.train import (
     finalize,
@@ -213,6 +214,7 @@ def run_tune(cfg: DictConfig) -> dict:
     cfg.train.devices = 1  # "auto" would take every GPU of a multi-GPU machine (DDP)
     space = search_space(t.search_space)
     check_enqueued(t.enqueue_trials, space)
+    budget(cfg.train, on_gpu=False, max_epochs=t.max_epochs)  # fails before any trial runs
     # each worker samples with its own seed: concurrent workers must not propose the same trials
     seed = int(cfg.seed) + os.getpid() if "sqlite" not in str(t.storage) else int(cfg.seed)
     sampler = optuna.samplers.TPESampler(seed=seed)
