@@ -27,7 +27,8 @@ def stamp() -> dict:
             return ""
         return out.stdout.strip() if out.returncode == 0 else ""
 
-    commit = git("rev-parse", "HEAD") or "unknown"
+    # a lent GPU machine gets the working tree without .git: the caller names the commit
+    commit = git("rev-parse", "HEAD") or os.environ.get("TICKETML_COMMIT", "unknown")
     dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     return {
         "commit": commit + ("+changes" if dirty else ""),

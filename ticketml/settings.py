@@ -52,15 +52,15 @@ class Model:
     encoder_name: str = MISSING
     text_prefix: str = ""
     max_length: int = 256
-    truncation: str = "head"
-    head_tokens: int = 128
+    truncation: str = "head_tail"
+    head_tokens: Any = "auto"  # an int or "auto"
     pooling: str = "mean"
     dropout: float = 0.1
     freeze_encoder: bool = False
     loss_weights: dict[str, float] = field(default_factory=dict)
     class_weights: bool = True
     hybrid: bool = True
-    combiner: str = "auto"
+    combiner: str = "blend"
 
 
 @dataclass

@@ -142,13 +142,17 @@ def resolve_runtime(cfg: DictConfig, max_epochs=None) -> Runtime:
 
 
 def head_tokens(m: DictConfig) -> int:
-    """How many leading tokens model.truncation=head_tail keeps (0: plain truncation)."""
+    """How many leading tokens model.truncation=head_tail keeps (0: plain truncation); auto =
+    half of model.max_length."""
     if str(m.truncation) not in ("head", "head_tail"):
         raise TicketMLError(f"model.truncation={m.truncation!r} must be head or head_tail")
     if str(m.truncation) == "head":
         return 0
-    if not 1 < int(m.head_tokens) < int(m.max_length) - 1:
+    if str(m.head_tokens) == "auto":
+        return int(m.max_length) // 2
+    head = positive_int(m.head_tokens, "model.head_tokens")
+    if not 1 < head < int(m.max_length) - 1:
         raise TicketMLError(
             f"model.head_tokens={m.head_tokens} must be within (1, model.max_length - 1)"
         )
-    return int(m.head_tokens)
+    return head
