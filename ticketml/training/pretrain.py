@@ -145,10 +145,6 @@ class MaskedLM(L.LightningModule):
         self.log("pretrain/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        n = int((batch["labels"] != -100).sum())
-        self.log("pretrain/val_loss", self(batch), on_epoch=True, batch_size=n, prog_bar=True)
-
     def configure_optimizers(self):
         from transformers import get_linear_schedule_with_warmup
 
@@ -286,7 +282,6 @@ def run_pretrain(cfg: DictConfig) -> dict:
             cfg.train.progress_bar if cfg.train.progress_bar is not None else True
         ),
         num_sanity_val_steps=0,
-        limit_val_batches=0,
     )
     started = time.perf_counter()
     with stage_run(cfg, "pretrain") as stage:

@@ -234,6 +234,12 @@ def train_model(
     # Lightning's teardown leaves the module on the CPU: evaluation goes back to the accelerator.
     model.to(trainer.strategy.root_device)
     best = checkpoint.best_model_path if checkpoint else None
+    if checkpoint and not best:  # train.max_minutes ran out before the first validation
+        best = str(Path(checkpoint_dir) / "multitask-unvalidated.ckpt")
+        trainer.save_checkpoint(best, weights_only=True)
+        log.warning(
+            "train.max_minutes ended the fit before any validation: keeping the last weights"
+        )
     if best:
         state = torch.load(best, map_location=model.device, weights_only=True)["state_dict"]
         model.load_state_dict(state)

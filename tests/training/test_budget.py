@@ -1,0 +1,49 @@
+"""The training budget: a short run on the CPU, train-until-it-stops on a GPU, one policy for
+train and tune, and a wall-clock cap that still leaves a model."""
+
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import run_cli, tiny_overrides
+from ticketml.errors import TicketMLError
+from ticketml.training.runtime import budget, head_tokens
+
+
+def _train(**values):
+    base = {"max_epochs": "auto", "early_stopping_patience": "auto", "max_minutes": None}
+    return OmegaConf.create({**base, **values})
+
+
+def test_auto_budget_is_short_on_the_cpu_and_patient_on_a_gpu():
+    assert budget(_train(), on_gpu=False) == (6, 2, None)
+    assert budget(_train(), on_gpu=True) == (20, 4, None)
+    assert budget(_train(max_epochs=3, early_stopping_patience=5), on_gpu=True) == (3, 5, None)
+    # tune.max_epochs (an int or auto) replaces train.max_epochs, under the same policy
+    assert budget(_train(max_epochs=3), on_gpu=True, max_epochs="auto") == (20, 4, None)
+    assert budget(_train(max_minutes=1.5), on_gpu=False) == (6, 2, 1.5)
+    for bad in ({"max_epochs": 0}, {"max_epochs": "1.5"}, {"early_stopping_patience": "x"}):
+        with pytest.raises(TicketMLError, match="positive whole number or auto"):
+            budget(_train(**bad), on_gpu=False)
+    with pytest.raises(TicketMLError, match="max_minutes"):
+        budget(_train(max_minutes=0), on_gpu=False)
+
+
+def test_head_tail_keeps_half_of_max_length_by_default():
+    model = OmegaConf.create({"truncation": "head_tail", "head_tokens": "auto", "max_length": 512})
+    assert head_tokens(model) == 256
+    model.truncation = "head"
+    assert head_tokens(model) == 0
+    model.truncation, model.head_tokens = "head_tail", 600
+    with pytest.raises(TicketMLError, match="head_tokens"):
+        head_tokens(model)
+
+
+def test_a_time_cap_ends_training_and_keeps_a_model(data_workdir, tiny_encoder):
+    overrides = [*tiny_overrides(tiny_encoder, epochs=50), "train.max_minutes=0.0001"]
+    assert run_cli("train", *overrides) == 0
+    summary = json.loads((data_workdir / "artifacts/metrics/multitask.json").read_text())["summary"]
+    assert summary["max_epochs"] == 50 and summary["max_minutes"] == 0.0001
+    assert summary["epochs"] <= 1
+    assert (data_workdir / "checkpoints/best.ckpt").stat().st_size > 10_000
