@@ -212,6 +212,10 @@ def main() -> None:
         "test_texts": len(texts),
         "encoder": cfg.model.encoder_name,
         "max_length": cfg.model.max_length,
+        "graph_mb": {
+            name: os.path.getsize(path) / 2**20
+            for name, path in (("fp32", fp32.onnx_path), ("int8", int8.onnx_path))
+        },
         "engines": results,
         "machine": machine_info(),
     }

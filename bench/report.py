@@ -822,6 +822,8 @@ GPU_RECIPES = {
     "": "head 256 (the old cut)",
     "512": "head_tail 512",
     "tapt": "TAPT + head 256",
+    "mpnet_lr3e-5": "all-mpnet-base-v2, lr 3e-5 (model=mpnet_base)",
+    "mpnet_lr1e-4": "all-mpnet-base-v2 at MiniLM's lr 1e-4",
 }
 GPU_MODELS = {
     "baseline": "TF-IDF baseline",
@@ -952,9 +954,36 @@ def real_tickets_section() -> list[str]:
     return lines
 
 
+def encoder_cost_section() -> list[str]:
+    rows = [(n, load(f"inference_long_{n}.json")) for n in ("minilm", "mpnet_base")]
+    rows = [(n, r) for n, r in rows if r]
+    if not rows:
+        return []
+    machine = rows[0][1]["machine"]
+    lines = [
+        "### Encoder cost on the CPU, long tickets (`python bench/inference.py` on synthetic_long)",
+        "",
+        f"{machine['processor']}, {rows[0][1]['threads']} threads, `model.max_length=256` with head_tail "
+        f"(most long tickets fill all 256 tokens), {rows[0][1]['test_texts']} test tickets; the served "
+        "core is the INT8 hybrid end to end (tokenising, both halves, calibration).",
+        "",
+        "| encoder | INT8 graph b1 p50 ms | INT8 b64 texts/s | torch eager b1 p50 ms | served core b1 texts/s | served core b64 texts/s | INT8 graph MB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for _, r in rows:
+        e, core = r["engines"], r["core_int8"]
+        lines.append(
+            f"| {r['encoder']} | {e['onnxruntime_int8']['batch1_p50_ms']:.1f} | "
+            f"{e['onnxruntime_int8']['batch64_texts_per_s']:.1f} | {e['torch_eager_fp32']['batch1_p50_ms']:.1f} | "
+            f"{core['batch1_texts_per_s']:.0f} | {core['batch64_texts_per_s']:.0f} | {r['graph_mb']['int8']:.0f} |"
+        )
+    return lines
+
+
 def render() -> str:
     parts = [
         real_tickets_section(),
+        encoder_cost_section(),
         seeds_section(),
         quality_section(),
         ceiling_section(),

@@ -61,6 +61,7 @@ class Model:
     class_weights: bool = True
     hybrid: bool = True
     combiner: str = "blend"
+    learning_rate: float = 1e-4
 
 
 @dataclass
