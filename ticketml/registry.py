@@ -153,7 +153,7 @@ def run_register(cfg: DictConfig) -> int:
 
     name = cfg.registry.model_name
     artifacts = model_artifacts(cfg)
-    with stage_run(cfg, "register") as stage, tempfile.TemporaryDirectory() as tmp:
+    with stage_run(cfg, "register", registry=True) as stage, tempfile.TemporaryDirectory() as tmp:
         package, script, digest = bundle_code(Path(tmp))
         stage.tags(**{"ticketml.code_sha256": digest})
         with importable(Path(tmp), package.name):  # log_model imports the script to check it
@@ -253,7 +253,7 @@ def run_promote(cfg: DictConfig) -> bool:
     from ticketml.contract import load_splits
     from ticketml.tracking import setup_mlflow
 
-    setup_mlflow(cfg)
+    setup_mlflow(cfg, registry=True)
     name, metric, min_delta = (
         cfg.registry.model_name,
         cfg.promote.metric,

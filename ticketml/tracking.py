@@ -59,8 +59,10 @@ def _set_experiment(cfg: DictConfig) -> None:
         mlflow.set_experiment(cfg.mlflow.experiment_name)
 
 
-def setup_mlflow(cfg: DictConfig) -> str:
-    """Point MLflow at the configured store and experiment; fall back to the local store."""
+def setup_mlflow(cfg: DictConfig, registry: bool = False) -> str:
+    """Point MLflow at the configured store and experiment; fall back to the local store, except
+    for the registry (`registry=True`: register, promote): a version registered in a stray local
+    store would look like a success to a team's CI, so an unreachable store is an error there."""
     import mlflow
 
     from ticketml.stack import mask
@@ -74,6 +76,13 @@ def setup_mlflow(cfg: DictConfig) -> str:
         mlflow.set_tracking_uri(uri)
         _set_experiment(cfg)
     except Exception as exc:  # noqa: BLE001 - any failure here must not stop the pipeline
+        if registry:
+            from ticketml.errors import TicketMLError
+
+            raise TicketMLError(
+                f"cannot reach the model registry at {mask(uri)}: {mask(str(exc))}; nothing was "
+                "registered or promoted (the registry never falls back to a local store)"
+            ) from exc
         print(f"WARNING: MLflow setup failed: {mask(str(exc))}", flush=True)
         print("WARNING: Continuing without MLflow tracking", flush=True)
         print(f"WARNING: logging to the local store {LOCAL_URI} instead", flush=True)
@@ -96,7 +105,11 @@ def git_commit() -> str:
 
 @contextlib.contextmanager
 def start_run(
-    cfg: DictConfig, run_name: str, nested: bool = False, log_config: bool = True
+    cfg: DictConfig,
+    run_name: str,
+    nested: bool = False,
+    log_config: bool = True,
+    registry: bool = False,
 ) -> Iterator[object]:
     """An MLflow run tagged with the git commit and data version, with the resolved config as params."""
     import mlflow
@@ -104,7 +117,7 @@ def start_run(
     from ticketml.contract import data_version
 
     if not nested:
-        setup_mlflow(cfg)
+        setup_mlflow(cfg, registry=registry)
     tags = {
         "git_commit": git_commit(),
         "data_version": data_version(cfg),
@@ -224,7 +237,11 @@ class StageLog:
 
 @contextlib.contextmanager
 def stage_run(
-    cfg: DictConfig, name: str, nested: bool = False, log_config: bool = True
+    cfg: DictConfig,
+    name: str,
+    nested: bool = False,
+    log_config: bool = True,
+    registry: bool = False,
 ) -> Iterator[StageLog]:
     """The one way a stage logs: its own run (tags, config as params), a StageLog to log with.
     Under DDP only rank zero has a run; the other ranks get a StageLog that logs nothing."""
@@ -233,5 +250,5 @@ def stage_run(
     if not is_rank_zero():
         yield StageLog(None)
         return
-    with start_run(cfg, name, nested=nested, log_config=log_config) as run:
+    with start_run(cfg, name, nested=nested, log_config=log_config, registry=registry) as run:
         yield StageLog(run)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import run_cli, tiny_overrides
+from tests.conftest import free_port, run_cli, tiny_overrides
 
 
 def _uri(workdir):
@@ -183,3 +183,16 @@ def test_gate_decisions(challenger, champion, delta, floor, promoted):
     assert ok is promoted, reason
     if floor is not None and not ok:
         assert "baseline floor" in reason
+
+
+def test_register_and_promote_never_fall_back_when_the_registry_is_down(
+    export_workdir, capsys, monkeypatch
+):
+    dead = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", dead)
+    for command in ("register", "promote"):
+        assert run_cli(command) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith(f"ERROR: cannot reach the model registry at {dead}")
+        assert "nothing was registered or promoted" in err[-1]
+    assert not (export_workdir / "mlflow.db").exists()  # no stray local registry

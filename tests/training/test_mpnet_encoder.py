@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import prepared_encoder, run_cli
 
 
 def _installed() -> bool:
@@ -31,13 +31,7 @@ needs_mpnet = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def mpnet_cache(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("encoders")
-    os.environ["TICKETML_ENCODER_CACHE"] = str(cache)
-    try:
-        assert run_cli("encoder", "prepare", "all-mpnet-base-v2") == 0
-        yield cache
-    finally:
-        del os.environ["TICKETML_ENCODER_CACHE"]
+    yield from prepared_encoder(tmp_path_factory, "all-mpnet-base-v2")
 
 
 @needs_mpnet

@@ -14,12 +14,16 @@ def require_api_key(api_key: str | None, extra_open: tuple[str, ...] = ()):
     """A dependency: `Authorization: Bearer <api_key>` unless no key is configured (`/health`,
     the docs and `extra_open` paths stay open)."""
     open_paths = OPEN_PATHS + tuple(extra_open)
+    # compared as bytes: compare_digest refuses non-ASCII str, and a header is bytes that ASGI
+    # hands over decoded as latin-1, so a UTF-8 key sent as UTF-8 matches its UTF-8 bytes
+    expected = api_key.encode("utf-8") if api_key else b""
 
     async def check(request: Request) -> None:
         if not api_key or request.url.path in open_paths:
             return
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), api_key):
+        sent = token.strip().encode("latin-1", "replace")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(sent, expected):
             raise HTTPException(
                 401,
                 "missing or wrong API key: send 'Authorization: Bearer <key>'",
