@@ -12,40 +12,42 @@ import numpy as np
 import pandas as pd
 
 from .core import TicketClassifier
+from .inputs import InputError, check_texts
 
 
-def texts_from_input(model_input) -> list[str]:
-    """Accept a DataFrame/records with `text`, a dict {"text": [...]}, a list of strings or a string."""
+def texts_from_input(model_input) -> list:
+    """The values to score from a DataFrame/records with `text`, a dict {"text": [...]}, a list
+    or a string, as they came (pyfunc.inputs.check_texts refuses what is not a usable text)."""
     if isinstance(model_input, pd.DataFrame):
         if "text" not in model_input.columns:
             if model_input.shape[1] == 1:  # e.g. a bare list of strings becomes column 0
-                return model_input.iloc[:, 0].astype(str).tolist()
-            raise ValueError(
+                return _flatten(model_input.iloc[:, 0].tolist())
+            raise InputError(
                 f"input needs a 'text' column; columns found: {list(model_input.columns)}"
             )
         return _flatten(model_input["text"].tolist())
     if isinstance(model_input, pd.Series):
-        return model_input.astype(str).tolist()
+        return _flatten(model_input.tolist())
     if isinstance(model_input, str):
         return [model_input]
     if isinstance(model_input, dict):
-        value = model_input.get("text")
-        if value is None:
-            raise ValueError("input needs a 'text' field")
-        return [value] if isinstance(value, str) else [str(v) for v in value]
+        if "text" not in model_input:
+            raise InputError("input needs a 'text' field")
+        value = model_input["text"]
+        return [value] if isinstance(value, str) or value is None else list(value)
     if isinstance(model_input, list | tuple):
-        return [row["text"] if isinstance(row, dict) else str(row) for row in model_input]
-    raise ValueError(f"unsupported input type {type(model_input).__name__}")
+        return [row.get("text") if isinstance(row, dict) else row for row in model_input]
+    raise InputError(f"unsupported input type {type(model_input).__name__}")
 
 
-def _flatten(values: list) -> list[str]:
+def _flatten(values: list) -> list:
     """{"text": [a, b]} reaches predict as one row holding a list: score each element."""
-    out: list[str] = []
+    out: list = []
     for value in values:
         if isinstance(value, list | tuple | np.ndarray):
-            out.extend(str(v) for v in value)
+            out.extend(value)
         else:
-            out.append(str(value))
+            out.append(value)
     return out
 
 
@@ -62,9 +64,20 @@ class TicketMLModel(mlflow.pyfunc.PythonModel):
             hybrid_path=a.get("hybrid"),
         )
 
-    def predict(self, context, model_input, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
+        """One row per text (the contract of pyfunc.inputs: a bad text is an error naming it,
+        which `mlflow models serve` answers with a 400)."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
         min_confidence = (params or {}).get("min_confidence")
-        rows = self.classifier.predict(texts_from_input(model_input), min_confidence=min_confidence)
+        try:
+            texts = check_texts(texts_from_input(model_input))
+        except InputError as exc:
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from exc
+        rows = self.classifier.predict(texts, min_confidence=min_confidence)
         return pd.DataFrame(
             rows,
             columns=["topic", "priority", "topic_scores", "priority_scores"]

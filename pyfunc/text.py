@@ -27,25 +27,45 @@ DEFAULTS = {
     "mask_urls": False,
     "mask_phones": False,
     "collapse_whitespace": True,
+    # a text longer than this keeps its first and last halves (0: no cap): every path's cost
+    # stays bounded (an 8 MB ticket no longer takes seconds and gigabytes), and a head_tail cut
+    # of 256 tokens sees the same tokens as on the whole text
+    "max_chars": 20000,
 }
 # What models exported before the transform travelled with them did to a request.
-LEGACY = {k: False for k in DEFAULTS}
+LEGACY = {k: False for k in DEFAULTS} | {"max_chars": 0}
 
 
-def text_options(options: dict | None) -> dict[str, bool]:
-    """Validated options: every key known, every value a bool; missing keys take DEFAULTS."""
+def text_options(options: dict | None) -> dict:
+    """Validated options: every key known, the switches bools, max_chars a whole number >= 0;
+    missing switches take DEFAULTS, a missing max_chars is 0 (a model from before the cap
+    serves as it was evaluated: uncapped)."""
     options = dict(options or {})
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown text transform option(s) {unknown}; known: {sorted(DEFAULTS)}")
-    return {k: bool(options.get(k, v)) for k, v in DEFAULTS.items()}
+    cap = options.pop("max_chars", 0)
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+        raise ValueError(f"max_chars={cap!r} must be a whole number >= 0 (0: no cap)")
+    switches = {k: bool(options.get(k, v)) for k, v in DEFAULTS.items() if k != "max_chars"}
+    return {**switches, "max_chars": cap}
+
+
+def cap_length(text: str, max_chars: int) -> str:
+    """The first and last halves of a text longer than `max_chars` (0: the whole text)."""
+    if not max_chars or len(text) <= max_chars:
+        return text
+    head = max_chars // 2
+    return text[:head] + "\n" + text[len(text) - (max_chars - head) :]
 
 
 def clean_text(text: str, options: dict[str, bool] = DEFAULTS) -> str:
-    """Lone UTF-16 surrogates → U+FFFD and NUL → space (always: the tokenizer needs valid text),
-    then, as `options` say: HTML entities unescaped, tags removed, e-mails / URLs / phone numbers
+    """A text over options["max_chars"] cut to its two ends (`cap_length`), lone UTF-16
+    surrogates → U+FFFD and NUL → space (always: the tokenizer needs valid text), then, as
+    `options` say: HTML entities unescaped, tags removed, e-mails / URLs / phone numbers
     masked as [EMAIL] / [URL] / [PHONE], whitespace collapsed and stripped."""
-    text = SURROGATE.sub("\ufffd", str(text)).replace("\x00", " ")
+    text = cap_length(str(text), int(options.get("max_chars", 0)))
+    text = SURROGATE.sub("\ufffd", text).replace("\x00", " ")
     if options["unescape_html"]:
         text = html.unescape(text).replace("\\n", "\n")
         text = SURROGATE.sub("\ufffd", text).replace("\x00", " ")  # &#0; and &#xD800; too

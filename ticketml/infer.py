@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from pyfunc.inputs import InputError, check_texts
 from ticketml.errors import DataError
 from ticketml.io import atomic_path, check_readable_file, table_format
 from ticketml.predictor import load_predictor
@@ -37,15 +38,27 @@ def scores_json(scores: dict[str, float]) -> str:
 
 
 def score_frame(
-    classifier, df: pd.DataFrame, text_column: str, min_confidence: float | None
+    classifier,
+    df: pd.DataFrame,
+    text_column: str,
+    min_confidence: float | None,
+    where: str = "input",
+    first_row: int = 0,
 ) -> pd.DataFrame:
+    """The rows with their predictions; a text the served model refuses (pyfunc.inputs: not a
+    string, empty, NUL, too long) stops the run with its file and row number."""
     if text_column not in df.columns:
         raise DataError(
             f"missing column {text_column!r} (columns found: {list(df.columns)}); set --text_column"
         )
-    rows = classifier.predict(
-        df[text_column].fillna("").astype(str).tolist(), min_confidence=min_confidence
-    )
+    texts = df[text_column].tolist()
+    try:
+        check_texts(texts)
+    except InputError as exc:
+        raise DataError(
+            f"{where}, row {first_row + exc.index + 1} ({text_column!r}): the text {exc.reason}"
+        ) from exc
+    rows = classifier.predict(texts, min_confidence=min_confidence)
     out = df.copy()
     out["predicted_topic"] = [r["topic"] for r in rows]
     out["predicted_priority"] = [r["priority"] for r in rows]
@@ -68,13 +81,15 @@ def predict_file(
     src = check_readable_file(input_path)
     table_format(src)
     out_kind = table_format(output_path)
+    if Path(output_path).resolve() == src.resolve():
+        raise DataError(f"--output_path={output_path} is the input file: choose another path")
     total, writer = 0, None
     with (
         atomic_path(output_path) as tmp,
         tqdm(total=count_rows(src), unit="rows", desc="infer") as bar,
     ):
         for chunk in read_chunks(src, chunk_size):
-            scored = score_frame(classifier, chunk, text_column, min_confidence)
+            scored = score_frame(classifier, chunk, text_column, min_confidence, str(src), total)
             if out_kind == "csv":
                 scored.to_csv(tmp, mode="a", header=total == 0, index=False)
             else:
@@ -109,8 +124,10 @@ def run_infer(
     threshold = review_threshold(cfg, min_confidence)
     classifier, identity = load_predictor(cfg, model_uri)
     if text is not None:
-        if not text.strip():
-            raise DataError("--text is empty")
+        try:
+            check_texts([text])
+        except InputError as exc:
+            raise DataError(f"--text {exc.reason}") from exc
         result = classifier.predict([text], min_confidence=threshold)[0]
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return result

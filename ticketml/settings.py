@@ -72,6 +72,7 @@ class TextTransform:
     mask_urls: bool = False
     mask_phones: bool = False
     collapse_whitespace: bool = True
+    max_chars: int = 20000
 
 
 @dataclass

@@ -30,10 +30,12 @@ RAW = [
     "<div></div>",  # empty after the transform
     "tab\tnew\nline    spaces &lt;tag&gt;",
     "Stack trace:\n" + "\tat com.acme.billing.InvoiceService.run(InvoiceService.java:12)\n" * 250,
-    "NUL\x00inside",  # the API refuses it (422); CSV cannot hold it
-    "lone \ud800 surrogate",  # the API refuses it; CSV and Parquet cannot hold it
+    "NUL\x00inside",  # cleaned to a space on every path; CSV cannot hold it
+    "lone \ud800 surrogate",  # refused on every path that parses JSON; CSV and Parquet cannot hold it
+    "x" * 30_000 + " VPN down",  # over the transform's max_chars: cut to its two ends everywhere
 ]
-NUL, SURROGATE = 7, 8
+NUL, SURROGATE, LONG = 7, 8, 9
+HOSTILE_TEXTS = {"empty": "", "blank": " \t\n", "NUL-only": "\x00", "zero-width": "\u200b"}
 KEYS = ("topic", "priority")
 
 
@@ -85,10 +87,18 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db"}
 
     # 1. pyfunc in a fresh process (the registry's bundled code, nothing imported before)
-    (work / "raw.json").write_text(json.dumps(RAW))
+    accepted = [i for i in range(len(RAW)) if i != SURROGATE]
+    (work / "raw.json").write_text(json.dumps([RAW[i] for i in accepted]))
+    (work / "hostile.json").write_text(json.dumps([*HOSTILE_TEXTS.values(), None, 42]))
     code = (
         "import json, mlflow, pandas as pd\n"
         "m = mlflow.pyfunc.load_model('models:/ticketml@champion')\n"
+        "for bad in json.load(open('hostile.json')):\n"
+        "    try:\n"
+        "        m.predict(pd.DataFrame({'text': pd.Series([bad], dtype=object)}))\n"
+        "        print('ACCEPTED', repr(bad))\n"
+        "    except Exception as exc:\n"
+        "        print('REFUSED', str(exc).splitlines()[0])\n"
         "texts = json.load(open('raw.json'))\n"
         "print(m.predict(pd.DataFrame({'text': pd.Series(texts, dtype=object)})).to_json(orient='records'))\n"
     )
@@ -96,7 +106,17 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
         [sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert_same(json.loads(proc.stdout.strip().splitlines()[-1]), reference, "pyfunc")
+    lines = proc.stdout.strip().splitlines()
+    verdicts = [line for line in lines if line.startswith(("REFUSED", "ACCEPTED"))]
+    assert verdicts == [
+        "REFUSED text is empty",
+        "REFUSED text is empty",
+        "REFUSED text is empty",
+        "REFUSED text is empty",
+        "REFUSED text is null, not a string",
+        "REFUSED text is a number, not a string",
+    ], verdicts
+    assert_same(json.loads(lines[-1]), [reference[i] for i in accepted], "pyfunc")
 
     # 2. mlflow models serve, the JSON of the raw rows (surrogates as \\u escapes)
     port = free_port()
@@ -115,18 +135,22 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
                 timeout=120,
             )
 
-        rows = [i for i in range(len(RAW)) if i != SURROGATE]
-        answer = invocations([RAW[i] for i in rows])
+        answer = invocations([RAW[i] for i in accepted])
         assert answer.status_code == 200, answer.text
-        assert_same(answer.json()["predictions"], [reference[i] for i in rows], "mlflow serve")
+        assert_same(answer.json()["predictions"], [reference[i] for i in accepted], "mlflow serve")
         # MLflow's own parsing (pandas) refuses a lone surrogate: a 400 that says so
         refused = invocations([RAW[SURROGATE]])
         assert refused.status_code == 400 and "surrogates" in refused.text
+        # what FastAPI refuses, /invocations refuses too (the model's own contract): a 400
+        for name, bad in [*HOSTILE_TEXTS.items(), ("null", None)]:
+            refused = invocations([bad])
+            assert refused.status_code == 400, (name, refused.text)
+            assert "text is" in refused.json()["message"], (name, refused.text)
     finally:
         server.terminate()
         server.wait(timeout=30)
 
-    # 3. FastAPI: the rows the API accepts, one by one and as a batch; the others get 422
+    # 3. FastAPI: the rows the API accepts, one by one and as a batch; the others get a 4xx
     port = free_port()
     api = subprocess.Popen(
         [sys.executable, "-m", "ticketml", "serve", f"--port={port}"],
@@ -136,31 +160,34 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    accepted = [i for i in range(len(RAW)) if i not in (NUL, SURROGATE)]
     try:
         base = f"http://127.0.0.1:{port}"
         ready = wait_for(f"{base}/ready", api, timeout=180).json()
         assert ready["model_version"] == "1"
+        api_rows = [i for i in accepted if i != LONG]  # over serve.max_text_chars: a 413
         single = []
-        for i in accepted:
+        for i in api_rows:
             r = httpx.post(f"{base}/predict", json={"text": RAW[i]}, timeout=60)
             assert r.status_code == 200 and r.headers["X-Model-Version"] == "1", r.text
             single.append(r.json())
-        assert_same(single, [reference[i] for i in accepted], "FastAPI /predict")
+        assert_same(single, [reference[i] for i in api_rows], "FastAPI /predict")
         batch = httpx.post(
-            f"{base}/predict/batch", json={"texts": [RAW[i] for i in accepted]}, timeout=60
+            f"{base}/predict/batch", json={"texts": [RAW[i] for i in api_rows]}, timeout=60
         )
-        assert_same(batch.json()["predictions"], [reference[i] for i in accepted], "/predict/batch")
-        for i in (NUL, SURROGATE):
-            body = json.dumps({"text": RAW[i]})
-            headers = {"Content-Type": "application/json"}
-            assert httpx.post(f"{base}/predict", content=body, headers=headers).status_code == 422
+        assert_same(batch.json()["predictions"], [reference[i] for i in api_rows], "/predict/batch")
+        assert httpx.post(f"{base}/predict", json={"text": RAW[LONG]}).status_code == 413
+        body = json.dumps({"text": RAW[SURROGATE]})
+        headers = {"Content-Type": "application/json"}
+        assert httpx.post(f"{base}/predict", content=body, headers=headers).status_code == 422
+        for name, bad in [*HOSTILE_TEXTS.items(), ("null", None)]:
+            r = httpx.post(f"{base}/predict", json={"text": bad}, timeout=60)
+            assert r.status_code == 422, (name, r.text)
     finally:
         api.terminate()
         api.wait(timeout=30)
 
     # 4. ticketml infer, CSV and Parquet (each with the rows the format can hold)
-    for name, rows in (("in.csv", [*accepted]), ("in.parquet", [*accepted, NUL])):
+    for name, rows in (("in.csv", [i for i in accepted if i != NUL]), ("in.parquet", accepted)):
         frame = pd.DataFrame({"id": rows, "text": [RAW[i] for i in rows]})
         if name.endswith(".csv"):
             frame.to_csv(work / name, index=False)
@@ -182,6 +209,10 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
             for r in out.itertuples()
         ]
         assert_same(got, [reference[i] for i in out["id"]], f"infer {name}")
+    # a file with a text the model refuses stops with the file and row, and writes nothing
+    pd.DataFrame({"text": ["VPN down", " \u200b "]}).to_parquet(work / "bad.parquet", index=False)
+    assert run_cli("infer", "--input_path=bad.parquet", "--output_path=out_bad.csv") == 1
+    assert not (work / "out_bad.csv").exists()
 
     # 5. score_spark on the Parquet rows
     if importlib.util.find_spec("pyspark") and (

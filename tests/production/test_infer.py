@@ -70,3 +70,32 @@ def test_bad_batch_inputs_fail_clearly_and_write_nothing(export_workdir, capsys)
     assert "missing column 'text'" in capsys.readouterr().err
     assert not (export_workdir / "o.parquet").exists()
     assert not list(export_workdir.glob(".o.parquet*"))
+
+
+def test_texts_the_model_refuses_stop_the_run_with_their_row(export_workdir, capsys):
+    pd.DataFrame({"text": [3, 7]}).to_parquet(export_workdir / "mixed.parquet")  # numbers
+    args = ["--input_path=mixed.parquet", "--output_path=o.csv", "infer.model_uri=artifacts"]
+    assert run_cli("infer", *args) == 1
+    err = capsys.readouterr().err
+    assert "mixed.parquet, row 1 ('text'): the text is a number, not a string" in err
+    assert not (export_workdir / "o.csv").exists()
+    pd.DataFrame({"text": ["VPN down", "", "ok"]}).to_csv(export_workdir / "gap.csv", index=False)
+    assert (
+        run_cli(
+            "infer",
+            "--input_path=gap.csv",
+            "--output_path=o.csv",
+            "infer.chunk_size=2",
+            "infer.model_uri=artifacts",
+        )
+        == 1
+    )
+    assert "gap.csv, row 2 ('text'): the text is empty" in capsys.readouterr().err
+    assert (
+        run_cli(
+            "infer", "--input_path=gap.csv", "--output_path=gap.csv", "infer.model_uri=artifacts"
+        )
+        == 1
+    )
+    assert "is the input file" in capsys.readouterr().err
+    assert run_cli("infer", "--text=\u200b", "infer.model_uri=artifacts") == 1

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pyfunc.text import SURROGATE
+from pyfunc import inputs
 from ticketml.serving.schemas import (
     BatchPrediction,
     BatchRequest,
@@ -193,21 +193,10 @@ def prediction_routes(
             )
 
     def check_texts(texts: list[str]) -> None:
-        for i, text in enumerate(texts):
-            name = f"text[{i}]" if len(texts) > 1 else "text"
-            if not text.strip():
-                raise HTTPException(422, f"{name} is empty")
-            if "\x00" in text:
-                raise HTTPException(422, f"{name} contains a NUL character")
-            if SURROGATE.search(text):
-                raise HTTPException(
-                    422, f"{name} contains a lone UTF-16 surrogate (not valid Unicode text)"
-                )
-            if len(text) > max_text_chars:
-                raise HTTPException(
-                    413,
-                    f"text is {len(text)} characters; the limit is serve.max_text_chars={max_text_chars}",
-                )
+        try:  # the served model's own contract (pyfunc.inputs), with this service's limit
+            inputs.check_texts(texts, max_text_chars, "serve.max_text_chars")
+        except inputs.InputError as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
 
     def classify(texts: list[str], response: Response, endpoint: str) -> list[dict]:
         current = state.current  # one read: the answer and its labels come from one model
