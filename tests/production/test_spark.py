@@ -25,11 +25,10 @@ if not HAVE_SPARK and os.environ.get("TICKETML_REQUIRE_SPARK") != "1":
 @pytest.mark.parametrize(
     "src, dst", [("in.parquet", "spark_out.parquet"), ("in.csv", "spark_out.csv")]
 )
-def test_spark_udf_scores_equal_batch_infer(export_workdir, src, dst):
+def test_spark_udf_scores_equal_batch_infer(export_workdir, src, dst, capsys):
     assert run_cli("register") == 0 and run_cli("promote", "promote.baseline_floor=false") == 0
     rows = pd.concat([pd.read_parquet(export_workdir / "data/processed/test.parquet")] * 3)
     rows = rows.reset_index(drop=True).assign(ticket_id=lambda d: [f"T{i}" for i in range(len(d))])
-    rows.loc[0, "text"] = ""  # an empty text is scored, as infer scores it
     if src.endswith(".csv"):
         rows.to_csv(export_workdir / src, index=False)
     else:
@@ -59,6 +58,15 @@ def test_spark_udf_scores_equal_batch_infer(export_workdir, src, dst):
         assert spark[column].tolist() == infer[column].tolist(), column
     assert spark["needs_review"].astype(str).str.lower().isin(["true", "false"]).all()
     assert not list(export_workdir.glob(".spark_out*"))  # no temp folder left
+    if dst.endswith(".csv"):
+        return
+    # a text the model refuses (pyfunc.inputs) stops the job with one clear line, nothing written
+    rows.loc[5, "text"] = " "
+    rows.to_parquet(export_workdir / "bad.parquet", index=False)
+    assert run_cli("score_spark", "--input_path=bad.parquet", "--output_path=bad_out.parquet") == 1
+    assert "a text the model refuses (text" in capsys.readouterr().err
+    assert not (export_workdir / "bad_out.parquet").exists()
+    assert not list(export_workdir.glob(".bad_out*"))
 
 
 def test_missing_text_column_fails_clearly_and_writes_nothing(export_workdir, capsys):

@@ -46,13 +46,25 @@ def _retrying(method, seconds: float):
     return call
 
 
+# RDBStorage's private methods that Optuna's own cache layer (_CachedStorage) calls directly:
+# without them a trial's suggest_* during a database restart fails the trial (seen in a CI run)
+CACHE_CALLS = (
+    "_create_new_trial",
+    "_set_trial_param",
+    "_get_best_trial_id",
+    "_get_trials",
+    "_get_stale_trial_ids",
+)
+
+
 class RetryingStorage(optuna.storages.RDBStorage):
     """RDBStorage whose every call retries transient database errors for `retry_s` seconds."""
 
     def __init__(self, url: str, retry_s: float, **kwargs):
         super().__init__(url, **kwargs)
-        for name in dir(optuna.storages.BaseStorage):
-            if not name.startswith("_") and callable(getattr(self, name, None)):
+        names = [n for n in dir(optuna.storages.BaseStorage) if not n.startswith("_")]
+        for name in [*names, *CACHE_CALLS]:
+            if callable(getattr(self, name, None)):
                 setattr(self, name, _retrying(getattr(self, name), retry_s))
 
 
