@@ -102,10 +102,39 @@ def benchmark_token_ids(encoder: Path) -> np.ndarray:
     return np.array(sorted(ids | set(range(1000))), dtype=np.int64)  # [PAD], [CLS], … too
 
 
+def carried_weights(encoder: Path) -> dict:
+    """The encoder's weights as they travel: float16, and the word-embedding table cut to the
+    rows of tokens the benchmark data uses (`<table>.rows` + `<table>.kept`; the others are never
+    looked up for it, and `restored_weights` brings them back as zeros)."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights = {
+        k: v.half() if v.is_floating_point() else v
+        for k, v in load_file(encoder / "model.safetensors").items()
+    }
+    table = next(k for k in weights if k.endswith("word_embeddings.weight"))
+    keep = torch.from_numpy(benchmark_token_ids(encoder))
+    weights[f"{table}.rows"], weights[f"{table}.kept"] = weights.pop(table)[keep].contiguous(), keep
+    return weights
+
+
+def restored_weights(weights: dict, vocab: int) -> dict:
+    """`carried_weights` back as float32, each cut table whole again (`vocab` rows)."""
+    import torch
+
+    weights = dict(weights)
+    for name in [k for k in weights if k.endswith(".rows")]:
+        table = name.removesuffix(".rows")
+        rows, kept = weights.pop(name), weights.pop(f"{table}.kept")
+        weights[table] = torch.zeros((vocab, rows.shape[1]), dtype=rows.dtype)
+        weights[table][kept] = rows
+    return {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in weights.items()}
+
+
 def pack(out: Path) -> None:
     import pandas as pd
-    import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     from ticketml.encoder import resolve_encoder
 
@@ -123,16 +152,7 @@ def pack(out: Path) -> None:
     for f in src.iterdir():
         if f.is_file() and f.suffix in (".json", ".txt"):
             shutil.copy(f, enc / f.name)
-    weights = {
-        k: v.half() if v.is_floating_point() else v
-        for k, v in load_file(src / "model.safetensors").items()
-    }
-    # The word-embedding table keeps only the rows of tokens the benchmark data uses (the others
-    # are never looked up for it; unpack restores them as zeros).
-    table = next(k for k in weights if k.endswith("word_embeddings.weight"))
-    keep = torch.from_numpy(benchmark_token_ids(src))
-    weights[f"{table}.rows"], weights[f"{table}.kept"] = weights.pop(table)[keep], keep
-    save_file(weights, enc / "model.fp16.safetensors")
+    save_file(carried_weights(src), enc / "model.fp16.safetensors")
     for source, name in ((OUTSIDE, "support.parquet"), (JIRA, "jira.parquet")):
         if source.is_file():  # Parquet: a third of the CSV's size
             (out / "data").mkdir(exist_ok=True)
@@ -163,7 +183,6 @@ def unpack(src: Path, site: Path = Path("/tmp/site"), encoder: Path = Path("/tmp
         ],
         check=True,
     )
-    import torch
     from safetensors.torch import load_file, save_file
 
     encoder.mkdir(parents=True, exist_ok=True)
@@ -172,15 +191,7 @@ def unpack(src: Path, site: Path = Path("/tmp/site"), encoder: Path = Path("/tmp
             shutil.copy(f, encoder / f.name)
     weights = load_file(src / "minilm" / "model.fp16.safetensors")
     vocab = json.loads((encoder / "config.json").read_text())["vocab_size"]
-    for name in [k for k in weights if k.endswith(".rows")]:
-        table = name.removesuffix(".rows")
-        rows, kept = weights.pop(name), weights.pop(f"{table}.kept")
-        weights[table] = torch.zeros((vocab, rows.shape[1]), dtype=rows.dtype)
-        weights[table][kept] = rows
-    save_file(
-        {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in weights.items()},
-        encoder / "model.safetensors",
-    )
+    save_file(restored_weights(weights, vocab), encoder / "model.safetensors")
     print(f"export PYTHONPATH={site}:{ROOT}  # encoder: model.encoder_name={encoder}")
 
 

@@ -37,19 +37,12 @@ def sha256(data: bytes) -> str:
 
 
 def split(folder: Path, out: Path, max_mib: float = 55) -> None:
-    import torch
-    from safetensors.torch import load_file, save
+    from safetensors.torch import save
 
-    from bench.gpu_pack import benchmark_token_ids
+    from bench.gpu_pack import carried_weights
 
-    weights = {
-        k: v.half() if v.is_floating_point() else v
-        for k, v in load_file(folder / "model.safetensors").items()
-    }
-    table = next(k for k in weights if k.endswith("word_embeddings.weight"))
-    keep = torch.from_numpy(benchmark_token_ids(folder))
-    rows = weights.pop(table)
-    weights[f"{table}.rows"], weights[f"{table}.kept"] = rows[keep].contiguous(), keep
+    weights = carried_weights(folder)
+    vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
     blob = save(weights)
     size = int(max_mib * 2**20)
     shutil.rmtree(out, ignore_errors=True)
@@ -65,12 +58,7 @@ def split(folder: Path, out: Path, max_mib: float = 55) -> None:
     for f in SMALL:
         if (folder / f).is_file():
             shutil.copy(folder / f, out / "meta" / f)
-    manifest = {
-        "parts": parts,
-        "sha256": sha256(blob),
-        "table": table,
-        "vocab_rows": int(rows.shape[0]),
-    }
+    manifest = {"parts": parts, "sha256": sha256(blob), "vocab_rows": int(vocab)}
     (out / "meta" / "manifest.json").write_text(json.dumps(manifest, indent=2))
     print(
         f"{folder.name}: {len(blob) / 2**20:.1f} MiB of float16 in {len(parts)} parts -> {out}/part-*"
@@ -78,8 +66,9 @@ def split(folder: Path, out: Path, max_mib: float = 55) -> None:
 
 
 def join(shards: Path, out: Path) -> None:
-    import torch
     from safetensors.torch import load, save_file
+
+    from bench.gpu_pack import restored_weights
 
     manifest = json.loads((shards / "meta" / "manifest.json").read_text())
     blob = bytearray()
@@ -93,20 +82,12 @@ def join(shards: Path, out: Path) -> None:
         blob += data
     if sha256(bytes(blob)) != manifest["sha256"]:
         raise SystemExit("the joined weights do not match the manifest")
-    weights = load(bytes(blob))
-    table = manifest["table"]
-    rows, kept = weights.pop(f"{table}.rows"), weights.pop(f"{table}.kept")
-    full = torch.zeros((manifest["vocab_rows"], rows.shape[1]), dtype=rows.dtype)
-    full[kept] = rows
-    weights[table] = full
+    weights = restored_weights(load(bytes(blob)), manifest["vocab_rows"])
     out.mkdir(parents=True, exist_ok=True)
     for f in (shards / "meta").iterdir():
         if f.name != "manifest.json":
             shutil.copy(f, out / f.name)
-    save_file(
-        {k: v.float() if v.is_floating_point() else v for k, v in weights.items()},
-        out / "model.safetensors",
-    )
+    save_file(weights, out / "model.safetensors")
     print(f"joined {len(manifest['parts'])} parts (checksums match) -> {out}")
 
 

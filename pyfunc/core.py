@@ -260,8 +260,8 @@ class TicketClassifier:
     def hybrid_summary(self) -> dict[str, dict]:
         """Per task, how the hybrid combines its halves (method, and the blend's weight)."""
         return {
-            t: {k: e[k] for k in ("method", "transformer_weight", "C") if k in e}
-            | {"method": e.get("method", "blend")}
+            t: {"method": e.get("method", "blend")}
+            | {k: e[k] for k in ("transformer_weight", "C") if k in e}
             for t, e in self.hybrid.items()
         }
 

@@ -12,6 +12,7 @@ two ends there, on every path.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Sequence
 
@@ -25,6 +26,14 @@ class InputError(ValueError):
     def __init__(self, message: str, status: int = 422, index: int | None = None, reason=None):
         super().__init__(message)
         self.status, self.index, self.reason = status, index, reason or message
+
+
+# a refusal as `check_texts` words it, for a caller that only sees it inside another error's
+# text (a failed Spark task)
+REFUSAL = re.compile(
+    r"text(?:\[\d+\])? (?:is (?:empty|(?:null|a [\w ]+?), not a string)"
+    r"|contains a lone UTF-16 surrogate)"
+)
 
 
 def is_blank(text: str) -> bool:

@@ -6,18 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from pyfunc.probability import decide, scaled, softmax
+from ticketml.data.schema import labelled_rows
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def with_labels(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows that have a label for the task (partial labels: the others are -1)."""
-    keep = np.asarray(labels) >= 0
-    return np.asarray(probs)[keep], np.asarray(labels)[keep]
-
-
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
-    probs, labels = with_labels(probs, labels)
+    labels, probs = labelled_rows(labels, probs)
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
 
 
@@ -26,7 +21,7 @@ def reliability_bins(
 ) -> list[tuple[float, float, float]]:
     """Per non-empty equal-width bin of top-class confidence: (share of rows, mean confidence,
     accuracy), on the rows labelled for the task. ECE and the reliability diagram read these."""
-    probs, labels = with_labels(probs, labels)
+    labels, probs = labelled_rows(labels, probs)
     conf, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
     edges = np.linspace(0, 1, bins + 1)
     out = []
@@ -95,7 +90,7 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray, folds: int = 5, seed
     the temperature alone (the bias has k more parameters: on a small or already unshifted
     validation split it can fit noise). Refitted on all validation rows; "selected_by" records
     the cross-validated NLL of both. Rows without a label for the task are left out."""
-    logits, labels = with_labels(logits, labels)
+    labels, logits = labelled_rows(labels, logits)
     n = len(labels)
     order = np.random.default_rng(seed).permutation(n)
     cv = {"temperature": [], "temperature_bias": []}
@@ -117,8 +112,7 @@ def calibration_report(probs_before: np.ndarray, scaling: dict, logits: np.ndarr
     """ECE/NLL before and after a map, and macro-F1 of the decisions (unchanged by design)."""
     from sklearn.metrics import f1_score
 
-    keep = np.asarray(labels) >= 0
-    probs_before, logits, labels = probs_before[keep], logits[keep], np.asarray(labels)[keep]
+    labels, probs_before, logits = labelled_rows(labels, probs_before, logits)
     after = scaled(logits, scaling)
     k = after.shape[1]
 
@@ -154,8 +148,7 @@ def routing_table(
     """For each threshold: share of tickets auto-routed (the given label's probability ≥ t, as
     `needs_review` decides) and their accuracy. `pred`: the labels given (default argmax)."""
     pred = probs.argmax(axis=1) if pred is None else pred
-    keep = np.asarray(labels) >= 0
-    probs, labels, pred = probs[keep], np.asarray(labels)[keep], np.asarray(pred)[keep]
+    labels, probs, pred = labelled_rows(labels, probs, pred)
     conf, correct = probs[np.arange(len(pred)), pred], pred == labels
     rows = []
     for t in thresholds:

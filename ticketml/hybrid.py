@@ -19,6 +19,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from ticketml import TASKS
+from ticketml.data.schema import labelled_rows
 from ticketml.errors import ConfigError
 
 WEIGHTS = np.round(np.linspace(0, 1, 21), 2)
@@ -126,18 +127,16 @@ def fit_task(transformer, baseline, labels, combiner: str = "auto", seed: int = 
     from pyfunc.probability import log_probs
     from ticketml.calibration import fit_calibration
 
-    keep = labels >= 0
-    transformer, baseline, labels = transformer[keep], baseline[keep], labels[keep]
+    labels, transformer, baseline = labelled_rows(labels, transformer, baseline)
     names = candidate_names(combiner)
     folds = n_folds(labels)
     oof = out_of_fold(names, transformer, baseline, labels, folds, seed) if len(names) > 1 else {}
     cv = {name: macro_f1(labels, p) for name, p in oof.items()}
     chosen = max(names, key=lambda n: (cv.get(n, 0.0), n == "blend"))
     entry = fit_candidate(chosen, transformer, baseline, labels, seed)
-    if entry["method"] == "stack":
-        calibrate_on = oof[chosen] if chosen in oof else combine(entry, transformer, baseline)
-    else:
-        calibrate_on = combine(entry, transformer, baseline)
+    # a stacker always has out-of-fold scores (it is chosen among three Cs)
+    stacked = entry["method"] == "stack"
+    calibrate_on = oof[chosen] if stacked else combine(entry, transformer, baseline)
     entry.update(fit_calibration(log_probs(calibrate_on), labels))
     entry["chosen_by"] = {"cv_macro_f1": cv, "folds": folds, "combiner": combiner}
     return entry

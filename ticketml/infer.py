@@ -46,7 +46,7 @@ def score_frame(
     first_row: int = 0,
 ) -> pd.DataFrame:
     """The rows with their predictions; a text the served model refuses (pyfunc.inputs: not a
-    string, empty, NUL, too long) stops the run with its file and row number."""
+    string, blank, a lone surrogate) stops the run with its file and row number."""
     if text_column not in df.columns:
         raise DataError(
             f"missing column {text_column!r} (columns found: {list(df.columns)}); set --text_column"
@@ -122,12 +122,13 @@ def run_infer(
     if (text is None) == (input_path is None):
         raise DataError('give either --text="..." or --input_path=FILE --output_path=FILE')
     threshold = review_threshold(cfg, min_confidence)
-    classifier, identity = load_predictor(cfg, model_uri)
-    if text is not None:
+    if text is not None:  # checked before the model loads (seconds)
         try:
             check_texts([text])
         except InputError as exc:
             raise DataError(f"--text {exc.reason}") from exc
+    classifier, identity = load_predictor(cfg, model_uri)
+    if text is not None:
         result = classifier.predict([text], min_confidence=threshold)[0]
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return result

@@ -16,8 +16,9 @@ from sklearn.metrics import (
 def task_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
     """Accuracy, macro-F1 and per-class precision/recall(=per-class accuracy)/F1/support, on the
     rows that have a label for the task (partial labels: the others are -1); `n` counts them."""
-    keep = np.asarray(y_true) >= 0
-    y_true, y_pred = np.asarray(y_true)[keep], np.asarray(y_pred)[keep]
+    from ticketml.data.schema import labelled_rows
+
+    y_true, y_pred = labelled_rows(y_true, y_pred)
     ids = list(range(len(labels)))
     prec, rec, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=ids, average=None, zero_division=0
@@ -25,7 +26,7 @@ def task_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
-        "n": int(keep.sum()),
+        "n": len(y_true),
         "per_class": {
             label: {
                 "precision": float(prec[i]),

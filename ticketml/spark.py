@@ -12,7 +12,6 @@ when the job succeeded.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import uuid
 from pathlib import Path
@@ -63,12 +62,6 @@ def scores_json_udf(labels: list[str]):
     from ticketml.infer import scores_json
 
     return F.udf(lambda scores: scores_json({k: scores[k] for k in labels}), "string")
-
-
-# the served model's input contract (pyfunc.inputs), as it surfaces in a failed Spark task
-REFUSED = re.compile(
-    r"(text(?:\[\d+\])? (?:is (?:empty|null|a [\w ]+?, not a string)|contains a lone UTF-16 surrogate))"
-)
 
 
 def label_order(model_uri: str) -> dict[str, list[str]]:
@@ -148,11 +141,13 @@ def run_score_spark(
         try:
             writer.save(writer_target)
         except Exception as exc:  # noqa: BLE001 - a refused text is a data error, said plainly
-            refused = REFUSED.search(str(exc))
+            from pyfunc.inputs import REFUSAL
+
+            refused = REFUSAL.search(str(exc))
             if not refused:
                 raise
             raise DataError(
-                f"{input_path}: a text the model refuses ({refused.group(1)}); "
+                f"{input_path}: a text the model refuses ({refused.group(0)}); "
                 "`ticketml infer` names its row"
             ) from exc
         rows = spark.read.format(out_kind).option("header", True).load(writer_target).count()

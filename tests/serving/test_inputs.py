@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pyfunc.inputs import InputError, check_texts, problem
+from pyfunc.inputs import REFUSAL, InputError, check_texts, problem
 from pyfunc.model import texts_from_input
 from pyfunc.text import DEFAULTS, LEGACY, cap_length, clean_text, text_options
 
@@ -29,6 +29,12 @@ from pyfunc.text import DEFAULTS, LEGACY, cap_length, clean_text, text_options
 )
 def test_what_no_path_accepts(text, reason):
     assert problem(text) == (reason, 422)
+    # the wording a caller recognises inside another error (a failed Spark task)
+    assert (
+        REFUSAL.search(f"PythonException: text[4] {reason}\n  at ...")
+        .group(0)
+        .startswith("text[4] ")
+    )
 
 
 def test_what_every_path_accepts_and_the_length_limit_where_a_path_sets_one():
@@ -38,6 +44,7 @@ def test_what_every_path_accepts_and_the_length_limit_where_a_path_sets_one():
         "is 30 characters; the limit is serve.max_text_chars=20",
         413,
     )
+    assert REFUSAL.search("the text is fine, the limit is 30") is None
     with pytest.raises(InputError) as caught:
         check_texts(["fine", " "])
     assert str(caught.value) == "text[1] is empty" and caught.value.index == 1

@@ -113,6 +113,9 @@ def build_report(rows_in: int, counts: dict, splits: dict[str, pd.DataFrame], ra
             k: {task: int((v[task] == MISSING).sum()) for task in TASKS} for k, v in splits.items()
         },
     }
+    report["rows_without_label"] = {
+        task: sum(m[task] for m in report["missing_labels"].values()) for task in TASKS
+    }
     texts = {k: set(v["text"]) for k, v in splits.items()}
     report["leaked_texts"] = len(texts["train"] & texts["test"]) + len(
         texts["train"] & texts["val"]
@@ -181,7 +184,7 @@ def write_outputs(cfg: DictConfig, splits: dict, label_maps: dict, report: dict)
         f"(dropped {report['dropped_empty']} empty or unlabelled, "
         f"{report['dropped_duplicates']} duplicates); split {report['split_sizes']} -> {out_dir}/"
     )
-    missing = {t: sum(m[t] for m in report["missing_labels"].values()) for t in TASKS}
+    missing = report["rows_without_label"]
     if any(missing.values()):
         print(
             "preprocess: partial labels: "
@@ -204,10 +207,7 @@ def log_report(cfg: DictConfig, report: dict, path: Path) -> None:
         if k in report:
             counts[k] = float(report[k])
     counts.update({f"rows_{k}": float(v) for k, v in report["split_sizes"].items()})
-    for task in TASKS:
-        counts[f"rows_without_{task}"] = float(
-            sum(m[task] for m in report["missing_labels"].values())
-        )
+    counts.update({f"rows_without_{t}": float(n) for t, n in report["rows_without_label"].items()})
     with stage_run(cfg, "preprocess") as stage:
         stage.metrics(counts)
         stage.artifact(path, "data")

@@ -76,9 +76,12 @@ def encode_labels(df: pd.DataFrame, label_maps: dict[str, list[str]]) -> dict[st
     return out
 
 
-def labelled(labels: np.ndarray) -> np.ndarray:
-    """Which rows have a label for the task (the others are UNLABELLED)."""
-    return np.asarray(labels) >= 0
+def labelled_rows(labels, *arrays) -> tuple[np.ndarray, ...]:
+    """(labels, *arrays) cut to the rows that have a label for the task (the others are
+    UNLABELLED): what every fit and score of a task reads."""
+    labels = np.asarray(labels)
+    keep = labels != UNLABELLED
+    return (labels[keep], *(np.asarray(a)[keep] for a in arrays))
 
 
 def served_texts(df: pd.DataFrame) -> list[str]:

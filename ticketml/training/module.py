@@ -125,41 +125,47 @@ class MultiTaskClassifier(L.LightningModule):
         self._outputs = {}
 
     def configure_optimizers(self):
-        from transformers import get_linear_schedule_with_warmup
-
         hp = self.hparams
-        head_lr = hp.head_learning_rate or hp.learning_rate
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-        groups = []
-        for params_of, lr in (
-            (self.encoder.named_parameters(), hp.learning_rate),
-            (self.heads.named_parameters(), head_lr),
-        ):
-            params = [(n, p) for n, p in params_of if p.requires_grad]
-            groups.append(
-                {
-                    "params": [p for n, p in params if not n.endswith(no_decay)],
-                    "lr": lr,
-                    "weight_decay": hp.weight_decay,
-                }
-            )
-            groups.append(
-                {
-                    "params": [p for n, p in params if n.endswith(no_decay)],
-                    "lr": lr,
-                    "weight_decay": 0.0,
-                }
-            )
-        # fused: one kernel for the whole update on a GPU instead of a few per parameter group
-        optimizer = torch.optim.AdamW(
-            [g for g in groups if g["params"]], fused=self.device.type == "cuda"
+        groups = decay_groups(self.encoder.named_parameters(), hp.learning_rate, hp.weight_decay)
+        groups += decay_groups(
+            self.heads.named_parameters(),
+            hp.head_learning_rate or hp.learning_rate,
+            hp.weight_decay,
         )
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total), total)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return adamw_linear(self, groups, hp.warmup_ratio)
+
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight")
+
+
+def decay_groups(named_parameters, lr: float, weight_decay: float) -> list[dict]:
+    """AdamW parameter groups of the trainable parameters: weight decay on the weights, none on
+    biases and LayerNorm."""
+    params = [(n, p) for n, p in named_parameters if p.requires_grad]
+    return [
+        {
+            "params": [p for n, p in params if not n.endswith(NO_DECAY)],
+            "lr": lr,
+            "weight_decay": weight_decay,
+        },
+        {"params": [p for n, p in params if n.endswith(NO_DECAY)], "lr": lr, "weight_decay": 0.0},
+    ]
+
+
+def adamw_linear(module: L.LightningModule, groups: list[dict], warmup_ratio: float) -> dict:
+    """Lightning's optimizer config: AdamW over `groups` and a linear warmup/decay per step."""
+    from transformers import get_linear_schedule_with_warmup
+
+    # fused: one kernel for the whole update on a GPU instead of a few per parameter group
+    optimizer = torch.optim.AdamW(
+        [g for g in groups if g["params"]], fused=module.device.type == "cuda"
+    )
+    total = max(1, int(module.trainer.estimated_stepping_batches))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
+    return {
+        "optimizer": optimizer,
+        "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+    }
 
 
 def scores_from_confusion(confusion: np.ndarray) -> tuple[float, float]:

@@ -146,24 +146,10 @@ class MaskedLM(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        from transformers import get_linear_schedule_with_warmup
+        from ticketml.training.module import adamw_linear, decay_groups
 
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-        named = list(self.model.named_parameters())  # the tied decoder weight appears once
-        groups = [
-            {
-                "params": [p for n, p in named if not n.endswith(no_decay)],
-                "weight_decay": self.weight_decay,
-            },
-            {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=self.lr, fused=self.device.type == "cuda")
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup * total), total)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        groups = decay_groups(self.model.named_parameters(), self.lr, self.weight_decay)
+        return adamw_linear(self, groups, self.warmup)
 
 
 def held_out_loss(model: MaskedLM, loader, dtype) -> float:
@@ -178,17 +164,6 @@ def held_out_loss(model: MaskedLM, loader, dtype) -> float:
             count += n
     model.train()
     return total / max(count, 1.0)
-
-
-def budget(p: DictConfig, on_gpu: bool) -> int:
-    """pretrain.max_epochs: auto = 1 on the CPU (a smoke run), 10 on a GPU."""
-    from ticketml.training.runtime import positive_int
-
-    return (
-        (10 if on_gpu else 1)
-        if str(p.max_epochs) == "auto"
-        else positive_int(p.max_epochs, "pretrain.max_epochs")
-    )
 
 
 def encoder_sha256(folder: Path) -> str:
@@ -234,7 +209,7 @@ def run_pretrain(cfg: DictConfig) -> dict:
     from ticketml.encoder import load_tokenizer
     from ticketml.model_card import log_lineage
     from ticketml.tracking import log_safely, stage_run
-    from ticketml.training.runtime import resolve_precision
+    from ticketml.training.runtime import auto_int, autocast_dtype, resolve_precision
 
     p = cfg.pretrain
     if not 0 < float(p.mlm_probability) < 1:
@@ -246,7 +221,8 @@ def run_pretrain(cfg: DictConfig) -> dict:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     accelerator, precision = resolve_precision(cfg.train)
     on_gpu = accelerator == "gpu"
-    epochs = budget(p, on_gpu)
+    # auto: 10 epochs on a GPU, 1 on the CPU (a smoke run); batches of 128 and 16
+    epochs = auto_int(p.max_epochs, 1, 10, on_gpu, "pretrain.max_epochs")
     texts = pretrain_texts(cfg)
     tokenizer = load_tokenizer(source)
     ids = tokenizer(texts, truncation=True, max_length=int(p.max_length))["input_ids"]
@@ -256,7 +232,7 @@ def run_pretrain(cfg: DictConfig) -> dict:
     pick = lambda rows: [ids[i] for i in rows]  # noqa: E731
     train_data = MaskedTexts(pick(rest), tokenizer, float(p.mlm_probability), int(cfg.seed), False)
     held_data = MaskedTexts(pick(held), tokenizer, float(p.mlm_probability), int(cfg.seed), True)
-    batch = int(p.batch_size) if str(p.batch_size) != "auto" else (128 if on_gpu else 16)
+    batch = auto_int(p.batch_size, 16, 128, on_gpu, "pretrain.batch_size")
     lengths = {
         k: np.array([len(r) for r in d.ids])
         for k, d in (("train", train_data), ("held", held_data))
@@ -264,10 +240,10 @@ def run_pretrain(cfg: DictConfig) -> dict:
     train_loader = loader(train_data, lengths["train"], batch, True, int(cfg.seed))
     held_loader = loader(held_data, lengths["held"], batch * 2, False, 0)
     module = MaskedLM(source, float(p.learning_rate), float(p.weight_decay), float(p.warmup_ratio))
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    dtype = autocast_dtype(precision) if on_gpu else None
     device = torch.device("cuda" if on_gpu else "cpu")
     module.to(device)
-    before = held_out_loss(module, held_loader, dtype if on_gpu else None)
+    before = held_out_loss(module, held_loader, dtype)
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,
@@ -290,7 +266,7 @@ def run_pretrain(cfg: DictConfig) -> dict:
         trainer.fit(module, train_dataloaders=train_loader)
         seconds = time.perf_counter() - started
         module.to(device)
-        after = held_out_loss(module, held_loader, dtype if on_gpu else None)
+        after = held_out_loss(module, held_loader, dtype)
         lineage = {
             "source_encoder": source,
             "data": cfg.data.name,

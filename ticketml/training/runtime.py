@@ -45,7 +45,12 @@ class Runtime:
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
-        return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(self.precision)
+        return autocast_dtype(self.precision)
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a Lightning precision (None: full precision)."""
+    return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
 
 
 def auto_value(value, cpu: int, gpu: int, on_gpu: bool) -> int:
@@ -89,20 +94,25 @@ def positive_int(value, key: str) -> int:
     return number
 
 
+def auto_int(value, cpu: int, gpu: int, on_gpu: bool, key: str) -> int:
+    """`auto` as `cpu` or `gpu` for this machine, else a positive whole number (`key` names the
+    setting in the error)."""
+    if str(value) == "auto":
+        return gpu if on_gpu else cpu
+    return positive_int(value, key)
+
+
 def budget(t: DictConfig, on_gpu: bool, max_epochs=None) -> tuple[int, int, float | None]:
     """(epoch cap, early-stopping patience, minutes cap) from train.max_epochs (or the given
     `max_epochs`, e.g. tune.max_epochs), train.early_stopping_patience and train.max_minutes."""
     epochs = t.max_epochs if max_epochs is None else max_epochs
-    epochs = (
-        (GPU_EPOCHS if on_gpu else CPU_EPOCHS)
-        if str(epochs) == "auto"
-        else positive_int(epochs, "train.max_epochs")
-    )
-    patience = t.early_stopping_patience
-    patience = (
-        (GPU_PATIENCE if on_gpu else CPU_PATIENCE)
-        if str(patience) == "auto"
-        else positive_int(patience, "train.early_stopping_patience")
+    epochs = auto_int(epochs, CPU_EPOCHS, GPU_EPOCHS, on_gpu, "train.max_epochs")
+    patience = auto_int(
+        t.early_stopping_patience,
+        CPU_PATIENCE,
+        GPU_PATIENCE,
+        on_gpu,
+        "train.early_stopping_patience",
     )
     minutes = t.get("max_minutes")
     if minutes is not None and float(minutes) <= 0:
