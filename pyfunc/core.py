@@ -87,7 +87,7 @@ def decide_tasks(
 
 def scaling_of(entry: dict) -> dict | None:
     """The calibration map in one task's entry of calibration.json or hybrid.json, if any."""
-    keys = {k: entry[k] for k in ("temperature", "bias") if k in entry}
+    keys = {k: entry[k] for k in ("temperature", "bias", "floor") if k in entry}
     return keys or None
 
 

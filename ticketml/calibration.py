@@ -1,4 +1,4 @@
-"""Calibration maps (temperature + per-class bias, fitted on validation), ECE/NLL, and routing
+"""Calibration maps (temperature, + per-class bias, + a floor of label noise; fitted on validation), ECE/NLL, and routing
 coverage. The maps are applied by the serving core (pyfunc.probability.scaled)."""
 
 from __future__ import annotations
@@ -84,27 +84,63 @@ def fit_scaling(logits: np.ndarray, labels: np.ndarray, l2: float = 1e-3) -> dic
     return {"temperature": 1 / a, "bias": [round(float(v), 6) for v in b]}
 
 
+def fit_floor(logits: np.ndarray, labels: np.ndarray, start: dict) -> dict:
+    """`start` (a temperature, with or without a class bias) plus a floor f in [0, 0.5]:
+    argmin over (T, f) of NLL((1 - f) x softmax(logits / T + b) + f / k), the bias kept. What a
+    temperature cannot do where some labels are noise: stay sharp on the rows the model gets
+    right and still not claim more than 1 - f + f / k."""
+    from scipy.optimize import minimize
+
+    z = np.asarray(logits, dtype=np.float64)
+
+    def loss(params: np.ndarray) -> float:
+        entry = {**start, "temperature": float(np.exp(params[0])), "floor": float(params[1])}
+        return nll(scaled(z, entry), labels)
+
+    first = [np.log(float(start["temperature"])), 0.01]
+    bounds = [(np.log(0.05), np.log(20.0)), (0.0, 0.5)]
+    result = minimize(loss, first, method="L-BFGS-B", bounds=bounds)
+    return {
+        **start,
+        "temperature": float(np.exp(result.x[0])),
+        "floor": round(float(result.x[1]), 6),
+    }
+
+
+def _temperature(z: np.ndarray, y: np.ndarray) -> dict:
+    return {"temperature": fit_temperature(z, y)}
+
+
+# the calibration maps fit_calibration chooses between, simplest first (it wins ties)
+MAPS = {
+    "temperature": _temperature,
+    "temperature_bias": fit_scaling,
+    "temperature_floor": lambda z, y: fit_floor(z, y, _temperature(z, y)),
+    "temperature_bias_floor": lambda z, y: fit_floor(z, y, fit_scaling(z, y)),
+}
+
+
 def fit_calibration(logits: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0) -> dict:
-    """The calibration map shipped for one task: temperature + class bias (`fit_scaling`) when it
-    beats the temperature alone in held-out NLL over `folds` folds of the validation rows, else
-    the temperature alone (the bias has k more parameters: on a small or already unshifted
-    validation split it can fit noise). Refitted on all validation rows; "selected_by" records
-    the cross-validated NLL of both. Rows without a label for the task are left out."""
+    """The calibration map shipped for one task: of MAPS (a temperature; + a class bias,
+    `fit_scaling`; + a floor of label noise, `fit_floor`), the one with the lowest held-out NLL
+    over `folds` folds of the validation rows, the simpler on ties (a bias has k more
+    parameters, a floor one: on a small or clean validation split they can fit noise). Refitted
+    on all validation rows; "selected_by" records each map's cross-validated NLL. Too few rows to
+    cross-validate: the temperature alone. Rows without a label for the task are left out."""
     labels, logits = labelled_rows(labels, logits)
     n = len(labels)
     order = np.random.default_rng(seed).permutation(n)
-    cv = {"temperature": [], "temperature_bias": []}
+    cv = {name: [] for name in MAPS}
     for fold in np.array_split(order, folds) if n >= 10 * folds else []:
         train = np.setdiff1d(order, fold)
-        t = fit_temperature(logits[train], labels[train])
-        cv["temperature"].append(nll(softmax(logits[fold], t), labels[fold]) * len(fold))
-        both = fit_scaling(logits[train], labels[train])
-        cv["temperature_bias"].append(nll(scaled(logits[fold], both), labels[fold]) * len(fold))
+        for name, fit in MAPS.items():
+            entry = fit(logits[train], labels[train])
+            cv[name].append(nll(scaled(logits[fold], entry), labels[fold]) * len(fold))
     scores = {k: float(sum(v) / n) for k, v in cv.items() if v}
-    if scores and scores["temperature_bias"] >= scores["temperature"]:
-        chosen = {"temperature": fit_temperature(logits, labels)}
-    else:
-        chosen = fit_scaling(logits, labels)
+    # the simplest map within 1e-4 nats of the best (dict order: simplest first)
+    best = min(scores.values()) if scores else 0.0
+    name = next((k for k, v in scores.items() if v <= best + 1e-4), "temperature")
+    chosen = MAPS[name](logits, labels)
     return {**chosen, "selected_by": {"cv_nll": scores, "folds": folds if scores else 0}}
 
 

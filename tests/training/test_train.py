@@ -41,6 +41,8 @@ def test_one_epoch_train_writes_every_output_and_logs_the_run(data_workdir, tiny
         assert set(calibration[task]["selected_by"]["cv_nll"]) == {
             "temperature",
             "temperature_bias",
+            "temperature_floor",
+            "temperature_bias_floor",
         }
         bias = calibration[task].get("bias", [0.0] * len(metrics["test"][task]["per_class"]))
         assert len(bias) == len(metrics["test"][task]["per_class"])

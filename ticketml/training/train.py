@@ -373,6 +373,7 @@ def finalize(
         print(
             f"  {t}: temperature {calibration[t]['temperature']:.2f}"
             + (" + class bias" if "bias" in calibration[t] else "")
+            + (f" + floor {calibration[t]['floor']:.3f}" if "floor" in calibration[t] else "")
             + ", test ECE "
             f"{m['ece_uncalibrated']:.3f} -> {m['ece']:.3f}, NLL {m['nll_uncalibrated']:.3f} -> "
             f"{m['nll']:.3f}, macro-F1 {m['macro_f1_uncalibrated']:.3f} -> "
