@@ -10,7 +10,10 @@ ceiling, see bench/ceiling.py) is scored on that split too. With --seeds the who
 repeated per seed (a new split, and new rows on synthetic data) and summarised as mean and
 paired difference to the baseline. The transformer is calibrated and the hybrid fitted on val
 exactly as `export_onnx` does (`hybrid`: the served choice per task; `hybrid_blend` and
-`hybrid_stack`: each way forced). Writes bench/results/quality_<name>.json.
+`hybrid_stack`: each way forced). Writes bench/results/quality_<name>.json. With --from-probs a
+folder of saved runs (--probs-dir) is scored again with today's calibration and hybrid fitting:
+
+    python bench/quality.py --data synthetic_long --name long_gpu_head_tail_rescored --from-probs DIR
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from bench.machine import machine_info, scratch_overrides, write_result  # noqa: E402
 
@@ -66,16 +68,12 @@ def measure(
     starts from an encoder `ticketml pretrain` adapted to this split's text."""
     from omegaconf import OmegaConf
 
-    from pyfunc.core import decide_tasks, hybrid_proba, scaling_of
-    from pyfunc.probability import scaled, softmax
     from ticketml.baseline import fit_baseline
-    from ticketml.calibration import fit_calibration
     from ticketml.config import load_config
     from ticketml.contract import load_label_maps, load_splits
     from ticketml.data.preprocess import preprocess
     from ticketml.data.schema import encode_labels
     from ticketml.data.sources import download_data, generated
-    from ticketml.hybrid import fit_hybrid
     from ticketml.training.train import best_epoch, evaluate, train_model
 
     paths = scratch_overrides("ticketml-quality-")
@@ -99,25 +97,16 @@ def measure(
     _, logits = evaluate(model, dm)
     train_seconds = time.perf_counter() - started
     del model
-    # exactly what train + export_onnx ship: the transformer's calibration map, the hybrid
-    # (blend or stacker per task, model.combiner) and its own map, all fitted on val; labels by
-    # pyfunc's decision rule
-    calib = {t: fit_calibration(logits["val"][t], labels["val"][t]) for t in TASKS}
-    tempered = {
-        s: {t: softmax(logits[s][t], calib[t]["temperature"]) for t in TASKS}
-        for s in ("val", "test")
-    }
-    trans = {s: {t: scaled(logits[s][t], calib[t]) for t in TASKS} for s in ("val", "test")}
-    seed = int(cfg.seed)
-    hybrids = {
-        "hybrid": fit_hybrid(
-            tempered["val"], base["val"], labels["val"], str(cfg.model.combiner), seed
-        )
-    }
-    for name in HYBRIDS:
-        hybrids[f"hybrid_{name}"] = fit_hybrid(
-            tempered["val"], base["val"], labels["val"], name, seed
-        )
+    ceiling = None
+    if generated(cfg):  # ceiling_proba is None when the rows are not this generator's
+        from ticketml.data.synthetic import ceiling_proba
+
+        ceiling = ceiling_proba(cfg, splits["test"]["text"].tolist(), label_maps)
+    test = splits["test"]
+    languages = test["language"].to_numpy(str) if "language" in test.columns else None
+    compared = compare(
+        logits, base, labels, label_maps, languages, str(cfg.model.combiner), int(cfg.seed), ceiling
+    )
     if probs_dir is not None:  # per-row probabilities, to try other combinations without retraining
         probs_dir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(
@@ -125,35 +114,16 @@ def measure(
             **{
                 f"{s}_{m}_{t}": p[s][t]
                 for s in ("val", "test")
-                for m, p in (("baseline", base), ("transformer", trans), ("tempered", tempered))
+                for m, p in (("baseline", base), *compared.pop("saved").items())
                 for t in TASKS
             },
             **{f"{s}_labels_{t}": labels[s][t] for s in ("val", "test") for t in TASKS},
-            test_language=splits["test"]
-            .get("language", pd.Series([""] * len(splits["test"])))
-            .to_numpy(str),
+            test_language=languages if languages is not None else np.array([""] * len(test)),
         )
-    test = splits["test"]
-    probs = {"baseline": base["test"], "transformer": trans["test"]}
-    decisions = {
-        "baseline": decide_tasks(base["test"]),
-        "transformer": decide_tasks(trans["test"], calib),
-    }
-    before = {"transformer": {t: softmax(logits["test"][t]) for t in TASKS}}
-    for name, entries in hybrids.items():
-        probs[name] = hybrid_proba(entries, tempered["test"], base["test"])
-        decisions[name] = decide_tasks(probs[name], {t: scaling_of(entries[t]) for t in TASKS})
-        before[name] = hybrid_proba(entries, tempered["test"], base["test"], calibrated=False)
-    if generated(cfg):  # ceiling_proba is None when the rows are not this generator's
-        from ticketml.data.synthetic import ceiling_proba
-
-        ceiling = ceiling_proba(cfg, test["text"].tolist(), label_maps)
-        if ceiling is not None:
-            probs["ceiling"] = ceiling
-            decisions["ceiling"] = decide_tasks(ceiling)
+    compared.pop("saved", None)
     result = {
         "dataset": data,
-        "seed": seed,
+        "seed": int(cfg.seed),
         "encoder": cfg.model.encoder_name if not pretrain else f"TAPT({lineage['source_encoder']})",
         "pretrain": lineage,
         "max_length": cfg.model.max_length,
@@ -164,22 +134,83 @@ def measure(
         "best_epoch": best_epoch(history, cfg.train.monitor),
         "train_seconds": train_seconds,
         "baseline_seconds": baseline_seconds,
+        "overrides": overrides,
+        **compared,
+    }
+    report(
+        result,
+        f"{data}, seed {cfg.seed}: {len(test)} test tickets, {result['epochs']} epochs (best {result['best_epoch']})",
+    )
+    return result
+
+
+def compare(
+    logits: dict,
+    base: dict,
+    labels: dict,
+    label_maps: dict,
+    languages: np.ndarray | None,
+    combiner: str,
+    seed: int,
+    ceiling: dict | None = None,
+) -> dict:
+    """Exactly what train + export_onnx ship, from the transformer's logits and the baseline's
+    probabilities on val and test: the transformer's calibration map, the hybrid (blend or
+    stacker per task, `combiner`) and its own map, all fitted on val; labels by pyfunc's decision
+    rule; scored on test by the one scorer, overall and per language (≥ 20 test rows)."""
+    from pyfunc.core import decide_tasks, hybrid_proba, scaling_of
+    from pyfunc.probability import scaled, softmax
+    from ticketml.calibration import fit_calibration
+    from ticketml.hybrid import fit_hybrid
+
+    calib = {t: fit_calibration(logits["val"][t], labels["val"][t]) for t in TASKS}
+    tempered = {
+        s: {t: softmax(logits[s][t], calib[t]["temperature"]) for t in TASKS}
+        for s in ("val", "test")
+    }
+    trans = {s: {t: scaled(logits[s][t], calib[t]) for t in TASKS} for s in ("val", "test")}
+    hybrids = {"hybrid": fit_hybrid(tempered["val"], base["val"], labels["val"], combiner, seed)}
+    for name in HYBRIDS:
+        hybrids[f"hybrid_{name}"] = fit_hybrid(
+            tempered["val"], base["val"], labels["val"], name, seed
+        )
+    probs = {"baseline": base["test"], "transformer": trans["test"]}
+    decisions = {
+        "baseline": decide_tasks(base["test"]),
+        "transformer": decide_tasks(trans["test"], calib),
+    }
+    before = {"transformer": {t: softmax(logits["test"][t]) for t in TASKS}}
+    for name, entries in hybrids.items():
+        probs[name] = hybrid_proba(entries, tempered["test"], base["test"])
+        decisions[name] = decide_tasks(probs[name], {t: scaling_of(entries[t]) for t in TASKS})
+        before[name] = hybrid_proba(entries, tempered["test"], base["test"], calibrated=False)
+    if ceiling is not None:
+        probs["ceiling"] = ceiling
+        decisions["ceiling"] = decide_tasks(ceiling)
+    result = {
         "hybrid_choice": {
             t: {"method": hybrids["hybrid"][t]["method"], **hybrids["hybrid"][t]["chosen_by"]}
             for t in TASKS
         },
-        "overrides": overrides,
+        "calibration": {
+            name: {
+                t: {k: v for k, v in e[t].items() if k in ("temperature", "floor")} for t in TASKS
+            }
+            for name, e in (("transformer", calib), ("hybrid", hybrids["hybrid"]))
+        },
         "models": {
             k: scores(v, labels["test"], label_maps, decisions[k], before.get(k))
             for k, v in probs.items()
         },
+        "saved": {"transformer": trans, "tempered": tempered},
     }
-    if "language" in test.columns:
+    if languages is not None:
         result["by_language"] = {}
-        for lang, count in test["language"].value_counts().items():
-            if count >= 20:
-                mask = (test["language"] == lang).to_numpy()
-                result["by_language"][lang] = {
+        values, counts = np.unique(languages, return_counts=True)
+        for lang, count in sorted(zip(values, counts, strict=True), key=lambda x: -x[1]):
+            if count >= 20 and lang:
+                mask = languages == lang
+                result["by_language"][str(lang)] = {
                     k: scores(
                         subset(v, mask),
                         subset(labels["test"], mask),
@@ -189,9 +220,12 @@ def measure(
                     )
                     for k, v in probs.items()
                 }
+    return result
+
+
+def report(result: dict, title: str) -> None:
     print(
-        f"\n{data}, seed {cfg.seed}: {len(test)} test tickets, {result['epochs']} epochs "
-        f"(best {result['best_epoch']}), hybrid "
+        f"\n{title}, hybrid "
         + ", ".join(f"{t} {c['method']}" for t, c in result["hybrid_choice"].items())
     )
     print(
@@ -207,6 +241,32 @@ def measure(
             print(
                 f"{name:<14} {group:<8} {m['topic']['macro_f1']:>9.3f} {m['priority']['macro_f1']:>12.3f} {ece:>26}"
             )
+
+
+def rescore(path: Path, combiner: str) -> dict:
+    """`compare` again on the probabilities a run saved (--probs-dir): today's calibration and
+    hybrid fitting on that run's transformer and baseline, without retraining either. The
+    transformer's logits are its tempered log-probabilities (the same up to the temperature,
+    which the map refits)."""
+    from pyfunc.probability import log_probs
+
+    saved = np.load(path)
+    splits = ("val", "test")
+    logits = {s: {t: log_probs(saved[f"{s}_tempered_{t}"]) for t in TASKS} for s in splits}
+    base = {s: {t: saved[f"{s}_baseline_{t}"] for t in TASKS} for s in splits}
+    labels = {s: {t: saved[f"{s}_labels_{t}"] for t in TASKS} for s in splits}
+    label_maps = {t: [str(i) for i in range(base["val"][t].shape[1])] for t in TASKS}
+    languages = saved["test_language"] if "test_language" in saved else None
+    seed = int(path.stem.rsplit("_seed", 1)[1])
+    result = compare(logits, base, labels, label_maps, languages, combiner, seed)
+    result.pop("saved")
+    result = {
+        "seed": seed,
+        "rescored_from": path.name,
+        "test_rows": len(labels["test"]["topic"]),
+        **result,
+    }
+    report(result, f"{path.name} rescored: {result['test_rows']} test tickets")
     return result
 
 
@@ -250,9 +310,34 @@ def main() -> None:
         action="store_true",
         help="start from an encoder `ticketml pretrain` adapted to each split's text (TAPT)",
     )
+    parser.add_argument(
+        "--from-probs",
+        type=Path,
+        default=None,
+        help="rescore the runs saved in this --probs-dir folder with today's calibration and "
+        "hybrid fitting (no training; model.combiner=... as the one override)",
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     path = args.out_dir / f"quality_{args.name or args.data}.json"
+    if args.from_probs is not None:
+        combiner = dict(o.split("=", 1) for o in args.overrides).get("model.combiner", "blend")
+        runs = [rescore(f, combiner) for f in sorted(args.from_probs.glob("*_seed*.npz"))]
+        if not runs:
+            raise SystemExit(
+                f"{args.from_probs}: no *_seed*.npz files (bench/quality.py --probs-dir)"
+            )
+        result = {
+            "dataset": args.data,
+            "rescored_from": str(args.from_probs),
+            "overrides": args.overrides,
+            "seeds": [r["seed"] for r in runs],
+            "summary": summarise(runs),
+            "runs": runs,
+            "machine": machine_info(),
+        }
+        write_result(result, path)
+        return
     if not args.seeds:
         result = measure(args.data, args.overrides, args.probs_dir, args.pretrain)
         result["machine"] = machine_info()

@@ -28,7 +28,8 @@ def main() -> None:
                 else "-"
                 for k in models
             ]
-            epochs = f"{run.get('best_epoch')}/{run['epochs']}"
+            # a rescored run (bench/quality.py --from-probs) did not train: no epochs or times
+            epochs = f"{run.get('best_epoch')}/{run['epochs']}" if "epochs" in run else "saved"
             name = path.stem.removeprefix("quality_")
             print(
                 f"{name:<26} {run['seed']:>4} {epochs:>5}  " + "  ".join(f"{c:>19}" for c in cells)
@@ -38,7 +39,11 @@ def main() -> None:
                 print(
                     f"{'':<26} hybrid: "
                     + ", ".join(f"{t} {c['method']}" for t, c in choice.items())
-                    + f"; train {run['train_seconds']:.0f} s, baseline {run['baseline_seconds']:.0f} s"
+                    + (
+                        f"; train {run['train_seconds']:.0f} s, baseline {run['baseline_seconds']:.0f} s"
+                        if "train_seconds" in run
+                        else ""
+                    )
                 )
 
 
