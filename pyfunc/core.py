@@ -5,28 +5,17 @@ Only onnxruntime, tokenizers and numpy: the served environment stays small (no t
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
+from .bundle import ONNX_FP32, ONNX_INT8, Bundle, load
 from .probability import decide, log_probs, scaled, softmax
 from .text import LEGACY, clean_text, text_options
 
 TASKS = ("topic", "priority")
-ONNX_FP32 = "model.onnx"
-ONNX_INT8 = "model.int8.onnx"
-FILES = {
-    "tokenizer": "tokenizer.json",
-    "label_maps": "label_maps.json",
-    "model_config": "model_config.json",
-    "calibration": "calibration.json",
-    "baseline": "baseline.npz",
-    "hybrid": "hybrid.json",
-}
-OPTIONAL = ("calibration", "baseline", "hybrid")
+__all__ = ["ONNX_FP32", "ONNX_INT8", "TASKS", "TicketClassifier"]
 
 
 def head_and_tail(ids: list[int], max_length: int, head: int) -> list[int]:
@@ -96,52 +85,35 @@ class TicketClassifier:
 
     def __init__(
         self,
-        onnx_path: str | os.PathLike,
-        tokenizer_path: str | os.PathLike,
-        label_maps_path: str | os.PathLike,
-        model_config_path: str | os.PathLike,
-        calibration_path: str | os.PathLike | None = None,
+        bundle: Bundle,
         intra_op_threads: int | None = None,
         batch_size: int = 64,
-        baseline_path: str | os.PathLike | None = None,
-        hybrid_path: str | os.PathLike | None = None,
-        transformer_only: bool = False,
     ):
+        """Serve `bundle` (pyfunc.bundle.load: its files are checked there)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        self.label_maps: dict[str, list[str]] = json.loads(Path(label_maps_path).read_text())
-        self.config = json.loads(Path(model_config_path).read_text())
+        self.bundle = bundle
+        self.label_maps: dict[str, list[str]] = bundle.read("label_maps")
+        self.config = bundle.config
         # the transform the model was trained with (models from before it travelled: LEGACY)
         transform = self.config.get("text_transform")
         self.text_options = text_options(transform) if transform is not None else LEGACY
-        # calibration maps (temperature + per-class bias) of the transformer's logits
-        self.scalings: dict[str, dict | None] = {t: None for t in TASKS}
-        if calibration_path and Path(calibration_path).is_file():
-            calib = json.loads(Path(calibration_path).read_text())
-            self.scalings.update({t: scaling_of(calib[t]) for t in TASKS if t in calib})
+        # calibration maps (temperature, class bias, floor) of the transformer's logits
+        calib = bundle.read("calibration")
+        self.scalings: dict[str, dict | None] = {
+            t: scaling_of(calib[t]) if t in calib else None for t in TASKS
+        }
         # Hybrid: the TF-IDF baseline blended or stacked with the transformer (fitted on validation).
-        # A model whose config says hybrid fails to load without its TF-IDF half: never a silent
-        # fall-back to the transformer alone. (Models from before the flag: hybrid when both
-        # files are there.)
         self.tfidf, self.hybrid, self.hybrid_scalings = None, {}, {}
-        files = {"baseline": baseline_path, "hybrid": hybrid_path}
-        present = all(p and Path(p).is_file() for p in files.values())
-        hybrid = bool(self.config.get("hybrid", present)) and not transformer_only
-        if hybrid:
-            for name, path in files.items():
-                if not path or not Path(path).is_file():
-                    raise FileNotFoundError(
-                        f"{path or FILES[name]}: missing; model_config.json says the model is a "
-                        f"hybrid, which needs its TF-IDF half ({FILES[name]})"
-                    )
+        if bundle.hybrid:
             from .tfidf import TfidfClassifier
 
-            self.tfidf = TfidfClassifier.load(baseline_path)
-            entries = json.loads(Path(hybrid_path).read_text())
+            self.tfidf = TfidfClassifier.load(bundle.path("baseline"))
+            entries = bundle.read("hybrid")
             self.hybrid = {t: entries[t] for t in TASKS}
             self.hybrid_scalings = {t: scaling_of(entries[t]) for t in TASKS}
-        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer = Tokenizer.from_file(str(bundle.path("tokenizer")))
         # tokenizer.json may carry its own padding/truncation: set ours explicitly. Padding is
         # done per batch here, after sorting by token count (see batches).
         self.head_tokens = (
@@ -160,38 +132,25 @@ class TicketClassifier:
             intra_op_threads or os.environ.get("TICKETML_ORT_THREADS", 0)
         )
         options.inter_op_num_threads = 1
+        self.onnx_path = str(bundle.path("graph"))
         self.session = ort.InferenceSession(
-            str(onnx_path), options, providers=["CPUExecutionProvider"]
+            self.onnx_path, options, providers=["CPUExecutionProvider"]
         )
         self.output_names = [f"{t}_logits" for t in TASKS]
         self.batch_size = batch_size
-        self.onnx_path = str(onnx_path)
 
     @classmethod
     def from_dir(
-        cls, directory: str | os.PathLike, int8: bool = False, **kwargs
+        cls,
+        directory: str | os.PathLike,
+        int8: bool | None = False,
+        transformer_only: bool = False,
+        **kwargs,
     ) -> TicketClassifier:
-        """Load from an export folder (artifacts/): model(.int8).onnx + tokenizer + label maps + config."""
-        d = Path(directory)
-        onnx_path = d / (ONNX_INT8 if int8 else ONNX_FP32)
-        for path in (
-            onnx_path,
-            d / FILES["tokenizer"],
-            d / FILES["label_maps"],
-            d / FILES["model_config"],
-        ):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: missing (run `ticketml export_onnx` first)")
-        return cls(
-            onnx_path,
-            d / FILES["tokenizer"],
-            d / FILES["label_maps"],
-            d / FILES["model_config"],
-            d / FILES["calibration"],
-            baseline_path=d / FILES["baseline"],
-            hybrid_path=d / FILES["hybrid"],
-            **kwargs,
-        )
+        """Serve the bundle in an export folder (artifacts/) or a copy of it: the fp32 graph,
+        INT8 (`int8=True`), or the one the export chose (`int8=None`); `transformer_only`:
+        without the TF-IDF half even where the model is a hybrid (what export scores)."""
+        return cls(load(directory, int8, transformer_only), **kwargs)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text (truncated to max_length, not padded)."""

@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from .bundle import ARTIFACT
 from .core import TicketClassifier
 from .inputs import InputError, check_texts
 
@@ -53,16 +54,8 @@ def _flatten(values: list) -> list:
 
 class TicketMLModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        a = context.artifacts
-        self.classifier = TicketClassifier(
-            a["onnx_model"],
-            a["tokenizer"],
-            a["label_maps"],
-            a["model_config"],
-            a.get("calibration"),
-            baseline_path=a.get("baseline"),
-            hybrid_path=a.get("hybrid"),
-        )
+        # the version's one artifact: a copy of the served bundle (pyfunc.bundle.copy_served)
+        self.classifier = TicketClassifier.from_dir(context.artifacts[ARTIFACT], int8=None)
 
     def predict(
         self, context, model_input: pd.DataFrame, params: dict | None = None

@@ -10,11 +10,13 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
+from pyfunc.bundle import FILES
+
 SPLITS = ("train", "val", "test")
-LABEL_MAPS = "label_maps.json"
+LABEL_MAPS = FILES["label_maps"]  # the served bundle's files are named by pyfunc.bundle
 DATA_REPORT = "data_report.json"
-CALIBRATION = "calibration.json"
-BASELINE = "baseline.npz"
+CALIBRATION = FILES["calibration"]
+BASELINE = FILES["baseline"]
 EVAL_REPORT = "report.md"
 BEST_CHECKPOINT = "best.ckpt"
 

@@ -19,7 +19,7 @@ from ticketml.data.schema import encode_labels, served_texts
 from ticketml.data.sources import generated
 from ticketml.io import atomic_path, write_json
 from ticketml.metrics import task_metrics
-from ticketml.predictor import use_int8
+from ticketml.predictor import graph_choice
 
 MIN_LANGUAGE_ROWS = 20
 
@@ -129,7 +129,7 @@ def run_evaluate(cfg: DictConfig) -> dict:
 
     artifacts = Path(cfg.paths.artifacts_dir)
     try:
-        classifier = TicketClassifier.from_dir(artifacts, int8=use_int8(cfg))
+        classifier = TicketClassifier.from_dir(artifacts, int8=graph_choice(cfg))
     except FileNotFoundError as exc:
         from ticketml.errors import ModelError
 

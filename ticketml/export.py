@@ -11,15 +11,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from pyfunc.core import (
-    FILES,
-    ONNX_FP32,
-    ONNX_INT8,
-    TicketClassifier,
-    decide_tasks,
-    hybrid_proba,
-    scaling_of,
-)
+from pyfunc.bundle import FILES, ONNX_FP32, ONNX_INT8, load, publish
+from pyfunc.core import TicketClassifier, decide_tasks, hybrid_proba, scaling_of
 from ticketml import TASKS
 from ticketml.calibration import ece
 from ticketml.contract import BEST_CHECKPOINT, DATA_REPORT, artifact, load_splits
@@ -75,7 +68,7 @@ def write_serving_files(model: MultiTaskClassifier, out_dir: Path, cfg: DictConf
 
     hp = model.hparams
     tokenizer = load_tokenizer(hp.encoder_name)
-    with atomic_path(out_dir / "tokenizer.json") as tmp:
+    with atomic_path(out_dir / FILES["tokenizer"]) as tmp:
         tokenizer.backend_tokenizer.save(str(tmp))
     write_json(hp.label_maps, out_dir / FILES["label_maps"])
     write_json(
@@ -91,7 +84,7 @@ def write_serving_files(model: MultiTaskClassifier, out_dir: Path, cfg: DictConf
             "text_transform": trained_text_transform(cfg),
             "hybrid": bool(cfg.model.hybrid),
         },
-        out_dir / "model_config.json",
+        out_dir / FILES["model_config"],
     )
 
 
@@ -177,7 +170,7 @@ def build_hybrid(
             f"the baseline was fitted with other labels ({tfidf.labels}) than the model "
             f"({label_maps}): rerun `ticketml baseline`"
         )
-    shutil.copyfile(baseline_path(cfg), staging / "baseline.npz")
+    shutil.copyfile(baseline_path(cfg), staging / FILES["baseline"])
     base = {s: tfidf.predict_proba(frames[s]["text"].tolist()) for s in EVAL_SPLITS}
     weights = fit_hybrid(
         served["val"],
@@ -186,7 +179,7 @@ def build_hybrid(
         str(cfg.model.combiner),
         int(cfg.seed),
     )
-    write_json(weights, staging / "hybrid.json")
+    write_json(weights, staging / FILES["hybrid"])
     for t in TASKS:
         log.info("hybrid %s: %s (cv macro-F1 %s)", t, weights[t]["method"], weights[t]["chosen_by"])
     return weights, base
@@ -235,19 +228,6 @@ def score_hybrid(weights: dict, tempered: dict, tfidf: dict, labels: dict, label
         for t in TASKS:
             result[s][t]["ece_uncalibrated"] = ece(mixed[t], labels[s][t])
     return result
-
-
-def publish(staging: Path, out: Path, served_files: list[str]) -> None:
-    """model_config.json names every file the served model needs (the Docker context and
-    `register` are checked on it); the staged outputs replace the old ones, and an output this
-    export did not produce (e.g. no INT8 or no hybrid this time) leaves nothing stale behind."""
-    config = read_json(staging / "model_config.json")
-    write_json({**config, "files": served_files}, staging / "model_config.json")
-    for name in (ONNX_FP32, ONNX_INT8, "baseline.npz", "hybrid.json", "model_config.json"):
-        if (staging / name).exists():
-            (staging / name).replace(out / name)
-        else:
-            (out / name).unlink(missing_ok=True)
 
 
 def report(cfg: DictConfig, out: Path, results: dict, checks: dict, serve_int8: bool) -> None:
@@ -326,17 +306,13 @@ def run_export(cfg: DictConfig) -> dict:
         calibration_file = staging / FILES["calibration"]
         calibration = read_json(calibration_file) if calibration_file.is_file() else {}
         results = score_graphs(probs, labels, label_maps, calibration)
-        served_files = [ONNX_INT8 if serve_int8 else ONNX_FP32]
-        served_files += [FILES[k] for k in ("tokenizer", "label_maps", "model_config")]
-        served_files += [FILES["calibration"]] if calibration_file.is_file() else []
         if cfg.model.hybrid:
             tempered = {s: p[0] for s, p in probs["onnx_int8" if serve_int8 else "onnx"].items()}
             weights, tfidf = phase(
                 "hybrid weights", build_hybrid, cfg, tempered, staging, frames, label_maps
             )
             results["hybrid"] = score_hybrid(weights, tempered, tfidf, labels, label_maps)
-            served_files += [FILES["baseline"], FILES["hybrid"]]
-        publish(staging, out, served_files)
+        publish(staging, out, load(staging, int8=serve_int8).files)  # what the bundle holds
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report(cfg, out, results, checks, serve_int8)

@@ -36,11 +36,10 @@ def _f1_table(models: dict, header: str) -> list[str]:
     return lines
 
 
-def build_card(cfg: DictConfig, version_files: dict[str, str]) -> str:
+def build_card(cfg: DictConfig, config: dict) -> str:
     """Markdown from the artifacts of this pipeline run (data report, evaluate report, model
-    config); sections whose source file is missing are left out, never invented."""
+    config of the served bundle); sections whose source file is missing are left out, never invented."""
     artifacts = Path(cfg.paths.artifacts_dir)
-    config = read_json(Path(version_files["model_config"]))
     lines = [f"# {cfg.registry.model_name}: topic and priority of support tickets", ""]
     data = artifacts / "data_report.json"
     if data.is_file():

@@ -14,20 +14,11 @@ from ticketml.errors import ModelError
 log = logging.getLogger(__name__)
 
 
-def use_int8(cfg: DictConfig, directory: str | Path | None = None) -> bool:
-    """Which exported graph is served: `export.use_int8` true/false, or auto = the one the
-    export chose (model_config.json "files"), else INT8 if it exists."""
-    import json
-
-    from pyfunc.core import ONNX_INT8
-
-    choice = cfg.export.use_int8
-    if str(choice).lower() == "auto":
-        folder = Path(directory or cfg.paths.artifacts_dir)
-        config = folder / "model_config.json"
-        files = json.loads(config.read_text()).get("files") if config.is_file() else None
-        return ONNX_INT8 in files if files else (folder / ONNX_INT8).is_file()
-    return str(choice).lower() == "true"
+def graph_choice(cfg: DictConfig) -> bool | None:
+    """`export.use_int8` as pyfunc.bundle.load takes it: True/False, or None (auto) = the graph
+    the export chose (model_config.json "files")."""
+    choice = str(cfg.export.use_int8).lower()
+    return None if choice == "auto" else choice == "true"
 
 
 def export_folder(uri: str | None) -> Path | None:
@@ -144,7 +135,7 @@ def load_folder(cfg: DictConfig, directory: Path):
 
     try:
         return TicketClassifier.from_dir(
-            directory, int8=use_int8(cfg, directory), batch_size=int(cfg.infer.batch_size)
+            directory, int8=graph_choice(cfg), batch_size=int(cfg.infer.batch_size)
         )
     except FileNotFoundError as exc:
         raise ModelError(f"no model to load: {exc}") from exc

@@ -23,7 +23,7 @@ from ticketml.errors import ModelError, TicketMLError
 from ticketml.io import read_json
 from ticketml.metrics import flat_metrics, task_metrics
 from ticketml.model_card import build_card, log_lineage
-from ticketml.predictor import use_int8
+from ticketml.predictor import graph_choice
 
 log = logging.getLogger(__name__)
 BUNDLE_PREFIX = "ticketml_model_"
@@ -66,23 +66,22 @@ def signature():
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
-def model_artifacts(cfg: DictConfig) -> dict[str, str]:
-    from pyfunc.core import FILES, ONNX_FP32, ONNX_INT8, OPTIONAL
+def served_bundle(cfg: DictConfig, dest: Path):
+    """A copy of exactly the served files of the export (pyfunc.bundle.copy_served) in `dest`:
+    the registered version's one artifact. ModelError when the export is incomplete."""
+    from pyfunc.bundle import copy_served
 
-    out = Path(cfg.paths.artifacts_dir)
-    onnx = out / (ONNX_INT8 if use_int8(cfg) else ONNX_FP32)
-    files = {"onnx_model": onnx, **{k: out / v for k, v in FILES.items()}}
-    for key in OPTIONAL:
-        if not files[key].is_file():
-            del files[key]
-    missing = [str(p) for p in files.values() if not p.is_file()]
-    if missing:
-        raise ModelError(f"missing export files {missing} (run `ticketml export_onnx` first)")
-    return {k: str(v.resolve()) for k, v in files.items()}
+    try:
+        return copy_served(cfg.paths.artifacts_dir, dest, graph_choice(cfg))
+    except FileNotFoundError as exc:
+        raise ModelError(f"{exc}") from exc
 
 
-def exported_metrics(cfg: DictConfig) -> dict[str, float]:
-    name = "onnx_int8" if use_int8(cfg) else "onnx"
+def exported_metrics(cfg: DictConfig, graph: str) -> dict[str, float]:
+    """The export's test metrics of the graph the version serves."""
+    from pyfunc.bundle import ONNX_INT8
+
+    name = "onnx_int8" if graph == ONNX_INT8 else "onnx"
     path = Path(cfg.paths.artifacts_dir) / "metrics" / f"{name}.json"
     return (
         {k: v for k, v in flat_metrics(read_json(path)).items() if k.startswith("test_")}
@@ -134,11 +133,13 @@ def importable(folder: Path, package: str):
             del sys.modules[module]
 
 
-def log_model(name: str, script: Path, package: Path, artifacts: dict[str, str]):
+def log_model(name: str, script: Path, package: Path, bundle: Path):
+    from pyfunc.bundle import ARTIFACT
+
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(script),
-        artifacts=artifacts,
+        artifacts={ARTIFACT: str(bundle)},
         code_paths=[str(package)],
         signature=signature(),
         input_example=INPUT_EXAMPLE,
@@ -152,18 +153,19 @@ def run_register(cfg: DictConfig) -> int:
     from ticketml.tracking import log_safely, stage_run
 
     name = cfg.registry.model_name
-    artifacts = model_artifacts(cfg)
-    with stage_run(cfg, "register", registry=True) as stage, tempfile.TemporaryDirectory() as tmp:
-        package, script, digest = bundle_code(Path(tmp))
-        stage.tags(**{"ticketml.code_sha256": digest})
-        with importable(Path(tmp), package.name):  # log_model imports the script to check it
-            info = log_model(name, script, package, artifacts)
-        metrics = exported_metrics(cfg)
-        stage.metrics(metrics)
-        card = build_card(cfg, artifacts)
-        stage.text(card, "model_card.md")
-        stage.artifact(Path(cfg.paths.artifacts_dir) / "metrics" / "report.json", "evaluation")
-        log_safely(log_lineage, cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = served_bundle(cfg, Path(tmp) / "bundle")  # before any run: a clear error
+        with stage_run(cfg, "register", registry=True) as stage:
+            package, script, digest = bundle_code(Path(tmp) / "code")
+            stage.tags(**{"ticketml.code_sha256": digest})
+            with importable(Path(tmp) / "code", package.name):  # log_model imports the script
+                info = log_model(name, script, package, bundle.directory)
+            metrics = exported_metrics(cfg, bundle.graph)
+            stage.metrics(metrics)
+            card = build_card(cfg, bundle.config)
+            stage.text(card, "model_card.md")
+            stage.artifact(Path(cfg.paths.artifacts_dir) / "metrics" / "report.json", "evaluation")
+            log_safely(log_lineage, cfg)
     version = info.registered_model_version
     client = MlflowClient()
     client.update_model_version(name, str(version), description=card)
@@ -171,7 +173,7 @@ def run_register(cfg: DictConfig) -> int:
         **metrics,
         "source_run_id": stage.run_id,
         "code_sha256": digest,
-        "onnx": Path(artifacts["onnx_model"]).name,
+        "onnx": bundle.graph,
     }.items():
         client.set_model_version_tag(name, str(version), key, str(value))
     client.set_registered_model_alias(name, "challenger", str(version))

@@ -70,7 +70,11 @@ def label_order(model_uri: str) -> dict[str, list[str]]:
 
     import mlflow
 
-    path = mlflow.artifacts.download_artifacts(f"{model_uri.rstrip('/')}/artifacts/label_maps.json")
+    from pyfunc.bundle import registered_path
+
+    path = mlflow.artifacts.download_artifacts(
+        f"{model_uri.rstrip('/')}/{registered_path('label_maps')}"
+    )
     return json.loads(Path(path).read_text())
 
 

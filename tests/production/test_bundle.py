@@ -1,0 +1,50 @@
+"""pyfunc.bundle, the one owner of the served model's files: what it holds, its copy, its errors."""
+
+import json
+import shutil
+
+import pytest
+
+from pyfunc.bundle import FILES, ONNX_FP32, ONNX_INT8, copy_served, load
+from pyfunc.core import TicketClassifier
+
+TEXTS = ["VPN drops every hour\n    at com.acme.vpn.Tunnel.open(Tunnel.java:42)", "refund please"]
+
+
+def test_the_export_names_its_files_and_the_copy_holds_exactly_those(exported_model, tmp_path):
+    art = exported_model / "artifacts"
+    config = json.loads((art / FILES["model_config"]).read_text())
+    bundle = load(art, int8=None)
+    assert bundle.files == config["files"]  # what export_onnx published is what load resolves
+    assert bundle.hybrid and bundle.graph in (ONNX_FP32, ONNX_INT8)
+    assert {FILES["baseline"], FILES["hybrid"], FILES["tokenizer"]} <= set(bundle.files)
+    assert (art / "metrics").is_dir()  # the export folder holds more than the bundle...
+    copy = copy_served(art, tmp_path / "copy")
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == sorted(bundle.files)
+    assert copy.graph == bundle.graph
+    # ...and the copy serves the same predictions as the export folder
+    want = TicketClassifier.from_dir(art, int8=None).predict(TEXTS)
+    assert TicketClassifier.from_dir(tmp_path / "copy", int8=None).predict(TEXTS) == want
+
+
+def test_asking_for_the_other_graph_rewrites_the_copys_file_list(exported_model, tmp_path):
+    art = exported_model / "artifacts"
+    assert (art / ONNX_INT8).is_file() and (art / ONNX_FP32).is_file()  # export.quantize=true
+    other = ONNX_FP32 if load(art, int8=None).graph == ONNX_INT8 else ONNX_INT8
+    copy = copy_served(art, tmp_path / "copy", int8=other == ONNX_INT8)
+    assert copy.graph == other and copy.files[0] == other
+    config = json.loads((tmp_path / "copy" / FILES["model_config"]).read_text())
+    assert config["files"] == copy.files and not (tmp_path / "copy" / load(art).graph).exists()
+
+
+def test_a_hybrid_without_its_tfidf_half_is_refused_naming_the_file(exported_model, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(exported_model / "artifacts", broken)
+    (broken / FILES["baseline"]).unlink()
+    with pytest.raises(FileNotFoundError, match="baseline.npz: missing; model_config.json says"):
+        load(broken)
+    alone = load(broken, transformer_only=True)  # what export scores: the graph alone
+    assert not alone.hybrid and FILES["baseline"] not in alone.files
+    (broken / FILES["tokenizer"]).unlink()
+    with pytest.raises(FileNotFoundError, match="tokenizer.json: missing"):
+        load(broken, transformer_only=True)
