@@ -29,10 +29,19 @@ FILES = {
     "calibration": "calibration.json",
     "baseline": "baseline.npz",
     "hybrid": "hybrid.json",
+    "smoke": "smoke.json",
 }
 REQUIRED = ("tokenizer", "label_maps", "model_config")
-OPTIONAL = ("calibration", "baseline", "hybrid")
+# smoke: made-up tickets and the labels the exported model gave them (those it was sure of are
+# checked): a load that answers them differently is refused (damaged or mismatched files)
+OPTIONAL = ("calibration", "baseline", "hybrid", "smoke")
 HYBRID_FILES = ("baseline", "hybrid")
+EXPORTED = (
+    "baseline",
+    "hybrid",
+    "smoke",
+    "model_config",
+)  # export_onnx writes these; train the rest
 ARTIFACT = "bundle"  # the registered pyfunc model's one artifact: a folder holding the bundle
 
 
@@ -109,9 +118,9 @@ def load(
                     f"{d / FILES[role]}: missing; model_config.json says the model is a hybrid, "
                     f"which needs its TF-IDF half ({FILES[role]})"
                 )
-    optional = tuple(
-        r for r in OPTIONAL if (d / FILES[r]).is_file() and (hybrid or r not in HYBRID_FILES)
-    )
+    # the smoke examples hold the whole model's answers: not those of its graph alone
+    left_out = (() if hybrid else HYBRID_FILES) + (("smoke",) if transformer_only else ())
+    optional = tuple(r for r in OPTIONAL if r not in left_out and (d / FILES[r]).is_file())
     return Bundle(d, config, graph, hybrid, optional)
 
 
@@ -130,7 +139,7 @@ def publish(staging: str | os.PathLike, out: str | os.PathLike, served_files: li
     calibration are written by `train` and stay where they are."""
     staging, out = Path(staging), Path(out)
     write_config(staging, {**_read(staging / FILES["model_config"]), "files": served_files})
-    for name in (*GRAPHS, FILES["baseline"], FILES["hybrid"], FILES["model_config"]):
+    for name in (*GRAPHS, *(FILES[r] for r in EXPORTED)):
         if (staging / name).exists():
             (staging / name).replace(out / name)
         else:

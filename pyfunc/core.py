@@ -138,6 +138,34 @@ class TicketClassifier:
         )
         self.output_names = [f"{t}_logits" for t in TASKS]
         self.batch_size = batch_size
+        self.smoke_check()
+
+    def smoke_check(self) -> None:
+        """Answer the bundle's smoke examples (export_onnx: made-up tickets and the labels the
+        exported model gave them) as at export, or refuse to load: ValueError saying how. A model
+        whose files were damaged or mixed (a label map short of a class, another graph) loads
+        but answers wrongly; this is where it stops. Examples made with another graph than the
+        one loaded (export.use_int8 set against the export's choice) are not checked."""
+        smoke = self.bundle.read("smoke")
+        if not smoke or smoke.get("graph") != self.bundle.graph:
+            return
+        where = self.bundle.path("smoke")
+        try:
+            got = self.predict(smoke["texts"])
+        except Exception as exc:  # noqa: BLE001 - any failure to answer is the finding
+            raise ValueError(f"{where}: the model cannot answer its own examples: {exc}") from exc
+        sure = smoke.get("sure", range(len(got)))
+        wrong = [
+            f"example {i}: {t} {got[i][t]!r}, exported {smoke[t][i]!r}"
+            for i in sure
+            for t in TASKS
+            if got[i][t] != smoke[t][i]
+        ]
+        if wrong:
+            raise ValueError(
+                f"{where}: {len(wrong)} of {len(sure) * len(TASKS)} sure answers differ from "
+                f"the export's ({'; '.join(wrong[:3])}): damaged or mismatched model files"
+            )
 
     @classmethod
     def from_dir(

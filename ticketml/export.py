@@ -230,6 +230,48 @@ def score_hybrid(weights: dict, tempered: dict, tfidf: dict, labels: dict, label
     return result
 
 
+SMOKE_MARGIN = 0.2
+# what a served model answers at every load (smoke.json): made-up tickets, so no customer text
+# goes into the registry; varied in language, length and markup
+SMOKE_TEXTS = (
+    "VPN keeps disconnecting every hour since the update",
+    "Please refund my last invoice, I was charged twice",
+    "I cannot log in: password reset link expired",
+    "The app crashes on startup\n  at com.acme.ui.Main.start(Main.java:42)\n  at java.lang.Thread.run",
+    "Feature request: export the report as CSV",
+    "Production is down for all users, nobody can work!",
+    "Не могу подключиться к VPN, ошибка 809",
+    "Bitte senden Sie mir eine Rechnung für März",
+    "Error 500 on /api/v2/orders after deploy, see log: <pre>Traceback (most recent call last)</pre>",
+    "How do I add a new user to my team account?",
+    "Printer on floor 3 is out of toner",
+    "Security: suspicious login attempts from an unknown IP",
+)
+
+
+def write_smoke(staging: Path, int8: bool) -> None:
+    """smoke.json: SMOKE_TEXTS with the labels the staged model gives them, and which of them it
+    is sure of (top score 0.2 or more ahead of the second on both tasks, so a machine whose
+    arithmetic differs a little gives the same labels). TicketClassifier answers all of them at
+    every load and refuses to load when a sure one comes out differently."""
+    model = TicketClassifier.from_dir(staging, int8=int8)  # no smoke.json yet: nothing checked
+    texts = list(SMOKE_TEXTS)
+    probs, rows = model.predict_proba(texts), model.predict(texts)
+    margin = np.full(len(texts), np.inf)
+    for t in TASKS:
+        top = np.sort(probs[t], axis=1)
+        margin = np.minimum(margin, top[:, -1] - top[:, -2])
+    write_json(
+        {
+            "graph": model.bundle.graph,
+            "texts": texts,
+            **{t: [r[t] for r in rows] for t in TASKS},
+            "sure": [int(i) for i in np.flatnonzero(margin >= SMOKE_MARGIN)],
+        },
+        staging / FILES["smoke"],
+    )
+
+
 def report(cfg: DictConfig, out: Path, results: dict, checks: dict, serve_int8: bool) -> None:
     """metrics/<name>.json, the export run in MLflow, and the summary lines."""
     from ticketml.tracking import stage_run
@@ -312,6 +354,7 @@ def run_export(cfg: DictConfig) -> dict:
                 "hybrid weights", build_hybrid, cfg, tempered, staging, frames, label_maps
             )
             results["hybrid"] = score_hybrid(weights, tempered, tfidf, labels, label_maps)
+        phase("smoke examples", write_smoke, staging, serve_int8)
         publish(staging, out, load(staging, int8=serve_int8).files)  # what the bundle holds
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -69,7 +69,8 @@ def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None] | None:
 class ModelSource:
     """Where the served model comes from: a registry URI (an alias is resolved to a version
     each time `current()` is asked, so a moved @champion can be followed), a run, or an export
-    folder; `models:/` falls back to artifacts/ when there is no registry entry."""
+    folder; the default `models:/` URI falls back to artifacts/ when the registry has no entry
+    for it (a version that exists and fails to load is an error, whichever the URI)."""
 
     def __init__(self, cfg: DictConfig, model_uri: str | None = None):
         self.cfg = cfg
@@ -106,8 +107,10 @@ class ModelSource:
         if directory is None:
             import mlflow
 
+            resolved = False  # the registry named a version (its failure is then no fall-back)
             try:
                 identity = identity or self.current()
+                resolved = identity.version is not None
                 target = f"models:/{identity.name}/{identity.version}" if identity.version else uri
                 with warnings.catch_warnings():  # "add type hints to predict": the core validates
                     warnings.simplefilter("ignore", UserWarning)
@@ -118,8 +121,11 @@ class ModelSource:
                     identity = ModelIdentity(uri=uri, run_id=uri[len("runs:/") :].split("/")[0])
                 return classifier, identity
             except Exception as exc:  # noqa: BLE001 - no registry entry / store: fall back below
-                if not uri.startswith("models:/") or self.explicit:
-                    raise ModelError(f"cannot load model {uri}: {exc}") from exc
+                # only where the registry has no such model: a version that exists but does not
+                # load (damaged, or refusing its smoke examples) is an error, never artifacts/
+                if not uri.startswith("models:/") or self.explicit or resolved:
+                    what = f"version {identity.version}" if resolved else uri
+                    raise ModelError(f"cannot load model {uri} ({what}): {exc}") from exc
                 log.warning(
                     "cannot load %s (%s); using %s/",
                     uri,

@@ -48,3 +48,41 @@ def test_a_hybrid_without_its_tfidf_half_is_refused_naming_the_file(exported_mod
     (broken / FILES["tokenizer"]).unlink()
     with pytest.raises(FileNotFoundError, match="tokenizer.json: missing"):
         load(broken, transformer_only=True)
+
+
+def _copy(exported_model, tmp_path):
+    d = tmp_path / "model"
+    shutil.copytree(exported_model / "artifacts", d)
+    return d
+
+
+def test_every_load_answers_the_smoke_examples_and_a_short_label_map_is_refused(
+    exported_model, tmp_path
+):
+    d = _copy(exported_model, tmp_path)
+    smoke = json.loads((d / FILES["smoke"]).read_text())
+    assert smoke["graph"] == load(d, int8=None).graph and len(smoke["texts"]) >= 10
+    clf = TicketClassifier.from_dir(d, int8=None)
+    got = clf.predict(smoke["texts"])
+    assert [r["topic"] for r in got] == smoke["topic"]  # as exported, on this machine
+    # a label map one topic short (issue 25: it loaded, said ready and 500-ed every request)
+    maps = json.loads((d / FILES["label_maps"]).read_text())
+    maps["topic"] = maps["topic"][:-1]
+    (d / FILES["label_maps"]).write_text(json.dumps(maps))
+    with pytest.raises(ValueError, match="smoke.json: the model cannot answer its own examples"):
+        TicketClassifier.from_dir(d, int8=None)
+
+
+def test_a_sure_answer_that_changed_is_refused_and_an_unsure_one_is_not(exported_model, tmp_path):
+    d = _copy(exported_model, tmp_path)
+    smoke = json.loads((d / FILES["smoke"]).read_text())
+    topics = json.loads((d / FILES["label_maps"]).read_text())["topic"]
+    other = next(t for t in topics if t != smoke["topic"][0])
+    changed = {**smoke, "topic": [other, *smoke["topic"][1:]]}
+    (d / FILES["smoke"]).write_text(
+        json.dumps({**changed, "sure": [i for i in smoke["sure"] if i]})
+    )
+    TicketClassifier.from_dir(d, int8=None)  # example 0 is not a sure one: not checked
+    (d / FILES["smoke"]).write_text(json.dumps({**changed, "sure": [0]}))
+    with pytest.raises(ValueError, match=f"1 of 2 sure answers differ.*exported '{other}'"):
+        TicketClassifier.from_dir(d, int8=None)

@@ -101,3 +101,40 @@ def test_flipping_the_champion_under_load_fails_no_request(export_workdir):
     assert result["alias_to_swap_s"] is not None and result["alias_to_swap_s"] < 6
     assert result["sent_after_swap"] > 0 and result["sent_after_swap_not_new"] == 0
     assert all(n > 0 for n in result["answered_by"].values())
+
+
+def _version_dir(client, version: str) -> Path:
+    source = client.get_model_version("ticketml", version).source
+    return Path(
+        mlflow.get_logged_model(source.split("/")[-1]).artifact_location.removeprefix("file://")
+    )
+
+
+def test_with_the_default_uri_a_bad_version_never_swaps_in_artifacts(export_workdir):
+    """Issue 25.1/25.2: with the default serve.model_uri, a champion that does not load (a
+    truncated graph) or loads but answers wrongly (a label map one topic short) leaves the
+    serving version in place; artifacts/ is only the fall-back where the registry has none."""
+    import json
+
+    client = _two_versions(export_workdir)
+    assert run_cli("register") == 0
+    cfg = load_config([f"mlflow.tracking_uri=sqlite:///{export_workdir}/mlflow.db"])
+    source = ModelSource(cfg)  # serve.model_uri null -> infer.model_uri, not explicit
+    assert not source.explicit and source.uri == "models:/ticketml@champion"
+    api = TestClient(create_app(source, background=False))
+    assert api.get("/ready").json()["model_version"] == "1"
+    for graph in _version_dir(client, "2").rglob("*.onnx"):
+        graph.write_bytes(graph.read_bytes()[:1000])  # truncated
+    for maps in _version_dir(client, "3").rglob("label_maps.json"):
+        labels = json.loads(maps.read_text())
+        maps.write_text(json.dumps({**labels, "topic": labels["topic"][:-1]}))
+    for version, why in (("2", "failed to load"), ("3", "cannot answer its own examples")):
+        client.set_registered_model_alias("ticketml", "champion", version)
+        result = api.post("/reload").json()["result"]
+        assert f"version {version} failed to load" in result and why in result
+        ready = api.get("/ready").json()
+        assert ready["model_version"] == "1" and ready["model_name"] == "ticketml"
+        answer = api.post("/predict", json={"text": "VPN is down"})
+        assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "1"
+        again = api.post("/reload").json()["result"]  # the same bad version: not loaded again
+        assert again.endswith("(not retried until the alias moves)") and why in again

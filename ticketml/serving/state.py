@@ -39,6 +39,7 @@ class ModelState:
         self.current: tuple | None = None
         self.error: str | None = None
         self.reload_error: str | None = None
+        self.failed_version: str | None = None  # the last version that failed to load
         self.lock = threading.Lock()
         self.on_reload = lambda result: None  # metrics hook: "swapped", "unchanged", "failed"
 
@@ -70,16 +71,22 @@ class ModelState:
         if self.current and self.current[1].version == target.version:
             self.on_reload("unchanged")
             return f"already serving version {target.version}"
+        if target.version is not None and target.version == self.failed_version:
+            # a version's files do not change: loading it again every interval would only cost
+            # memory and CPU (and log the same error); the next move of the alias is tried
+            self.on_reload("unchanged")
+            return f"{self.reload_error} (not retried until the alias moves)"
         try:
             classifier, identity = self.source.load(target)
         except Exception as exc:  # noqa: BLE001 - keep the old model serving
             self.reload_error = f"version {target.version} failed to load: {exc}"
+            self.failed_version = target.version
             log.error("reload: %s; still serving %s", self.reload_error, self.describe())
             self.on_reload("failed")
             return self.reload_error
         with self.lock:
             self.current = (classifier, as_identity(identity))
-        self.error = self.reload_error = None
+        self.error = self.reload_error = self.failed_version = None
         log.info("reload: now serving %s", self.describe())
         self.on_reload("swapped")
         return f"now serving version {target.version}"
