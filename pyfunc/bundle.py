@@ -6,7 +6,9 @@ files and `publish`es them, writing into model_config.json the list of exactly t
 served model needs ("files"); `load` reads a bundle back (what `TicketClassifier`, `evaluate`,
 `infer`, the API and the registered pyfunc model all go through) and `copy_served` copies only
 those files (what `register` logs as the model's one artifact, and what the Docker context
-holds). Adding a file to the served model is a line in ROLES here and the code that uses it.
+holds). Adding a file to the served model is a line in FILES here, its writer (export) and its
+reader (the core), and its line in .dockerignore (the image's context; tests/e2e/test_parity.py
+fails when a served file is missing there).
 """
 
 from __future__ import annotations
