@@ -77,17 +77,22 @@ def served_bundle(cfg: DictConfig, dest: Path):
         raise ModelError(f"{exc}") from exc
 
 
-def exported_metrics(cfg: DictConfig, graph: str) -> dict[str, float]:
-    """The export's test metrics of the graph the version serves."""
+def exported_metrics(cfg: DictConfig, bundle) -> dict[str, float]:
+    """The test metrics a version is tagged with, from the export that made its bundle: the
+    served model's under their plain names (the hybrid's where it is one, else its graph's),
+    and the transformer graph's and the TF-IDF baseline's beside them (`transformer_`,
+    `baseline_`)."""
     from pyfunc.bundle import ONNX_INT8
 
-    name = "onnx_int8" if graph == ONNX_INT8 else "onnx"
-    path = Path(cfg.paths.artifacts_dir) / "metrics" / f"{name}.json"
-    return (
-        {k: v for k, v in flat_metrics(read_json(path)).items() if k.startswith("test_")}
-        if path.is_file()
-        else {}
-    )
+    graph = "onnx_int8" if bundle.graph == ONNX_INT8 else "onnx"
+    served = "hybrid" if bundle.hybrid else graph
+    out: dict[str, float] = {}
+    for name, prefix in ((served, ""), (graph, "transformer_"), ("baseline", "baseline_")):
+        path = Path(cfg.paths.artifacts_dir) / "metrics" / f"{name}.json"
+        if path.is_file():
+            flat = flat_metrics(read_json(path))
+            out |= {prefix + k: v for k, v in flat.items() if k.startswith("test_")}
+    return out
 
 
 def serving_source() -> Path:
@@ -160,7 +165,7 @@ def run_register(cfg: DictConfig) -> int:
             stage.tags(**{"ticketml.code_sha256": digest})
             with importable(Path(tmp) / "code", package.name):  # log_model imports the script
                 info = log_model(name, script, package, bundle.directory)
-            metrics = exported_metrics(cfg, bundle.graph)
+            metrics = exported_metrics(cfg, bundle)
             stage.metrics(metrics)
             card = build_card(cfg, bundle.config)
             stage.text(card, "model_card.md")

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -19,6 +20,14 @@ def test_pyfunc_model_from_the_registry_returns_the_contract_shape(export_workdi
     client = MlflowClient()
     version = client.get_model_version_by_alias("ticketml", "challenger")
     assert str(version.version) == "1" and "test_topic_macro_f1" in version.tags
+    # the tags are the served hybrid's (issue 24), the transformer and baseline beside it
+    metrics = export_workdir / "artifacts" / "metrics"
+    for name, prefix in (("hybrid", ""), ("onnx_int8", "transformer_"), ("baseline", "baseline_")):
+        test = json.loads((metrics / f"{name}.json").read_text())["test"]
+        for task in ("topic", "priority"):
+            tag = float(version.tags[f"{prefix}test_{task}_macro_f1"])
+            assert tag == pytest.approx(test[task]["macro_f1"], abs=1e-12)
+    assert version.tags["test_topic_macro_f1"] != version.tags["transformer_test_topic_macro_f1"]
     model = mlflow.pyfunc.load_model("models:/ticketml@challenger")
     out = model.predict(pd.DataFrame({"text": ["VPN is down!", "Двойное списание 4900 руб."]}))
     assert list(out.columns) == ["topic", "priority", "topic_scores", "priority_scores"]
