@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from tests.conftest import run_cli
 
 
@@ -16,9 +18,15 @@ def test_evaluate_reports_three_models_per_task_and_language(export_workdir):
     assert (
         report["models"]["baseline"]["topic"]["macro_f1"] == baseline["test"]["topic"]["macro_f1"]
     )
-    for model in report["models"].values():
-        for task in ("topic", "priority"):
-            assert 0 <= model[task]["ece"] <= 1 and model[task]["per_class_f1"]
+    # served = evaluated: the hybrid evaluate scores through the exported bundle on the raw rows
+    # is the one export fitted and scored (same rows, same labels)
+    hybrid = json.loads((export_workdir / "artifacts/metrics/hybrid.json").read_text())
+    for task in ("topic", "priority"):
+        served, exported = report["models"]["hybrid"][task], hybrid["test"][task]
+        assert served["macro_f1"] == pytest.approx(exported["macro_f1"], abs=1e-9)
+        assert served["ece"] == pytest.approx(exported["ece"], abs=1e-6)
+        per_class = list(served["per_class_f1"].values())
+        assert served["macro_f1"] == pytest.approx(sum(per_class) / len(per_class), abs=1e-12)
     assert set(report["by_language"]) == {"en", "ru"}
     assert (
         sum(m["hybrid"]["topic"]["n"] for m in report["by_language"].values())
