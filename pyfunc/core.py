@@ -132,6 +132,9 @@ class TicketClassifier:
             intra_op_threads or os.environ.get("TICKETML_ORT_THREADS", 0)
         )
         options.inter_op_num_threads = 1
+        # ONNX Runtime's CPU arena keeps the peak of every batch it has seen (a 64 x 1,500-character
+        # batch: +1 GB that stays; bench/serve_memory.py); off, memory goes back after each batch
+        options.enable_cpu_mem_arena = os.environ.get("TICKETML_ORT_ARENA", "0") == "1"
         self.onnx_path = str(bundle.path("graph"))
         self.session = ort.InferenceSession(
             self.onnx_path, options, providers=["CPUExecutionProvider"]

@@ -200,6 +200,7 @@ class Serve:
     cors_origins: list[str] = field(default_factory=list)
     reload_interval_s: float = 0
     metrics_public: bool = False
+    max_inflight_texts: int = 128
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ticketml.serving.schemas import (
     Reloaded,
     error_responses,
 )
-from ticketml.serving.state import FixedSource, ModelState
+from ticketml.serving.state import Admission, FixedSource, ModelState
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ def create_app(
     cors_origins: list[str] | None = None,
     reload_interval_s: float = 0,
     metrics_public: bool = False,
+    max_inflight_texts: int = 128,
 ) -> FastAPI:
     """`loader` is a model source (`load(identity=None)` → (TicketClassifier, ModelIdentity),
     `current()` → the identity it points to now, see ticketml.predictor.ModelSource), or a plain
@@ -83,7 +84,10 @@ def create_app(
         threading.Thread(target=state.follow, args=(float(reload_interval_s),), daemon=True).start()
     install_error_handlers(app)
     operator_routes(app, state, metrics)
-    prediction_routes(app, state, metrics, max_batch, max_text_chars, min_confidence)
+    app.state.admission = Admission(max_inflight_texts)
+    prediction_routes(
+        app, state, metrics, max_batch, max_text_chars, min_confidence, app.state.admission
+    )
 
     return app
 
@@ -181,6 +185,7 @@ def prediction_routes(
     max_batch: int,
     max_text_chars: int,
     min_confidence: float | None,
+    admission: Admission,
 ) -> None:
     """/predict and /predict/batch: checked, then answered and labelled by one model."""
     from fastapi import Depends
@@ -203,14 +208,24 @@ def prediction_routes(
         if current is None:
             raise HTTPException(503, f"model not loaded: {state.error or 'loading'}")
         classifier, identity = current
-        metrics.batch_size(endpoint, len(texts))
-        response.headers.update(identity.headers())
-        return classifier.predict(texts, min_confidence=min_confidence)
+        if not admission.admit(len(texts)):
+            raise HTTPException(
+                429,
+                f"{admission.in_flight} texts are being scored; {len(texts)} more would pass "
+                f"serve.max_inflight_texts={admission.limit}: retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        try:
+            metrics.batch_size(endpoint, len(texts))
+            response.headers.update(identity.headers())
+            return classifier.predict(texts, min_confidence=min_confidence)
+        finally:
+            admission.release(len(texts))
 
     predict_route = {  # JSON in, documented errors out, optional fields left out when unset
         "response_model_exclude_none": True,
         "dependencies": [Depends(require_json)],
-        "responses": error_responses(400, 401, 413, 415, 422, 503),
+        "responses": error_responses(400, 401, 413, 415, 422, 429, 503),
     }
 
     @app.post("/predict", response_model=Prediction, **predict_route)
@@ -245,6 +260,7 @@ def build_app(cfg, background: bool = True) -> FastAPI:
         cors_origins=list(s.cors_origins or []),
         reload_interval_s=float(s.reload_interval_s or 0),
         metrics_public=bool(s.metrics_public),
+        max_inflight_texts=int(s.max_inflight_texts),
     )
 
 

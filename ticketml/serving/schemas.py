@@ -61,6 +61,7 @@ def error_responses(*codes: int) -> dict:
         413: "body, text or batch over the configured limits",
         415: "Content-Type is not application/json",
         422: "the body does not match the schema, or a text is blank / has NUL or lone surrogates",
+        429: "too many texts being scored at once (serve.max_inflight_texts): retry after Retry-After",
         503: "model not loaded (yet, or it failed: see /ready)",
     }
     return {code: {"model": Error, "description": meaning[code]} for code in codes}

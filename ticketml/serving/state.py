@@ -100,3 +100,26 @@ class ModelState:
             time.sleep(interval_s)
             if self.current is not None:
                 self.reload()
+
+
+class Admission:
+    """A cap on the texts being scored at once (serve.max_inflight_texts): a request that would
+    take the count past it is refused (the API answers 429 with Retry-After) instead of queueing
+    in the thread pool, where each waiting batch holds its memory. A request is always admitted
+    when nothing is in flight, so one batch up to serve.max_batch always gets through."""
+
+    def __init__(self, limit: int):
+        self.limit = int(limit)
+        self.in_flight = 0
+        self.lock = threading.Lock()
+
+    def admit(self, n: int) -> bool:
+        with self.lock:
+            if self.limit > 0 and self.in_flight and self.in_flight + n > self.limit:
+                return False
+            self.in_flight += n
+            return True
+
+    def release(self, n: int) -> None:
+        with self.lock:
+            self.in_flight -= n
