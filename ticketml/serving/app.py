@@ -265,11 +265,33 @@ def build_app(cfg, background: bool = True) -> FastAPI:
 
 
 def run_serve(cfg, port: str | None = None, host: str | None = None) -> None:
+    """uvicorn until stopped. SIGTERM (`docker stop`, a rollout) and Ctrl-C are normal stops:
+    uvicorn drains the requests in flight, and the command exits 0 (uvicorn raises the signal
+    again once it has shut down; here that finds a handler that only says so)."""
+    import signal
+
     import uvicorn
 
-    uvicorn.run(
-        build_app(cfg),
-        host=host or cfg.serve.host,
-        port=int(port or cfg.serve.port),
-        log_level="info",
+    stopped: list[str] = []
+
+    def clean_stop(signum, frame) -> None:
+        stopped.append(signal.Signals(signum).name)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = (
+        {sig: signal.signal(sig, clean_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        if main_thread
+        else {}
     )
+    try:
+        uvicorn.run(
+            build_app(cfg),
+            host=host or cfg.serve.host,
+            port=int(port or cfg.serve.port),
+            log_level="info",
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped:
+        print(f"serve: stopped by {stopped[0]}, requests in flight answered")
