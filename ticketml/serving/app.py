@@ -59,7 +59,10 @@ def create_app(
         version="0.1.0",
         description="Topic and priority for support tickets",
         dependencies=[Depends(require_api_key(api_key, extra_open=open_paths))],
+        docs_url=None,  # /docs below serves Swagger UI from the package, not from a CDN
+        redoc_url=None,
     )
+    offline_docs(app)
     app.state.model = state
     app.add_middleware(BodySizeLimit, max_bytes=int(max_body_bytes))
     app.add_middleware(
@@ -90,6 +93,30 @@ def create_app(
     )
 
     return app
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def offline_docs(app: FastAPI) -> None:
+    """/docs with Swagger UI's files from the swagger-ui-bundle package: FastAPI's default loads
+    them from a CDN, so behind a firewall or offline /docs was a blank page."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
 
 def install_error_handlers(app: FastAPI) -> None:
