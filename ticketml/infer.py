@@ -20,12 +20,39 @@ from ticketml.predictor import load_predictor
 OUTPUT_COLUMNS = ("predicted_topic", "predicted_priority", "topic_scores", "priority_scores")
 
 
-def read_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
-    if table_format(path) == "csv":
-        yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_size)
-    else:
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
-            yield batch.to_pandas()
+def read_chunks(path: Path, chunk_size: int, encoding: str = "utf-8") -> Iterator[pd.DataFrame]:
+    """The file in chunks; a file that cannot be read as what it claims to be is a DataError
+    naming it (and, for a wrong encoding, the option that fixes it)."""
+    try:
+        if table_format(path) == "csv":
+            yield from pd.read_csv(
+                path, dtype=str, keep_default_na=False, chunksize=chunk_size, encoding=encoding
+            )
+        else:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+                yield batch.to_pandas()
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path}: the file is empty (no header row)") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not {encoding} text (byte {exc.object[exc.start : exc.start + 1]!r}); "
+            "give its encoding, e.g. --encoding=latin-1"
+        ) from exc
+    except LookupError as exc:
+        raise DataError(f"--encoding={encoding}: {exc}") from exc
+    except (pd.errors.ParserError, pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: cannot read as {table_format(path)}: {exc}") from exc
+
+
+def check_input(path: Path, text_column: str, encoding: str = "utf-8") -> None:
+    """Read the head of the input before the model loads (seconds): an unreadable file or a
+    missing text column is reported at once."""
+    head = next(read_chunks(path, 5, encoding), pd.DataFrame())
+    if text_column not in head.columns:
+        raise DataError(
+            f"{path}: missing column {text_column!r} (columns found: {list(head.columns)}); "
+            "set --text_column"
+        )
 
 
 def count_rows(path: Path) -> int | None:
@@ -76,6 +103,7 @@ def predict_file(
     text_column: str = "text",
     chunk_size: int = 10000,
     min_confidence: float | None = None,
+    encoding: str = "utf-8",
 ) -> int:
     """Stream input → predictions → output (temp file, renamed when complete). Returns rows written."""
     src = check_readable_file(input_path)
@@ -88,7 +116,7 @@ def predict_file(
         atomic_path(output_path) as tmp,
         tqdm(total=count_rows(src), unit="rows", desc="infer") as bar,
     ):
-        for chunk in read_chunks(src, chunk_size):
+        for chunk in read_chunks(src, chunk_size, encoding):
             scored = score_frame(classifier, chunk, text_column, min_confidence, str(src), total)
             if out_kind == "csv":
                 scored.to_csv(tmp, mode="a", header=total == 0, index=False)
@@ -118,10 +146,17 @@ def run_infer(
     model_uri: str | None = None,
     text_column: str = "text",
     min_confidence: str | None = None,
+    encoding: str | None = None,
 ) -> object:
     if (text is None) == (input_path is None):
         raise DataError('give either --text="..." or --input_path=FILE --output_path=FILE')
     threshold = review_threshold(cfg, min_confidence)
+    encoding = encoding or str(cfg.infer.encoding)
+    if input_path is not None:  # checked before the model loads (seconds)
+        if not output_path:
+            raise DataError("--input_path needs --output_path=FILE.parquet|.csv")
+        table_format(output_path)
+        check_input(check_readable_file(input_path), text_column, encoding)
     if text is not None:  # checked before the model loads (seconds)
         try:
             check_texts([text])
@@ -135,7 +170,13 @@ def run_infer(
     if not output_path:
         raise DataError("--input_path needs --output_path=FILE.parquet|.csv")
     n = predict_file(
-        classifier, input_path, output_path, text_column, int(cfg.infer.chunk_size), threshold
+        classifier,
+        input_path,
+        output_path,
+        text_column,
+        int(cfg.infer.chunk_size),
+        threshold,
+        encoding,
     )
     print(f"infer: {n} rows → {output_path} (model: {identity.describe()})")
     return n

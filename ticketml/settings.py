@@ -184,6 +184,7 @@ class Infer:
     model_uri: str = "models:/ticketml@champion"
     batch_size: int = 64
     chunk_size: int = 10000
+    encoding: str = "utf-8"
     min_confidence: Optional[float] = None
 
 

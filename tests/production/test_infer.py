@@ -99,3 +99,31 @@ def test_texts_the_model_refuses_stop_the_run_with_their_row(export_workdir, cap
     )
     assert "is the input file" in capsys.readouterr().err
     assert run_cli("infer", "--text=\u200b", "infer.model_uri=artifacts") == 1
+
+
+def test_an_unreadable_file_is_named_before_the_model_loads(export_workdir, capsys, monkeypatch):
+    import ticketml.infer
+
+    loader = ticketml.infer.load_predictor
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(ticketml.infer, "load_predictor", no_model)
+    (export_workdir / "latin.csv").write_bytes("text\nCafé: VPN down\n".encode("latin-1"))
+    (export_workdir / "empty.csv").write_bytes(b"")
+    (export_workdir / "nocol.csv").write_text("body\nhello\n")
+    for name, message in (
+        ("latin.csv", "latin.csv: not utf-8 text (byte b'\\xe9'); give its encoding"),
+        ("empty.csv", "empty.csv: the file is empty (no header row)"),
+        ("nocol.csv", "nocol.csv: missing column 'text' (columns found: ['body'])"),
+    ):
+        assert run_cli("infer", f"--input_path={name}", "--output_path=out.csv") == 1
+        assert message in capsys.readouterr().err, name
+        assert not (export_workdir / "out.csv").exists()
+    monkeypatch.setattr(ticketml.infer, "load_predictor", loader)
+    assert (
+        run_cli("infer", "--input_path=latin.csv", "--output_path=out.csv", "--encoding=latin-1")
+        == 0
+    )
+    assert pd.read_csv(export_workdir / "out.csv")["text"].tolist() == ["Café: VPN down"]
