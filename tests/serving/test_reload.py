@@ -65,6 +65,13 @@ def test_the_champion_is_named_and_followed_without_a_failed_request(export_work
     assert 'ticketml_model_reloads_total{result="swapped"} 1' in text
     assert 'ticketml_model_reloads_total{result="failed"} 1' in text
     assert "ticketml_request_seconds_count" in text
+    assert "# HELP ticketml_predictions_total labels given" in text
+    given = [  # each text's topic counted once: 3 single texts and a batch of 2
+        int(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith('ticketml_predictions_total{task="topic"')
+    ]
+    assert sum(given) == 5
 
 
 def test_metrics_need_the_api_key_unless_public(export_workdir):

@@ -245,7 +245,9 @@ def prediction_routes(
         try:
             metrics.batch_size(endpoint, len(texts))
             response.headers.update(identity.headers())
-            return classifier.predict(texts, min_confidence=min_confidence)
+            rows = classifier.predict(texts, min_confidence=min_confidence)
+            metrics.predicted(rows, identity.version or "-")
+            return rows
         finally:
             admission.release(len(texts))
 

@@ -5,6 +5,7 @@ ticketml_request_seconds{endpoint}                            histogram
 ticketml_batch_size{endpoint}                                 histogram (texts per request)
 ticketml_model_info{name, version, run_id}                    gauge, 1 for the serving model
 ticketml_model_reloads_total{result}                          counter
+ticketml_predictions_total{task, label, model_version}        counter (labels given)
 """
 
 from __future__ import annotations
@@ -19,6 +20,18 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 ENDPOINTS = {"/predict", "/predict/batch", "/ready", "/health", "/reload", "/metrics"}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HELP = {
+    "ticketml_requests_total": "HTTP answers by endpoint, status and the model version serving",
+    "ticketml_request_seconds": "seconds from request to answer, by endpoint",
+    "ticketml_batch_size": "texts per prediction request, by endpoint",
+    "ticketml_model_reloads_total": "reloads by result (swapped, unchanged, failed)",
+    "ticketml_predictions_total": "labels given, by task, label and model version",
+    "ticketml_model_info": "the serving model (1)",
+}
+
+
+def _header(name: str, kind: str) -> list[str]:
+    return [f"# HELP {name} {HELP[name]}", f"# TYPE {name} {kind}"]
 
 
 def _labels(**labels: str) -> str:
@@ -57,6 +70,15 @@ class Metrics:
         self.latency: dict[str, Histogram] = {}
         self.batch: dict[str, Histogram] = {}
         self.reloads: dict[str, int] = {}
+        self.predictions: dict[tuple[str, str, str], int] = {}
+
+    def predicted(self, rows: list[dict], version: str, tasks=("topic", "priority")) -> None:
+        """Count the labels given (what a drift dashboard compares with the training mix)."""
+        with self.lock:
+            for row in rows:
+                for task in tasks:
+                    key = (task, str(row[task]), version)
+                    self.predictions[key] = self.predictions.get(key, 0) + 1
 
     def request(self, endpoint: str, status: int, seconds: float, version: str) -> None:
         with self.lock:
@@ -73,21 +95,25 @@ class Metrics:
             self.reloads[result] = self.reloads.get(result, 0) + 1
 
     def render(self, identity) -> str:
-        lines = ["# TYPE ticketml_requests_total counter"]
+        lines = _header("ticketml_requests_total", "counter")
         with self.lock:
             for (endpoint, status, version), n in sorted(self.requests.items()):
                 labels = _labels(endpoint=endpoint, status=status, model_version=version)
                 lines.append(f"ticketml_requests_total{labels} {n}")
-            lines.append("# TYPE ticketml_request_seconds histogram")
+            lines += _header("ticketml_request_seconds", "histogram")
             for endpoint, hist in sorted(self.latency.items()):
                 lines += hist.lines("ticketml_request_seconds", endpoint=endpoint)
-            lines.append("# TYPE ticketml_batch_size histogram")
+            lines += _header("ticketml_batch_size", "histogram")
             for endpoint, hist in sorted(self.batch.items()):
                 lines += hist.lines("ticketml_batch_size", endpoint=endpoint)
-            lines.append("# TYPE ticketml_model_reloads_total counter")
+            lines += _header("ticketml_model_reloads_total", "counter")
             for result, n in sorted(self.reloads.items()):
                 lines.append(f"ticketml_model_reloads_total{_labels(result=result)} {n}")
-        lines.append("# TYPE ticketml_model_info gauge")
+            lines += _header("ticketml_predictions_total", "counter")
+            for (task, label, version), n in sorted(self.predictions.items()):
+                labels = _labels(task=task, label=label, model_version=version)
+                lines.append(f"ticketml_predictions_total{labels} {n}")
+        lines += _header("ticketml_model_info", "gauge")
         if identity is not None:
             labels = _labels(
                 name=identity.name or "",
