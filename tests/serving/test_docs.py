@@ -1,4 +1,4 @@
-"""/docs works offline: Swagger UI's files come from the package, not a CDN (issue 24)."""
+"""The API without a network or a model: /docs offline (Swagger UI from the package, not a CDN; issue 24) and error bodies that do not grow with the input (issue 25.8)."""
 
 from fastapi.testclient import TestClient
 
@@ -20,3 +20,12 @@ def test_docs_page_and_its_assets_are_served_locally_even_with_an_api_key():
     assert api.get("/openapi.json").json()["info"]["title"] == "ticketml"
     assert api.get("/redoc").status_code == 404  # ReDoc would need a CDN: not offered
     assert api.post("/predict", json={"text": "x"}).status_code == 401  # the key still guards
+
+
+def test_a_body_of_many_bad_items_gets_a_short_422():
+    api = TestClient(create_app(_no_model, background=False))
+    answer = api.post("/predict/batch", json={"texts": list(range(5000))})
+    assert answer.status_code == 422 and len(answer.content) < 5000
+    body = answer.json()
+    assert body["error_count"] == 5000 and len(body["errors"]) == 20
+    assert body["detail"].startswith("texts.0: ")

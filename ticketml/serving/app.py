@@ -119,6 +119,9 @@ def offline_docs(app: FastAPI) -> None:
         )
 
 
+MAX_ERRORS = 20
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every bad request gets a 4xx with a one-line `detail` saying what was wrong."""
 
@@ -132,7 +135,10 @@ def install_error_handlers(app: FastAPI) -> None:
             message = f"request body is not valid JSON: {reason} at byte {first['loc'][-1]}"
         else:
             message = f"{'.'.join(str(p) for p in first['loc'][1:]) or 'body'}: {first['msg']}"
-        return JSONResponse(status_code=422, content={"detail": message, "errors": errors})
+        # the first MAX_ERRORS only: a body of a million bad items is not answered with a
+        # million errors (the answer would outgrow the request)
+        content = {"detail": message, "errors": errors[:MAX_ERRORS], "error_count": len(errors)}
+        return JSONResponse(status_code=422, content=content)
 
     @app.exception_handler(StarletteHTTPException)
     async def body_parse_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
