@@ -29,3 +29,19 @@ def test_a_body_of_many_bad_items_gets_a_short_422():
     body = answer.json()
     assert body["error_count"] == 5000 and len(body["errors"]) == 20
     assert body["detail"].startswith("texts.0: ")
+
+
+def test_a_streamed_body_over_the_limit_is_a_413_not_a_parse_error():
+    api = TestClient(create_app(_no_model, background=False, max_body_bytes=10_000))
+
+    def chunks():  # no Content-Length: sent chunked, counted while read
+        yield b'{"texts": ["'
+        for _ in range(50):
+            yield b"x" * 1000
+        yield b'"]}'
+
+    answer = api.post(
+        "/predict/batch", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 413
+    assert answer.json()["detail"] == "request body over serve.max_body_bytes=10000"

@@ -23,6 +23,7 @@ from ticketml.serving.schemas import (
     Reloaded,
     error_responses,
 )
+from ticketml.serving.security import BodyTooLarge
 from ticketml.serving.state import Admission, FixedSource, ModelState
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,8 @@ def install_error_handlers(app: FastAPI) -> None:
                     f"(byte {cause.object[cause.start : cause.start + 1]!r} at {cause.start})"
                 },
             )
+        if exc.status_code == 400 and isinstance(cause, BodyTooLarge):  # a streamed body
+            return JSONResponse(status_code=413, content={"detail": str(cause)})
         if exc.status_code == 400 and isinstance(cause, RecursionError):
             return JSONResponse(
                 status_code=400, content={"detail": "request body JSON is nested too deeply"}

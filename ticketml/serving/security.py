@@ -53,12 +53,12 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    raise BodyTooLarge(f"request body over serve.max_body_bytes={self.max_bytes}")
             return message
 
         try:
             await self.app(scope, counting_receive, send)
-        except _TooLarge:
+        except BodyTooLarge:  # raised where nothing caught it (FastAPI's reader answers 413)
             await self._reject(send)
 
     async def _reject(self, send) -> None:
@@ -78,5 +78,5 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """A streamed (chunked) body passed serve.max_body_bytes while it was being read."""
