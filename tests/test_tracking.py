@@ -56,3 +56,17 @@ def test_tracking_lost_mid_training_keeps_the_run_and_its_results(
     rows = len(pd.read_parquet(data_workdir / "data/processed/test.parquet"))
     assert metrics["test"]["topic"]["n"] == rows  # every test row scored after the loss
     assert (data_workdir / "checkpoints/best.ckpt").is_file()
+
+
+def test_a_dead_tracking_server_is_reported_at_once_by_serving_reloads(workdir, monkeypatch):
+    """Issue 25.7: /reload waited out MLflow's retry loop (245 s) against a dead server."""
+    from ticketml.config import load_config
+    from ticketml.predictor import ModelSource
+    from ticketml.serving.state import ModelState
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    cfg = load_config([f"mlflow.tracking_uri={dead}"])
+    source = ModelSource(cfg, "models:/ticketml@champion")
+    answer = ModelState(source).reload()  # resolving the alias is the first thing it does
+    assert answer.startswith("cannot resolve models:/ticketml@champion")
+    assert f"tracking server {dead} is unreachable" in answer

@@ -90,7 +90,7 @@ def run_score_spark(
     from pyspark.sql import functions as F
 
     from ticketml.infer import review_threshold
-    from ticketml.tracking import resolve_uri
+    from ticketml.tracking import reach
 
     if not input_path or not output_path:
         raise DataError("give --input_path=FILE_OR_FOLDER and --output_path=FOLDER")
@@ -103,7 +103,7 @@ def run_score_spark(
         output_path = str(Path(output_path).resolve())
     threshold = review_threshold(cfg, min_confidence)
     uri = model_uri or cfg.infer.model_uri
-    mlflow.set_tracking_uri(resolve_uri(cfg))
+    mlflow.set_tracking_uri(reach(cfg))
     spark = spark_session(cfg)
     reader = spark.read.option("header", True) if in_kind == "csv" else spark.read
     df = reader.format(in_kind).load(input_path)

@@ -59,6 +59,18 @@ def _set_experiment(cfg: DictConfig) -> None:
         mlflow.set_experiment(cfg.mlflow.experiment_name)
 
 
+def reach(cfg: DictConfig) -> str:
+    """The tracking URI with its server checked (`mlflow.connect_timeout_s`) and MLflow's HTTP
+    retries capped: a server that is down is a ConnectionError in seconds, not minutes in
+    MLflow's retry loop (every client of the store goes through here: runs, the registry,
+    serving's reloads, infer)."""
+    uri = resolve_uri(cfg)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    _check_server(uri, float(cfg.mlflow.connect_timeout_s))
+    return uri
+
+
 def setup_mlflow(cfg: DictConfig, registry: bool = False) -> str:
     """Point MLflow at the configured store and experiment; fall back to the local store, except
     for the registry (`registry=True`: register, promote): a version registered in a stray local
@@ -68,11 +80,8 @@ def setup_mlflow(cfg: DictConfig, registry: bool = False) -> str:
     from ticketml.stack import mask
 
     uri = resolve_uri(cfg)
-    # A server that dies mid-run must not hang each call for minutes in MLflow's retry loop.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     try:
-        _check_server(uri, float(cfg.mlflow.connect_timeout_s))
+        uri = reach(cfg)
         mlflow.set_tracking_uri(uri)
         _set_experiment(cfg)
     except Exception as exc:  # noqa: BLE001 - any failure here must not stop the pipeline
