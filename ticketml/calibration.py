@@ -107,17 +107,21 @@ def fit_floor(logits: np.ndarray, labels: np.ndarray, start: dict) -> dict:
     }
 
 
-def _temperature(z: np.ndarray, y: np.ndarray) -> dict:
-    return {"temperature": fit_temperature(z, y)}
-
-
 # the calibration maps fit_calibration chooses between, simplest first (it wins ties)
-MAPS = {
-    "temperature": _temperature,
-    "temperature_bias": fit_scaling,
-    "temperature_floor": lambda z, y: fit_floor(z, y, _temperature(z, y)),
-    "temperature_bias_floor": lambda z, y: fit_floor(z, y, fit_scaling(z, y)),
-}
+MAPS = ("temperature", "temperature_bias", "temperature_floor", "temperature_bias_floor")
+
+
+def fit_maps(logits: np.ndarray, labels: np.ndarray) -> dict[str, dict]:
+    """Each of MAPS fitted on these rows: the temperature and the temperature + bias once each,
+    and a floor on top of each of them."""
+    temperature = {"temperature": fit_temperature(logits, labels)}
+    bias = fit_scaling(logits, labels)
+    return {
+        "temperature": temperature,
+        "temperature_bias": bias,
+        "temperature_floor": fit_floor(logits, labels, temperature),
+        "temperature_bias_floor": fit_floor(logits, labels, bias),
+    }
 
 
 def fit_calibration(logits: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0) -> dict:
@@ -133,14 +137,17 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray, folds: int = 5, seed
     cv = {name: [] for name in MAPS}
     for fold in np.array_split(order, folds) if n >= 10 * folds else []:
         train = np.setdiff1d(order, fold)
-        for name, fit in MAPS.items():
-            entry = fit(logits[train], labels[train])
+        for name, entry in fit_maps(logits[train], labels[train]).items():
             cv[name].append(nll(scaled(logits[fold], entry), labels[fold]) * len(fold))
     scores = {k: float(sum(v) / n) for k, v in cv.items() if v}
     # the simplest map within 1e-4 nats of the best (dict order: simplest first)
     best = min(scores.values()) if scores else 0.0
     name = next((k for k, v in scores.items() if v <= best + 1e-4), "temperature")
-    chosen = MAPS[name](logits, labels)
+    chosen = (
+        fit_maps(logits, labels)[name]
+        if scores
+        else {"temperature": fit_temperature(logits, labels)}
+    )
     return {**chosen, "selected_by": {"cv_nll": scores, "folds": folds if scores else 0}}
 
 
