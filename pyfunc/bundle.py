@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ONNX_FP32 = "model.onnx"
@@ -156,6 +156,7 @@ def copy_served(directory: str | os.PathLike, dest: str | os.PathLike, int8: boo
     dest.mkdir(parents=True, exist_ok=True)
     for name in bundle.files:
         shutil.copyfile(bundle.directory / name, dest / name)
+    config = {**bundle.config, "files": bundle.files}
     if bundle.config.get("files") != bundle.files:  # the copy says what it is
-        write_config(dest, {**bundle.config, "files": bundle.files})
-    return load(dest, int8)
+        write_config(dest, config)
+    return replace(bundle, directory=dest, config=config)
