@@ -167,8 +167,6 @@ def run_infer(
         result = classifier.predict([text], min_confidence=threshold)[0]
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return result
-    if not output_path:
-        raise DataError("--input_path needs --output_path=FILE.parquet|.csv")
     n = predict_file(
         classifier,
         input_path,

@@ -74,7 +74,7 @@ def served_bundle(cfg: DictConfig, dest: Path):
     try:
         return copy_served(cfg.paths.artifacts_dir, dest, graph_choice(cfg))
     except FileNotFoundError as exc:
-        raise ModelError(f"{exc}") from exc
+        raise ModelError(str(exc)) from exc
 
 
 def exported_metrics(cfg: DictConfig, bundle) -> dict[str, float]:
