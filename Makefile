@@ -11,7 +11,7 @@ PORT ?= 5001
 # pip extras installed by `make setup`; `make test EXTRAS=dev,spark` adds pyspark (score_spark)
 EXTRAS ?= dev
 
-.PHONY: e5 mpnet setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui stack stack-stop
+.PHONY: e5 mpnet setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui stack stack-stop docker-base docker-api
 
 $(BIN)/ticketml: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,12 @@ stack: setup  ## the team stack, no Docker: PostgreSQL + MLflow server (:8080) +
 
 stack-stop:  ## stop what `make stack` started (the data stays in .stack/)
 	$(BIN)/ticketml stack stop
+
+docker-base: setup  ## no image registry: build python:3.11-slim, ghcr.io/mlflow/mlflow, postgres:16 locally (EXTRA_CA=<pem> for a proxy's CA)
+	PYTHON=$(BIN)/python EXTRA_CA="$(EXTRA_CA)" bash docker/base/build.sh
+
+docker-api:  ## the API image with artifacts/ baked in, as ticketml-api
+	docker build -t ticketml-api .
 
 mlflow-ui: setup  ## browse runs of the local store on :8080
 	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 8080 --workers 1

@@ -4,8 +4,9 @@
     python bench/scale.py --n-samples 2000 --epochs 1 train.accelerator=cpu   # a small CPU run
 
 Each stage runs as a user would run it (`python -m ticketml <stage>`, in a scratch working
-directory with its own MLflow store), and its wall time is measured. Prints a table and writes
-bench/results/scale_{gpu,cpu}.json.
+directory with its own MLflow store), and its wall time is measured; where `nvidia-smi` runs, the
+GPU's utilisation and memory are sampled every 0.5 s during each stage (mean busy %, peak MiB).
+Prints a table and writes bench/results/scale_{gpu,cpu}.json.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,42 @@ sys.path.insert(0, str(ROOT))
 from bench.machine import machine_info, write_result  # noqa: E402
 
 STAGES = ["data", "baseline", "train", "export_onnx", "evaluate"]
+
+
+class GpuSampler:
+    """`nvidia-smi -lms 500` for the length of a stage: mean utilisation and peak memory."""
+
+    QUERY = ["--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"]
+
+    def __init__(self) -> None:
+        self.proc = None
+        if shutil.which("nvidia-smi"):
+            self.proc = subprocess.Popen(
+                ["nvidia-smi", *self.QUERY, "-lms", "500"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+
+    def stop(self) -> dict:
+        if self.proc is None:
+            return {}
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        samples = []
+        for line in out.splitlines():
+            try:
+                util, mem = (float(x) for x in line.split(",")[:2])  # first GPU's line
+            except ValueError:
+                continue
+            samples.append((util, mem))
+        if not samples:
+            return {}
+        return {
+            "gpu_busy_pct": sum(u for u, _ in samples) / len(samples),
+            "gpu_peak_mib": max(m for _, m in samples),
+            "gpu_samples": len(samples),
+        }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -44,6 +82,7 @@ def run(args: argparse.Namespace) -> dict:
     }
     stages = []
     for stage in STAGES:
+        sampler = GpuSampler()
         started = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "ticketml", stage, *overrides],
@@ -53,11 +92,14 @@ def run(args: argparse.Namespace) -> dict:
             text=True,
         )
         seconds = time.perf_counter() - started
-        print(f"{stage:<12} {seconds:8.1f} s  rc {proc.returncode}", flush=True)
+        gpu = sampler.stop()
+        busy = f"  GPU busy {gpu['gpu_busy_pct']:5.1f}%" if gpu else ""
+        print(f"{stage:<12} {seconds:8.1f} s  rc {proc.returncode}{busy}", flush=True)
         stages.append(
             {
                 "stage": stage,
                 "seconds": seconds,
+                **gpu,
                 "returncode": proc.returncode,
                 "output_tail": [
                     line
@@ -111,8 +153,14 @@ def main() -> None:
     print(
         f"\n{result['n_samples']} tickets ({result['rows']}), {result['machine'].get('gpu') or result['machine']['processor']}"
     )
+    total = result["total_seconds"]
     for s in result["stages"]:
-        print(f"  {s['stage']:<12} {s['seconds']:8.1f} s")
+        busy = (
+            f"  GPU busy {s['gpu_busy_pct']:5.1f}%, peak {s['gpu_peak_mib']:.0f} MiB"
+            if "gpu_busy_pct" in s
+            else ""
+        )
+        print(f"  {s['stage']:<12} {s['seconds']:8.1f} s  {s['seconds'] / total:5.1%}{busy}")
     print(f"  {'total':<12} {result['total_seconds']:8.1f} s")
     for model, f1 in result["test_macro_f1"].items():
         print(f"  {model:<12} test macro-F1 topic {f1['topic']:.3f}, priority {f1['priority']:.3f}")

@@ -23,12 +23,16 @@ def requirement_lines(path: Path) -> list[str]:
 
 def test_serving_requirements_use_the_project_pins():
     project = pins()
+    project["mlflow-skinny"] = project["mlflow"]  # mlflow==X pins mlflow-skinny==X
     for path in (ROOT / "pyfunc/requirements.txt", ROOT / "requirements-serve.txt"):
         for line in requirement_lines(path):
             name, version = line.lower().split("==")
             assert project.get(name) == version, (path.name, line)
     served = requirement_lines(ROOT / "requirements-serve.txt")
-    assert not [line for line in served if line.startswith(("torch", "transformers"))]
+    # the API image: the registry client, not MLflow's server stack; no torch, no pyarrow
+    assert not [line for line in served if line.startswith(("torch", "transformers", "pyarrow"))]
+    assert "mlflow-skinny==" + project["mlflow"] in served
+    assert not [line for line in served if line.startswith("mlflow==")]
 
 
 def test_conda_yaml_lists_exactly_the_project_pins():

@@ -145,3 +145,27 @@ def test_with_the_default_uri_a_bad_version_never_swaps_in_artifacts(export_work
         assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "1"
         again = api.post("/reload").json()["result"]  # the same bad version: not loaded again
         assert again.endswith("(not retried until the alias moves)") and why in again
+
+
+def test_a_server_started_before_any_champion_serves_the_first_one_promoted(export_workdir):
+    """A fresh stack: the API is up before the registry has @champion. /ready says why it is not
+    ready, and the reload loop (serve.reload_interval_s) picks up the first promotion."""
+    import time
+
+    cfg = load_config([f"mlflow.tracking_uri=sqlite:///{export_workdir}/mlflow.db"])
+    source = ModelSource(cfg, "models:/ticketml@champion")
+    app = create_app(source, background=False, reload_interval_s=0.2)
+    api = TestClient(app)
+    ready = api.get("/ready")
+    assert ready.status_code == 503 and "ticketml" in ready.json()["reason"]
+    assert api.post("/predict", json={"text": "VPN is down"}).status_code == 503
+    assert run_cli("register") == 0
+    mlflow.set_tracking_uri(f"sqlite:///{export_workdir}/mlflow.db")
+    MlflowClient().set_registered_model_alias("ticketml", "champion", "1")
+    deadline = time.monotonic() + 60
+    while (ready := api.get("/ready")).status_code != 200:
+        assert time.monotonic() < deadline, ready.json()
+        time.sleep(0.2)
+    assert ready.json()["model_version"] == "1"
+    answer = api.post("/predict", json={"text": "VPN is down"})
+    assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "1"

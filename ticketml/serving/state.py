@@ -41,6 +41,7 @@ class ModelState:
         self.reload_error: str | None = None
         self.failed_version: str | None = None  # the last version that failed to load
         self.lock = threading.Lock()
+        self.loaded = threading.Event()  # the first load has ended, served or failed
         self.on_reload = lambda result: None  # metrics hook: "swapped", "unchanged", "failed"
 
     @property
@@ -56,6 +57,8 @@ class ModelState:
         except Exception as exc:  # noqa: BLE001 - reported by /ready, the process keeps serving
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("model failed to load: %s", self.error)
+        finally:
+            self.loaded.set()
 
     def reload(self) -> str:
         """Load the version the source points to now, beside the one serving, and swap it in;
@@ -64,6 +67,7 @@ class ModelState:
             target = self.source.current()
         except Exception as exc:  # noqa: BLE001 - a registry hiccup must not stop serving
             self.reload_error = f"cannot resolve {getattr(self.source, 'uri', '?')}: {exc}"
+            self._nothing_serving_because(self.reload_error)
             self.on_reload("failed")
             return self.reload_error
         if target is None:
@@ -81,6 +85,7 @@ class ModelState:
         except Exception as exc:  # noqa: BLE001 - keep the old model serving
             self.reload_error = f"version {target.version} failed to load: {exc}"
             self.failed_version = target.version
+            self._nothing_serving_because(self.reload_error)
             log.error("reload: %s; still serving %s", self.reload_error, self.describe())
             self.on_reload("failed")
             return self.reload_error
@@ -91,14 +96,20 @@ class ModelState:
         self.on_reload("swapped")
         return f"now serving version {target.version}"
 
+    def _nothing_serving_because(self, reason: str) -> None:
+        if self.current is None:  # /ready's reason is the latest one
+            self.error = reason
+
     def describe(self) -> str:
         return self.current[1].describe() if self.current else "nothing"
 
     def follow(self, interval_s: float) -> None:
-        """Check the source every `interval_s` seconds (serve.reload_interval_s)."""
+        """Check the source every `interval_s` seconds (serve.reload_interval_s), also while
+        nothing serves yet: a server started before its registry has a @champion (a fresh
+        compose stack) serves the first one promoted."""
         while True:
             time.sleep(interval_s)
-            if self.current is not None:
+            if self.loaded.is_set():  # not beside a first load still running
                 self.reload()
 
 
