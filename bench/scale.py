@@ -1,6 +1,6 @@
 """The pipeline at real scale: 40k long tickets, data → baseline → train → export → evaluate.
 
-    python bench/scale.py                              # 40,000 long synthetic tickets, 3 epochs
+    python bench/scale.py                              # 40,000 long synthetic tickets, shipped budget
     python bench/scale.py --n-samples 2000 --epochs 1 train.accelerator=cpu   # a small CPU run
 
 Each stage runs as a user would run it (`python -m ticketml <stage>`, in a scratch working
@@ -67,11 +67,16 @@ class GpuSampler:
 
 def run(args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ticketml-scale-"))
+    # --epochs N: exactly N epochs (no early stop); default: the shipped training budget
+    budget = (
+        [f"train.max_epochs={args.epochs}", "train.early_stopping_patience=1000"]
+        if args.epochs
+        else []
+    )
     overrides = [
         f"data={args.data}",
         f"data.synthetic.n_samples={args.n_samples}",
-        f"train.max_epochs={args.epochs}",
-        "train.early_stopping_patience=1000",
+        *budget,
         "train.progress_bar=false",
         f"mlflow.tracking_uri=sqlite:///{work}/mlflow.db",
         *args.overrides,
@@ -104,7 +109,17 @@ def run(args: argparse.Namespace) -> dict:
                 "output_tail": [
                     line
                     for line in (proc.stdout + proc.stderr).splitlines()
-                    if line.startswith(("export:", "baseline", "multitask", "preprocess", "ERROR"))
+                    if line.startswith(
+                        (
+                            "export:",
+                            "baseline",
+                            "multitask",
+                            "preprocess",
+                            "evaluate:",
+                            "fp32",
+                            "ERROR",
+                        )
+                    )
                 ][-20:],
             }
         )
@@ -132,6 +147,11 @@ def run(args: argparse.Namespace) -> dict:
         "stages": stages,
         "total_seconds": sum(s["seconds"] for s in stages),
         "train_summary": multitask.get("summary", {}),
+        "baseline_summary": (
+            json.loads((work / "artifacts/metrics/baseline.json").read_text()).get("summary", {})
+            if (work / "artifacts/metrics/baseline.json").is_file()
+            else {}
+        ),
         "test_macro_f1": {
             model: {t: m[t]["macro_f1"] for t in ("topic", "priority")}
             for model, m in report.get("models", {}).items()
@@ -145,7 +165,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="synthetic_long")
     parser.add_argument("--n-samples", type=int, default=40000)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="exactly N epochs (default: the shipped budget)"
+    )
     parser.add_argument("--out", default=None)
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every stage")
     args = parser.parse_args()

@@ -147,6 +147,12 @@ class TicketClassifier:
         )
         self.output_names = [f"{t}_logits" for t in TASKS]
         self.batch_size = batch_size
+        # Set by the pipeline, never by a serving path: `runner` computes a padded batch's logits
+        # in place of the graph (export_onnx: the same weights as a torch module on a GPU, held
+        # to the graph by a parity check); `logit_store` holds logits this graph already gave
+        # (ticketml.scores: export writes them, evaluate and promote read them).
+        self.runner = None
+        self.logit_store = None
         self.smoke_check()
 
     def smoke_check(self) -> None:
@@ -217,13 +223,30 @@ class TicketClassifier:
         return [order[i : i + size] for i in range(0, len(order), size)]
 
     def logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Raw logits per task: tokenised once, run in batches of similar token counts."""
+        """Raw logits per task: tokenised once, run in batches of similar token counts (those
+        the logit store already holds are read from it)."""
+        texts = list(texts)
+        if self.logit_store is None:
+            return self.run_logits(texts)
+        widths = {t: len(self.label_maps[t]) for t in TASKS}
+        found, out = self.logit_store.get(texts, widths)
+        todo = np.flatnonzero(~found)
+        if len(todo):
+            fresh = self.run_logits([texts[i] for i in todo])
+            for t in TASKS:
+                out[t][todo] = fresh[t]
+            self.logit_store.put([texts[i] for i in todo], fresh)
+        return out
+
+    def run_logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         ids = self.tokenize(list(texts))
         out = {t: np.zeros((len(ids), len(self.label_maps[t])), dtype=np.float32) for t in TASKS}
         for idx in self.batches(ids):
-            results = self.session.run(
-                self.output_names, self.pad([ids[i] for i in idx]), self.run_options
-            )
+            batch = self.pad([ids[i] for i in idx])
+            if self.runner is not None:
+                results = self.runner(batch)
+            else:
+                results = self.session.run(self.output_names, batch, self.run_options)
             for task, values in zip(TASKS, results, strict=True):
                 out[task][idx] = values
         return out

@@ -219,9 +219,69 @@ def entrypoint(stages: Sequence[str], argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overrides", default="")
     args = parser.parse_args(argv)
     overrides = parse_overrides_option(args.overrides)
-    for stage in stages:
-        print(f"== ticketml {stage} {' '.join(overrides)}", flush=True)
-        code = main([stage, *overrides])
-        if code:
-            return code
-    return 0
+    stages = list(stages)
+    beside = None  # the baseline fitting on the CPU while the transformer trains on the GPU
+    try:
+        for i, stage in enumerate(stages):
+            if stage == "baseline" and stages[i + 1 : i + 2] in (["train"], ["tune"]):
+                if trains_on_gpu(overrides):
+                    beside = start_beside(stage, overrides, stages[i + 1])
+                    continue
+            if beside is not None and stage not in ("train", "tune"):
+                code, beside = finish_beside(beside), None  # export needs baseline.npz
+                if code:
+                    return code
+            print(f"== ticketml {stage} {' '.join(overrides)}", flush=True)
+            code = main([stage, *overrides])
+            if code:
+                return code
+        return finish_beside(beside) if beside is not None else 0
+    finally:
+        if beside is not None and beside.poll() is None:  # a stage failed: stop it, no leftovers
+            beside.terminate()
+            beside.wait(timeout=60)
+
+
+def trains_on_gpu(overrides: Sequence[str]) -> bool:
+    """Whether the transformer stage will train on a GPU (train.accelerator auto|gpu and CUDA)."""
+    from ticketml.config import load_config
+
+    try:
+        if str(load_config(list(overrides)).train.accelerator).lower() == "cpu":
+            return False
+    except Exception:  # noqa: BLE001 - a bad override: the stages say so, one after the other
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def start_beside(stage: str, overrides: Sequence[str], trainer: str):
+    """`stage` (the baseline: CPU only) in a child process, beside the GPU's `trainer` stage; its
+    output goes to the same console, each line marked with the stage."""
+    import subprocess
+
+    print(f"== ticketml {stage} {' '.join(overrides)} (beside {trainer}: CPU while the GPU trains)")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ticketml", stage, *overrides],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+
+    def relay() -> None:
+        for line in proc.stdout:
+            print(f"[{stage}] {line}", end="", flush=True)
+
+    proc.relay = threading.Thread(target=relay, daemon=True)
+    proc.relay.start()
+    return proc
+
+
+def finish_beside(proc) -> int:
+    code = proc.wait()
+    proc.relay.join(timeout=10)
+    if code:
+        print(f"ERROR: the baseline stage beside training failed (exit {code})", flush=True)
+    return code

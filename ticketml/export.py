@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from pyfunc.bundle import FILES, ONNX_FP32, ONNX_INT8, load, publish
 from pyfunc.core import TicketClassifier, decide_tasks, hybrid_proba, scaling_of
-from ticketml import TASKS
+from ticketml import TASKS, scores
 from ticketml.calibration import ece
 from ticketml.contract import BEST_CHECKPOINT, DATA_REPORT, artifact, load_splits
 from ticketml.data.schema import encode_labels, served_texts
@@ -193,6 +193,57 @@ def quantize(fp32: Path, int8: Path) -> None:
         quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
 
 
+GPU_BATCH = 256
+
+
+def fp32_device(cfg: DictConfig) -> str | None:
+    """Where the fp32 scores of val and test are computed: "cuda" (the torch module on the GPU,
+    export.fp32_scores=auto on a machine with one) or None (the graph in ONNX Runtime)."""
+    choice = str(cfg.export.fp32_scores).lower()
+    if choice not in ("auto", "onnx"):
+        raise ModelError(f"export.fp32_scores={choice}: auto | onnx")
+    return "cuda" if choice == "auto" and torch.cuda.is_available() else None
+
+
+def torch_runner(model: MultiTaskClassifier, device: str):
+    """A padded batch's logits from the torch module on `device`, in float32 (TF32 off), for
+    TicketClassifier.runner: the same tokenisation, batching and calibration as the graph."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    module = model.to(device).eval()
+
+    def run(batch: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with torch.inference_mode():
+            ids = torch.from_numpy(batch["input_ids"]).to(device, non_blocking=True)
+            mask = torch.from_numpy(batch["attention_mask"]).to(device, non_blocking=True)
+            out = module(ids, mask)
+        return [out[t].float().cpu().numpy() for t in TASKS]
+
+    return run
+
+
+def runner_parity(classifier, runner, frames: dict, atol: float) -> dict:
+    """The torch module on the GPU against the graph in ONNX Runtime on test rows: the fp32
+    scores come from the first only when it agrees with the second."""
+    texts = frames["test"]["text"].sample(n=min(64, len(frames["test"])), random_state=1).tolist()
+    texts = classifier.clean(texts + ["ok", "VPN " * 400])
+    graph = classifier.run_logits(texts)
+    classifier.runner = runner
+    try:
+        gpu = classifier.run_logits(texts)
+    finally:
+        classifier.runner = None
+    worst = max(float(np.abs(graph[t] - gpu[t]).max()) for t in TASKS)
+    agree = min(float((graph[t].argmax(1) == gpu[t].argmax(1)).mean()) for t in TASKS)
+    if worst > atol or agree < 1.0:
+        raise ModelError(
+            f"the torch module on the GPU disagrees with the ONNX graph (max |diff| {worst:.2e}, "
+            f"argmax agreement {agree:.3f}, tolerance {atol}): export.fp32_scores=onnx scores "
+            "with the graph"
+        )
+    return {"gpu_vs_graph_max_abs_diff": worst, "gpu_vs_graph_rows": len(texts)}
+
+
 def check_parity(model, classifier, frames: dict, atol: float) -> dict:
     """torch vs the exported graph on test rows plus a very short and a truncated text."""
     texts = frames["test"]["text"].sample(n=min(16, len(frames["test"])), random_state=0).tolist()
@@ -293,7 +344,8 @@ def report(cfg: DictConfig, out: Path, results: dict, checks: dict, serve_int8: 
             out / "metrics" / f"{name}.json",
         )
     with stage_run(cfg, "export") as stage:
-        stage.metrics({f"parity_{k}": v for k, v in checks.items()})
+        stage.metrics({f"parity_{k}": v for k, v in checks.items() if not isinstance(v, str)})
+        stage.tags(fp32_scored_by=checks["fp32_scored_by"])
         stage.metrics({f"size_mb_{k.replace('.', '_')}": v for k, v in sizes.items()})
         for name, metrics in results.items():
             stage.metrics(flat_metrics(metrics, prefix=f"{name}_"))
@@ -317,6 +369,11 @@ def report(cfg: DictConfig, out: Path, results: dict, checks: dict, serve_int8: 
         )
     worst = max(checks[f"{t}_max_abs_diff"] for t in TASKS)
     print(f"parity vs torch: max |diff| {worst:.2e}, argmax agreement 100%")
+    if "gpu_vs_graph_max_abs_diff" in checks:
+        print(
+            f"fp32 scores by {checks['fp32_scored_by']}: max |diff| to the graph "
+            f"{checks['gpu_vs_graph_max_abs_diff']:.2e} on {checks['gpu_vs_graph_rows']} rows"
+        )
 
 
 def run_export(cfg: DictConfig) -> dict:
@@ -332,6 +389,7 @@ def run_export(cfg: DictConfig) -> dict:
         raise ModelError("export.use_int8=true needs export.quantize=true")
     staging = out / ".export"
     shutil.rmtree(staging, ignore_errors=True)
+    scores.clear(out)  # a new graph: what the old one scored is no use
     staging.mkdir(parents=True)
     for name in (FILES[k] for k in ("tokenizer", "label_maps", "model_config", "calibration")):
         if (out / name).is_file():
@@ -339,12 +397,24 @@ def run_export(cfg: DictConfig) -> dict:
     try:
         phase("ONNX graph", export_graph, model, staging / ONNX_FP32, int(cfg.export.opset))
         classifier = TicketClassifier.from_dir(staging, transformer_only=True)
-        checks = check_parity(model, classifier, frames, float(cfg.export.parity_atol))
+        atol = float(cfg.export.parity_atol)
+        checks = check_parity(model, classifier, frames, atol)
         labels = {s: encode_labels(frames[s], label_maps) for s in EVAL_SPLITS}
-        probs = {"onnx": phase("fp32 graph on val + test", graph_probs, classifier, frames)}
+        device = fp32_device(cfg)
+        if device:  # the GPU scores, held to the graph first; not stored as the graph's own
+            runner = torch_runner(model, device)
+            checks |= runner_parity(classifier, runner, frames, atol)
+            classifier.runner, classifier.batch_size = runner, GPU_BATCH
+            what = f"fp32 scores on val + test (torch on {torch.cuda.get_device_name()})"
+        else:
+            scores.attach(classifier, out)
+            what = "fp32 graph on val + test"
+        checks["fp32_scored_by"] = f"torch {device}" if device else "onnxruntime"
+        probs = {"onnx": phase(what, graph_probs, classifier, frames)}
         if cfg.export.quantize:
             phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
             int8 = TicketClassifier.from_dir(staging, int8=True, transformer_only=True)
+            scores.attach(int8, out)  # evaluate and promote read these back
             probs["onnx_int8"] = phase("INT8 graph on val + test", graph_probs, int8, frames)
         calibration_file = staging / FILES["calibration"]
         calibration = read_json(calibration_file) if calibration_file.is_file() else {}

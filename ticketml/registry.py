@@ -186,10 +186,18 @@ def run_register(cfg: DictConfig) -> int:
     return int(version)
 
 
-def evaluate_version(name: str, version: str, test: pd.DataFrame) -> dict[str, float]:
-    """Load a registered version through pyfunc and score the held-out test split."""
+def evaluate_version(
+    name: str, version: str, test: pd.DataFrame, scores_dir: str | Path
+) -> dict[str, float]:
+    """Load a registered version through pyfunc and score the held-out test split (its graph's
+    logits read back from what export_onnx stored under `scores_dir` where it is the same graph:
+    ticketml.scores)."""
+    from ticketml import scores
+
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    store = scores.attach(model.unwrap_python_model().classifier, scores_dir)
     preds = model.predict(pd.DataFrame({"text": served_texts(test)}))  # as the export had them
+    log.info("version %s: %d of %d test texts' logits read back", version, store.hits, len(test))
     label_maps = model.unwrap_python_model().classifier.label_maps
     result = {}
     for task in TASKS:
@@ -281,8 +289,9 @@ def run_promote(cfg: DictConfig) -> bool:
         print(f"version {challenger.version} is already @champion")
         return True
     test = load_splits(cfg)["test"]
-    challenger_metrics = evaluate_version(name, challenger.version, test)
-    champion_metrics = evaluate_version(name, champion.version, test) if champion else None
+    stored = Path(cfg.paths.artifacts_dir)
+    challenger_metrics = evaluate_version(name, challenger.version, test, stored)
+    champion_metrics = evaluate_version(name, champion.version, test, stored) if champion else None
     floor = baseline_floor(cfg, metric)
     promoted, reason = gate(metric, challenger_metrics, champion_metrics, min_delta, floor)
     decision = "promoted" if promoted else "rejected"

@@ -165,6 +165,7 @@ class Export:
     quantize: bool = True
     parity_atol: float = 1e-4
     use_int8: Any = "auto"  # auto | true | false
+    fp32_scores: str = "auto"  # auto | onnx
 
 
 @dataclass

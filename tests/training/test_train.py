@@ -137,3 +137,30 @@ def test_the_gpu_batch_size_leaves_fifty_steps_an_epoch():
     assert gpu_batch_size(2800) == 32  # the demo split: 87 steps at 32, 43 at 64
     assert gpu_batch_size(6000) == 64
     assert gpu_batch_size(100) == 32 and gpu_batch_size(None) == 256
+
+
+def test_main_fits_the_baseline_beside_training_when_a_gpu_trains(
+    data_workdir, tiny_encoder, monkeypatch, capsys
+):
+    """`main` on a GPU machine: the baseline (CPU) runs in a child process while the transformer
+    trains, and export waits for it (it blends baseline.npz). Here the GPU check is stubbed: the
+    same code path, training on the CPU."""
+    from ticketml import cli
+
+    monkeypatch.setattr(cli, "trains_on_gpu", lambda overrides: True)
+    overrides = " ".join([*tiny_overrides(tiny_encoder), "baseline.max_features=3000"])
+    assert cli.entrypoint(["baseline", "train", "export_onnx"], ["--overrides", overrides]) == 0
+    out = capsys.readouterr().out
+    assert "(beside train: CPU while the GPU trains)" in out
+    assert "[baseline] baseline: fit" in out  # the child's lines, marked
+    assert out.index("[baseline] baseline: fit") < out.index("== ticketml export_onnx")
+    assert (data_workdir / "artifacts/baseline.npz").is_file()
+    assert (data_workdir / "artifacts/hybrid.json").is_file()
+
+    # a baseline that fails beside training stops the pipeline before export, nothing half-done
+    (data_workdir / "artifacts/baseline.npz").unlink()
+    (data_workdir / "artifacts/model.onnx").unlink()
+    bad = overrides + " baseline.C=-1"
+    assert cli.entrypoint(["baseline", "train", "export_onnx"], ["--overrides", bad]) != 0
+    assert "the baseline stage beside training failed" in capsys.readouterr().out
+    assert not (data_workdir / "artifacts/model.onnx").exists()
