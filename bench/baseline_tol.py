@@ -1,0 +1,100 @@
+"""The baseline's solver tolerance: fit time and quality of the TF-IDF heads at several `tol`.
+
+    python bench/baseline_tol.py --data synthetic_long data.synthetic.n_samples=40000
+    python bench/baseline_tol.py --data jira_agile data.path=../shared/data/jira-agile-sample/tickets.csv
+
+Runs `ticketml data` in a scratch folder, fits the shared features once (the stage's own
+fit_features), then each task's head (the stage's fit_head path: LogisticRegression, lbfgs) at
+every tolerance, on one core each, and scores val and test macro-F1. Prints a table and writes
+bench/results/baseline_tol_<data>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import machine_info, write_result  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="synthetic_long")
+    parser.add_argument("--tols", default="1e-4,1e-3,3e-3")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ticketml-tol-"))
+    overrides = [f"data={args.data}", f"mlflow.tracking_uri=sqlite:///{work}/m.db", *args.overrides]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(
+        [sys.executable, "-m", "ticketml", "data", *overrides],
+        cwd=work, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    os.chdir(work)
+    from sklearn.linear_model import LogisticRegression
+
+    from ticketml import TASKS
+    from ticketml.baseline import csr, fit_features
+    from ticketml.config import load_config
+    from ticketml.contract import load_label_maps, load_splits
+    from ticketml.data.schema import MISSING
+    from ticketml.metrics import task_metrics
+
+    cfg = load_config(overrides)
+    b = cfg.baseline
+    splits, label_maps = load_splits(cfg), load_label_maps(cfg)
+    started = time.perf_counter()
+    features, matrix = fit_features(splits["train"]["text"].tolist(), b)
+    features_s = time.perf_counter() - started
+    held = {
+        s: csr(features.transform(splits[s]["text"].tolist()), len(splits[s]), features.n_features)
+        for s in ("val", "test")
+    }
+    rows = []
+    for tol in (float(t) for t in args.tols.split(",")):
+        for task in TASKS:
+            keep = (splits["train"][task] != MISSING).to_numpy()
+            started = time.perf_counter()
+            clf = LogisticRegression(
+                C=float(b.C), class_weight=b.class_weight, max_iter=int(b.max_iter), tol=tol,
+                random_state=int(cfg.seed),
+            ).fit(matrix[keep], splits["train"][task].to_numpy()[keep])  # fmt: skip
+            seconds = time.perf_counter() - started
+            row = {"tol": tol, "task": task, "iterations": int(clf.n_iter_[0]), "seconds": seconds}
+            for s, x in held.items():
+                labelled = (splits[s][task] != MISSING).to_numpy()
+                ids = {label: i for i, label in enumerate(label_maps[task])}
+                y = splits[s][task][labelled].map(ids).to_numpy()
+                pred = [ids[p] for p in clf.predict(x[labelled])]
+                row[f"{s}_macro_f1"] = task_metrics(y, pred, label_maps[task])["macro_f1"]
+            rows.append(row)
+            print(
+                f"tol {tol:<7g} {task:<9} {row['iterations']:>5} iterations {seconds:7.1f} s  "
+                f"val {row['val_macro_f1']:.4f}  test {row['test_macro_f1']:.4f}",
+                flush=True,
+            )
+    write_result(
+        {
+            "data": args.data,
+            "overrides": args.overrides,
+            "train_rows": len(splits["train"]),
+            "features": features.n_features,
+            "nonzeros": int(matrix.nnz),
+            "features_s": features_s,
+            "rows": rows,
+            "machine": machine_info(),
+        },
+        ROOT / "bench" / "results" / f"baseline_tol_{args.data}.json",
+    )
+
+
+if __name__ == "__main__":
+    main()
