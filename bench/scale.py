@@ -86,16 +86,38 @@ def run(args: argparse.Namespace) -> dict:
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     stages = []
+    beside = None  # --main: the baseline in its own process while train runs, as `main` does
     for stage in STAGES:
+        command = [sys.executable, "-m", "ticketml", stage, *overrides]
+        if stage == "baseline" and args.main:
+            beside = (
+                subprocess.Popen(
+                    command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    text=True,
+                ),
+                time.perf_counter(),
+            )  # fmt: skip
+            continue
         sampler = GpuSampler()
         started = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "ticketml", stage, *overrides],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        proc = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+        if stage == "train" and beside is not None:  # export waits for the baseline
+            train_s = time.perf_counter() - started
+            base_out, _ = beside[0].communicate()
+            base_s = time.perf_counter() - beside[1]
+            stages.append(
+                {
+                    "stage": "baseline",
+                    "seconds": 0.0,  # its time is inside train's row, which waited for it
+                    "beside_train_seconds": base_s,
+                    "returncode": beside[0].returncode,
+                    "output_tail": [x for x in base_out.splitlines() if x.startswith("baseline")],
+                }
+            )
+            print(f"{'baseline':<12} {base_s:8.1f} s  beside train ({train_s:.1f} s)", flush=True)
+            if beside[0].returncode:
+                print(base_out[-3000:])
+                break
         seconds = time.perf_counter() - started
         gpu = sampler.stop()
         busy = f"  GPU busy {gpu['gpu_busy_pct']:5.1f}%" if gpu else ""
@@ -141,6 +163,7 @@ def run(args: argparse.Namespace) -> dict:
         "data": args.data,
         "n_samples": args.n_samples,
         "epochs": args.epochs,
+        "as_main": args.main,
         "overrides": args.overrides,
         "rows": data_report["split_sizes"],
         "text_length_chars": data_report["text_length_chars"],
@@ -168,6 +191,11 @@ def main() -> None:
     parser.add_argument(
         "--epochs", type=int, default=None, help="exactly N epochs (default: the shipped budget)"
     )
+    parser.add_argument(
+        "--main",
+        action="store_true",
+        help="as `main` runs them: the baseline beside train (train's row waits for both)",
+    )
     parser.add_argument("--out", default=None)
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every stage")
     args = parser.parse_args()
@@ -182,6 +210,8 @@ def main() -> None:
             if "gpu_busy_pct" in s
             else ""
         )
+        if "beside_train_seconds" in s:
+            busy = f"  ({s['beside_train_seconds']:.1f} s beside train, inside its row)"
         print(f"  {s['stage']:<12} {s['seconds']:8.1f} s  {s['seconds'] / total:5.1%}{busy}")
     print(f"  {'total':<12} {result['total_seconds']:8.1f} s")
     for model, f1 in result["test_macro_f1"].items():

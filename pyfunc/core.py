@@ -153,6 +153,10 @@ class TicketClassifier:
         # (ticketml.scores: export writes them, evaluate and promote read them).
         self.runner = None
         self.logit_store = None
+        # batches run at once, each on one thread of a session made with intra_op_threads=1 (the
+        # pipeline scoring whole splits: ONNX Runtime's own threads scale poorly over a batch of
+        # 64 long texts, 54 rows/s on 16 cores); serving runs one batch at a time
+        self.workers = 1
         self.smoke_check()
 
     def smoke_check(self) -> None:
@@ -241,7 +245,8 @@ class TicketClassifier:
     def run_logits(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         ids = self.tokenize(list(texts))
         out = {t: np.zeros((len(ids), len(self.label_maps[t])), dtype=np.float32) for t in TASKS}
-        for idx in self.batches(ids):
+
+        def run(idx: np.ndarray) -> None:
             batch = self.pad([ids[i] for i in idx])
             if self.runner is not None:
                 results = self.runner(batch)
@@ -249,6 +254,16 @@ class TicketClassifier:
                 results = self.session.run(self.output_names, batch, self.run_options)
             for task, values in zip(TASKS, results, strict=True):
                 out[task][idx] = values
+
+        batches = self.batches(ids)
+        if self.workers > 1 and self.runner is None and len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(self.workers, len(batches))) as pool:
+                list(pool.map(run, batches))  # each batch writes its own rows
+        else:
+            for idx in batches:
+                run(idx)
         return out
 
     def clean(self, texts: Sequence[str]) -> list[str]:
