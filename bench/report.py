@@ -591,25 +591,138 @@ def baseline_scale_section() -> list[str]:
 
 
 def scale_section() -> list[str]:
-    r = load("scale_gpu.json")
-    if not r:
+    before, stages, main = (
+        load("scale_gpu.json"),
+        load("gpu/scale_gpu_stages.json"),
+        load("gpu/scale_gpu_main.json"),
+    )
+    if not main:
         return []
+    rows = main["rows"]
+    by = {s["stage"]: s for s in main["stages"]}
+    old = {s["stage"]: s for s in before["stages"]} if before else {}
+    staged = {s["stage"]: s for s in stages["stages"]} if stages else {}
+    export_phases = staged.get("export_onnx", {}).get("phases_seconds", {})
+    int8_before = next((v for k, v in export_phases.items() if k.startswith("int8 graph")), None)
+    total = main["total_seconds"]
+    summary = main.get("train_summary", {})
     lines = [
         "### The pipeline at 40,000 long tickets (`python bench/scale.py`)",
         "",
-        f"`data=synthetic_long`, {r['n_samples']:,} tickets (train {r['rows']['train']:,}, val "
-        f"{r['rows']['val']:,}, test {r['rows']['test']:,}), 3 epochs, on a lent machine with one "
-        f"{r['machine'].get('gpu')} and {r['machine'].get('cpu_count')} CPU cores; each stage is "
-        "`python -m ticketml <stage>`.",
+        f"`data=synthetic_long`, {main['n_samples']:,} tickets (train {rows['train']:,}, val "
+        f"{rows['val']:,}, test {rows['test']:,}), the shipped GPU budget (stopped at epoch "
+        f"{summary.get('epochs')}, best {summary.get('best_epoch')}), on a lent machine with one "
+        f"{main['machine'].get('gpu')} and {main['machine'].get('cpu_count')} CPU cores; each "
+        "stage is `python -m ticketml <stage>`, `--main` runs the baseline beside train as "
+        "`main` does. GPU busy: the mean of `nvidia-smi` samples every 0.5 s.",
         "",
-        "| stage | wall time |",
-        "| --- | --- |",
-        *[f"| {s['stage']} | {s['seconds']:.0f} s |" for s in r["stages"]],
+        "| stage | before (H100, 3 epochs) | stage by stage (H200) | now, as `main` (H200) | share | GPU busy |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    if r.get("unfinished"):
-        u = r["unfinished"]
-        lines.append(f"| {u['stage']} | over {u['seconds_at_least']:.0f} s (not finished) |")
-        lines += ["", f"Not within 10 minutes: {u['why']}. {r['machine'].get('note', '')}."]
+    for name in ("data", "baseline", "train", "export_onnx", "evaluate"):
+        s = by.get(name, {})
+        now = (
+            f"beside train: {s['beside_train_seconds']:.0f} s"
+            if "beside_train_seconds" in s
+            else f"{s.get('seconds', 0):.0f} s"
+        )
+        share = "" if "beside_train_seconds" in s else f"{s.get('seconds', 0) / total:.0%}"
+        busy = f"{s['gpu_busy_pct']:.0f}%" if "gpu_busy_pct" in s else ""
+        was = f"{old[name]['seconds']:.0f} s" if name in old else ""
+        if name == "export_onnx" and before and before.get("unfinished"):
+            was = f"over {before['unfinished']['seconds_at_least']:.0f} s"
+        mid = staged.get(name, {})
+        middle = f"{mid['seconds']:.0f} s" if "seconds" in mid else ""
+        if name == "export_onnx" and int8_before is not None:
+            middle = f"INT8 scoring alone {int8_before:.0f} s"
+        if name == "evaluate" and "in_stage_seconds" in mid:
+            middle = f"{mid['in_stage_seconds']:.0f} s in the stage"
+        lines.append(f"| {name} | {was} | {middle} | {now} | {share} | {busy} |")
+    lines.append(f"| total | | | **{total:.0f} s** | | |")
+    export = " ".join(by.get("export_onnx", {}).get("output_tail", []))
+    lines += [
+        "",
+        "What changed: the fp32 graph's val + test scores come from the torch module on the GPU "
+        "(held to the graph first: `fp32 scores by torch cuda` in the export log, max |diff| "
+        "below `export.parity_atol`); INT8, what the CPU serves, is scored once with a batch per "
+        f"core ({int8_before:.0f} s with ONNX Runtime's own threads over one batch, "
+        + (
+            export.split("INT8 graph on val + test done in ")[1].split(" s")[0]
+            if "INT8 graph on val + test done in " in export
+            else "?"
+        )
+        + " s now); `evaluate` and `promote` read those logits back (`ticketml.scores`: "
+        "12,000 read, 0 scored); `main` fits the baseline beside training. Not met: the issue's "
+        "240 s. What is left: the baseline's two LogisticRegression heads (lbfgs, one core each: "
+        f"{by.get('baseline', {}).get('beside_train_seconds', 0):.0f} s, now the critical path; "
+        "a looser solver tolerance cut them 3-7x but lost up to 0.017 macro-F1 on the real "
+        "data, below), the TF-IDF scoring of val + test on one core (hybrid weights, evaluate) "
+        "and each stage's start-up (imports, loading the splits and the model).",
+    ]
+    return lines
+
+
+def baseline_tol_section() -> list[str]:
+    runs = [
+        load(f"baseline_tol_{d}.json") for d in ("synthetic_long", "jira_agile", "support_tickets")
+    ]
+    runs = [r for r in runs if r]
+    if not runs:
+        return []
+    lines = [
+        "### The baseline's solver tolerance (`python bench/baseline_tol.py`, CPU)",
+        "",
+        "LogisticRegression (lbfgs) per task on the shared TF-IDF features, one core each, on the "
+        "2-core machine. Shipped: `tol=1e-4` (scikit-learn's default): looser tolerances fit "
+        "3-7x faster but lose up to 0.017 test macro-F1 on the real exports, so they did not ship.",
+        "",
+        "| data (train rows) | tol | topic: iterations, s, test macro-F1 | priority: iterations, s, test macro-F1 |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in runs:
+        for tol in sorted({row["tol"] for row in r["rows"]}):
+            cells = []
+            for task in ("topic", "priority"):
+                row = next(x for x in r["rows"] if x["tol"] == tol and x["task"] == task)
+                cells.append(
+                    f"{row['iterations']}, {row['seconds']:.1f} s, {row['test_macro_f1']:.3f}"
+                )
+            lines.append(
+                f"| {r['data']} ({r['train_rows']:,}) | {tol:g} | " + " | ".join(cells) + " |"
+            )
+    return lines
+
+
+def docker_section() -> list[str]:
+    r = load("docker_images.json")
+    if not r:
+        return []
+    lines = [
+        "### Docker images (`python bench/docker_images.py`, after `make demo`)",
+        "",
+        f"The `make demo` model (MiniLM INT8 hybrid), Docker {r['docker']}, the 2-core machine; "
+        "ready: seconds from `docker run` to the first 200 on `/ready` (API) or `/ping` "
+        "(MLflow's), median of 3; memory: `docker stats` after the first prediction. Build: with "
+        "the base images present; the API image's pip layer was cached from an earlier build "
+        "(31 s when `requirements-serve.txt` changes), MLflow's installs everything each time.",
+        "",
+        "| image | size | build | ready | first prediction | memory |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, img in r["images"].items():
+        lines.append(
+            f"| {key} ({img['what']}) | {img['size_mb']:.0f} MB | {img['build_s']:.0f} s | "
+            f"{img['ready_s_median']:.1f} s | {img['first_predict_s_median'] * 1000:.0f} ms | "
+            f"{img['runs'][-1]['memory_after']} |"
+        )
+    ratio = r["mlflow_over_api"]
+    lines += [
+        "",
+        f"MLflow's image is {ratio['size']:.1f}x the API image's size and starts "
+        f"{ratio['ready']:.1f}x slower: it installs full `mlflow` (its server, scikit-learn, "
+        "scipy, matplotlib) and runs nginx in front of uvicorn; the API image carries "
+        "`mlflow-skinny` and no pyarrow (1.04 GB with full mlflow).",
+    ]
     return lines
 
 
@@ -1010,7 +1123,9 @@ def render() -> str:
         team_section(),
         training_section(),
         baseline_scale_section(),
+        baseline_tol_section(),
         scale_section(),
+        docker_section(),
         text_transform_section(),
         long_text_section(),
         sweep_section(),

@@ -149,19 +149,30 @@ def export_workdir(exported_model, workdir) -> Path:
     return workdir
 
 
-def wait_for(url: str, proc: subprocess.Popen, timeout: float = 120, status: int = 200):
-    """Poll `url` until it answers `status` (or the process dies / time runs out)."""
+def wait_for(
+    url: str,
+    proc: subprocess.Popen | None = None,
+    timeout: float = 120,
+    status: int = 200,
+    gone=None,
+):
+    """Poll `url` until it answers `status`, or the server is gone (`proc` exited, or `gone()`
+    says why, e.g. a container that exited) or time runs out."""
     import time
 
     import httpx
 
+    def exited() -> str | None:
+        if proc is None or proc.poll() is None:
+            return None
+        return f"server exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
+
+    gone = gone or exited
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(
-                f"server exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}"
-            )
+        if why := gone():
+            raise AssertionError(why)
         try:
             last = httpx.get(url, timeout=2)
             if last.status_code == status:

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, run_cli
+from tests.conftest import REPO, free_port, run_cli, wait_for
 from tests.e2e.test_parity import HOSTILE_TEXTS, LONG, RAW, SURROGATE, assert_same
 
 BASES = ("python:3.11-slim", "ghcr.io/mlflow/mlflow:v3.17.2", "postgres:16")
@@ -123,21 +123,15 @@ def api_image(model_dir, tmp_path_factory):
         docker("rmi", "-f", tag, check=False)
 
 
-def wait_http(url: str, container: str, timeout: float = 180, status: int = 200) -> httpx.Response:
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            last = httpx.get(url, timeout=3)
-            if last.status_code == status:
-                return last
-        except httpx.HTTPError:
-            pass
+def wait_http(url: str, container: str, timeout: float = 180) -> httpx.Response:
+    def exited() -> str | None:
         state = docker("inspect", "--format", "{{.State.Status}}", container, check=False)
-        if state.stdout.strip() == "exited":
-            logs = docker("logs", container, check=False)
-            raise AssertionError(f"{container} exited: {logs.stdout[-2000:]}{logs.stderr[-2000:]}")
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer {status} in {timeout}s (last: {last})")
+        if state.stdout.strip() != "exited":
+            return None
+        logs = docker("logs", container, check=False)
+        return f"{container} exited: {logs.stdout[-2000:]}{logs.stderr[-2000:]}"
+
+    return wait_for(url, timeout=timeout, gone=exited)
 
 
 def predictions(base: str) -> tuple[list[dict], list[dict]]:
