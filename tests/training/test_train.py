@@ -44,6 +44,15 @@ def test_one_epoch_train_writes_every_output_and_logs_the_run(data_workdir, tiny
             assert cm.sum() == m["n"] == sum(c["support"] for c in m["per_class"].values())
             assert m["accuracy"] == pytest.approx(np.trace(cm) / cm.sum(), abs=1e-12)
     assert (data_workdir / "checkpoints/best.ckpt").stat().st_size > 10_000
+    # where the stage's time went: its phases, the epochs inside the fit, all inside fit_seconds
+    summary = metrics["summary"]
+    phases = summary["phase_seconds"]
+    assert set(phases) == {
+        "data_and_model", "before_first_epoch", "fit", "evaluate_val_test", "calibration"
+    }  # fmt: skip
+    assert phases["fit"] >= sum(summary["epoch_seconds"]) + phases["before_first_epoch"] - 1e-6
+    parts = phases["data_and_model"] + phases["fit"] + phases["evaluate_val_test"]
+    assert parts + phases["calibration"] <= summary["fit_seconds"]
     calibration = json.loads((data_workdir / "artifacts/calibration.json").read_text())
     for task in ("topic", "priority"):
         assert calibration[task]["temperature"] > 0

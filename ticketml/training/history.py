@@ -21,7 +21,10 @@ class EpochHistory(Callback):
         self.epoch_seconds: list[float] = []
         self.train_seconds: list[float] = []
         self.val_seconds: list[float] = []
-        self._start = self._val_start = 0.0
+        # where a stage's time goes outside the epochs (train_model, finalize): building the data
+        # and model, Lightning's set-up before the first epoch (sanity check included), ...
+        self.phase_seconds: dict[str, float] = {}
+        self._start = self._val_start = self._fit_start = 0.0
 
     @staticmethod
     def _now(pl_module) -> float:
@@ -29,8 +32,13 @@ class EpochHistory(Callback):
             torch.cuda.synchronize(pl_module.device)
         return time.perf_counter()
 
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._fit_start = time.perf_counter()
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._start = self._now(pl_module)
+        if not self.epoch_seconds and "before_first_epoch" not in self.phase_seconds:
+            self.phase_seconds["before_first_epoch"] = self._start - self._fit_start
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self._val_start = self._now(pl_module)

@@ -208,10 +208,12 @@ def train_model(
     """Fit once under the training budget (`max_epochs` overrides train.max_epochs; see
     runtime.budget); returns the best model (reloaded from its checkpoint when checkpointing)."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    started = time.perf_counter()
     runtime = resolve_runtime(cfg, max_epochs)
     dm = build_datamodule(cfg, runtime)
     model = build_model(cfg, dm, runtime)
     history = EpochHistory()
+    history.phase_seconds["data_and_model"] = time.perf_counter() - started
     callbacks = [
         history,
         EarlyStopping(monitor=cfg.train.monitor, mode="max", patience=runtime.patience),
@@ -230,7 +232,9 @@ def train_model(
         callbacks.append(checkpoint)
     callbacks += extra_callbacks or []
     trainer = build_trainer(cfg, callbacks, runtime, checkpoint_dir)
+    started = time.perf_counter()
     fit(trainer, model, dm, runtime.batch_size)
+    history.phase_seconds["fit"] = time.perf_counter() - started
     # Lightning's teardown leaves the module on the CPU: evaluation goes back to the accelerator.
     model.to(trainer.strategy.root_device)
     best = checkpoint.best_model_path if checkpoint else None
@@ -311,8 +315,12 @@ def finalize(
 
     ckpt_dir = Path(cfg.paths.checkpoints_dir)
     runtime = resolve_runtime(cfg)
+    phases = history.phase_seconds
+    mark = time.perf_counter()
     metrics, logits = evaluate(model, dm, runtime)
+    phases["evaluate_val_test"], mark = time.perf_counter() - mark, time.perf_counter()
     calibration, routing = add_calibration(cfg, metrics, logits, dm)
+    phases["calibration"] = time.perf_counter() - mark
     summary = {
         "epochs": len(history.rows),
         "fit_seconds": time.perf_counter() - started,
@@ -328,6 +336,7 @@ def finalize(
         "patience": runtime.patience,
         "max_minutes": runtime.max_minutes,
         "best_epoch": best_epoch(history, cfg.train.monitor),
+        "phase_seconds": phases,
     }
     best_path = ckpt_dir / BEST_CHECKPOINT
     with atomic_path(best_path) as tmp:
