@@ -62,7 +62,7 @@ stack-stop:  ## stop what `make stack` started (the data stays in .stack/)
 	$(BIN)/ticketml stack stop
 
 docker-base: setup  ## no image registry: build python:3.11-slim, ghcr.io/mlflow/mlflow, postgres:16 locally (EXTRA_CA=<pem> for a proxy's CA)
-	PYTHON=$(BIN)/python EXTRA_CA="$(EXTRA_CA)" bash docker/base/build.sh
+	PYTHON=$(CURDIR)/$(BIN)/python EXTRA_CA="$(EXTRA_CA)" bash docker/base/build.sh
 
 docker-api:  ## the API image with artifacts/ baked in, as ticketml-api
 	docker build -t ticketml-api .

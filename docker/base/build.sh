@@ -19,11 +19,13 @@
 #   FORCE=1                rebuild images that already exist (default: keep them).
 #   SUITE / MIRROR         Debian suite (bookworm) and mirror (http://deb.debian.org/debian).
 set -euo pipefail
+PYTHON=${PYTHON:-python3}
+PY_VERSION=$("$PYTHON" -c 'import platform; print(platform.python_version())')
+PYTHON=$(command -v "$PYTHON")  # before the cd below: a relative path stays valid
+if [[ -n "${EXTRA_CA:-}" ]]; then EXTRA_CA=$(realpath "$EXTRA_CA"); fi
 cd "$(dirname "$0")"
 SUITE=${SUITE:-bookworm}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
-PYTHON=${PYTHON:-python3}
-PY_VERSION=$("$PYTHON" -c 'import platform; print(platform.python_version())')
 MLFLOW_VERSION=${MLFLOW_VERSION:-3.17.2}
 PYTHON_TAGS=("python:3.11-slim" "python:${PY_VERSION}-slim")
 MLFLOW_TAG="ghcr.io/mlflow/mlflow:v${MLFLOW_VERSION}"
