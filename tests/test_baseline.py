@@ -188,3 +188,22 @@ def test_baseline_is_learnable_on_the_default_synthetic_data(workdir):
     texts = ["VPN is down", "Двойное списание"]
     local = TfidfClassifier.load(workdir / "artifacts/baseline.npz").predict_proba(texts)
     assert (TfidfClassifier.load(logged).predict_proba(texts)["topic"] == local["topic"]).all()
+
+
+def test_a_split_scored_on_every_core_gets_the_same_numbers(monkeypatch):
+    """predict_proba_parallel (baseline, export and evaluate score whole splits with it): chunks
+    in worker processes, the rows' probabilities exactly the in-process ones, in order."""
+    from ticketml import baseline
+
+    df = _corpus(300)
+    cfg = load_config(["baseline.max_features=0"])
+    label_maps = {t: sorted(df[t].unique()) for t in ("topic", "priority")}
+    model = fit_baseline(df, label_maps, cfg.baseline, 0)
+    texts = [*_corpus(250, seed=3)["text"], *ODD_TEXTS]
+    monkeypatch.setattr(baseline, "CHUNK_DOCS", 64)  # several chunks from a small split
+    monkeypatch.setattr(baseline, "cpu_count", lambda: 2)
+    parallel = baseline.predict_proba_parallel(model, texts)
+    serial = model.predict_proba(texts)
+    for task in ("topic", "priority"):
+        assert parallel[task].shape == (len(texts), len(label_maps[task]))
+        np.testing.assert_array_equal(parallel[task], serial[task])

@@ -135,6 +135,11 @@ def run_evaluate(cfg: DictConfig) -> dict:
 
         raise ModelError(str(exc)) from exc
     store = scores.attach(classifier, artifacts)  # the test rows export_onnx scored
+    if classifier.tfidf is not None:
+        from ticketml.baseline import predict_proba_parallel
+
+        tfidf = classifier.tfidf
+        classifier.tfidf_proba = lambda texts: predict_proba_parallel(tfidf, list(texts))
     test = load_splits(cfg)["test"]
     ceiling = None
     if generated(cfg):
