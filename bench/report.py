@@ -656,8 +656,11 @@ def scale_section() -> list[str]:
         "240 s. What is left: the baseline's two LogisticRegression heads (lbfgs, one core each: "
         f"{by.get('baseline', {}).get('beside_train_seconds', 0):.0f} s, now the critical path; "
         "a looser solver tolerance cut them 3-7x but lost up to 0.017 macro-F1 on the real "
-        "data, below), the TF-IDF scoring of val + test on one core (hybrid weights, evaluate) "
-        "and each stage's start-up (imports, loading the splits and the model).",
+        "data, below) and each stage's start-up (imports, loading the splits and the model). "
+        "Since this run, whole splits' TF-IDF scores are computed on every core "
+        "(`predict_proba_parallel`: 2.0x on the 2-core machine for 6,000 long tickets; not yet "
+        "measured on the GPU box, where the baseline's val + test scoring, export's hybrid "
+        "weights (23 s) and evaluate (19 s) use it).",
     ]
     return lines
 
