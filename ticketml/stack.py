@@ -12,6 +12,7 @@ one is generated into `.env` (mode 0600, git-ignored). URLs shown anywhere have 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,19 +22,27 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from omegaconf import DictConfig
 
 from ticketml.errors import ConfigError, TicketMLError
 
-SECRET = re.compile(r"(://[^:/@\s]*:)([^@\s]+)(@)")
+# user:secret@ in a URL; the secret runs to the token's last "@" (a raw "@" or ":" inside it)
+SECRET = re.compile(r"(://[^:/@\s]*:)(\S+)(@[^@\s]*)")
 DB_USER = "ticketml"
 DATABASES = ("mlflow", "optuna")
 
 
 def mask(text: str) -> str:
-    """`postgresql://user:secret@host` → `postgresql://user:***@host` (in any text)."""
-    return SECRET.sub(r"\1***\3", str(text))
+    """`postgresql://user:secret@host` → `postgresql://user:***@host` (in any text), and the
+    stack's own password wherever it appears, as is or URL-encoded."""
+    text = SECRET.sub(r"\1***\3", str(text))
+    password = os.environ.get("TICKETML_DB_PASSWORD") or env_file_value("TICKETML_DB_PASSWORD")
+    for form in {password, quote(password, safe="")} if password else ():
+        if len(form) >= 3:  # a one-letter "password" would mask every such letter
+            text = text.replace(form, "***")
+    return text
 
 
 def env_file_value(name: str, path: Path = Path(".env")) -> str | None:
@@ -65,7 +74,8 @@ def db_password(create: bool = False) -> str:
 
 
 def database_url(port: int, database: str, password: str, host: str = "127.0.0.1") -> str:
-    return f"postgresql+psycopg://{DB_USER}:{password}@{host}:{port}/{database}"
+    """The SQLAlchemy URL, the password URL-encoded (`@ : / %` and spaces stay its own)."""
+    return f"postgresql+psycopg://{DB_USER}:{quote(password, safe='')}@{host}:{port}/{database}"
 
 
 class LocalPostgres:
@@ -130,8 +140,11 @@ class LocalPostgres:
             return
         self._owned(self.data_dir)
         pwfile = self.data_dir.parent / f".pw-{os.getpid()}"
-        pwfile.write_text(password + "\n")
-        pwfile.chmod(0o600)
+        fd = os.open(
+            pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+        )  # never readable by others
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
         if self.user:
             import shutil
 
@@ -262,13 +275,14 @@ def start_stack(cfg: DictConfig) -> dict[str, str]:
     password = db_password(create=True)
     db = LocalPostgres(folder / "postgres", s.db_port)
     db.init(password)
+    started_here = db.running()  # already up: a stop is `stack stop`'s, not a failed start's
     db.start()
     pids = {k: v for k, v in _pids(folder).items() if _alive(v)}
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": database_url(s.db_port, "mlflow", password)}
     tracking = f"http://127.0.0.1:{s.mlflow_port}"
     if "mlflow" not in pids:
-        log = open(folder / "mlflow.log", "a")  # noqa: SIM115 - the server keeps writing to it
+        log = private_log(folder / "mlflow.log")
         pids["mlflow"] = subprocess.Popen(
             [
                 str(bin_dir / "mlflow"),
@@ -288,9 +302,12 @@ def start_stack(cfg: DictConfig) -> dict[str, str]:
             start_new_session=True,
         ).pid
         if not _wait_http(f"{tracking}/health"):
+            stop_group(pids.pop("mlflow"))  # nothing half-started stays behind
+            if not started_here:
+                db.stop()
             raise TicketMLError(f"the MLflow server did not start: see {folder / 'mlflow.log'}")
     if s.serve and "serve" not in pids:
-        log = open(folder / "serve.log", "a")  # noqa: SIM115
+        log = private_log(folder / "serve.log")
         pids["serve"] = subprocess.Popen(
             [
                 sys.executable,
@@ -314,11 +331,49 @@ def start_stack(cfg: DictConfig) -> dict[str, str]:
     }
 
 
+def private_log(path: Path):
+    """A log file only its owner reads (0600): a server's log may quote a connection string."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.chmod(path, 0o600)  # an older, more open file too
+    return os.fdopen(fd, "a")  # the server keeps writing to it
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def stop_group(pgid: int, timeout: float = 30) -> None:
+    """SIGTERM a server's whole process group (the MLflow server's job consumers included) and
+    wait until every process of it has gone; SIGKILL what is left after `timeout`."""
+    import time
+
+    if not _group_alive(pgid):
+        return
+
+    def wait(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(-pgid, os.WNOHANG)  # our own children: reap them (no zombies)
+            time.sleep(0.1)
+
+    os.killpg(pgid, signal.SIGTERM)
+    wait(timeout)
+    if _group_alive(pgid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        wait(10)
+
+
 def stop_stack(cfg: DictConfig) -> None:
+    """Stop the servers, waiting until they and their children are gone, then PostgreSQL."""
     folder = Path(cfg.stack.dir).resolve()
     for pid in _pids(folder).values():
-        if _alive(pid):
-            os.killpg(pid, signal.SIGTERM)
+        stop_group(pid)
     (folder / "pids.json").unlink(missing_ok=True)
     LocalPostgres(folder / "postgres", cfg.stack.db_port).stop()
 

@@ -10,7 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from urllib.parse import quote
 
+import httpx
 import mlflow
 import optuna
 import pytest
@@ -23,7 +25,9 @@ if importlib.util.find_spec("pgserver") is None or importlib.util.find_spec("psy
         raise RuntimeError("TICKETML_REQUIRE_STACK=1 but the stack extra is not installed")
     pytest.skip("pip install -e '.[stack]' for the PostgreSQL tests", allow_module_level=True)
 
-PASSWORD = "s3cret-not-for-logs"
+# "@ : / %" and a space: the URLs the stack builds must encode it (database_url)
+PASSWORD = "s3cret p@ss:w/rd%-not-for-logs"
+ENCODED = quote(PASSWORD, safe="")
 
 
 @pytest.fixture
@@ -105,8 +109,8 @@ def check_study_and_runs(stack, workdir, outputs: list[str]) -> None:
     assert sum("which keeps the tuned model" in out for out in outputs) == 1
     assert (workdir / "checkpoints/best.ckpt").is_file()
     params = runs.filter(like="params.").astype(str).to_numpy().ravel()
-    assert not any(PASSWORD in str(value) for value in params)
-    assert all(PASSWORD not in out for out in outputs)
+    assert not any(PASSWORD in str(value) or ENCODED in str(value) for value in params)
+    assert all(PASSWORD not in out and ENCODED not in out for out in outputs)
 
 
 @pytest.mark.slow
@@ -158,8 +162,43 @@ def test_the_study_survives_a_postgresql_restart(stack, data_workdir, tiny_encod
 
 
 def test_an_unreachable_study_database_is_one_error_line_without_the_password(workdir, capsys):
-    url = f"postgresql+psycopg://ticketml:{PASSWORD}@127.0.0.1:{free_port()}/optuna"
-    assert run_cli("tune", f"tune.storage={url}") == 1
+    from ticketml.stack import database_url
+
+    url = database_url(free_port(), "optuna", PASSWORD)
+    assert run_cli("tune", f"tune.storage='{url}'") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ERROR: cannot reach the study database")
-    assert "ticketml:***@127.0.0.1" in err[0] and PASSWORD not in err[0]
+    assert "ticketml:***@127.0.0.1" in err[0]
+    assert PASSWORD not in err[0] and ENCODED not in err[0]
+
+
+@pytest.mark.slow
+def test_stack_start_and_stop_with_a_password_of_any_characters(workdir, monkeypatch, capsys):
+    """`ticketml stack start` with "@ : / %" and a space in the password: the servers come up
+    (the URLs encode it), nothing prints it, the logs are private; `stack stop` returns once the
+    MLflow server and its job consumers have gone, and PostgreSQL is stopped."""
+    import json
+
+    from ticketml.stack import LocalPostgres
+
+    monkeypatch.setenv("TICKETML_DB_PASSWORD", PASSWORD)
+    ports = [
+        f"stack.db_port={free_port()}",
+        f"stack.mlflow_port={free_port()}",
+        "stack.serve=false",
+    ]
+    assert run_cli("stack", "start", *ports) == 0
+    try:
+        out = capsys.readouterr().out
+        assert "ticketml:***@127.0.0.1" in out and PASSWORD not in out and ENCODED not in out
+        log = workdir / ".stack" / "mlflow.log"
+        assert log.stat().st_mode & 0o777 == 0o600
+        pgid = json.loads((workdir / ".stack" / "pids.json").read_text())["mlflow"]
+        tracking = next(line.split()[-1] for line in out.splitlines() if line.startswith("mlflow"))
+        assert httpx.get(f"{tracking}/health", timeout=5).status_code == 200
+    finally:
+        assert run_cli("stack", "stop", *ports) == 0
+    with pytest.raises(ProcessLookupError):  # not one process of the server's group is left
+        os.killpg(pgid, 0)
+    assert not LocalPostgres(workdir / ".stack" / "postgres", 0).running()
+    assert PASSWORD not in log.read_text() and ENCODED not in log.read_text()
