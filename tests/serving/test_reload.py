@@ -1,5 +1,6 @@
 """What is serving is visible (/ready, response headers, /metrics) and follows a moved @champion."""
 
+import threading
 from pathlib import Path
 
 import mlflow
@@ -155,7 +156,17 @@ def test_a_server_started_before_any_champion_serves_the_first_one_promoted(expo
     cfg = load_config([f"mlflow.tracking_uri=sqlite:///{export_workdir}/mlflow.db"])
     source = ModelSource(cfg, "models:/ticketml@champion")
     app = create_app(source, background=False, reload_interval_s=0.2)
-    api = TestClient(app)
+    with TestClient(app) as api:  # its shutdown ends the reload loop (no thread left behind)
+        follow_first_promotion(api, export_workdir)
+    state = app.state.model
+    assert state.stopped.is_set()
+    time.sleep(0.5)  # the loop has seen the stop: nothing polls the registry any more
+    assert not [t for t in threading.enumerate() if getattr(t, "_target", None) == state.follow]
+
+
+def follow_first_promotion(api, export_workdir):
+    import time
+
     ready = api.get("/ready")
     assert ready.status_code == 503 and "ticketml" in ready.json()["reason"]
     assert api.post("/predict", json={"text": "VPN is down"}).status_code == 503

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -55,7 +56,14 @@ def create_app(
     metrics = Metrics()
     state.on_reload = metrics.reload
     open_paths = ("/metrics",) if metrics_public else ()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.stopped.set()  # the reload loop (serve.reload_interval_s) ends with the app
+
     app = FastAPI(
+        lifespan=lifespan,
         title="ticketml",
         version="0.1.0",
         description="Topic and priority for support tickets",

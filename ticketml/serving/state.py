@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +41,7 @@ class ModelState:
         self.failed_version: str | None = None  # the last version that failed to load
         self.lock = threading.Lock()
         self.loaded = threading.Event()  # the first load has ended, served or failed
+        self.stopped = threading.Event()  # the app has shut down: the reload loop ends
         self.on_reload = lambda result: None  # metrics hook: "swapped", "unchanged", "failed"
 
     @property
@@ -107,8 +107,7 @@ class ModelState:
         """Check the source every `interval_s` seconds (serve.reload_interval_s), also while
         nothing serves yet: a server started before its registry has a @champion (a fresh
         compose stack) serves the first one promoted."""
-        while True:
-            time.sleep(interval_s)
+        while not self.stopped.wait(interval_s):
             if self.loaded.is_set():  # not beside a first load still running
                 self.reload()
 
