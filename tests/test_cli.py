@@ -96,6 +96,23 @@ def test_every_command_has_help_with_its_settings(command, capsys):
         assert "train.batch_size = auto  # auto = 32 on the CPU" in out
 
 
+def test_help_reads_a_command_without_importing_its_stage():
+    """`ticketml train --help` lists train's options and settings without importing the stage
+    (lightning and torch took 4-5 s of every --help)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ticketml.cli import main\n"
+        "assert main(['train', '--help']) == 0 and main(['infer', '--help']) == 0\n"
+        "print(sorted(m for m in ('torch', 'lightning', 'transformers', 'onnxruntime') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage: ticketml infer [--text=...] [--input_path=...]" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_a_misspelled_key_fails_with_the_closest_valid_one(capsys):
     assert run_cli("train", "train.max_epoch=3") == 1
     err = capsys.readouterr().err.strip()

@@ -124,12 +124,7 @@ def run_command(
 
     if name not in COMMANDS:
         raise ConfigError(f"unknown command {name!r}; commands: {', '.join(COMMANDS)}")
-    module_name, func_name = COMMANDS[name][0].split(":")
-    func = getattr(importlib.import_module(module_name), func_name)
-    params = {k: v for k, v in inspect.signature(func).parameters.items() if k != "cfg"}
-    accepted = list(params)
-    free = [p for p in accepted if p not in options]
-    if "help" in options or "h" in options:
+    if "help" in options or "h" in options:  # before the stage's module (train's: lightning)
         from ticketml.config import config_dir
         from ticketml.help import command_help
 
@@ -139,6 +134,11 @@ def run_command(
             )
         )
         return None
+    module_name, func_name = COMMANDS[name][0].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    params = {k: v for k, v in inspect.signature(func).parameters.items() if k != "cfg"}
+    accepted = list(params)
+    free = [p for p in accepted if p not in options]
     if "cfg" in options:
         from ticketml.help import resolved
 

@@ -4,7 +4,6 @@ The meanings are the comments beside each key in configs/*.yaml (one place for t
 
 from __future__ import annotations
 
-import inspect
 import re
 from pathlib import Path
 
@@ -92,15 +91,24 @@ def settings(cfg: DictConfig, command: str) -> dict[str, object]:
     return flatten(picked(cfg, command))
 
 
-def command_help(command: str, target: str, summary: str, cfg: DictConfig, config_dir: Path) -> str:
-    import importlib
+def run_options(target: str) -> list[str]:
+    """The `--option`s of a command: its run function's parameters besides `cfg`, read from the
+    module's source (`ast`) so that `--help` never imports the stage (train's: lightning, 4 s)."""
+    import ast
+    import importlib.util
 
     module, func = target.split(":")
-    params = [
-        p
-        for p in inspect.signature(getattr(importlib.import_module(module), func)).parameters
-        if p != "cfg"
-    ]
+    spec = importlib.util.find_spec(module)
+    tree = ast.parse(Path(spec.origin).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == func:
+            args = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+            return [a.arg for a in args if a.arg != "cfg"]
+    raise LookupError(f"{target}: no such function")
+
+
+def command_help(command: str, target: str, summary: str, cfg: DictConfig, config_dir: Path) -> str:
+    params = run_options(target)
     lines = [
         f"usage: ticketml {command} "
         + " ".join(f"[--{p}=...]" for p in params)
