@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from tests.conftest import run_cli, run_cli_subprocess
@@ -94,6 +96,8 @@ def test_every_command_has_help_with_its_settings(command, capsys):
         assert f"\n  {group}." in out, group
     if "train" in GROUPS[command]:
         assert "train.batch_size = auto  # auto = 32 on the CPU" in out
+    settings = [line for line in out.splitlines() if re.match(r"  [a-z_]+\.[\w.]+ = ", line)]
+    assert not [line for line in settings if "  # " not in line]  # every key has a meaning
 
 
 def test_help_reads_a_command_without_importing_its_stage():

@@ -61,7 +61,9 @@ def key_comments(path: Path) -> dict[str, str]:
 def meanings(cfg: DictConfig, config_dir: Path) -> dict[str, str]:
     """Comments of every config file the composed config came from."""
     files = [config_dir / "config.yaml", *sorted(config_dir.glob("*.yaml"))]
-    files += [
+    files += [  # the defaults' files explain the keys every data / model file shares
+        config_dir / "data" / "synthetic.yaml",
+        config_dir / "model" / "minilm.yaml",
         config_dir / "data" / f"{cfg.data.name}.yaml",
         config_dir / "model" / f"{cfg.model.name}.yaml",
     ]
@@ -74,6 +76,16 @@ def meanings(cfg: DictConfig, config_dir: Path) -> dict[str, str]:
             if text:
                 out[prefix + key] = text
     return out
+
+
+def meaning_of(key: str, notes: dict[str, str]) -> str:
+    """A key's own comment, else its nearest parent's (`tune.search_space.train.batch_size.type`
+    is explained where `search_space` is)."""
+    parts = key.split(".")
+    for end in range(len(parts), 0, -1):
+        if note := notes.get(".".join(parts[:end])):
+            return note if end == len(parts) else f"({'.'.join(parts[:end])}) {note}"
+    return ""
 
 
 def picked(cfg: DictConfig, command: str) -> dict:
@@ -123,7 +135,9 @@ def command_help(command: str, target: str, summary: str, cfg: DictConfig, confi
         notes = meanings(cfg, config_dir)
         lines += ["", "settings (key = default  # meaning); override as key=value:"]
         for key, value in values.items():
-            note = notes.get(key, "")
+            note = meaning_of(key, notes)
+            if isinstance(value, str) and (not value.strip() or "\n" in value):
+                value = repr(value)  # "\n", "" and " " visible on one line
             lines.append(f"  {key} = {value}" + (f"  # {note}" if note else ""))
     return "\n".join(lines)
 
