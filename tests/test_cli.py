@@ -96,6 +96,8 @@ def test_every_command_has_help_with_its_settings(command, capsys):
         assert f"\n  {group}." in out, group
     if "train" in GROUPS[command]:
         assert "train.batch_size = auto  # auto = 32 on the CPU" in out
+    if "data" in GROUPS[command]:  # the group's choices are the files of configs/data/
+        assert re.search(r"\n  data=.*\bjira_agile\b.*\bsynthetic_long\b.*\(now: synthetic\)", out)
     settings = [line for line in out.splitlines() if re.match(r"  [a-z_]+\.[\w.]+ = ", line)]
     assert not [line for line in settings if "  # " not in line]  # every key has a meaning
 

@@ -131,6 +131,12 @@ def command_help(command: str, target: str, summary: str, cfg: DictConfig, confi
         "--overrides='[\"key=value\"]'",
     ]
     values = settings(cfg, command)
+    groups = [g for g in ("data", "model") if g in GROUPS.get(command, [])]
+    if groups:  # the config groups' choices, as the files in configs/<group>/ are now
+        lines += ["", "config groups (group=choice):"]
+        for group in groups:
+            choices = sorted(p.stem for p in (config_dir / group).glob("*.yaml"))
+            lines.append(f"  {group}=" + " | ".join(choices) + f"  (now: {cfg[group].name})")
     if values:
         notes = meanings(cfg, config_dir)
         lines += ["", "settings (key = default  # meaning); override as key=value:"]
