@@ -298,6 +298,7 @@ def test_compose_stack_registers_promotes_and_the_api_follows_the_champion(
         "TICKETML_API_IMAGE": f"{name}-api",
         "TICKETML_MLFLOW_IMAGE": f"{name}-mlflow",
         "TICKETML_RELOAD_INTERVAL_S": "2",
+        "TICKETML_HEALTH_INTERVAL": "2s",
         "MODEL_URI": "models:/ticketml@champion",
     }
     compose = [*compose_cmd(), "-p", name, "-f", str(project / "docker-compose.yaml")]
@@ -358,6 +359,19 @@ def test_compose_stack_registers_promotes_and_the_api_follows_the_champion(
         assert serving("2")["model_uri"] == "models:/ticketml@champion"
         r = httpx.post(f"{api}/predict", json={"text": RAW[0]}, timeout=60)
         assert r.status_code == 200 and r.headers["X-Model-Version"] == "2"
+        # every service healthy by its own HEALTHCHECK (the API's probes /ready)
+        deadline = time.monotonic() + 60
+        label = f"label=com.docker.compose.project={name}"
+        while True:
+            ids = docker("ps", "-q", "--filter", label).stdout.split()
+            health = [
+                docker("inspect", "--format", "{{.State.Health.Status}}", i).stdout.strip()
+                for i in ids
+            ]
+            if len(ids) == 3 and health == ["healthy"] * 3:
+                break
+            assert time.monotonic() < deadline, health
+            time.sleep(1)
     finally:
         subprocess.run(
             [*compose, "down", "-v", "--remove-orphans"],
