@@ -1,7 +1,6 @@
 """The team stack's secrets and processes: passwords of any characters in its URLs, masked in
 every message, private logs, and a stop that returns only once its servers have gone."""
 
-import os
 import subprocess
 import time
 from urllib.parse import quote
@@ -9,6 +8,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy.engine import make_url
 
+from ticketml.io import pid_alive
 from ticketml.stack import database_url, mask, private_log, stop_group
 
 HARD = ["p@ss:w/rd", "a b", "100%/x?y#z", "plain-Token_123"]
@@ -55,24 +55,18 @@ def _group(script: str) -> int:
     return proc.pid
 
 
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def test_stop_waits_for_the_whole_process_group():
     """The MLflow server's job consumers are its children: stop returns when they are gone."""
     pgid = _group("sleep 300 & sleep 300 & wait")
     stop_group(pgid, timeout=10)
-    assert not _alive(pgid)
+    assert not pid_alive(pgid, group=True)
     # one that ignores SIGTERM is killed after the timeout
     stubborn = _group("trap '' TERM; sleep 300 & wait; sleep 300")
     started = time.monotonic()
     stop_group(stubborn, timeout=1)
     deadline = time.monotonic() + 5
-    while _alive(stubborn) and time.monotonic() < deadline:  # SIGKILL is delivered at once
+    while (
+        pid_alive(stubborn, group=True) and time.monotonic() < deadline
+    ):  # SIGKILL is delivered at once
         time.sleep(0.05)
-    assert not _alive(stubborn) and time.monotonic() - started < 6
+    assert not pid_alive(stubborn, group=True) and time.monotonic() - started < 6

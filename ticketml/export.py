@@ -117,12 +117,32 @@ def parity(model: MultiTaskClassifier, classifier, texts: list[str]) -> dict[str
     with torch.no_grad():
         ref = model(torch.from_numpy(batch["input_ids"]), torch.from_numpy(batch["attention_mask"]))
     got = dict(zip(TASKS, classifier.session.run(classifier.output_names, batch), strict=True))
+    return agreement({t: ref[t].numpy() for t in TASKS}, got)
+
+
+def agreement(expected: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per task, the max |logit difference| and the argmax agreement of two sets of logits."""
     out = {}
     for task in TASKS:
-        expected = ref[task].numpy()
-        out[f"{task}_max_abs_diff"] = float(np.abs(expected - got[task]).max())
-        out[f"{task}_argmax_agreement"] = float((expected.argmax(1) == got[task].argmax(1)).mean())
+        out[f"{task}_max_abs_diff"] = float(np.abs(expected[task] - got[task]).max())
+        out[f"{task}_argmax_agreement"] = float(
+            (expected[task].argmax(1) == got[task].argmax(1)).mean()
+        )
     return out
+
+
+def worst_of(checks: dict[str, float]) -> tuple[float, float]:
+    """(the largest difference, the lowest agreement) over the tasks of `agreement`."""
+    return (
+        max(checks[f"{t}_max_abs_diff"] for t in TASKS),
+        min(checks[f"{t}_argmax_agreement"] for t in TASKS),
+    )
+
+
+def parity_texts(frames: dict, n: int, seed: int) -> list[str]:
+    """`n` test rows plus a very short and a truncated text (lengths vary widely)."""
+    test = frames["test"]["text"]
+    return [*test.sample(n=min(n, len(test)), random_state=seed).tolist(), "ok", "VPN " * 400]
 
 
 EVAL_SPLITS = ("val", "test")
@@ -200,12 +220,12 @@ def split_scorer(directory: Path, int8: bool) -> TicketClassifier:
     """The transformer of the bundle in `directory` set up to score whole splits: one ONNX
     Runtime thread per batch, as many batches at once as the process has cores (on 16 cores
     INT8 ran at 54 rows/s with ONNX Runtime's own threads over one batch)."""
-    import os
+    from ticketml.baseline import cpu_count
 
     classifier = TicketClassifier.from_dir(
         directory, int8=int8, transformer_only=True, intra_op_threads=1
     )
-    classifier.workers = len(os.sched_getaffinity(0))
+    classifier.workers = cpu_count()  # the cores this process may use (affinity and quota)
     return classifier
 
 
@@ -238,16 +258,14 @@ def torch_runner(model: MultiTaskClassifier, device: str):
 def runner_parity(classifier, runner, frames: dict, atol: float) -> dict:
     """The torch module on the GPU against the graph in ONNX Runtime on test rows: the fp32
     scores come from the first only when it agrees with the second."""
-    texts = frames["test"]["text"].sample(n=min(64, len(frames["test"])), random_state=1).tolist()
-    texts = classifier.clean(texts + ["ok", "VPN " * 400])
+    texts = classifier.clean(parity_texts(frames, 64, seed=1))
     graph = classifier.run_logits(texts)
     classifier.runner = runner
     try:
         gpu = classifier.run_logits(texts)
     finally:
         classifier.runner = None
-    worst = max(float(np.abs(graph[t] - gpu[t]).max()) for t in TASKS)
-    agree = min(float((graph[t].argmax(1) == gpu[t].argmax(1)).mean()) for t in TASKS)
+    worst, agree = worst_of(agreement(graph, gpu))
     if worst > atol or agree < 1.0:
         raise ModelError(
             f"the torch module on the GPU disagrees with the ONNX graph (max |diff| {worst:.2e}, "
@@ -259,12 +277,10 @@ def runner_parity(classifier, runner, frames: dict, atol: float) -> dict:
 
 def check_parity(model, classifier, frames: dict, atol: float) -> dict:
     """torch vs the exported graph on test rows plus a very short and a truncated text."""
-    texts = frames["test"]["text"].sample(n=min(16, len(frames["test"])), random_state=0).tolist()
-    texts += ["ok", "VPN " * 400]  # lengths vary widely
-    checks = parity(model, classifier, texts)
+    checks = parity(model, classifier, parity_texts(frames, 16, seed=0))
     log.info("parity: %s", checks)
-    worst = max(checks[f"{t}_max_abs_diff"] for t in TASKS)
-    if worst > atol or min(checks[f"{t}_argmax_agreement"] for t in TASKS) < 1.0:
+    worst, agree = worst_of(checks)
+    if worst > atol or agree < 1.0:
         raise ModelError(f"ONNX parity check failed: {checks} (tolerance {atol})")
     return checks
 
@@ -380,8 +396,7 @@ def report(cfg: DictConfig, out: Path, results: dict, checks: dict, serve_int8: 
                 f"{t} {test[t]['ece_uncalibrated']:.3f} -> {test[t]['ece']:.3f}" for t in TASKS
             )
         )
-    worst = max(checks[f"{t}_max_abs_diff"] for t in TASKS)
-    print(f"parity vs torch: max |diff| {worst:.2e}, argmax agreement 100%")
+    print(f"parity vs torch: max |diff| {worst_of(checks)[0]:.2e}, argmax agreement 100%")
     if "gpu_vs_graph_max_abs_diff" in checks:
         print(
             f"fp32 scores by {checks['fp32_scored_by']}: max |diff| to the graph "

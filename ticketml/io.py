@@ -60,9 +60,10 @@ def remove_stale_temps(path: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def pid_alive(pid: int) -> bool:
+def pid_alive(pid: int, group: bool = False) -> bool:
+    """Whether process `pid` runs (`group`: any process of the process group `pid`)."""
     try:
-        os.kill(pid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from omegaconf import DictConfig
 
 from ticketml.errors import ConfigError, TicketMLError
+from ticketml.io import pid_alive
 
 # user:secret@ in a URL; the secret runs to the token's last "@" (a raw "@" or ":" inside it)
 SECRET = re.compile(r"(://[^:/@\s]*:)(\S+)(@[^@\s]*)")
@@ -140,9 +141,8 @@ class LocalPostgres:
             return
         self._owned(self.data_dir)
         pwfile = self.data_dir.parent / f".pw-{os.getpid()}"
-        fd = os.open(
-            pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
-        )  # never readable by others
+        # created 0600: never readable by others, not even for a moment
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(password + "\n")
         if self.user:
@@ -247,14 +247,6 @@ def _pids(folder: Path) -> dict[str, int]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def _wait_http(url: str, timeout: float = 120) -> bool:
     import urllib.request
 
@@ -277,7 +269,7 @@ def start_stack(cfg: DictConfig) -> dict[str, str]:
     db.init(password)
     started_here = db.running()  # already up: a stop is `stack stop`'s, not a failed start's
     db.start()
-    pids = {k: v for k, v in _pids(folder).items() if _alive(v)}
+    pids = {k: v for k, v in _pids(folder).items() if pid_alive(v)}
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": database_url(s.db_port, "mlflow", password)}
     tracking = f"http://127.0.0.1:{s.mlflow_port}"
@@ -338,32 +330,22 @@ def private_log(path: Path):
     return os.fdopen(fd, "a")  # the server keeps writing to it
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def stop_group(pgid: int, timeout: float = 30) -> None:
     """SIGTERM a server's whole process group (the MLflow server's job consumers included) and
     wait until every process of it has gone; SIGKILL what is left after `timeout`."""
-    import time
-
-    if not _group_alive(pgid):
+    if not pid_alive(pgid, group=True):
         return
 
     def wait(seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while _group_alive(pgid) and time.monotonic() < deadline:
+        while pid_alive(pgid, group=True) and time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(-pgid, os.WNOHANG)  # our own children: reap them (no zombies)
             time.sleep(0.1)
 
     os.killpg(pgid, signal.SIGTERM)
     wait(timeout)
-    if _group_alive(pgid):
+    if pid_alive(pgid, group=True):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
         wait(10)
@@ -395,7 +377,7 @@ def run_stack(cfg: DictConfig, action: str) -> None:
         db = LocalPostgres(folder / "postgres", cfg.stack.db_port)
         print(f"postgres      {'running' if db.running() else 'stopped'} ({folder / 'postgres'})")
         for name, pid in _pids(folder).items():
-            print(f"{name:<13} {'running' if _alive(pid) else 'stopped'} (pid {pid})")
+            print(f"{name:<13} {'running' if pid_alive(pid) else 'stopped'} (pid {pid})")
     elif action == "env":  # for `eval $(ticketml stack env)`: the password stays out of history
         password = db_password()
         print(f"export MLFLOW_TRACKING_URI=http://127.0.0.1:{cfg.stack.mlflow_port}")

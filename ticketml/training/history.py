@@ -37,8 +37,7 @@ class EpochHistory(Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._start = self._now(pl_module)
-        if not self.epoch_seconds and "before_first_epoch" not in self.phase_seconds:
-            self.phase_seconds["before_first_epoch"] = self._start - self._fit_start
+        self.phase_seconds.setdefault("before_first_epoch", self._start - self._fit_start)
 
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self._val_start = self._now(pl_module)
