@@ -70,3 +70,34 @@ def test_a_dead_tracking_server_is_reported_at_once_by_serving_reloads(workdir, 
     answer = ModelState(source).reload()  # resolving the alias is the first thing it does
     assert answer.startswith("cannot resolve models:/ticketml@champion")
     assert f"tracking server {dead} is unreachable" in answer
+
+
+def test_an_experiment_created_by_another_worker_at_the_same_moment_gets_the_runs(
+    data_workdir, monkeypatch, capsys
+):
+    """Two tune workers on a new store race to create the experiment; MLflow's set_experiment
+    then returns the winner's experiment without making it active. The loser's runs must still
+    go to it, not to experiment 0."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+    uri = f"sqlite:///{data_workdir}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # a new worker process: no experiment set yet (this one has set the fixture's)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    create = TrackingServiceClient.create_experiment
+
+    def lose_the_race(self, name, *args, **kwargs):
+        create(self, name, *args, **kwargs)  # the other worker wins
+        raise MlflowException(f"{name!r} already exists", error_code=RESOURCE_ALREADY_EXISTS)
+
+    monkeypatch.setattr(TrackingServiceClient, "create_experiment", lose_the_race)
+    args = ("baseline.max_features=2000", "mlflow.experiment_name=new")  # not in the store yet
+    assert run_cli("baseline", *args) == 0
+    assert "MLflow setup failed" not in capsys.readouterr().out
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["new"])
+    assert len(runs) == 1 and runs.iloc[0]["tags.ticketml.stage"] == "baseline"
+    assert mlflow.search_runs(experiment_ids=["0"]).empty

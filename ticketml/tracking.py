@@ -56,7 +56,11 @@ def _set_experiment(cfg: DictConfig) -> None:
     if os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_EXPERIMENT_ID"):
         mlflow.set_experiment(experiment_id=os.environ["MLFLOW_EXPERIMENT_ID"])
     else:
-        mlflow.set_experiment(cfg.mlflow.experiment_name)
+        experiment = mlflow.set_experiment(cfg.mlflow.experiment_name)
+        # MLflow 3.17: when another process creates the experiment in the same moment (two tune
+        # workers on a new store), set_experiment returns it without making it the active one,
+        # and the runs would land in experiment 0: make it active by its id.
+        mlflow.set_experiment(experiment_id=experiment.experiment_id)
 
 
 def reach(cfg: DictConfig) -> str:
