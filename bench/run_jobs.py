@@ -73,7 +73,8 @@ def main() -> None:
         for name, (proc, log, t0) in list(running.items()):
             if proc.poll() is None and time.monotonic() - started < args.deadline:
                 continue
-            if proc.poll() is None:
+            stopped = proc.poll() is None  # past the deadline (a job may exit 0 on SIGTERM)
+            if stopped:
                 proc.terminate()
                 try:
                     proc.wait(20)
@@ -81,8 +82,16 @@ def main() -> None:
                     proc.kill()
                     proc.wait()
             log.close()
-            done[name] = {"returncode": proc.returncode, "seconds": time.monotonic() - t0}
-            print(f"{name:<28} rc {proc.returncode:>4}  {done[name]['seconds']:7.1f} s", flush=True)
+            done[name] = {
+                "returncode": proc.returncode,
+                "seconds": time.monotonic() - t0,
+                "stopped_at_deadline": stopped,
+            }
+            note = "  stopped at the deadline" if stopped else ""
+            print(
+                f"{name:<28} rc {proc.returncode:>4}  {done[name]['seconds']:7.1f} s{note}",
+                flush=True,
+            )
             del running[name]
         time.sleep(1)
     write_result(
