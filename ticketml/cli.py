@@ -55,7 +55,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ticketml.encoder_prepare:run_encoder",
         "encoder prepare multilingual-e5-small: convert an offline encoder for training",
     ),
-    "serve": ("ticketml.serving.app:run_serve", "FastAPI service: /health /ready /predict"),
+    "serve": (
+        "ticketml.serving.app:run_serve",
+        "FastAPI service: /predict /feedback /ready /metrics, every prediction logged",
+    ),
+    "monitor": (
+        "ticketml.monitoring.monitor:run_monitor",
+        "drift and live accuracy over a window of the prediction log; exit 3 past a threshold",
+    ),
     "stack": (
         "ticketml.stack:run_stack",
         "stack start|stop|status|env: PostgreSQL + MLflow server + serve, no Docker",
@@ -196,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verbose:
             raise
         print(f"ERROR: {mask(str(exc))}", file=sys.stderr)
-        return 1
+        return int(getattr(exc, "exit_code", 1))
     except Exception as exc:  # noqa: BLE001 - the CLI contract is one ERROR line, no traceback
         if verbose:
             raise

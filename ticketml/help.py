@@ -26,6 +26,7 @@ GROUPS: dict[str, list[str]] = {
     "score_spark": ["spark", "infer", "mlflow"],
     "encoder": [],
     "serve": ["serve", "infer", "export", "paths", "mlflow"],
+    "monitor": ["monitor", "serve", "infer", "paths", "mlflow"],
     "stack": ["stack", "serve"],
 }
 KEY = re.compile(r"^(\s*)([\w.\-]+):(.*)$")

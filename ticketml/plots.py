@@ -76,3 +76,58 @@ def reliability_plot(
     ax.legend()
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def drift_plot(reference: dict, live: dict, timeline, path: str | Path) -> Path:
+    """`ticketml monitor`'s figure: reference against live for text length, language, unknown
+    words, predicted topic and priority, topic confidence, and predictions per hour/day."""
+    fig, axes = plt.subplots(2, 4, figsize=(17, 7.5))
+    ax = axes[0, 0]
+    bins = np.linspace(0, np.log10(max(max(reference["text_chars"], default=10), 10)) + 0.5, 30)
+    for data, name in ((reference, "reference"), (live, "live")):
+        values = np.log10(np.maximum(np.asarray(data["text_chars"], dtype=float), 1))
+        ax.hist(values, bins=bins, alpha=0.55, density=True, label=name)
+    ax.set(title="text length", xlabel="log10 characters")
+    ax.legend()
+    bar_pairs = [
+        (axes[0, 1], "language", "language mix"),
+        (axes[1, 0], "topic", "predicted topic"),
+        (axes[1, 1], "priority", "predicted priority"),
+    ]
+    for ax, key, title in bar_pairs:
+        cats = sorted(set(map(str, reference[key])) | set(map(str, live[key])))
+        x = np.arange(len(cats))
+        for offset, data, name in ((-0.2, reference, "reference"), (0.2, live, "live")):
+            values = [str(v) for v in data[key]]
+            share = [values.count(c) / max(1, len(values)) for c in cats]
+            ax.bar(x + offset, share, width=0.4, label=name)
+        ax.set_xticks(x, cats, rotation=45, ha="right", fontsize=8)
+        ax.set(title=title, ylabel="share")
+        ax.legend()
+    ax = axes[0, 2]
+    for data, name in ((reference, "reference"), (live, "live")):
+        if data["oov_share"]:
+            ax.hist(
+                data["oov_share"], bins=np.linspace(0, 1, 21), alpha=0.55, density=True, label=name
+            )
+    ax.set(title="words outside the model's vocabulary", xlabel="share of a text's words")
+    ax.legend()
+    ax = axes[1, 2]
+    for data, name in ((reference, "reference"), (live, "live")):
+        ax.hist(
+            data["topic_score"], bins=np.linspace(0, 1, 21), alpha=0.55, density=True, label=name
+        )
+    ax.set(title="topic confidence", xlabel="probability of the topic given")
+    ax.legend()
+    ax = axes[0, 3]
+    if len(timeline):
+        ax.plot(timeline.index, timeline["predictions"], marker="o")
+        ax.tick_params(axis="x", rotation=45, labelsize=7)
+    ax.set(title="live predictions", ylabel="per period")
+    ax = axes[1, 3]
+    if len(timeline) and "needs_review" in timeline:
+        ax.plot(timeline.index, timeline["needs_review"], marker="o", color="tab:red")
+        ax.tick_params(axis="x", rotation=45, labelsize=7)
+    ax.set(title="needs_review share", ylim=(0, 1))
+    fig.tight_layout()
+    return _save(fig, path)

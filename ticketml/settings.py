@@ -82,6 +82,7 @@ class Preprocess:
     min_rows: int = 30
     min_class_count: int = 8
     rare_class_strategy: str = "other"
+    feedback: Optional[str] = None
     text: TextTransform = field(default_factory=TextTransform)
     lowercase_labels: bool = True
 
@@ -178,6 +179,8 @@ class Promote:
     metric: str = "mean_macro_f1"
     min_delta: float = 0.0
     baseline_floor: bool = True
+    feedback_window: Optional[str] = None
+    feedback_min_rows: int = 30
 
 
 @dataclass
@@ -203,6 +206,24 @@ class Serve:
     reload_interval_s: float = 0
     metrics_public: bool = False
     max_inflight_texts: int = 128
+    prediction_log: Optional[str] = "predictions"
+    log_text: bool = False
+    log_queue_size: int = 10000
+    log_rotate_mb: float = 64
+
+
+@dataclass
+class Monitor:
+    model_uri: Optional[str] = None
+    window: str = "7d"
+    since: Optional[str] = None
+    until: Optional[str] = None
+    reference: str = "train"
+    reference_rows: int = 300
+    min_rows: int = 30
+    report: str = "reports/monitor.html"
+    log_to_mlflow: bool = True
+    thresholds: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -251,6 +272,7 @@ class Settings:
     promote: Promote = field(default_factory=Promote)
     infer: Infer = field(default_factory=Infer)
     serve: Serve = field(default_factory=Serve)
+    monitor: Monitor = field(default_factory=Monitor)
     spark: Spark = field(default_factory=Spark)
     mlflow: Mlflow = field(default_factory=Mlflow)
     stack: Stack = field(default_factory=Stack)

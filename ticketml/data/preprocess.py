@@ -131,6 +131,11 @@ def preprocess(cfg: DictConfig) -> dict[str, Path]:
         raise DataError(f"{find_raw(cfg)}: no rows")
     df = apply_mapping(raw, cfg.data)
     rows_in = len(df)
+    feedback = None
+    if p.feedback:  # agents' corrections from a prediction log win over the export's labels
+        from ticketml.monitoring.feedback import add_feedback
+
+        df, feedback = add_feedback(df, str(p.feedback))
     options = transform_options(cfg)
     # raw_text: the ticket as the export has it, what a served model receives (evaluate and
     # promote score it through the model); text: after the transform, what the models learn from
@@ -161,6 +166,8 @@ def preprocess(cfg: DictConfig) -> dict[str, Path]:
     counts = {"dropped_empty": int(unlabelled.sum()), "dropped_duplicates": int(dupes.sum())}
     report = build_report(rows_in, counts, splits, rare)
     report["text_transform"] = options
+    if feedback is not None:
+        report["feedback"] = feedback
     return write_outputs(cfg, splits, label_maps, report)
 
 
@@ -184,6 +191,13 @@ def write_outputs(cfg: DictConfig, splits: dict, label_maps: dict, report: dict)
         f"(dropped {report['dropped_empty']} empty or unlabelled, "
         f"{report['dropped_duplicates']} duplicates); split {report['split_sizes']} -> {out_dir}/"
     )
+    if "feedback" in report:
+        fb = report["feedback"]
+        print(
+            f"preprocess: feedback: {fb['corrections']} corrections, {fb['relabelled']} tickets "
+            f"relabelled, {fb['added']} added, {fb['without_text']} without a text (skipped: "
+            "the log kept no text, serve.log_text=false)"
+        )
     missing = report["rows_without_label"]
     if any(missing.values()):
         print(

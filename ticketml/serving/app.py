@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
+import time
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exception_handlers import http_exception_handler
@@ -28,6 +30,7 @@ from ticketml.serving.security import BodyTooLarge
 from ticketml.serving.state import Admission, FixedSource, ModelState
 
 log = logging.getLogger(__name__)
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,100}(?::[0-9]{1,4})?")  # ours: 32 hex (+ :index)
 
 
 def create_app(
@@ -42,10 +45,14 @@ def create_app(
     reload_interval_s: float = 0,
     metrics_public: bool = False,
     max_inflight_texts: int = 128,
+    prediction_log=None,
+    feedback=None,
 ) -> FastAPI:
     """`loader` is a model source (`load(identity=None)` → (TicketClassifier, ModelIdentity),
     `current()` → the identity it points to now, see ticketml.predictor.ModelSource), or a plain
-    callable returning (TicketClassifier, description) for a model that never moves."""
+    callable returning (TicketClassifier, description) for a model that never moves.
+    `prediction_log` (ticketml.monitoring.store.PredictionLog) records every prediction;
+    `feedback` (FeedbackStore) takes agents' corrections at POST /feedback."""
     from fastapi import Depends
 
     from ticketml.serving.metrics import Metrics, MetricsMiddleware
@@ -61,6 +68,10 @@ def create_app(
     async def lifespan(app: FastAPI):
         yield
         state.stopped.set()  # the reload loop (serve.reload_interval_s) ends with the app
+        if prediction_log is not None:
+            prediction_log.close()  # what was answered is written before the process ends
+        if feedback is not None:
+            feedback.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -95,11 +106,21 @@ def create_app(
     if reload_interval_s and reload_interval_s > 0:
         threading.Thread(target=state.follow, args=(float(reload_interval_s),), daemon=True).start()
     install_error_handlers(app)
-    operator_routes(app, state, metrics)
+    operator_routes(app, state, metrics, prediction_log)
     app.state.admission = Admission(max_inflight_texts)
+    app.state.prediction_log = prediction_log
     prediction_routes(
-        app, state, metrics, max_batch, max_text_chars, min_confidence, app.state.admission
+        app,
+        state,
+        metrics,
+        max_batch,
+        max_text_chars,
+        min_confidence,
+        app.state.admission,
+        prediction_log,
     )
+    if feedback is not None:
+        feedback_route(app, state, feedback)
 
     return app
 
@@ -170,7 +191,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return await http_exception_handler(request, exc)
 
 
-def operator_routes(app: FastAPI, state: ModelState, metrics) -> None:
+def operator_routes(app: FastAPI, state: ModelState, metrics, prediction_log=None) -> None:
     """/health, /ready (what serves), /reload (follow a moved alias), /metrics (Prometheus)."""
 
     @app.get("/health", response_model=Health)
@@ -219,7 +240,7 @@ def operator_routes(app: FastAPI, state: ModelState, metrics) -> None:
         from ticketml.serving.metrics import CONTENT_TYPE
 
         identity = state.current[1] if state.current else None
-        return PlainTextResponse(metrics.render(identity), media_type=CONTENT_TYPE)
+        return PlainTextResponse(metrics.render(identity, prediction_log), media_type=CONTENT_TYPE)
 
 
 def prediction_routes(
@@ -230,9 +251,15 @@ def prediction_routes(
     max_text_chars: int,
     min_confidence: float | None,
     admission: Admission,
+    prediction_log=None,
 ) -> None:
-    """/predict and /predict/batch: checked, then answered and labelled by one model."""
+    """/predict and /predict/batch: checked, then answered and labelled by one model; each
+    answer carries X-Request-Id (the caller's, when it sent a valid one) and, with a prediction
+    log, is recorded under it (a batch's items as `<id>:<index>`)."""
     from fastapi import Depends
+
+    from ticketml.monitoring.features import vocabulary_of
+    from ticketml.monitoring.store import new_request_id
 
     async def require_json(request: Request) -> None:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -247,7 +274,9 @@ def prediction_routes(
         except inputs.InputError as exc:
             raise HTTPException(exc.status, str(exc)) from exc
 
-    def classify(texts: list[str], response: Response, endpoint: str) -> list[dict]:
+    def classify(
+        texts: list[str], request: Request, response: Response, endpoint: str
+    ) -> list[dict]:
         current = state.current  # one read: the answer and its labels come from one model
         if current is None:
             raise HTTPException(503, f"model not loaded: {state.error or 'loading'}")
@@ -261,9 +290,17 @@ def prediction_routes(
             )
         try:
             metrics.batch_size(endpoint, len(texts))
-            response.headers.update(identity.headers())
+            asked = request.headers.get("x-request-id", "")
+            request_id = asked if REQUEST_ID.fullmatch(asked) else new_request_id()
+            response.headers.update(identity.headers() | {"X-Request-Id": request_id})
+            started = time.perf_counter()
             rows = classifier.predict(texts, min_confidence=min_confidence)
+            latency_ms = (time.perf_counter() - started) * 1000
             metrics.predicted(rows, identity.version or "-")
+            if prediction_log is not None:
+                prediction_log.submit(
+                    rows, texts, request_id, identity, "api", latency_ms, vocabulary_of(classifier)
+                )
             return rows
         finally:
             admission.release(len(texts))
@@ -275,26 +312,87 @@ def prediction_routes(
     }
 
     @app.post("/predict", response_model=Prediction, **predict_route)
-    def predict(req: PredictRequest, response: Response) -> dict:
+    def predict(req: PredictRequest, request: Request, response: Response) -> dict:
         check_texts([req.text])
-        return classify([req.text], response, "/predict")[0]
+        return classify([req.text], request, response, "/predict")[0]
 
     @app.post("/predict/batch", response_model=BatchPrediction, **predict_route)
     def predict_batch(
-        req: BatchRequest, response: Response
+        req: BatchRequest, request: Request, response: Response
     ) -> dict:  # an empty list is refused by BatchRequest
         if len(req.texts) > max_batch:
             raise HTTPException(
                 413, f"{len(req.texts)} texts; the limit is serve.max_batch={max_batch}"
             )
         check_texts(req.texts)
-        return {"predictions": classify(req.texts, response, "/predict/batch")}
+        return {"predictions": classify(req.texts, request, response, "/predict/batch")}
+
+
+def feedback_route(app: FastAPI, state: ModelState, feedback) -> None:
+    """POST /feedback: an agent's correction of a prediction (by its X-Request-Id) or of a text;
+    the labels must be the serving model's. The same request id again replaces the first."""
+    from fastapi import Depends
+
+    from ticketml.serving.schemas import FeedbackAnswer, FeedbackRequest
+
+    async def require_json(request: Request) -> None:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise HTTPException(
+                415, f"Content-Type must be application/json, got {kind or 'none'!r}"
+            )
+
+    @app.post(
+        "/feedback",
+        response_model=FeedbackAnswer,
+        dependencies=[Depends(require_json)],
+        responses=error_responses(401, 415, 422, 503),
+        summary="the correct topic and/or priority of a prediction (by request id) or a text",
+    )
+    def give_feedback(req: FeedbackRequest) -> dict:
+        if (req.request_id is None) == (req.text is None):
+            raise HTTPException(422, "give exactly one of request_id (X-Request-Id) or text")
+        if req.topic is None and req.priority is None:
+            raise HTTPException(422, "give the correct topic, priority or both")
+        if req.request_id is not None and not REQUEST_ID.fullmatch(req.request_id):
+            raise HTTPException(422, f"request_id {req.request_id[:80]!r} is not an id we give")
+        if req.text is not None and not req.text.strip():
+            raise HTTPException(422, "text is blank")
+        current = state.current
+        if current is None:
+            raise HTTPException(503, f"model not loaded: {state.error or 'loading'}")
+        for task in ("topic", "priority"):
+            value = getattr(req, task)
+            valid = list(current[0].label_maps[task])
+            if value is not None and value not in valid:
+                raise HTTPException(
+                    422, f"{task} {value[:80]!r} is not one of the model's: {', '.join(valid)}"
+                )
+        key, stored = feedback.put(req.request_id, req.text, req.topic, req.priority)
+        return {"key": key, "stored": stored}
+
+
+def prediction_log_of(cfg):
+    """The prediction log and feedback store `serve.prediction_log` names (None, None: off)."""
+    from ticketml.monitoring.store import FeedbackStore, PredictionLog
+
+    s = cfg.serve
+    if not s.prediction_log:
+        return None, None
+    plog = PredictionLog(
+        s.prediction_log,
+        log_text=bool(s.log_text),
+        queue_size=int(s.log_queue_size),
+        rotate_mb=float(s.log_rotate_mb),
+    )
+    return plog, FeedbackStore(s.prediction_log)
 
 
 def build_app(cfg, background: bool = True) -> FastAPI:
     from ticketml.predictor import ModelSource
 
     s = cfg.serve
+    prediction_log, feedback = prediction_log_of(cfg)
     return create_app(
         ModelSource(cfg, s.model_uri),
         max_batch=int(s.max_batch),
@@ -307,6 +405,8 @@ def build_app(cfg, background: bool = True) -> FastAPI:
         reload_interval_s=float(s.reload_interval_s or 0),
         metrics_public=bool(s.metrics_public),
         max_inflight_texts=int(s.max_inflight_texts),
+        prediction_log=prediction_log,
+        feedback=feedback,
     )
 
 

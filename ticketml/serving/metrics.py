@@ -6,6 +6,8 @@ ticketml_batch_size{endpoint}                                 histogram (texts p
 ticketml_model_info{name, version, run_id}                    gauge, 1 for the serving model
 ticketml_model_reloads_total{result}                          counter
 ticketml_predictions_total{task, label, model_version}        counter (labels given)
+ticketml_prediction_log_records_total                         counter (records the log wrote)
+ticketml_prediction_log_dropped_total{reason}                 counter (queue_full, write_error)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-ENDPOINTS = {"/predict", "/predict/batch", "/ready", "/health", "/reload", "/metrics"}
+ENDPOINTS = {"/predict", "/predict/batch", "/feedback", "/ready", "/health", "/reload", "/metrics"}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HELP = {
     "ticketml_requests_total": "HTTP answers by endpoint, status and the model version serving",
@@ -27,6 +29,9 @@ HELP = {
     "ticketml_model_reloads_total": "reloads by result (swapped, unchanged, failed)",
     "ticketml_predictions_total": "labels given, by task, label and model version",
     "ticketml_model_info": "the serving model (1)",
+    "ticketml_prediction_log_records_total": "prediction records written to the prediction log",
+    "ticketml_prediction_log_dropped_total": "prediction records dropped, by reason (the "
+    "request was answered)",
 }
 
 
@@ -94,7 +99,7 @@ class Metrics:
         with self.lock:
             self.reloads[result] = self.reloads.get(result, 0) + 1
 
-    def render(self, identity) -> str:
+    def render(self, identity, prediction_log=None) -> str:
         lines = _header("ticketml_requests_total", "counter")
         with self.lock:
             for (endpoint, status, version), n in sorted(self.requests.items()):
@@ -122,6 +127,13 @@ class Metrics:
                 uri=identity.uri,
             )
             lines.append(f"ticketml_model_info{labels} 1")
+        if prediction_log is not None:
+            counts = prediction_log.counters()
+            lines += _header("ticketml_prediction_log_records_total", "counter")
+            lines.append(f"ticketml_prediction_log_records_total {counts['written']}")
+            lines += _header("ticketml_prediction_log_dropped_total", "counter")
+            for reason, n in sorted(counts["dropped"].items()):
+                lines.append(f"ticketml_prediction_log_dropped_total{_labels(reason=reason)} {n}")
         return "\n".join(lines) + "\n"
 
 

@@ -82,3 +82,17 @@ class Prediction(BaseModel):
 
 class BatchPrediction(BaseModel):
     predictions: list[Prediction]
+
+
+class FeedbackRequest(BaseModel):
+    request_id: StrictStr | None = Field(
+        None, description="the X-Request-Id of the answer being corrected (a batch item: id:index)"
+    )
+    text: StrictStr | None = Field(None, description="or the ticket text itself")
+    topic: StrictStr | None = Field(None, description="the correct topic")
+    priority: StrictStr | None = Field(None, description="the correct priority")
+
+
+class FeedbackAnswer(BaseModel):
+    key: str = Field(description="what the correction is stored under (request id or text hash)")
+    stored: str = Field(description="new, or replaced (a correction for this key was there)")
