@@ -73,24 +73,29 @@ def in_window(frame: pd.DataFrame, since, until) -> pd.DataFrame:
 
 
 def reference_from_train(cfg: DictConfig, classifier, seed: int) -> dict:
-    """The training split's input profile, and the model's outputs on `reference_rows` of it."""
+    """The training split's input profile (what the model learned from), and the model's outputs
+    on `reference_rows` of the test split (held out: as sure as it is of tickets it never saw)."""
     from ticketml.contract import split_path
     from ticketml.io import read_table
 
-    path = split_path(cfg, "train")
-    if not path.is_file():
-        raise TicketMLError(
-            f"monitor.reference=train needs the training split {path} (run `ticketml data`), "
-            "or give an earlier window of the log: monitor.reference=SINCE..UNTIL"
-        )
-    train = read_table(path)
-    sample = train.sample(min(len(train), REFERENCE_CAP), random_state=seed)
-    texts = sample["text"].astype(str).tolist()
+    paths = {s: split_path(cfg, s) for s in ("train", "test")}
+    for path in paths.values():
+        if not path.is_file():
+            raise TicketMLError(
+                f"monitor.reference=train needs the split {path} (run `ticketml data`), or give "
+                "an earlier window of the log: monitor.reference=SINCE..UNTIL"
+            )
+    train, test = (read_table(paths[s]) for s in ("train", "test"))
+
+    def raw(frame: pd.DataFrame, n: int) -> list[str]:
+        column = "raw_text" if "raw_text" in frame.columns else "text"  # as served models get it
+        return frame.sample(min(len(frame), n), random_state=seed)[column].astype(str).tolist()
+
+    texts, scored = raw(train, REFERENCE_CAP), raw(test, int(cfg.monitor.reference_rows))
     vocab = vocabulary_of(classifier)
-    scored = texts[: int(cfg.monitor.reference_rows)]
     rows = classifier.predict(scored, min_confidence=cfg.serve.min_confidence)
     return {
-        "what": f"training split ({len(train)} rows; {len(scored)} scored by the model)",
+        "what": f"training split ({len(train)} rows); outputs on {len(scored)} test rows",
         "text_chars": [len(t) for t in texts],
         "language": [detect_language(t) for t in texts],
         "oov_share": [v for v in (oov_share(t, vocab) for t in texts) if v is not None],

@@ -19,6 +19,8 @@ from pyfunc import inputs
 from ticketml.serving.schemas import (
     BatchPrediction,
     BatchRequest,
+    FeedbackAnswer,
+    FeedbackRequest,
     Health,
     Prediction,
     PredictRequest,
@@ -332,8 +334,6 @@ def feedback_route(app: FastAPI, state: ModelState, feedback) -> None:
     """POST /feedback: an agent's correction of a prediction (by its X-Request-Id) or of a text;
     the labels must be the serving model's. The same request id again replaces the first."""
     from fastapi import Depends
-
-    from ticketml.serving.schemas import FeedbackAnswer, FeedbackRequest
 
     async def require_json(request: Request) -> None:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
