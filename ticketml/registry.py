@@ -187,7 +187,7 @@ def run_register(cfg: DictConfig) -> int:
 
 
 def evaluate_version(
-    name: str, version: str, test: pd.DataFrame, scores_dir: str | Path
+    name: str, version: str, test: pd.DataFrame, scores_dir: str | Path, tasks=TASKS
 ) -> dict[str, float]:
     """Load a registered version through pyfunc and score the held-out test split (its graph's
     logits read back from what export_onnx stored under `scores_dir` where it is the same graph:
@@ -200,7 +200,7 @@ def evaluate_version(
     log.info("version %s: %d of %d test texts' logits read back", version, store.hits, len(test))
     label_maps = model.unwrap_python_model().classifier.label_maps
     result = {}
-    for task in TASKS:
+    for task in tasks:
         ids = {label: i for i, label in enumerate(label_maps[task])}
         y_true = test[task].map(lambda v, ids=ids: ids.get(v, -1)).to_numpy()
         y_pred = preds[task].map(ids).to_numpy()
@@ -254,6 +254,44 @@ def gate(
     return True, f"{first}{metric} {value:.4f} >= {' and '.join(checks)}"
 
 
+def feedback_gate(
+    cfg: DictConfig, name: str, challenger: str, champion: str | None, scores_dir: Path
+) -> tuple[bool, str, dict] | None:
+    """With promote.feedback_window: champion and challenger scored on the agents' corrections of
+    that window (the tickets live traffic brought); the challenger must be at least as good.
+    None when off, when there is no champion, or with fewer than promote.feedback_min_rows."""
+    p = cfg.promote
+    if not p.feedback_window or champion is None:
+        return None
+    from ticketml.monitoring.feedback import corrections
+    from ticketml.monitoring.monitor import parse_span
+
+    until = pd.Timestamp.now(tz="UTC")
+    rows, without = corrections(
+        str(cfg.serve.prediction_log), until - parse_span(p.feedback_window), until
+    )
+    tasks = [t for t in TASKS if rows[t].notna().any()]
+    if len(rows) < int(p.feedback_min_rows) or not tasks:
+        print(
+            f"promote: feedback gate skipped: {len(rows)} corrections with a text in the last "
+            f"{p.feedback_window} (promote.feedback_min_rows={p.feedback_min_rows}; "
+            f"{without} without a text)"
+        )
+        return None
+    frame = pd.DataFrame({"raw_text": rows["text"], **{t: rows[t] for t in TASKS}})
+    ours, theirs = (
+        evaluate_version(name, v, frame, scores_dir, tasks) for v in (challenger, champion)
+    )
+    metric = cfg.promote.metric if cfg.promote.metric in ours else "mean_macro_f1"
+    passed, reason = gate(metric, ours, theirs, 0.0)
+    tags = {
+        "promotion_feedback_rows": str(len(rows)),
+        f"promotion_feedback_challenger_{metric}": f"{ours[metric]:.6f}",
+        f"promotion_feedback_champion_{metric}": f"{theirs[metric]:.6f}",
+    }
+    return passed, f"feedback ({len(rows)} corrections, {', '.join(tasks)}): {reason}", tags
+
+
 def baseline_floor(cfg: DictConfig, metric: str) -> float | None:
     """The baseline's test score for `metric` (artifacts/metrics/baseline.json), if configured."""
     path = Path(cfg.paths.artifacts_dir) / "metrics" / "baseline.json"
@@ -294,12 +332,15 @@ def run_promote(cfg: DictConfig) -> bool:
     champion_metrics = evaluate_version(name, champion.version, test, stored) if champion else None
     floor = baseline_floor(cfg, metric)
     promoted, reason = gate(metric, challenger_metrics, champion_metrics, min_delta, floor)
+    tags = {f"promotion_challenger_{metric}": f"{challenger_metrics[metric]:.6f}"}
+    on_feedback = feedback_gate(
+        cfg, name, challenger.version, champion.version if champion else None, stored
+    )
+    if on_feedback is not None:
+        promoted, reason = promoted and on_feedback[0], f"{reason}; {on_feedback[1]}"
+        tags |= on_feedback[2]
     decision = "promoted" if promoted else "rejected"
-    tags = {
-        "promotion_decision": decision,
-        "promotion_reason": reason,
-        f"promotion_challenger_{metric}": f"{challenger_metrics[metric]:.6f}",
-    }
+    tags |= {"promotion_decision": decision, "promotion_reason": reason}
     if champion_metrics:
         tags[f"promotion_champion_{metric}"] = f"{champion_metrics[metric]:.6f}"
         tags["promotion_champion_version"] = str(champion.version)
