@@ -71,6 +71,7 @@ def score_frame(
     min_confidence: float | None,
     where: str = "input",
     first_row: int = 0,
+    record=None,
 ) -> pd.DataFrame:
     """The rows with their predictions; a text the served model refuses (pyfunc.inputs: not a
     string, blank, a lone surrogate) stops the run with its file and row number."""
@@ -86,6 +87,8 @@ def score_frame(
             f"{where}, row {first_row + exc.index + 1} ({text_column!r}): the text {exc.reason}"
         ) from exc
     rows = classifier.predict(texts, min_confidence=min_confidence)
+    if record is not None:  # the prediction log (ticketml.monitoring)
+        record(rows, texts, first_row)
     out = df.copy()
     out["predicted_topic"] = [r["topic"] for r in rows]
     out["predicted_priority"] = [r["priority"] for r in rows]
@@ -104,8 +107,10 @@ def predict_file(
     chunk_size: int = 10000,
     min_confidence: float | None = None,
     encoding: str = "utf-8",
+    record=None,
 ) -> int:
-    """Stream input → predictions → output (temp file, renamed when complete). Returns rows written."""
+    """Stream input → predictions → output (temp file, renamed when complete). Returns rows
+    written. `record(rows, texts, first_row)` is called with each chunk's predictions."""
     src = check_readable_file(input_path)
     table_format(src)
     out_kind = table_format(output_path)
@@ -117,7 +122,9 @@ def predict_file(
         tqdm(total=count_rows(src), unit="rows", desc="infer") as bar,
     ):
         for chunk in read_chunks(src, chunk_size, encoding):
-            scored = score_frame(classifier, chunk, text_column, min_confidence, str(src), total)
+            scored = score_frame(
+                classifier, chunk, text_column, min_confidence, str(src), total, record
+            )
             if out_kind == "csv":
                 scored.to_csv(tmp, mode="a", header=total == 0, index=False)
             else:
@@ -163,18 +170,46 @@ def run_infer(
         except InputError as exc:
             raise DataError(f"--text {exc.reason}") from exc
     classifier, identity = load_predictor(cfg, model_uri)
-    if text is not None:
-        result = classifier.predict([text], min_confidence=threshold)[0]
-        print(json.dumps(result, ensure_ascii=False, indent=2))
-        return result
-    n = predict_file(
-        classifier,
-        input_path,
-        output_path,
-        text_column,
-        int(cfg.infer.chunk_size),
-        threshold,
-        encoding,
-    )
-    print(f"infer: {n} rows → {output_path} (model: {identity.describe()})")
+    plog, record, batch_id = batch_log(cfg, classifier, identity)
+    try:
+        if text is not None:
+            rows = classifier.predict([text], min_confidence=threshold)
+            if record is not None:
+                record(rows, [text], 0)
+            print(json.dumps(rows[0], ensure_ascii=False, indent=2))
+            return rows[0]
+        n = predict_file(
+            classifier,
+            input_path,
+            output_path,
+            text_column,
+            int(cfg.infer.chunk_size),
+            threshold,
+            encoding,
+            record,
+        )
+    finally:
+        if plog is not None:
+            plog.close()
+    logged = f"; logged as {batch_id}:<row>" if plog is not None else ""
+    print(f"infer: {n} rows → {output_path} (model: {identity.describe()}{logged})")
     return n
+
+
+def batch_log(cfg: DictConfig, classifier, identity):
+    """(PredictionLog, record callback, batch id) for serve.prediction_log, or Nones when off:
+    batch predictions are logged as `<batch id>:<row>` (row from 0), waiting for room in the
+    queue rather than dropping."""
+    if not cfg.serve.prediction_log:
+        return None, None, None
+    from ticketml.monitoring.features import vocabulary_of
+    from ticketml.monitoring.store import PredictionLog, new_request_id
+
+    plog = PredictionLog.from_config(cfg)
+    batch_id, vocab = new_request_id(), vocabulary_of(classifier)
+
+    def record(rows, texts, first_row):
+        ids = [f"{batch_id}:{first_row + i}" for i in range(len(rows))]
+        plog.submit_wait(rows, texts, ids, identity, "infer", vocab)
+
+    return plog, record, batch_id

@@ -164,5 +164,60 @@ def run_score_spark(
     finally:
         if writer_target != output_path and Path(writer_target).exists():
             shutil.rmtree(writer_target, ignore_errors=True)
-    print(f"score_spark: {rows} rows → {output_path}/ (model: {uri}, master: {cfg.spark.master})")
+    logged = log_predictions(cfg, spark, out_kind, output_path, text_column, uri)
+    print(
+        f"score_spark: {rows} rows → {output_path}/ (model: {uri}, master: {cfg.spark.master}"
+        f"{logged})"
+    )
     return rows
+
+
+def log_predictions(cfg, spark, kind: str, scored_path: str, text_column: str, uri: str) -> str:
+    """The scored rows into the prediction log (serve.prediction_log, a folder): JSON lines under
+    `<log>/spark-<batch id>/`, one record per row as the service writes them (ids `<batch id>:<n>`;
+    the unknown-word share is left out: it needs the model's vocabulary on the executors).
+    Written from the saved output, so the model does not score the rows a second time."""
+    from pyspark.sql import functions as F
+
+    from ticketml.monitoring.features import detect_language
+    from ticketml.monitoring.store import is_database, new_request_id, now_iso
+    from ticketml.predictor import ModelSource
+
+    target = cfg.serve.prediction_log
+    if not target:
+        return ""
+    if is_database(target) or SCHEME in str(target):
+        print(f"score_spark: predictions not logged: the Spark log is a local folder, not {target}")
+        return ""
+    identity = ModelSource(cfg, uri).current()
+    batch_id = new_request_id()
+    df = spark.read.format(kind).option("header", True).option("escape", '"').load(scored_path)
+    text = F.coalesce(F.col(text_column).cast("string"), F.lit(""))
+    scores = "map<string, double>"
+    topic_scores = F.from_json("topic_scores", scores)
+    priority_scores = F.from_json("priority_scores", scores)
+    columns = [
+        F.concat(F.lit(f"{batch_id}:"), F.monotonically_increasing_id()).alias("request_id"),
+        F.lit(now_iso()).alias("time"),
+        F.lit("spark").alias("source"),
+        F.lit(identity.uri).alias("model_uri"),
+        F.lit(identity.name).cast("string").alias("model_name"),
+        F.lit(identity.version).cast("string").alias("model_version"),
+        F.lit(identity.run_id).cast("string").alias("run_id"),
+        F.col("predicted_topic").alias("topic"),
+        F.col("predicted_priority").alias("priority"),
+        topic_scores[F.col("predicted_topic")].alias("topic_score"),
+        priority_scores[F.col("predicted_priority")].alias("priority_score"),
+        topic_scores.alias("topic_scores"),
+        priority_scores.alias("priority_scores"),
+        (F.col("needs_review").cast("boolean") if "needs_review" in df.columns else F.lit(None))
+        .cast("boolean")
+        .alias("needs_review"),
+        F.sha2(F.trim(F.regexp_replace(text, r"(?U)\s+", " ")), 256).alias("text_sha256"),
+        F.length(text).alias("text_chars"),
+        F.udf(detect_language, "string")(text).alias("language"),
+        (text if cfg.serve.log_text else F.lit(None).cast("string")).alias("text"),
+    ]
+    folder = Path(target) / f"spark-{batch_id}"
+    df.select(*columns).write.mode("errorifexists").json(str(folder.resolve()))
+    return f"; logged to {folder}/"

@@ -142,3 +142,22 @@ def test_a_request_id_we_would_not_give_is_replaced_by_ours(export_workdir, rid)
     with TestClient(app_for(export_workdir)) as api:
         answer = api.post("/predict", json={"text": RUSSIAN}, headers={"X-Request-Id": rid})
         assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["X-Request-Id"])
+
+
+def test_batch_infer_logs_every_row_under_the_batch_id(export_workdir, capsys):
+    import pandas as pd
+
+    from tests.conftest import run_cli
+
+    test = pd.read_parquet(export_workdir / "data/processed/test.parquet")
+    test[["raw_text"]].rename(columns={"raw_text": "text"}).to_csv(export_workdir / "in.csv")
+    args = ["--input_path=in.csv", "--output_path=out.csv", "infer.model_uri=artifacts"]
+    assert run_cli("infer", *args, "infer.chunk_size=32", "serve.prediction_log=log") == 0
+    batch = re.search(r"logged as ([0-9a-f]{32}):<row>", capsys.readouterr().out)[1]
+    out = pd.read_csv(export_workdir / "out.csv")
+    logged = read_records(str(export_workdir / "log")).set_index("request_id")
+    assert sorted(logged.index) == sorted(f"{batch}:{i}" for i in range(len(test)))
+    assert (logged["source"] == "infer").all()
+    in_order = logged.loc[[f"{batch}:{i}" for i in range(len(test))]]
+    assert in_order["topic"].tolist() == out["predicted_topic"].tolist()
+    assert in_order["text_sha256"].tolist() == [text_hash(t) for t in test["raw_text"]]

@@ -58,6 +58,19 @@ def test_spark_udf_scores_equal_batch_infer(export_workdir, src, dst, capsys):
         assert spark[column].tolist() == infer[column].tolist(), column
     assert spark["needs_review"].astype(str).str.lower().isin(["true", "false"]).all()
     assert not list(export_workdir.glob(".spark_out*"))  # no temp folder left
+    # both logged every row to the prediction log (serve.prediction_log=predictions), alike
+    from ticketml.monitoring.store import read_records
+
+    logged = read_records("predictions")
+    by_source = {k: v.set_index("text_sha256") for k, v in logged.groupby("source")}
+    assert len(by_source["spark"]) == len(by_source["infer"]) == 270
+    spark_log, infer_log = (by_source[k].sort_index() for k in ("spark", "infer"))
+    assert spark_log.index.tolist() == infer_log.index.tolist()  # Spark hashes texts the same
+    for column in ("topic", "priority", "language", "text_chars", "model_version"):
+        assert spark_log[column].tolist() == infer_log[column].tolist(), column
+    assert spark_log["model_version"].eq("1").all()
+    assert spark_log["topic_score"].round(6).tolist() == infer_log["topic_score"].round(6).tolist()
+    assert spark_log["needs_review"].isin([True, False]).all()
     if dst.endswith(".csv"):
         return
     # a text the model refuses (pyfunc.inputs) stops the job with one clear line, nothing written

@@ -206,6 +206,18 @@ class PredictionLog:
         self.thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self.thread.start()
 
+    @classmethod
+    def from_config(cls, cfg) -> PredictionLog:
+        """The log `serve.prediction_log` names, with serve.log_text / log_queue_size /
+        log_rotate_mb (serve, infer)."""
+        s = cfg.serve
+        return cls(
+            s.prediction_log,
+            log_text=bool(s.log_text),
+            queue_size=int(s.log_queue_size),
+            rotate_mb=float(s.log_rotate_mb),
+        )
+
     def _item(self, rows, texts, request_id, identity, source, latency_ms, vocabulary, ids):
         return (rows, texts, request_id, identity, source, latency_ms, vocabulary, ids)
 

@@ -376,16 +376,9 @@ def prediction_log_of(cfg):
     """The prediction log and feedback store `serve.prediction_log` names (None, None: off)."""
     from ticketml.monitoring.store import FeedbackStore, PredictionLog
 
-    s = cfg.serve
-    if not s.prediction_log:
+    if not cfg.serve.prediction_log:
         return None, None
-    plog = PredictionLog(
-        s.prediction_log,
-        log_text=bool(s.log_text),
-        queue_size=int(s.log_queue_size),
-        rotate_mb=float(s.log_rotate_mb),
-    )
-    return plog, FeedbackStore(s.prediction_log)
+    return PredictionLog.from_config(cfg), FeedbackStore(cfg.serve.prediction_log)
 
 
 def build_app(cfg, background: bool = True) -> FastAPI:
