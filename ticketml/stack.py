@@ -32,7 +32,8 @@ from ticketml.io import pid_alive
 # user:secret@ in a URL; the secret runs to the token's last "@" (a raw "@" or ":" inside it)
 SECRET = re.compile(r"(://[^:/@\s]*:)(\S+)(@[^@\s]*)")
 DB_USER = "ticketml"
-DATABASES = ("mlflow", "optuna")
+PREDICTION_LOG_ENV = "TICKETML_PREDICTION_LOG"  # serve.prediction_log's default when set
+DATABASES = ("mlflow", "optuna", "ticketml")  # tracking, studies, the prediction log
 
 
 def mask(text: str) -> str:
@@ -165,8 +166,15 @@ class LocalPostgres:
         finally:
             pwfile.unlink(missing_ok=True)
         self.start()
+        self.create_databases(password)
+
+    def create_databases(self, password: str) -> None:
+        """DATABASES that are missing (a stack made by an older version lacks the newer ones)."""
+        listed = self.psql("SELECT datname FROM pg_database", password)
+        have = {line.strip() for line in listed.splitlines()}
         for name in DATABASES:
-            self.psql(f"CREATE DATABASE {name}", password)
+            if name not in have:
+                self.psql(f"CREATE DATABASE {name}", password)
 
     def psql(self, sql: str, password: str, database: str = "postgres") -> str:
         env = {**os.environ, "PGPASSWORD": password}
@@ -269,6 +277,7 @@ def start_stack(cfg: DictConfig) -> dict[str, str]:
     db.init(password)
     started_here = db.running()  # already up: a stop is `stack stop`'s, not a failed start's
     db.start()
+    db.create_databases(password)
     pids = {k: v for k, v in _pids(folder).items() if pid_alive(v)}
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": database_url(s.db_port, "mlflow", password)}
@@ -310,6 +319,8 @@ def start_stack(cfg: DictConfig) -> dict[str, str]:
                 f"mlflow.tracking_uri={tracking}",
                 "serve.reload_interval_s=30",
             ],
+            # the log's URL holds the password: in the environment, not on a command line
+            env={**os.environ, PREDICTION_LOG_ENV: database_url(s.db_port, "ticketml", password)},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -320,6 +331,7 @@ def start_stack(cfg: DictConfig) -> dict[str, str]:
         "mlflow": tracking,
         "tune.storage": mask(database_url(s.db_port, "optuna", password)),
         "serve": f"http://127.0.0.1:{cfg.serve.port}" if s.serve else "off",
+        "predictions": mask(database_url(s.db_port, "ticketml", password)),
     }
 
 
@@ -366,8 +378,9 @@ def run_stack(cfg: DictConfig, action: str) -> None:
         for name, where in start_stack(cfg).items():
             print(f"{name:<13} {where}")
         print(
-            "then: eval $(ticketml stack env)   # MLFLOW_TRACKING_URI and TICKETML_TUNE_STORAGE "
-            "(the study's database, the default tune.storage when set)"
+            "then: eval $(ticketml stack env)   # MLFLOW_TRACKING_URI, TICKETML_TUNE_STORAGE "
+            "(the study's database, the default tune.storage when set) and "
+            f"{PREDICTION_LOG_ENV} (serve.prediction_log: what monitor reads)"
         )
     elif action == "stop":
         stop_stack(cfg)
@@ -384,5 +397,7 @@ def run_stack(cfg: DictConfig, action: str) -> None:
         print(
             f"export TICKETML_TUNE_STORAGE='{database_url(cfg.stack.db_port, 'optuna', password)}'"
         )
+        log_url = database_url(cfg.stack.db_port, "ticketml", password)
+        print(f"export {PREDICTION_LOG_ENV}='{log_url}'")
     else:
         raise ConfigError(f"stack: unknown action {action!r} (start, stop, status, env)")

@@ -155,3 +155,48 @@ def test_promote_gates_on_the_feedback_window_too(export_workdir, tiny_encoder):
     )
     assert run_cli("promote", *lenient) == 0  # the split alone lets it through
     assert str(client.get_model_version_by_alias("ticketml", "champion").version) == "2"
+
+
+@pytest.mark.slow
+def test_on_the_team_stack_the_log_and_feedback_are_postgresql_tables(export_workdir, monkeypatch):
+    """serve.prediction_log from $TICKETML_PREDICTION_LOG (as `ticketml stack` passes it): the
+    records and the feedback land in the `ticketml` database, a repeated correction upserts."""
+    import importlib.util
+
+    if importlib.util.find_spec("pgserver") is None:
+        if os.environ.get("TICKETML_REQUIRE_STACK") == "1":
+            raise RuntimeError("TICKETML_REQUIRE_STACK=1 but the stack extra is not installed")
+        pytest.skip("pip install -e '.[stack]' for the PostgreSQL tests")
+    from fastapi.testclient import TestClient
+
+    from ticketml.config import load_config
+    from ticketml.monitoring.store import read_feedback
+    from ticketml.serving.app import build_app
+    from ticketml.stack import LocalPostgres, database_url
+
+    password = "pw with @ and :"
+    db = LocalPostgres(export_workdir / "pg", free_port())
+    db.init(password)
+    try:
+        url = database_url(db.port, "ticketml", password)
+        monkeypatch.setenv("TICKETML_PREDICTION_LOG", url)
+        cfg = load_config(["serve.model_uri=artifacts"])
+        assert cfg.serve.prediction_log == url
+        with TestClient(build_app(cfg, background=False)) as api:
+            ids = [
+                api.post("/predict", json={"text": t}).headers["X-Request-Id"]
+                for t in ("VPN is down", "Refund my invoice", "Printer jams")
+            ]
+            topics = sorted(api.post("/predict", json={"text": "x y"}).json()["topic_scores"])
+            for topic in topics[:2]:
+                answer = api.post("/feedback", json={"request_id": ids[0], "topic": topic})
+                assert answer.status_code == 200
+            assert answer.json()["stored"] == "replaced"
+        records = read_records(url)
+        assert set(ids) <= set(records["request_id"]) and len(records) == 4
+        assert isinstance(records["topic_scores"].iloc[0], dict)
+        feedback = read_feedback(url)
+        assert len(feedback) == 1 and feedback["topic"].iloc[0] == topics[1]
+        assert run_cli("monitor", "infer.model_uri=artifacts", "monitor.log_to_mlflow=false") == 0
+    finally:
+        db.stop()

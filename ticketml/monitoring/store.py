@@ -266,10 +266,12 @@ class PredictionLog:
                 with self.lock:
                     self.written += len(records)
             except Exception as exc:  # noqa: BLE001 - a log that fails must not fail serving
+                from ticketml.stack import mask  # a database URL in the message: no password
+
                 with self.lock:
                     self.dropped["write_error"] += len(records) or sum(len(b[0]) for b in batch)
                     first = self.last_error is None
-                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    self.last_error = mask(f"{type(exc).__name__}: {exc}")
                 if first:
                     log.warning("prediction log: write failed, dropping: %s", self.last_error)
             finally:
