@@ -2,11 +2,14 @@
 data): no 5xx, and every answer — errors included — matches the documented status codes,
 content types and response schemas."""
 
+import tempfile
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
 from pyfunc.core import TicketClassifier
+from ticketml.monitoring.store import FeedbackStore, PredictionLog
 from ticketml.serving.app import create_app
 
 CHECKS = [
@@ -27,10 +30,21 @@ class DeferredModel:
     def predict(self, texts, min_confidence=None):
         return self.target.predict(texts, min_confidence=min_confidence)
 
+    @property
+    def label_maps(self):
+        return self.target.label_maps
+
 
 MODEL = DeferredModel()
+LOG = tempfile.mkdtemp(prefix="ticketml-fuzz-log-")  # the prediction log and feedback, real files
 schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", create_app(lambda: (MODEL, "fuzz"), background=False)
+    "/openapi.json",
+    create_app(
+        lambda: (MODEL, "fuzz"),
+        background=False,
+        prediction_log=PredictionLog(LOG),
+        feedback=FeedbackStore(LOG),
+    ),
 )
 
 
@@ -56,4 +70,5 @@ def test_the_fuzzer_really_reached_the_model():
     assert len(CALLS) >= 100, len(CALLS)
     statuses = {status for _, status in CALLS}
     assert 200 in statuses and statuses & {400, 413, 415, 422}, statuses
-    assert {label for label, _ in CALLS} >= {"POST /predict", "POST /predict/batch", "GET /ready"}
+    labels = {label for label, _ in CALLS}
+    assert labels >= {"POST /predict", "POST /predict/batch", "POST /feedback", "GET /ready"}

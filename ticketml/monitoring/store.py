@@ -283,12 +283,15 @@ class PredictionLog:
     def flush(self, timeout: float = 30) -> bool:
         """Wait until everything submitted so far is written (or dropped)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.thread.is_alive():
             if self.queue.empty() and self.idle.wait(0.05):
                 return True
         return False
 
     def close(self, timeout: float = 30) -> None:
+        """Write what is queued, then stop the writer (a second close does nothing)."""
+        if not self.thread.is_alive():
+            return
         self.flush(timeout)
         self.queue.put(None)
         self.thread.join(timeout)

@@ -70,10 +70,8 @@ def create_app(
     async def lifespan(app: FastAPI):
         yield
         state.stopped.set()  # the reload loop (serve.reload_interval_s) ends with the app
-        if prediction_log is not None:
-            prediction_log.close()  # what was answered is written before the process ends
-        if feedback is not None:
-            feedback.close()
+        if prediction_log is not None:  # what was answered is written before the process ends
+            prediction_log.flush()  # (the writer stays: an app can be started again, in tests)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -346,7 +344,7 @@ def feedback_route(app: FastAPI, state: ModelState, feedback) -> None:
         "/feedback",
         response_model=FeedbackAnswer,
         dependencies=[Depends(require_json)],
-        responses=error_responses(401, 415, 422, 503),
+        responses=error_responses(400, 401, 413, 415, 422, 503),
         summary="the correct topic and/or priority of a prediction (by request id) or a text",
     )
     def give_feedback(req: FeedbackRequest) -> dict:
