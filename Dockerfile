@@ -31,7 +31,9 @@ WORKDIR /app
 COPY configs configs
 # The exported model (see .dockerignore: only the serving files travel).
 COPY artifacts/ artifacts/
-RUN useradd --create-home --uid 10001 ticketml && chown ticketml /app
+# /app/predictions: the prediction log and feedback (serve.prediction_log; mount a volume to keep it)
+RUN useradd --create-home --uid 10001 ticketml && mkdir /app/predictions \
+ && chown ticketml /app /app/predictions
 USER ticketml
 
 EXPOSE 8000

@@ -852,6 +852,28 @@ def sweep_section() -> list[str]:
     return lines
 
 
+def prediction_log_section() -> list[str]:
+    r = load("prediction_log.json")
+    if not r:
+        return []
+    off = r["modes"]["log off"]
+    lines = [
+        f"**What logging costs** (`python bench/prediction_log.py`, after `make demo`; this "
+        f"project's 2-core CPU, {r['clients']} clients, {r['requests']} requests per mode, "
+        f"texts: {r['texts']}):",
+        "",
+        "| mode | p50 ms | p99 ms | requests/s | p50 × | p99 × | logged | dropped |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, m in r["modes"].items():
+        lines.append(
+            f"| {name} | {m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['requests_per_s']:.1f} | "
+            f"{m['p50_ms'] / off['p50_ms']:.2f} | {m['p99_ms'] / off['p99_ms']:.2f} | "
+            f"{m['records_written']} | {m['records_dropped']} |"
+        )
+    return lines
+
+
 def reliability_section() -> list[str]:
     r, load_test = load("reliability.json"), load("serve.json")
     if not r:
@@ -1144,7 +1166,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--print", action="store_true")
     args = parser.parse_args()
-    blocks = {"BENCHMARKS": render(), "RELIABILITY": render_parts([reliability_section()])}
+    blocks = {
+        "BENCHMARKS": render(),
+        "RELIABILITY": render_parts([reliability_section()]),
+        "MONITORING": render_parts([prediction_log_section()]),
+    }
     if args.print:
         print("\n".join(blocks.values()))
         return

@@ -119,15 +119,19 @@ def drift_plot(reference: dict, live: dict, timeline, path: str | Path) -> Path:
         )
     ax.set(title="topic confidence", xlabel="probability of the topic given")
     ax.legend()
+    periods = [t.strftime("%m-%d %H:00") for t in timeline.index]
+    step = max(1, len(periods) // 8)
     ax = axes[0, 3]
     if len(timeline):
-        ax.plot(timeline.index, timeline["predictions"], marker="o")
-        ax.tick_params(axis="x", rotation=45, labelsize=7)
-    ax.set(title="live predictions", ylabel="per period")
+        ax.bar(range(len(periods)), timeline["predictions"], color="tab:blue")
+        ax.set_xticks(range(0, len(periods), step), periods[::step], rotation=45, fontsize=7)
+    ax.set(title="live predictions per period", ylabel="predictions")
     ax = axes[1, 3]
     if len(timeline) and "needs_review" in timeline:
-        ax.plot(timeline.index, timeline["needs_review"], marker="o", color="tab:red")
-        ax.tick_params(axis="x", rotation=45, labelsize=7)
+        ax.plot(range(len(periods)), timeline["needs_review"], marker="o", color="tab:red")
+        ax.set_xticks(range(0, len(periods), step), periods[::step], rotation=45, fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "not flagged: serve.min_confidence is unset", ha="center", fontsize=9)
     ax.set(title="needs_review share", ylim=(0, 1))
     fig.tight_layout()
     return _save(fig, path)

@@ -187,6 +187,16 @@ def test_api_image_serves_raw_rows_like_the_exported_model(api_image, reference)
             time.sleep(0.5)
         # a non-root user, and no torch in the serving image
         assert docker("exec", name, "id", "-u").stdout.strip() == "10001"
+        # every answered prediction is in the image's prediction log (/app/predictions)
+        answered, deadline = 2 * len(ACCEPTED) + 1, time.monotonic() + 30
+        while f"ticketml_prediction_log_records_total {answered}\n" not in (
+            metrics := httpx.get(f"{base}/metrics").text
+        ):
+            assert time.monotonic() < deadline, metrics[-600:]
+            time.sleep(0.2)
+        assert 'ticketml_prediction_log_dropped_total{reason="write_error"} 0' in metrics
+        logged = docker("exec", name, "sh", "-c", "cat /app/predictions/predictions-*.jsonl")
+        assert len(logged.stdout.strip().splitlines()) == answered
         no_torch = docker("exec", name, "python", "-c", "import torch", check=False)
         assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
         # `docker stop` (SIGTERM): a clean stop, exit 0, said so in the log

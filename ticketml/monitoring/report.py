@@ -26,6 +26,10 @@ def timeline(live: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _when(stamp: str) -> str:
+    return pd.Timestamp(stamp).strftime("%Y-%m-%d %H:%M")
+
+
 def _value(v) -> str:
     if v is None:
         return "n/a"
@@ -83,8 +87,8 @@ def write_report(result: dict, ref: dict, live: pd.DataFrame, path: Path) -> Pat
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>ticketml monitor: {verdict}</title><style>{STYLE}</style></head><body>
 <h1>ticketml monitor: {verdict}</h1>
-<p>Prediction log <code>{html.escape(result["log"])}</code>, {html.escape(result["since"])} ..
-{html.escape(result["until"])} (UTC). Reference: {html.escape(result["reference"])}.
+<p>Prediction log <code>{html.escape(result["log"])}</code>, {_when(result["since"])} to
+{_when(result["until"])} UTC. Reference: {html.escape(result["reference"])}.
 Torn records skipped: {result["torn_records_skipped"]}.</p>
 {body}
 <h2>Reference against live (all versions)</h2>
