@@ -25,10 +25,9 @@ RUN pip install --cert /etc/ssl/certs/ca-certificates.crt --no-deps . \
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH \
-    TICKETML_CONFIG_DIR=/app/configs MODEL_URI=artifacts PORT=8000
+    MODEL_URI=artifacts PORT=8000
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY configs configs
 # The exported model (see .dockerignore: only the serving files travel).
 COPY artifacts/ artifacts/
 # /app/predictions: the prediction log and feedback (serve.prediction_log; mount a volume to keep it)

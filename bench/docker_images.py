@@ -32,7 +32,7 @@ from bench.machine import machine_info, write_result  # noqa: E402
 from bench.serve_load import free_port  # noqa: E402
 
 SOURCES = ("Dockerfile", ".dockerignore", "requirements-serve.txt", "pyproject.toml", "README.md",
-           "ticketml", "pyfunc", "configs", "docker")  # fmt: skip
+           "ticketml", "pyfunc", "docker")  # fmt: skip
 TEXT = "VPN keeps disconnecting every hour since the update, error 809 in the log"
 
 

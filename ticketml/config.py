@@ -19,9 +19,10 @@ from ticketml.errors import ConfigError
 
 
 def config_dir() -> Path:
-    """`$TICKETML_CONFIG_DIR`, else ./configs, else the repository's configs/."""
+    """`$TICKETML_CONFIG_DIR`, else ./configs (a project's own copy), else the defaults that ship
+    inside the package (ticketml/configs/; the repository's configs/ links to them)."""
     candidates = [os.environ.get("TICKETML_CONFIG_DIR"), "configs"]
-    candidates.append(str(Path(__file__).resolve().parent.parent / "configs"))
+    candidates.append(str(Path(__file__).resolve().parent / "configs"))
     for cand in candidates:
         if cand and (Path(cand) / "config.yaml").is_file():
             return Path(cand).resolve()

@@ -34,7 +34,6 @@ SOURCES = (
     "README.md",
     "ticketml",
     "pyfunc",
-    "configs",
     "docker",
     "scripts/postgres-init.sql",
 )

@@ -247,7 +247,7 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
     context.mkdir()
     for name in (".dockerignore", "requirements-serve.txt", "pyproject.toml", "README.md"):
         shutil.copy(REPO / name, context / name)
-    for folder in ("ticketml", "pyfunc", "configs"):
+    for folder in ("ticketml", "pyfunc"):  # the configs are in the package
         shutil.copytree(
             REPO / folder, context / folder, ignore=shutil.ignore_patterns("__pycache__")
         )

@@ -258,7 +258,7 @@ def run_monitor(cfg: DictConfig) -> dict:
         "torn_records_skipped": int(records.attrs.get("torn", 0)),
         "versions": versions,
     }
-    report = write_report(result, ref, live, Path(m.report))
+    report = write_report(result, ref, live, profile(live), Path(m.report))
     result["report"] = str(report)
     if m.log_to_mlflow:
         log_to_mlflow(cfg, result, report)

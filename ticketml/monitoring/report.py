@@ -73,13 +73,13 @@ text-align:left;font-size:14px}tr.bad{background:#fdd}tr.ok{background:#efe}
 img{max-width:100%;border:1px solid #ddd}"""
 
 
-def write_report(result: dict, ref: dict, live: pd.DataFrame, path: Path) -> Path:
+def write_report(result: dict, ref: dict, live: pd.DataFrame, current: dict, path: Path) -> Path:
+    """`current`: the live window's profile (monitor.profile), `live` its records."""
     from ticketml.io import atomic_path, write_json
-    from ticketml.monitoring.monitor import profile
     from ticketml.plots import drift_plot
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    png = drift_plot(ref, profile(live), timeline(live), path.with_suffix(".png"))
+    png = drift_plot(ref, current, timeline(live), path.with_suffix(".png"))
     image = base64.b64encode(png.read_bytes()).decode("ascii")
     crossed = sum(len(v["crossed"]) for v in result["versions"])
     verdict = f"{crossed} threshold(s) crossed" if crossed else "no threshold crossed"
