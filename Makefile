@@ -8,14 +8,14 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PORT ?= 5001
-# pip extras installed by `make setup`; `make test EXTRAS=dev,spark` adds pyspark (score_spark)
-EXTRAS ?= dev
+# pip extras installed by `make setup`; `make test EXTRAS=dev,dvc,spark` adds pyspark (score_spark)
+EXTRAS ?= dev,dvc
 
 .PHONY: e5 mpnet setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui stack stack-stop docker-base docker-api
 
-$(BIN)/ticketml: pyproject.toml
+$(BIN)/ticketml: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[$(EXTRAS)]'
 	touch $@
 
 setup: $(BIN)/ticketml  ## create .venv and install ticketml with dev tools
