@@ -92,6 +92,24 @@ def exported_metrics(cfg: DictConfig, bundle) -> dict[str, float]:
         if path.is_file():
             flat = flat_metrics(read_json(path))
             out |= {prefix + k: v for k, v in flat.items() if k.startswith("test_")}
+    return out | language_metrics(cfg)
+
+
+def language_metrics(cfg: DictConfig) -> dict[str, float]:
+    """The served model's test scores per language, from `evaluate`'s report of this export
+    (`lang_<code>_test_<task>_macro_f1`, `..._accuracy`, `lang_<code>_test_rows`); none without
+    a report or a language column."""
+    path = Path(cfg.paths.artifacts_dir) / "metrics" / "report.json"
+    if not path.is_file():
+        return {}
+    report = read_json(path)
+    served = report.get("served_model")
+    out: dict[str, float] = {}
+    for lang, models in (report.get("by_language") or {}).items():
+        for task, values in (models.get(served) or {}).items():
+            for key in ("macro_f1", "accuracy"):
+                out[f"lang_{lang}_test_{task}_{key}"] = float(values[key])
+            out[f"lang_{lang}_test_rows"] = float(values["n"])
     return out
 
 

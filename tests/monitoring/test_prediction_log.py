@@ -161,3 +161,12 @@ def test_batch_infer_logs_every_row_under_the_batch_id(export_workdir, capsys):
     in_order = logged.loc[[f"{batch}:{i}" for i in range(len(test))]]
     assert in_order["topic"].tolist() == out["predicted_topic"].tolist()
     assert in_order["text_sha256"].tolist() == [text_hash(t) for t in test["raw_text"]]
+
+
+def test_feedback_is_behind_the_api_key_like_predictions(export_workdir):
+    with TestClient(app_for(export_workdir, "serve.api_key=s3cret")) as api:
+        body = {"text": RUSSIAN, "topic": "billing"}
+        assert api.post("/feedback", json=body).status_code == 401
+        keyed = api.post("/feedback", json=body, headers={"Authorization": "Bearer s3cret"})
+        assert keyed.status_code in (200, 422)  # past the key: the label is checked next
+    assert read_feedback(str(export_workdir / "log")).shape[0] == int(keyed.status_code == 200)

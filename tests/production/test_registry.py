@@ -58,6 +58,14 @@ def test_a_version_carries_its_model_card_and_training_data(export_workdir):
     assert all(name.startswith("synthetic-") for name in inputs)
     logged = mlflow.artifacts.load_text(f"runs:/{version.run_id}/model_card.md")
     assert logged == card.split("-->", 1)[1].lstrip()
+    # the served model's scores per language, as evaluate reported them
+    report = json.loads((export_workdir / "artifacts/metrics/report.json").read_text())
+    for lang, models in report["by_language"].items():
+        served = models[report["served_model"]]
+        for task in ("topic", "priority"):
+            tag = float(version.tags[f"lang_{lang}_test_{task}_macro_f1"])
+            assert tag == pytest.approx(served[task]["macro_f1"], abs=1e-12)
+    assert {"en", "ru"} <= set(report["by_language"])
     assert run_cli("promote", "promote.baseline_floor=false") == 0  # already champion: unchanged
     assert client.get_model_version("ticketml", "1").description == card
 

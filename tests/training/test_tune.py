@@ -51,6 +51,13 @@ def test_a_clearly_bad_trial_is_pruned(data_workdir, tiny_encoder):
     states = [t.state for t in study.trials]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
     assert study.trials[1].params["train.learning_rate"] == 1.0
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{data_workdir}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["ticketml"]).set_index("tags.mlflow.runName")
+    assert runs.loc["trial-1", "tags.optuna.state"] == "pruned"
+    assert runs.loc["trial-1", "status"] == "FINISHED"  # stopped as planned, not FAILED
+    assert runs.loc["trial-0", "status"] == "FINISHED"
 
 
 def test_the_default_enqueued_trial_lies_in_the_default_search_space():

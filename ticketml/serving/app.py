@@ -243,6 +243,13 @@ def operator_routes(app: FastAPI, state: ModelState, metrics, prediction_log=Non
         return PlainTextResponse(metrics.render(identity, prediction_log), media_type=CONTENT_TYPE)
 
 
+async def require_json(request: Request) -> None:
+    """A dependency of the JSON endpoints: any other Content-Type is a 415 saying which."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise HTTPException(415, f"Content-Type must be application/json, got {kind or 'none'!r}")
+
+
 def prediction_routes(
     app: FastAPI,
     state: ModelState,
@@ -260,13 +267,6 @@ def prediction_routes(
 
     from ticketml.monitoring.features import vocabulary_of
     from ticketml.monitoring.store import new_request_id
-
-    async def require_json(request: Request) -> None:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "application/json":
-            raise HTTPException(
-                415, f"Content-Type must be application/json, got {kind or 'none'!r}"
-            )
 
     def check_texts(texts: list[str]) -> None:
         try:  # the served model's own contract (pyfunc.inputs), with this service's limit
@@ -332,13 +332,6 @@ def feedback_route(app: FastAPI, state: ModelState, feedback) -> None:
     """POST /feedback: an agent's correction of a prediction (by its X-Request-Id) or of a text;
     the labels must be the serving model's. The same request id again replaces the first."""
     from fastapi import Depends
-
-    async def require_json(request: Request) -> None:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "application/json":
-            raise HTTPException(
-                415, f"Content-Type must be application/json, got {kind or 'none'!r}"
-            )
 
     @app.post(
         "/feedback",

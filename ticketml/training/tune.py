@@ -113,6 +113,7 @@ def make_objective(cfg: DictConfig, space: dict[str, dict]):
         trial_cfg = with_params(cfg, params)
         trial_cfg.train.limit_train_batches = cfg.tune.limit_train_batches
         folder = trials_dir(cfg) / f"trial-{trial.number}"
+        pruned: optuna.TrialPruned | None = None
         with mlflow.start_run(
             run_name=f"trial-{trial.number}", nested=True, tags={"optuna.trial": str(trial.number)}
         ) as run:
@@ -125,24 +126,29 @@ def make_objective(cfg: DictConfig, space: dict[str, dict]):
                     max_epochs=cfg.tune.max_epochs,
                     checkpoint_dir=str(folder),
                 )
-            except optuna.TrialPruned:
+            except optuna.TrialPruned as exc:
+                # a pruned trial stopped as planned: its run ends FINISHED (tagged pruned), not
+                # FAILED, and Optuna gets the TrialPruned once the run is closed
                 stage.tags(**{"optuna.state": "pruned"})
                 shutil.rmtree(folder, ignore_errors=True)
-                raise
-            value = max(history.series(cfg.train.monitor))
-            # what the kept model needs later: its weights and its training history
-            trial.set_user_attr("checkpoint", str(Path(best).resolve()))
-            trial.set_user_attr(
-                "history",
-                {
-                    "rows": history.rows,
-                    "epoch_seconds": history.epoch_seconds,
-                    "train_seconds": history.train_seconds,
-                    "val_seconds": history.val_seconds,
-                },
-            )
-            stage.metrics({"objective": value})
-            stage.tags(**{"optuna.state": "complete"})
+                pruned = exc
+            else:
+                value = max(history.series(cfg.train.monitor))
+                # what the kept model needs later: its weights and its training history
+                trial.set_user_attr("checkpoint", str(Path(best).resolve()))
+                trial.set_user_attr(
+                    "history",
+                    {
+                        "rows": history.rows,
+                        "epoch_seconds": history.epoch_seconds,
+                        "train_seconds": history.train_seconds,
+                        "val_seconds": history.val_seconds,
+                    },
+                )
+                stage.metrics({"objective": value})
+                stage.tags(**{"optuna.state": "complete"})
+        if pruned is not None:
+            raise pruned
         return value
 
     return objective
