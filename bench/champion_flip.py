@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine_info, write_result  # noqa: E402
-from bench.serve_load import fastapi_cmd, free_port, start  # noqa: E402
+from tools.loopback import fastapi_cmd, free_port, start  # noqa: E402
 
 
 def flip_under_load(

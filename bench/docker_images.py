@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine_info, write_result  # noqa: E402
-from bench.serve_load import free_port  # noqa: E402
+from tools.loopback import free_port  # noqa: E402
 
 SOURCES = ("Dockerfile", ".dockerignore", "requirements-serve.txt", "pyproject.toml", "README.md",
            "ticketml", "pyfunc", "docker")  # fmt: skip

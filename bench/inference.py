@@ -26,11 +26,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from bench.machine import machine_info, write_result  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+from tools.loopback import percentile  # noqa: E402
 
 
 def measure(engine, core, texts: list[str], n_single: int, repeats: int) -> dict:

@@ -1,6 +1,6 @@
 """What the prediction log costs a request: one FastAPI server per mode on the same model (log
 off; on, keeping the hash, length, language and unknown-word share; on with the texts), driven
-in turn with the same bounded load (bench/serve_load.drive), rounds interleaved so that drift of
+in turn with the same bounded load (tools/loopback.drive), rounds interleaved so that drift of
 the machine hits every mode alike.
 
     python bench/prediction_log.py [--workdir .] [--clients 8] [--requests 300] [--rounds 3]
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine_info, write_result  # noqa: E402
-from bench.serve_load import drive, fastapi_cmd, free_port, start  # noqa: E402
+from tools.loopback import drive, fastapi_cmd, free_port, start  # noqa: E402
 
 JIRA = ROOT.parent / "shared" / "data" / "jira-agile-sample" / "tickets.csv"
 

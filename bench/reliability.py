@@ -2,7 +2,7 @@
 
     python bench/reliability.py [--workdir .] [--max-examples 500]
 
-1. the hostile-input table (bench/hostile_inputs.py): status and message of each, and whether the
+1. the hostile-input table (tools/hostile_inputs.py): status and message of each, and whether the
    next valid request still succeeds;
 2. schemathesis (CLI) fuzzing every operation of the served OpenAPI schema: cases sent, 5xx
    answers, schema violations;
@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.hostile_inputs import HOSTILE, VALID  # noqa: E402
 from bench.machine import machine_info, write_result  # noqa: E402
-from bench.serve_load import fastapi_cmd, free_port, start  # noqa: E402
+from tools.hostile_inputs import HOSTILE, VALID  # noqa: E402
+from tools.loopback import fastapi_cmd, free_port, start  # noqa: E402
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 

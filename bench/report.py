@@ -888,7 +888,7 @@ def reliability_section() -> list[str]:
         f"**{f['server_errors']} server errors**, {f['failed_checks']} failed checks "
         f"(status code, content type and response body all match the schema). Answers: {statuses}.",
         "",
-        "### Hostile inputs (`bench/hostile_inputs.py`, against `ticketml serve` on loopback)",
+        "### Hostile inputs (`tools/hostile_inputs.py`, against `ticketml serve` on loopback)",
         "",
         "Each request gets its 4xx with a one-line `detail`; the valid request sent right after it "
         "is answered 200 every time. Texts are **not** silently truncated at the API: over "

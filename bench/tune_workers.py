@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine_info, write_result  # noqa: E402
-from bench.serve_load import free_port  # noqa: E402
+from tools.loopback import free_port  # noqa: E402
 
 
 def run(workers: int, trials: int, workdir: Path, storage: str, overrides: list[str]) -> dict:

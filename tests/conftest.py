@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.serve_load import free_port  # noqa: F401 - one free-port helper, re-exported for tests
+from tools.loopback import free_port  # noqa: F401 - one free-port helper, re-exported for tests
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

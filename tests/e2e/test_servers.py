@@ -8,11 +8,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from bench.hostile_inputs import HOSTILE, VALID
-from bench.serve_load import drive, fastapi_cmd, mlflow_serve_cmd, rss_mib, start
 from pyfunc.core import TicketClassifier
 from tests.conftest import free_port, run_cli, wait_for
 from ticketml.serving.app import create_app
+from tools.hostile_inputs import HOSTILE, VALID
+from tools.loopback import drive, fastapi_cmd, mlflow_serve_cmd, rss_mib, start
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +258,7 @@ def test_a_corrupt_model_file_keeps_ready_503_and_health_200(exported_model, tmp
 
 @pytest.mark.slow
 def test_bounded_concurrent_load_has_no_errors_and_memory_stays_flat(export_workdir):
-    """The load driver of bench/serve_load.py against a real server: 4 clients × 150 requests × 3
+    """The load driver of the benchmarks (tools/loopback.py) against a real server: 4 clients × 150 requests × 3
     rounds. No errors, a p99 exists; resident memory after round 3 is within 25 MiB of round 1."""
     import pandas as pd
 
