@@ -62,6 +62,10 @@ def test_serving_requirements_use_the_locked_versions():
     assert not [line for line in served if line.startswith(("torch", "transformers", "pyarrow"))]
     assert "mlflow-skinny==" + project["mlflow"] in served
     assert not [line for line in served if line.startswith("mlflow==")]
+    # the registered model's own environment: mlflow-skinny too (less than half of full mlflow)
+    model = requirement_lines(ROOT / "pyfunc/requirements.txt")
+    assert any(line.startswith("mlflow-skinny==") for line in model)
+    assert not [line for line in model if line.startswith("mlflow==")]
 
 
 def test_conda_yaml_lists_the_direct_dependencies_at_the_locked_versions():

@@ -145,16 +145,14 @@ def test_an_empty_window_is_one_clear_error(export_workdir, capsys):
     assert "no predictions in" in capsys.readouterr().err
 
 
-def test_two_windows_of_the_log_compare_with_each_other(
-    export_workdir, same_distribution, monkeypatch
-):
+def test_two_windows_of_the_log_compare_with_each_other(export_workdir, same_distribution):
     """monitor.reference=SINCE..UNTIL: last month's traffic is the reference, not the training
     split (no model or data needed for it)."""
     import ticketml.monitoring.store as store
 
-    monkeypatch.setattr(store, "now_iso", lambda: "2026-11-01T12:00:00.000Z")
-    target = log_window(export_workdir, "log", same_distribution)  # a month ago
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as past:  # (the fixture's own monkeypatch holds the cwd)
+        past.setattr(store, "now_iso", lambda: "2026-11-01T12:00:00.000Z")
+        target = log_window(export_workdir, "log", same_distribution)  # a month ago
     log_window(export_workdir, "log", same_distribution[:30] + GERMAN * 8)  # today
     code, fig = monitor(export_workdir, target, "monitor.reference=2026-11-01..2026-11-02")
     assert code == 3 and fig["rows"] == 30 + 64

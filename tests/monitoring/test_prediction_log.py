@@ -98,16 +98,14 @@ def test_feedback_checks_labels_and_a_second_correction_replaces_the_first(expor
     assert len(feedback) == 2 and feedback.loc[rid, "topic"] == topics[2]
 
 
-def test_a_full_disk_drops_records_with_a_counter_and_never_fails_a_request(
-    export_workdir, monkeypatch
-):
+def test_a_full_disk_drops_records_with_a_counter_and_never_fails_a_request(export_workdir):
     import ticketml.monitoring.store as store
 
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store.os, "write", full)
-    with TestClient(app_for(export_workdir)) as api:
+    with pytest.MonkeyPatch.context() as disk, TestClient(app_for(export_workdir)) as api:
+        disk.setattr(store.os, "write", full)  # every write of the log's file fails
         for _ in range(3):
             assert api.post("/predict", json={"text": RUSSIAN}).status_code == 200
         assert api.post("/predict/batch", json={"texts": ENGLISH}).status_code == 200
@@ -115,7 +113,6 @@ def test_a_full_disk_drops_records_with_a_counter_and_never_fails_a_request(
         dropped = 'ticketml_prediction_log_dropped_total{reason="write_error"}'
         assert metric(api, dropped) == 5
         assert metric(api, "ticketml_prediction_log_records_total") == 0
-    monkeypatch.undo()
     assert read_records(str(export_workdir / "log")).empty
 
 
