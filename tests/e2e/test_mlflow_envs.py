@@ -113,7 +113,8 @@ def test_mlflow_models_serve_in_the_models_own_environment(export_workdir, tmp_p
             check=True,
         ).stdout
         names = {p["name"].lower() for p in json.loads(installed)}
-        assert {"onnxruntime", "tokenizers", "mlflow"} <= names and "torch" not in names
+        assert {"onnxruntime", "tokenizers", "mlflow-skinny"} <= names and "torch" not in names
+        assert "mlflow" not in names and "scikit-learn" not in names  # not MLflow's server stack
     finally:
         server.terminate()
         server.wait(timeout=60)
