@@ -175,9 +175,7 @@ def table_for(kind: str, metadata):
 
 
 def _sql_row(record: dict) -> dict:
-    return {
-        k: json.dumps(v) if isinstance(v, dict) else v for k, v in record.items() if k != "line"
-    }
+    return {k: json.dumps(v) if isinstance(v, dict) else v for k, v in record.items()}
 
 
 def open_sink(target: str, kind: str, rotate_mb: float = 64):
@@ -218,16 +216,13 @@ class PredictionLog:
             rotate_mb=float(s.log_rotate_mb),
         )
 
-    def _item(self, rows, texts, request_id, identity, source, latency_ms, vocabulary, ids):
-        return (rows, texts, request_id, identity, source, latency_ms, vocabulary, ids)
-
     def submit(
         self, rows, texts, request_id, identity, source="api", latency_ms=None, vocabulary=None
     ) -> bool:
         try:
             self.idle.clear()
             self.queue.put_nowait(
-                self._item(rows, texts, request_id, identity, source, latency_ms, vocabulary, None)
+                (rows, texts, request_id, identity, source, latency_ms, vocabulary, None)
             )
             return True
         except queue.Full:
@@ -237,7 +232,7 @@ class PredictionLog:
 
     def submit_wait(self, rows, texts, ids, identity, source, vocabulary=None) -> None:
         self.idle.clear()
-        self.queue.put(self._item(rows, texts, None, identity, source, None, vocabulary, ids))
+        self.queue.put((rows, texts, None, identity, source, None, vocabulary, ids))
 
     def _run(self) -> None:
         sink = None
@@ -269,7 +264,8 @@ class PredictionLog:
                 from ticketml.stack import mask  # a database URL in the message: no password
 
                 with self.lock:
-                    self.dropped["write_error"] += len(records) or sum(len(b[0]) for b in batch)
+                    # every prediction of the batch, also when building its records failed half-way
+                    self.dropped["write_error"] += sum(len(item[0]) for item in batch)
                     first = self.last_error is None
                     self.last_error = mask(f"{type(exc).__name__}: {exc}")
                 if first:
