@@ -107,6 +107,7 @@ def measure(
     compared = compare(
         logits, base, labels, label_maps, languages, str(cfg.model.combiner), int(cfg.seed), ceiling
     )
+    saved = {"baseline": base, **compared.pop("saved")}
     if probs_dir is not None:  # per-row probabilities, to try other combinations without retraining
         probs_dir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(
@@ -114,13 +115,12 @@ def measure(
             **{
                 f"{s}_{m}_{t}": p[s][t]
                 for s in ("val", "test")
-                for m, p in (("baseline", base), *compared.pop("saved").items())
+                for m, p in saved.items()
                 for t in TASKS
             },
             **{f"{s}_labels_{t}": labels[s][t] for s in ("val", "test") for t in TASKS},
             test_language=languages if languages is not None else np.array([""] * len(test)),
         )
-    compared.pop("saved", None)
     result = {
         "dataset": data,
         "seed": int(cfg.seed),

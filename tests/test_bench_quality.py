@@ -1,6 +1,7 @@
 """The quality benchmarks' own logic: the synthetic ceiling and the blend comparison."""
 
 import numpy as np
+import pytest
 
 from bench.blend import candidates, shipped_weights
 from bench.ceiling import measure
@@ -37,3 +38,27 @@ def test_blend_candidates_are_fitted_on_val_and_scored_on_test():
     assert scores["hybrid (shipped)"] == 1.0  # val says: trust the transformer
     assert scores["log-linear"] == 1.0
     assert scores["stacking C=1.0"] > 0.95
+
+
+def test_a_run_saves_its_probabilities_and_rescoring_them_gives_the_same_baseline(
+    tmp_path, workdir
+):
+    from bench.quality import measure as quality
+    from bench.quality import rescore
+
+    result = quality(
+        "synthetic",
+        ["data.synthetic.n_samples=400", "train.max_epochs=1", "train.limit_train_batches=2"],
+        probs_dir=tmp_path,
+    )
+    (saved,) = tmp_path.glob("synthetic_seed*.npz")
+    keys = set(np.load(saved).files)
+    for split in ("val", "test"):
+        for task in ("topic", "priority"):
+            assert {f"{split}_{m}_{task}" for m in ("baseline", "transformer", "tempered")} <= keys
+    assert "saved" not in result
+    again = rescore(saved, "blend")
+    for task in ("topic", "priority"):
+        assert again["models"]["baseline"][task]["macro_f1"] == pytest.approx(
+            result["models"]["baseline"][task]["macro_f1"]
+        )
