@@ -118,7 +118,7 @@ class Train:
     precision: Optional[str] = None
     cudnn_attention: bool = False
     early_stopping_patience: Any = "auto"  # an int or "auto"
-    max_minutes: Optional[float] = None
+    max_minutes: Any = "auto"  # a number, "auto" or None
     monitor: str = "val/mean_macro_f1"
     balanced_sampling: bool = False
     num_workers: int = 0

@@ -12,22 +12,24 @@ from ticketml.training.runtime import budget, head_tokens
 
 
 def _train(**values):
-    base = {"max_epochs": "auto", "early_stopping_patience": "auto", "max_minutes": None}
+    base = {"max_epochs": "auto", "early_stopping_patience": "auto", "max_minutes": "auto"}
     return OmegaConf.create({**base, **values})
 
 
 def test_auto_budget_is_short_on_the_cpu_and_patient_on_a_gpu():
     assert budget(_train(), on_gpu=False) == (6, 2, None)
-    assert budget(_train(), on_gpu=True) == (20, 4, None)
-    assert budget(_train(max_epochs=3, early_stopping_patience=5), on_gpu=True) == (3, 5, None)
+    assert budget(_train(), on_gpu=True) == (60, 6, 10.0)
+    assert budget(_train(max_epochs=3, early_stopping_patience=5), on_gpu=True) == (3, 5, 10.0)
     # tune.max_epochs (an int or auto) replaces train.max_epochs, under the same policy
-    assert budget(_train(max_epochs=3), on_gpu=True, max_epochs="auto") == (20, 4, None)
+    assert budget(_train(max_epochs=3), on_gpu=True, max_epochs="auto") == (60, 6, 10.0)
     assert budget(_train(max_minutes=1.5), on_gpu=False) == (6, 2, 1.5)
+    assert budget(_train(max_minutes=None), on_gpu=True) == (60, 6, None)
     for bad in ({"max_epochs": 0}, {"max_epochs": "1.5"}, {"early_stopping_patience": "x"}):
         with pytest.raises(TicketMLError, match="positive whole number or auto"):
             budget(_train(**bad), on_gpu=False)
-    with pytest.raises(TicketMLError, match="max_minutes"):
-        budget(_train(max_minutes=0), on_gpu=False)
+    for bad in (0, "soon"):
+        with pytest.raises(TicketMLError, match="max_minutes"):
+            budget(_train(max_minutes=bad), on_gpu=False)
 
 
 def test_head_tail_keeps_half_of_max_length_by_default():
