@@ -121,7 +121,9 @@ def budget(t: DictConfig, on_gpu: bool, max_epochs=None) -> tuple[int, int, floa
     try:
         minutes = float(minutes) if minutes is not None else None
     except ValueError:
-        raise TicketMLError(f"train.max_minutes={minutes!r} must be a number, auto or null") from None
+        raise TicketMLError(
+            f"train.max_minutes={minutes!r} must be a number, auto or null"
+        ) from None
     if minutes is not None and minutes <= 0:
         raise TicketMLError(f"train.max_minutes={minutes} must be positive (or null: no cap)")
     return epochs, patience, minutes
