@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine_info, write_result  # noqa: E402
+from tools.faults import infer_with_file_size_limit  # noqa: E402
 from tools.hostile_inputs import HOSTILE, VALID  # noqa: E402
 from tools.loopback import fastapi_cmd, free_port, start  # noqa: E402
 
@@ -123,43 +124,6 @@ def startup_fault(name: str, model_dir: Path, workdir: Path) -> dict:
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(30)
-
-
-def file_size_limit(limit: int):
-    """A subprocess `preexec_fn`: the child's writes past `limit` bytes fail with EFBIG (as on a
-    full disk) instead of killing it with SIGXFSZ."""
-
-    def apply() -> None:
-        import resource
-        import signal
-
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
-
-
-def infer_with_file_size_limit(
-    cwd: Path, input_path, output_path, model_uri, chunk_size: int, limit: int, timeout: int
-) -> subprocess.CompletedProcess:
-    """Batch `ticketml infer` in a real child process whose writes stop at `limit` bytes."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ticketml",
-            "infer",
-            f"--input_path={input_path}",
-            f"--output_path={output_path}",
-            f"infer.model_uri={model_uri}",
-            f"infer.chunk_size={chunk_size}",
-        ],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        preexec_fn=file_size_limit(limit),
-    )
 
 
 def disk_full_fault(workdir: Path, scratch: Path) -> dict:

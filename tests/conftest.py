@@ -131,14 +131,19 @@ def exported_model(prepared_data, tiny_encoder, tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("exported")
     for name in ("data", "artifacts"):
         shutil.copytree(prepared_data / name, base / name)
-    cwd = os.getcwd()
+    cwd, uri = os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI")
     os.chdir(base)
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{base}/mlflow.db"  # its runs: base/mlflow.db
     try:
         assert main(["baseline", "baseline.max_features=3000"]) == 0
         assert main(["train", *tiny_overrides(tiny_encoder, epochs=3)]) == 0
         assert main(["export_onnx"]) == 0
     finally:
         os.chdir(cwd)
+        if uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = uri
     return base
 
 

@@ -148,21 +148,23 @@ def run_evaluate(cfg: DictConfig) -> dict:
         ceiling = ceiling_proba(cfg, test["text"].tolist(), classifier.label_maps)
         if ceiling is None:
             print("no ceiling row: the test rows are not this config's synthetic data")
-    print(
-        f"evaluate: scoring {len(test)} raw test tickets through the exported model ...", flush=True
-    )
-    started = time.perf_counter()
-    report = build_report(classifier, test, ceiling)
-    print(
-        f"evaluate: done in {time.perf_counter() - started:.1f} s ({store.hits} texts' logits "
-        f"read back from export_onnx, {store.misses} scored)",
-        flush=True,
-    )
-    json_path = write_json(report, artifacts / "metrics" / "report.json")
-    md_path = artifacts / "report.md"
-    with atomic_path(md_path) as tmp:
-        tmp.write_text(to_markdown(report) + "\n")
-    with stage_run(cfg, "evaluate") as stage:
+    with stage_run(cfg, "evaluate") as stage:  # the run spans the scoring
+        stage.inputs(cfg, ("test",))
+        print(
+            f"evaluate: scoring {len(test)} raw test tickets through the exported model ...",
+            flush=True,
+        )
+        started = time.perf_counter()
+        report = build_report(classifier, test, ceiling)
+        print(
+            f"evaluate: done in {time.perf_counter() - started:.1f} s ({store.hits} texts' logits "
+            f"read back from export_onnx, {store.misses} scored)",
+            flush=True,
+        )
+        json_path = write_json(report, artifacts / "metrics" / "report.json")
+        md_path = artifacts / "report.md"
+        with atomic_path(md_path) as tmp:
+            tmp.write_text(to_markdown(report) + "\n")
         stage.metrics(
             {
                 f"{model}_test_{t}_{k}": m[t][k]

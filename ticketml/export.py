@@ -353,10 +353,8 @@ def write_smoke(staging: Path, int8: bool) -> None:
     )
 
 
-def report(cfg: DictConfig, out: Path, results: dict, checks: dict, serve_int8: bool) -> None:
-    """metrics/<name>.json, the export run in MLflow, and the summary lines."""
-    from ticketml.tracking import stage_run
-
+def report(out: Path, results: dict, checks: dict, serve_int8: bool, stage) -> None:
+    """metrics/<name>.json, what the export's MLflow run gets, and the summary lines."""
     sizes = {
         name: (out / name).stat().st_size / 2**20
         for name in (ONNX_FP32, ONNX_INT8)
@@ -372,13 +370,12 @@ def report(cfg: DictConfig, out: Path, results: dict, checks: dict, serve_int8: 
             {**metrics, "parity": checks, "size_mb": size_of[name]},
             out / "metrics" / f"{name}.json",
         )
-    with stage_run(cfg, "export") as stage:
-        stage.metrics({f"parity_{k}": v for k, v in checks.items() if not isinstance(v, str)})
-        stage.tags(fp32_scored_by=checks["fp32_scored_by"])
-        stage.metrics({f"size_mb_{k.replace('.', '_')}": v for k, v in sizes.items()})
-        for name, metrics in results.items():
-            stage.metrics(flat_metrics(metrics, prefix=f"{name}_"))
-            stage.artifact(out / "metrics" / f"{name}.json", "metrics")
+    stage.metrics({f"parity_{k}": v for k, v in checks.items() if not isinstance(v, str)})
+    stage.tags(fp32_scored_by=checks["fp32_scored_by"])
+    stage.metrics({f"size_mb_{k.replace('.', '_')}": v for k, v in sizes.items()})
+    for name, metrics in results.items():
+        stage.metrics(flat_metrics(metrics, prefix=f"{name}_"))
+        stage.artifact(out / "metrics" / f"{name}.json", "metrics")
     for name, metrics in results.items():
         test = metrics["test"]
         print(
@@ -405,7 +402,16 @@ def report(cfg: DictConfig, out: Path, results: dict, checks: dict, serve_int8: 
 
 
 def run_export(cfg: DictConfig) -> dict:
-    """Write artifacts/model.onnx (+ model.int8.onnx), serving files and ONNX metrics; log to MLflow."""
+    """Write artifacts/model.onnx (+ model.int8.onnx), serving files and ONNX metrics; log to MLflow
+    (the run spans the export, with val and test as its dataset inputs)."""
+    from ticketml.tracking import stage_run
+
+    with stage_run(cfg, "export") as stage:
+        stage.inputs(cfg, EVAL_SPLITS)
+        return export_and_log(cfg, stage)
+
+
+def export_and_log(cfg: DictConfig, stage) -> dict:
     out = Path(cfg.paths.artifacts_dir)
     model = load_checkpoint(cfg)
     write_serving_files(model, out, cfg)
@@ -457,5 +463,5 @@ def run_export(cfg: DictConfig) -> dict:
         publish(staging, out, load(staging, int8=serve_int8).files)  # what the bundle holds
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    report(cfg, out, results, checks, serve_int8)
+    report(out, results, checks, serve_int8, stage)
     return results

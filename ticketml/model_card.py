@@ -80,15 +80,16 @@ def build_card(cfg: DictConfig, config: dict) -> str:
     return "\n".join(lines)
 
 
-def log_lineage(cfg: DictConfig, splits: tuple[str, ...] = ("train", "val", "test")) -> None:
+def log_lineage(cfg: DictConfig, splits: tuple[str, ...] = ("train", "val", "test")) -> dict:
     """The processed splits (those named) as MLflow dataset inputs of the active run (training,
-    validation, test), named by dataset and data version."""
+    validation, test), named by dataset and data version; returns {split: dataset}."""
     import mlflow
 
     from ticketml.contract import data_version, load_splits
 
     version = data_version(cfg)
     contexts = {"train": "training", "val": "validation", "test": "test"}
+    logged = {}
     for split, frame in load_splits(cfg).items():
         if split not in splits:
             continue
@@ -100,3 +101,5 @@ def log_lineage(cfg: DictConfig, splits: tuple[str, ...] = ("train", "val", "tes
             targets="topic",
         )
         mlflow.log_input(dataset, context=contexts[split])
+        logged[split] = dataset
+    return logged

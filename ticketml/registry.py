@@ -22,7 +22,7 @@ from ticketml.data.schema import served_texts
 from ticketml.errors import ModelError, TicketMLError
 from ticketml.io import read_json
 from ticketml.metrics import flat_metrics, task_metrics
-from ticketml.model_card import build_card, log_lineage
+from ticketml.model_card import build_card
 from ticketml.predictor import graph_choice
 
 log = logging.getLogger(__name__)
@@ -157,10 +157,11 @@ def importable(folder: Path, package: str):
 
 
 def log_model(name: str, script: Path, package: Path, bundle: Path):
+    """The served bundle as a pyfunc LoggedModel named after the registered model, registered."""
     from pyfunc.bundle import ARTIFACT
 
     return mlflow.pyfunc.log_model(
-        name="model",
+        name=name,
         python_model=str(script),
         artifacts={ARTIFACT: str(bundle)},
         code_paths=[str(package)],
@@ -173,7 +174,7 @@ def log_model(name: str, script: Path, package: Path, bundle: Path):
 
 def run_register(cfg: DictConfig) -> int:
     """Log + register the exported model; the new version gets alias `challenger`. Returns the version."""
-    from ticketml.tracking import log_safely, stage_run
+    from ticketml.tracking import stage_run
 
     name = cfg.registry.model_name
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,18 +184,20 @@ def run_register(cfg: DictConfig) -> int:
             stage.tags(**{"ticketml.code_sha256": digest})
             with importable(Path(tmp) / "code", package.name):  # log_model imports the script
                 info = log_model(name, script, package, bundle.directory)
+            datasets = stage.inputs(cfg, ("train", "val", "test"))
             metrics = exported_metrics(cfg, bundle)
-            stage.metrics(metrics)
+            # on the run and on the LoggedModel, linked to the test split they were measured on
+            stage.metrics(metrics, model_id=info.model_id, dataset=datasets.get("test"))
             card = build_card(cfg, bundle.config)
             stage.text(card, "model_card.md")
             stage.artifact(Path(cfg.paths.artifacts_dir) / "metrics" / "report.json", "evaluation")
-            log_safely(log_lineage, cfg)
     version = info.registered_model_version
     client = MlflowClient()
     client.update_model_version(name, str(version), description=card)
     for key, value in {
         **metrics,
         "source_run_id": stage.run_id,
+        "model_id": info.model_id,  # the LoggedModel (named after the registered model)
         "code_sha256": digest,
         "onnx": bundle.graph,
     }.items():

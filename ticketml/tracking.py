@@ -213,11 +213,26 @@ class StageLog:
     def run_id(self) -> str | None:
         return self.run.info.run_id if self.run is not None else None
 
-    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+    def metrics(
+        self, values: dict[str, float], step: int | None = None, model_id=None, dataset=None
+    ) -> None:
+        """On the run; with `model_id` (and `dataset`) also on that LoggedModel, linked to the
+        dataset they were measured on."""
         import mlflow
 
         if self.run is not None:
-            log_safely(mlflow.log_metrics, {k: float(v) for k, v in values.items()}, step=step)
+            values = {k: float(v) for k, v in values.items()}
+            log_safely(mlflow.log_metrics, values, step=step, model_id=model_id, dataset=dataset)
+
+    def inputs(self, cfg: DictConfig, splits: tuple[str, ...]) -> dict:
+        """The processed splits named as the run's dataset inputs (ticketml.model_card.log_lineage);
+        returns {split: mlflow dataset} of those logged."""
+        from ticketml.model_card import log_lineage
+
+        logged: dict = {}
+        if self.run is not None:
+            log_safely(lambda: logged.update(log_lineage(cfg, splits)))
+        return logged
 
     def artifact(self, path: str | Path, folder: str | None = None) -> None:
         """A file or a folder, when it exists."""

@@ -10,8 +10,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from bench.reliability import infer_with_file_size_limit
 from tests.conftest import run_cli
+from tools.faults import infer_with_file_size_limit
 
 
 @pytest.mark.parametrize("dst", ["scored.csv", "scored.parquet"])

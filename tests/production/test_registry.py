@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 
@@ -68,6 +69,49 @@ def test_a_version_carries_its_model_card_and_training_data(export_workdir):
     assert {"en", "ru"} <= set(report["by_language"])
     assert run_cli("promote", "promote.baseline_floor=false") == 0  # already champion: unchanged
     assert client.get_model_version("ticketml", "1").description == card
+    # the LoggedModel: named after the registered model, with the served model's test scores
+    # linked to the test split they were measured on
+    model = mlflow.get_logged_model(version.tags["model_id"])
+    assert model.name == "ticketml"
+    linked = {m.key: m for m in model.metrics}
+    test_input = next(d.dataset for d in run.inputs.dataset_inputs if d.tags[0].value == "test")
+    for task in ("topic", "priority"):
+        metric = linked[f"test_{task}_macro_f1"]
+        assert metric.value == pytest.approx(float(version.tags[f"test_{task}_macro_f1"]))
+        assert (metric.dataset_name, metric.dataset_digest) == (test_input.name, test_input.digest)
+
+
+def test_each_stage_run_spans_its_work_and_names_its_data(exported_model, export_workdir):
+    """The baseline, train, export and evaluate runs were open while their outputs were written,
+    and each lists the splits it read as dataset inputs."""
+    shutil.copy(exported_model / "mlflow.db", export_workdir / "mlflow.db")  # the fixture's runs
+    assert run_cli("evaluate") == 0
+    mlflow.set_tracking_uri(_uri(export_workdir))
+    runs = {
+        r.data.tags["ticketml.stage"]: r
+        for r in MlflowClient().search_runs(
+            [mlflow.get_experiment_by_name("ticketml").experiment_id]
+        )
+    }
+    metrics = export_workdir / "artifacts" / "metrics"
+    outputs = {
+        "baseline": metrics / "baseline.json",
+        "train": metrics / "multitask.json",
+        "export": metrics / "onnx.json",
+        "evaluate": metrics / "report.json",
+    }
+    for stage, output in outputs.items():
+        run = runs[stage]
+        written_ms = output.stat().st_mtime * 1000
+        assert run.info.start_time <= written_ms <= run.info.end_time, stage
+        contexts = sorted(d.tags[0].value for d in run.inputs.dataset_inputs)
+        expected = {
+            "baseline": ["test", "training", "validation"],
+            "train": ["test", "training", "validation"],
+            "export": ["test", "validation"],
+            "evaluate": ["test"],
+        }[stage]
+        assert contexts == expected, stage
 
 
 def test_loading_and_predicting_never_imports_torch(export_workdir):

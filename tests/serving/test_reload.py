@@ -101,7 +101,7 @@ def test_a_non_ascii_key_is_a_401_or_a_match_never_a_500(export_workdir):
 
 @pytest.mark.slow
 def test_flipping_the_champion_under_load_fails_no_request(export_workdir):
-    from bench.champion_flip import flip_under_load
+    from tools.flip import flip_under_load
 
     assert run_cli("register") == 0 and run_cli("register") == 0
     result = flip_under_load(str(export_workdir), clients=8, seconds=12)

@@ -25,6 +25,18 @@ def test_tune_logs_parent_with_nested_trials_and_resumes_the_study(data_workdir,
     assert len(parent) == 1
     children = runs[runs["tags.mlflow.parentRunId"] == parent.iloc[0]["run_id"]]
     assert sorted(children["tags.mlflow.runName"]) == ["best", "trial-0", "trial-1"]
+    # the kept run: the kept trial's per-epoch curves, tagged like every stage run
+    best = children[children["tags.mlflow.runName"] == "best"].iloc[0]
+    trial = children[children["tags.mlflow.runName"] == f"trial-{best['tags.optuna.best_trial']}"]
+    client = mlflow.MlflowClient()
+    curve = [m.value for m in client.get_metric_history(best["run_id"], "val/mean_macro_f1")]
+    trial_curve = client.get_metric_history(trial.iloc[0]["run_id"], "val/mean_macro_f1")
+    assert len(curve) == 2 and curve == [m.value for m in trial_curve]
+    assert (
+        best["tags.git_commit"] and best["tags.data_version"] == parent.iloc[0]["tags.data_version"]
+    )
+    contexts = client.get_run(parent.iloc[0]["run_id"]).inputs.dataset_inputs
+    assert sorted(d.tags[0].value for d in contexts) == ["training", "validation"]
     assert any(
         c.startswith("params.best.") for c in parent.columns if parent.iloc[0][c] is not None
     )

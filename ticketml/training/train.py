@@ -399,5 +399,6 @@ def run_train(cfg: DictConfig) -> dict:
     from ticketml.training.runtime import budget
 
     budget(cfg.train, on_gpu=False)  # a bad budget fails before anything is logged
-    with stage_run(cfg, "train"):
+    with stage_run(cfg, "train") as stage:
+        stage.inputs(cfg, ("train", "val", "test"))
         return train_and_log(cfg)

@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ticketml.errors import ConfigError, TicketMLError
-from ticketml.tracking import StageLog, stage_run
+from ticketml.tracking import StageLog, stage_run, start_run
 from ticketml.training.history import EpochHistory
 from ticketml.training.runtime import budget
 from ticketml.training.study import WORKER, open_study, wait_for_other_workers
@@ -231,6 +231,7 @@ def run_tune(cfg: DictConfig) -> dict:
     started = time.time()
     with stage_run(cfg, "tune") as parent:
         parent.tags(**{"optuna.study": t.study_name, "optuna.worker": WORKER})
+        parent.inputs(cfg, ("train", "val"))
         study.optimize(
             make_objective(cfg, space),
             n_trials=int(t.n_trials),
@@ -265,10 +266,14 @@ def run_tune(cfg: DictConfig) -> dict:
                 "which keeps the tuned model"
             )
             return {}
-        with mlflow.start_run(
-            run_name="best", nested=True, tags={"optuna.best_trial": str(best.number)}
-        ) as run:
-            StageLog(run).params(best.params)
+        # the kept model's run: tagged like every stage run (commit, data version), with the
+        # kept trial's per-epoch curves (the same steps as on its trial run) and its parameters
+        with start_run(cfg, "best", nested=True, log_config=False) as run:
+            kept = StageLog(run)
+            kept.tags(**{"optuna.best_trial": best.number})
+            kept.params(best.params)
+            for epoch, row in enumerate(restore_history(best.user_attrs).rows):
+                kept.metrics(row, step=epoch)
             metrics = keep_best(cfg, best)
         parent.tags(best_run_id=run.info.run_id)
     log.info("tune parent run %s", parent.run_id)
