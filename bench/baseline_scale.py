@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine_info, write_result  # noqa: E402
-
-TASKS = ("topic", "priority")
+from ticketml import TASKS  # noqa: E402
 
 
 def macro_f1(probs: dict, test, label_maps: dict) -> dict[str, float]:

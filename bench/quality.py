@@ -29,20 +29,22 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from bench.machine import machine_info, scratch_overrides, write_result  # noqa: E402
+from ticketml import TASKS  # noqa: E402
 
-TASKS = ("topic", "priority")
 HYBRIDS = ("blend", "stack")  # each forced, beside the served choice (model.combiner)
 
 
 def scores(probs: dict, labels: dict, label_maps: dict, decisions: dict, before=None) -> dict:
-    """The one scorer (ticketml.evaluate.score: macro-F1/accuracy of the decisions, ECE, on the
+    """The one scorer (ticketml.metrics.score: macro-F1/accuracy of the decisions, ECE, on the
     rows labelled for each task), plus the ECE before the calibration map (`before`)."""
     from ticketml.calibration import ece
-    from ticketml.evaluate import score
+    from ticketml.metrics import score
 
-    out = score(probs, labels, label_maps, decisions)
+    out = {
+        t: {k: m[k] for k in ("accuracy", "macro_f1", "ece", "n")}
+        for t, m in score(probs, labels, label_maps, decisions).items()
+    }
     for t in TASKS:
-        out[t].pop("per_class_f1")
         if before is not None:
             out[t]["ece_uncalibrated"] = ece(before[t], labels[t])
     return out

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import TASKS
 from .bundle import ONNX_FP32, ONNX_INT8, Bundle, load
 from .probability import decide, log_probs, scaled, softmax
 from .text import LEGACY, clean_text, text_options
 
-TASKS = ("topic", "priority")
 __all__ = ["ONNX_FP32", "ONNX_INT8", "TASKS", "TicketClassifier"]
 
 

@@ -23,7 +23,7 @@ def hang_in_atomic_write(cfg, path: str) -> None:
 def _start_hanging_writer(target: Path, via_cli: bool) -> tuple[subprocess.Popen, Path]:
     code = (
         "import sys; from ticketml import cli; "
-        "cli.COMMANDS['hang'] = ('tests.test_io:hang_in_atomic_write', ''); "
+        "cli.COMMANDS['hang'] = cli.Command('tests.test_io:hang_in_atomic_write', ''); "
         f"sys.exit(cli.main(['hang', '--path={target}']))"
         if via_cli
         else f"from tests.test_io import hang_in_atomic_write; hang_in_atomic_write(None, '{target}')"

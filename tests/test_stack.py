@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from ticketml.io import pid_alive
-from ticketml.stack import database_url, mask, private_log, stop_group
+from ticketml.redact import mask
+from ticketml.stack import database_url, private_log, stop_group
 
 HARD = ["p@ss:w/rd", "a b", "100%/x?y#z", "plain-Token_123"]
 

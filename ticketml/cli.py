@@ -14,58 +14,101 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import NamedTuple
 
-# command -> ("module:function", help). Imported lazily so `--help` and serving stay light.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "download_data": (
+
+class Command(NamedTuple):
+    target: str  # "module:function", imported lazily so `--help` and serving stay light
+    summary: str
+    groups: tuple[str, ...] = ()  # the config groups it reads besides `seed` (--help, --cfg job)
+
+
+# The one command registry: name -> Command.
+COMMANDS: dict[str, Command] = {
+    "download_data": Command(
         "ticketml.data.sources:download_data",
         "obtain raw data (local/DVC/URL/synthetic)",
+        ("data", "paths"),
     ),
-    "preprocess": (
+    "preprocess": Command(
         "ticketml.data.preprocess:preprocess",
         "validate, clean and split into data/processed/",
+        ("data", "preprocess", "paths", "mlflow"),
     ),
-    "data": ("ticketml.data.preprocess:download_and_preprocess", "download_data then preprocess"),
-    "baseline": ("ticketml.baseline:run_baseline", "TF-IDF + LogisticRegression per task"),
-    "pretrain": (
+    "data": Command(
+        "ticketml.data.preprocess:download_and_preprocess",
+        "download_data then preprocess",
+        ("data", "preprocess", "paths", "mlflow"),
+    ),
+    "baseline": Command(
+        "ticketml.baseline:run_baseline",
+        "TF-IDF + LogisticRegression per task",
+        ("baseline", "paths", "mlflow"),
+    ),
+    "pretrain": Command(
         "ticketml.training.pretrain:run_pretrain",
         "continue the encoder's masked-LM training on the export's text (TAPT)",
+        ("pretrain", "model", "train", "paths", "mlflow"),
     ),
-    "train": ("ticketml.training.train:run_train", "train the multi-task transformer"),
-    "tune": ("ticketml.training.tune:run_tune", "Optuna study; keeps the best model"),
-    "export_onnx": ("ticketml.export:run_export", "export the best checkpoint to ONNX (+ INT8)"),
-    "evaluate": (
+    "train": Command(
+        "ticketml.training.train:run_train",
+        "train the multi-task transformer",
+        ("model", "train", "paths", "mlflow"),
+    ),
+    "tune": Command(
+        "ticketml.training.tune:run_tune",
+        "Optuna study; keeps the best model",
+        ("tune", "model", "train", "paths", "mlflow"),
+    ),
+    "export_onnx": Command(
+        "ticketml.export:run_export",
+        "export the best checkpoint to ONNX (+ INT8)",
+        ("export", "model", "paths", "mlflow"),
+    ),
+    "evaluate": Command(
         "ticketml.evaluate:run_evaluate",
         "baseline vs transformer vs hybrid, per task and language",
+        ("export", "data", "paths", "mlflow"),
     ),
-    "register": (
+    "register": Command(
         "ticketml.registry:run_register",
         "log the pyfunc model, register, alias @challenger",
+        ("registry", "export", "paths", "mlflow"),
     ),
-    "promote": (
+    "promote": Command(
         "ticketml.registry:run_promote",
         "move @champion to @challenger if it is at least as good",
+        ("promote", "registry", "paths", "mlflow"),
     ),
-    "infer": ("ticketml.infer:run_infer", "predict one --text or a --input_path file"),
-    "score_spark": (
+    "infer": Command(
+        "ticketml.infer:run_infer",
+        "predict one --text or a --input_path file",
+        ("infer", "export", "paths", "mlflow"),
+    ),
+    "score_spark": Command(
         "ticketml.spark:run_score_spark",
         "score a CSV/Parquet dataset on Spark with the champion (mlflow spark_udf)",
+        ("spark", "infer", "mlflow"),
     ),
-    "encoder": (
+    "encoder": Command(
         "ticketml.encoder_prepare:run_encoder",
         "encoder prepare multilingual-e5-small: convert an offline encoder for training",
+        (),
     ),
-    "serve": (
+    "serve": Command(
         "ticketml.serving.app:run_serve",
         "FastAPI service: /predict /feedback /ready /metrics, every prediction logged",
+        ("serve", "infer", "export", "paths", "mlflow"),
     ),
-    "monitor": (
+    "monitor": Command(
         "ticketml.monitoring.monitor:run_monitor",
         "drift and live accuracy over a window of the prediction log; exit 3 past a threshold",
+        ("monitor", "serve", "infer", "paths", "mlflow"),
     ),
-    "stack": (
+    "stack": Command(
         "ticketml.stack:run_stack",
         "stack start|stop|status|env: PostgreSQL + MLflow server + serve, no Docker",
+        ("stack", "serve"),
     ),
 }
 
@@ -78,8 +121,8 @@ USAGE = "usage: ticketml <command> [--option=value ...] [key=value ...] [--overr
 def print_help() -> None:
     print(USAGE)
     print("\ncommands:")
-    for name, (_, text) in COMMANDS.items():
-        print(f"  {name:<14} {text}")
+    for name, command in COMMANDS.items():
+        print(f"  {name:<14} {command.summary}")
     print("\noptions: --verbose (full tracebacks), --overrides='[\"train.max_epochs=1\"]'")
     print("examples:\n  ticketml train train.max_epochs=1 train.batch_size=16")
     print('  ticketml infer --text="Cannot connect to the VPN from my laptop"')
@@ -135,13 +178,9 @@ def run_command(
         from ticketml.config import config_dir
         from ticketml.help import command_help
 
-        print(
-            command_help(
-                name, COMMANDS[name][0], COMMANDS[name][1], load_config(overrides), config_dir()
-            )
-        )
+        print(command_help(name, COMMANDS[name], load_config(overrides), config_dir()))
         return None
-    module_name, func_name = COMMANDS[name][0].split(":")
+    module_name, func_name = COMMANDS[name].target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     params = {k: v for k, v in inspect.signature(func).parameters.items() if k != "cfg"}
     accepted = list(params)
@@ -149,7 +188,7 @@ def run_command(
     if "cfg" in options:
         from ticketml.help import resolved
 
-        print(resolved(load_config(overrides), name), end="")
+        print(resolved(load_config(overrides), COMMANDS[name].groups), end="")
         return None
     if len(positional) > len(free):
         raise ConfigError(
@@ -185,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("ticketml").setLevel(logging.INFO)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no tips/banners
     from ticketml.errors import TicketMLError
-    from ticketml.stack import mask
+    from ticketml.redact import mask
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None

@@ -14,34 +14,19 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from ticketml import TASKS, scores
-from ticketml.calibration import ece
 from ticketml.data.schema import encode_labels, served_texts
 from ticketml.data.sources import generated
 from ticketml.io import atomic_path, write_json
-from ticketml.metrics import task_metrics
+from ticketml.metrics import compact
+from ticketml.metrics import score as metrics_score
 from ticketml.predictor import graph_choice
 
 MIN_LANGUAGE_ROWS = 20
 
 
-def score(
-    probs: dict[str, np.ndarray],
-    labels: dict[str, np.ndarray],
-    label_maps: dict,
-    decisions: dict[str, np.ndarray],
-) -> dict:
-    """Accuracy and macro-F1 of the decisions, ECE of the probabilities, per-class F1."""
-    out = {}
-    for t in TASKS:
-        m = task_metrics(labels[t], decisions[t], label_maps[t])
-        out[t] = {
-            "accuracy": m["accuracy"],
-            "macro_f1": m["macro_f1"],
-            "ece": ece(probs[t], labels[t]),
-            "n": m["n"],
-            "per_class_f1": {k: v["f1"] for k, v in m["per_class"].items()},
-        }
-    return out
+def score(probs: dict, labels: dict, label_maps: dict, decisions: dict) -> dict:
+    """ticketml.metrics.score in the report's shape (ticketml.metrics.compact)."""
+    return compact(metrics_score(probs, labels, label_maps, decisions))
 
 
 def build_report(

@@ -19,7 +19,7 @@ from ticketml.contract import BEST_CHECKPOINT, DATA_REPORT, artifact, load_split
 from ticketml.data.schema import encode_labels, served_texts
 from ticketml.errors import ModelError
 from ticketml.io import atomic_path, read_json, write_json
-from ticketml.metrics import evaluate_probs, flat_metrics
+from ticketml.metrics import flat_metrics, score
 from ticketml.training.module import MultiTaskClassifier
 
 log = logging.getLogger(__name__)
@@ -166,14 +166,6 @@ def graph_probs(classifier, frames: dict) -> dict[str, tuple[dict, dict]]:
     }
 
 
-def scored(probs: dict, labels: dict, label_maps: dict, decisions: dict) -> dict:
-    """Per-task metrics of the decisions, plus the ECE of the probabilities."""
-    metrics = evaluate_probs(probs, labels, label_maps, decisions)
-    for t in TASKS:
-        metrics[t]["ece"] = ece(probs[t], labels[t])
-    return metrics
-
-
 def build_hybrid(
     cfg: DictConfig, served: dict, staging: Path, frames: dict, label_maps: dict
 ) -> tuple[dict, dict]:
@@ -290,7 +282,7 @@ def score_graphs(probs: dict, labels: dict, label_maps: dict, calibration: dict)
     scalings = {t: scaling_of(calibration.get(t, {})) for t in TASKS}
     return {
         name: {
-            s: scored(p[s][1], labels[s], label_maps, decide_tasks(p[s][1], scalings))
+            s: score(p[s][1], labels[s], label_maps, decide_tasks(p[s][1], scalings))
             for s in EVAL_SPLITS
         }
         for name, p in probs.items()
@@ -303,7 +295,7 @@ def score_hybrid(weights: dict, tempered: dict, tfidf: dict, labels: dict, label
     result = {"weights": weights}
     for s in EVAL_SPLITS:
         served = hybrid_proba(weights, tempered[s], tfidf[s])
-        result[s] = scored(served, labels[s], label_maps, decide_tasks(served, scalings))
+        result[s] = score(served, labels[s], label_maps, decide_tasks(served, scalings))
         mixed = hybrid_proba(weights, tempered[s], tfidf[s], calibrated=False)
         for t in TASKS:
             result[s][t]["ece_uncalibrated"] = ece(mixed[t], labels[s][t])

@@ -5,30 +5,11 @@ The meanings are the comments beside each key in configs/*.yaml (one place for t
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-# The config groups each command reads (besides the top-level `seed`).
-GROUPS: dict[str, list[str]] = {
-    "download_data": ["data", "paths"],
-    "preprocess": ["data", "preprocess", "paths", "mlflow"],
-    "data": ["data", "preprocess", "paths", "mlflow"],
-    "baseline": ["baseline", "paths", "mlflow"],
-    "pretrain": ["pretrain", "model", "train", "paths", "mlflow"],
-    "train": ["model", "train", "paths", "mlflow"],
-    "tune": ["tune", "model", "train", "paths", "mlflow"],
-    "export_onnx": ["export", "model", "paths", "mlflow"],
-    "evaluate": ["export", "data", "paths", "mlflow"],
-    "register": ["registry", "export", "paths", "mlflow"],
-    "promote": ["promote", "registry", "paths", "mlflow"],
-    "infer": ["infer", "export", "paths", "mlflow"],
-    "score_spark": ["spark", "infer", "mlflow"],
-    "encoder": [],
-    "serve": ["serve", "infer", "export", "paths", "mlflow"],
-    "monitor": ["monitor", "serve", "infer", "paths", "mlflow"],
-    "stack": ["stack", "serve"],
-}
 KEY = re.compile(r"^(\s*)([\w.\-]+):(.*)$")
 
 
@@ -89,19 +70,18 @@ def meaning_of(key: str, notes: dict[str, str]) -> str:
     return ""
 
 
-def picked(cfg: DictConfig, command: str) -> dict:
-    """The command's groups (and `seed`), interpolations resolved against the whole config."""
-    groups = GROUPS.get(command, [])
+def picked(cfg: DictConfig, groups: Sequence[str]) -> dict:
+    """A command's config groups (and `seed`), interpolations resolved against the whole config."""
     if not groups:
         return {}
     whole = OmegaConf.to_container(cfg, resolve=True)
     return {"seed": whole["seed"], **{g: whole[g] for g in groups}}
 
 
-def settings(cfg: DictConfig, command: str) -> dict[str, object]:
+def settings(cfg: DictConfig, groups: Sequence[str]) -> dict[str, object]:
     from ticketml.config import flatten
 
-    return flatten(picked(cfg, command))
+    return flatten(picked(cfg, groups))
 
 
 def run_options(target: str) -> list[str]:
@@ -120,19 +100,18 @@ def run_options(target: str) -> list[str]:
     raise LookupError(f"{target}: no such function")
 
 
-def command_help(command: str, target: str, summary: str, cfg: DictConfig, config_dir: Path) -> str:
-    params = run_options(target)
+def command_help(name: str, command, cfg: DictConfig, config_dir: Path) -> str:
+    """`ticketml <name> --help` for a cli.Command: usage, its settings with their meanings."""
+    params = run_options(command.target)
     lines = [
-        f"usage: ticketml {command} "
-        + " ".join(f"[--{p}=...]" for p in params)
-        + " [key=value ...]",
-        f"  {summary}",
+        f"usage: ticketml {name} " + " ".join(f"[--{p}=...]" for p in params) + " [key=value ...]",
+        f"  {command.summary}",
         "",
         "options: --help, --cfg job (print the resolved settings), --verbose (tracebacks), "
         "--overrides='[\"key=value\"]'",
     ]
-    values = settings(cfg, command)
-    groups = [g for g in ("data", "model") if g in GROUPS.get(command, [])]
+    values = settings(cfg, command.groups)
+    groups = [g for g in ("data", "model") if g in command.groups]
     if groups:  # the config groups' choices, as the files in configs/<group>/ are now
         lines += ["", "config groups (group=choice):"]
         for group in groups:
@@ -149,6 +128,6 @@ def command_help(command: str, target: str, summary: str, cfg: DictConfig, confi
     return "\n".join(lines)
 
 
-def resolved(cfg: DictConfig, command: str) -> str:
-    """`--cfg job`: the settings this command would run with, interpolations resolved."""
-    return OmegaConf.to_yaml(OmegaConf.create(picked(cfg, command)))
+def resolved(cfg: DictConfig, groups: Sequence[str]) -> str:
+    """`--cfg job`: the settings a command would run with, interpolations resolved."""
+    return OmegaConf.to_yaml(OmegaConf.create(picked(cfg, groups)))

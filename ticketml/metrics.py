@@ -53,6 +53,38 @@ def evaluate_probs(
     return {task: task_metrics(labels[task], decisions[task], label_maps[task]) for task in scores}
 
 
+def score(
+    probs: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    label_maps: dict,
+    decisions: dict[str, np.ndarray] | None = None,
+) -> dict:
+    """The one scorer (export, evaluate, promote's report, bench): per task, `task_metrics` of
+    the decisions (default the argmax) and the ECE of the probabilities, on the rows labelled
+    for that task."""
+    from ticketml.calibration import ece
+
+    out = evaluate_probs(probs, labels, label_maps, decisions)
+    for task in out:
+        out[task]["ece"] = ece(probs[task], labels[task])
+    return out
+
+
+def compact(metrics: dict) -> dict:
+    """A scorer result as evaluate's report holds it: accuracy, macro-F1, ECE, rows and the F1
+    of each class."""
+    return {
+        task: {
+            "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"],
+            "ece": m["ece"],
+            "n": m["n"],
+            "per_class_f1": {k: v["f1"] for k, v in m["per_class"].items()},
+        }
+        for task, m in metrics.items()
+    }
+
+
 def mean_macro_f1(split_metrics: dict) -> float:
     return float(np.mean([m["macro_f1"] for m in split_metrics.values()]))
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -28,33 +27,12 @@ from omegaconf import DictConfig
 
 from ticketml.errors import ConfigError, TicketMLError
 from ticketml.io import pid_alive
+from ticketml.redact import env_file_value, mask
 
 # user:secret@ in a URL; the secret runs to the token's last "@" (a raw "@" or ":" inside it)
-SECRET = re.compile(r"(://[^:/@\s]*:)(\S+)(@[^@\s]*)")
 DB_USER = "ticketml"
 PREDICTION_LOG_ENV = "TICKETML_PREDICTION_LOG"  # serve.prediction_log's default when set
 DATABASES = ("mlflow", "optuna", "ticketml")  # tracking, studies, the prediction log
-
-
-def mask(text: str) -> str:
-    """`postgresql://user:secret@host` → `postgresql://user:***@host` (in any text), and the
-    stack's own password wherever it appears, as is or URL-encoded."""
-    text = SECRET.sub(r"\1***\3", str(text))
-    password = os.environ.get("TICKETML_DB_PASSWORD") or env_file_value("TICKETML_DB_PASSWORD")
-    for form in {password, quote(password, safe="")} if password else ():
-        if len(form) >= 3:  # a one-letter "password" would mask every such letter
-            text = text.replace(form, "***")
-    return text
-
-
-def env_file_value(name: str, path: Path = Path(".env")) -> str | None:
-    if not path.is_file():
-        return None
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() == name:
-            return value.strip().strip("'\"")
-    return None
 
 
 def db_password(create: bool = False) -> str:

@@ -81,7 +81,7 @@ def setup_mlflow(cfg: DictConfig, registry: bool = False) -> str:
     store would look like a success to a team's CI, so an unreachable store is an error there."""
     import mlflow
 
-    from ticketml.stack import mask
+    from ticketml.redact import mask
 
     uri = resolve_uri(cfg)
     try:
@@ -195,7 +195,7 @@ def log_safely(fn, *args, **kwargs) -> bool:
 def log_params(params: dict[str, object]) -> None:
     import mlflow
 
-    from ticketml.stack import mask
+    from ticketml.redact import mask
 
     items = [(k, mask(str(v))[:500]) for k, v in params.items()]  # no credentials in params
     for i in range(0, len(items), 100):

@@ -20,11 +20,11 @@ import time
 import uuid
 from pathlib import Path
 
+from ticketml import TASKS
 from ticketml.monitoring.features import text_features, text_hash
 
 log = logging.getLogger(__name__)
 
-TASKS = ("topic", "priority")
 PREDICTIONS, FEEDBACK = "predictions", "feedback"
 COLUMNS = {  # the record of one prediction; *_scores are JSON objects label -> probability
     PREDICTIONS: (
@@ -261,7 +261,7 @@ class PredictionLog:
                 with self.lock:
                     self.written += len(records)
             except Exception as exc:  # noqa: BLE001 - a log that fails must not fail serving
-                from ticketml.stack import mask  # a database URL in the message: no password
+                from ticketml.redact import mask  # a database URL in the message: no password
 
                 with self.lock:
                     # every prediction of the batch, also when building its records failed half-way

@@ -144,6 +144,7 @@ class TicketDataModule(L.LightningDataModule):
         self.pad_to, self.pin_memory, self.head_tokens = pad_to, pin_memory, head_tokens
         self.eval_batch_size = eval_batch_size or batch_size
         self.splits: dict[str, EncodedSplit] = {}
+        self.runtime = None  # the resolved settings it was built with (train.build_datamodule)
 
     def encode_texts(self, texts: list[str]) -> list[list[int]]:
         """Token ids as the served model makes them (pyfunc.core.head_and_tail for head_tail)."""

@@ -18,7 +18,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from ticketml.errors import ConfigError
-from ticketml.stack import mask
+from ticketml.redact import mask
 
 log = logging.getLogger(__name__)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"

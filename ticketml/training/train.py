@@ -25,7 +25,6 @@ from ticketml.contract import (
     load_label_maps,
     load_splits,
 )
-from ticketml.data.schema import encode_labels
 from ticketml.encoder import load_tokenizer
 from ticketml.errors import TicketMLError
 from ticketml.io import atomic_path, read_json, write_json
@@ -49,7 +48,7 @@ logging.getLogger("lightning.pytorch").propagate = False
 def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketDataModule:
     runtime = runtime or resolve_runtime(cfg)
     tokenizer = load_tokenizer(cfg.model.encoder_name)
-    return TicketDataModule(
+    dm = TicketDataModule(
         load_splits(cfg),
         load_label_maps(cfg),
         tokenizer,
@@ -64,6 +63,8 @@ def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketD
         pin_memory=runtime.accelerator == "gpu",
         head_tokens=head_tokens(cfg.model),
     )
+    dm.runtime = runtime  # resolved once: evaluation and the summary read it from here
+    return dm
 
 
 def build_model(
@@ -147,12 +148,12 @@ def evaluate(
 ) -> tuple[dict, dict]:
     """Metrics (contract shape) and logits for val and test, on the model's device (under the
     training precision's autocast)."""
+    runtime = runtime or dm.runtime
     dtype = runtime.autocast_dtype if runtime and model.device.type != "cpu" else None
     metrics, logits = {}, {}
     for split in ("val", "test"):
         logits[split] = predict_logits(model, dm.eval_loader(split), dtype)
-        labels = encode_labels(dm.frames[split], dm.label_maps)
-        metrics[split] = evaluate_probs(logits[split], labels, dm.label_maps)
+        metrics[split] = evaluate_probs(logits[split], dm.splits[split].labels, dm.label_maps)
     return metrics, logits
 
 
@@ -262,7 +263,7 @@ def add_calibration(
     """Fit a calibration map per task on val (temperature + per-class bias); add ECE/NLL before
     and after to the test metrics; write calibration.json, reliability diagrams, and the topic
     routing table (coverage vs accuracy by confidence)."""
-    labels = {split: encode_labels(dm.frames[split], dm.label_maps) for split in ("val", "test")}
+    labels = {split: dm.splits[split].labels for split in ("val", "test")}
     calibration = {}
     for task in TASKS:
         result = calibrate(
@@ -292,9 +293,12 @@ def train_and_log(cfg: DictConfig) -> dict:
     return finalize(cfg, model, dm, history, best, started)
 
 
-def load_trained(cfg: DictConfig, checkpoint: str) -> tuple[MultiTaskClassifier, TicketDataModule]:
-    """A model trained earlier (e.g. the best Optuna trial), on this run's accelerator."""
-    runtime = resolve_runtime(cfg)
+def load_trained(
+    cfg: DictConfig, checkpoint: str, max_epochs=None
+) -> tuple[MultiTaskClassifier, TicketDataModule]:
+    """A model trained earlier (e.g. the best Optuna trial, under `max_epochs`), on this run's
+    accelerator."""
+    runtime = resolve_runtime(cfg, max_epochs)
     dm = build_datamodule(cfg, runtime)
     dm.setup()
     device = "cuda" if runtime.accelerator == "gpu" else "cpu"
@@ -314,7 +318,7 @@ def finalize(
     import mlflow
 
     ckpt_dir = Path(cfg.paths.checkpoints_dir)
-    runtime = resolve_runtime(cfg)
+    runtime = dm.runtime
     phases = history.phase_seconds
     mark = time.perf_counter()
     metrics, logits = evaluate(model, dm, runtime)

@@ -187,7 +187,7 @@ def keep_best(cfg: DictConfig, best: optuna.trial.FrozenTrial) -> dict:
     if checkpoint and Path(checkpoint).is_file():
         print(f"tune: keeping trial {best.number}'s model ({checkpoint}); no retraining")
         started = time.perf_counter()
-        model, dm = load_trained(best_cfg, checkpoint)
+        model, dm = load_trained(best_cfg, checkpoint, cfg.tune.max_epochs)
         return finalize(best_cfg, model, dm, restore_history(best.user_attrs), checkpoint, started)
     print(f"tune: trial {best.number}'s checkpoint is not here; training its configuration again")
     best_cfg.train.max_epochs = cfg.tune.max_epochs
