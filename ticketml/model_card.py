@@ -5,6 +5,7 @@ dataset inputs, so the MLflow UI shows a version's lineage."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -94,12 +95,14 @@ def log_lineage(cfg: DictConfig, splits: tuple[str, ...] = ("train", "val", "tes
         if split not in splits:
             continue
         columns = [c for c in ("raw_text", "text", "topic", "priority", "language") if c in frame]
-        dataset = mlflow.data.from_pandas(
-            pd.DataFrame(frame[columns]),
-            source=str((Path(cfg.paths.processed_dir) / f"{split}.parquet").resolve()),
-            name=f"{cfg.data.name}-{split}@{version}",
-            targets="topic",
-        )
+        with warnings.catch_warnings():  # MLflow registers the local-file source twice
+            warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+            dataset = mlflow.data.from_pandas(
+                pd.DataFrame(frame[columns]),
+                source=str((Path(cfg.paths.processed_dir) / f"{split}.parquet").resolve()),
+                name=f"{cfg.data.name}-{split}@{version}",
+                targets="topic",
+            )
         mlflow.log_input(dataset, context=contexts[split])
         logged[split] = dataset
     return logged

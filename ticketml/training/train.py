@@ -284,13 +284,13 @@ def add_calibration(
     return calibration, routing_table(topic_probs, labels["test"]["topic"], topic_labels)
 
 
-def train_and_log(cfg: DictConfig) -> dict:
-    """Train with checkpoints, evaluate the best, write every output, log it all to the active run."""
+def train_and_log(cfg: DictConfig, stage: StageLog) -> dict:
+    """Train with checkpoints, evaluate the best, write every output, log it all to `stage`."""
     started = time.perf_counter()
     model, dm, history, best = train_model(cfg, checkpoint_dir=cfg.paths.checkpoints_dir)
     if not is_rank_zero():  # DDP: the other processes trained their share; rank zero writes
         return {}
-    return finalize(cfg, model, dm, history, best, started)
+    return finalize(cfg, model, dm, history, best, started, stage)
 
 
 def load_trained(
@@ -312,11 +312,10 @@ def finalize(
     history: EpochHistory,
     best: str,
     started: float,
+    stage: StageLog,
 ) -> dict:
     """Evaluate the best weights, calibrate, write checkpoints/best.ckpt, metrics and plots, and
-    log them all to the active MLflow run."""
-    import mlflow
-
+    log them all to `stage` (the stage's run; StageLog(None) logs nothing)."""
     ckpt_dir = Path(cfg.paths.checkpoints_dir)
     runtime = dm.runtime
     phases = history.phase_seconds
@@ -353,8 +352,7 @@ def finalize(
     plots += [Path(cfg.paths.plots_dir) / f"reliability_{t}.png" for t in TASKS]
     deltas = compare_with_baseline(cfg, metrics)
 
-    if mlflow.active_run():
-        stage = StageLog(mlflow.active_run())
+    if stage.run is not None:
         lineage = encoder_lineage(cfg.model.encoder_name)  # an encoder `pretrain` adapted
         if lineage:
             stage.tags(
@@ -405,4 +403,4 @@ def run_train(cfg: DictConfig) -> dict:
     budget(cfg.train, on_gpu=False)  # a bad budget fails before anything is logged
     with stage_run(cfg, "train") as stage:
         stage.inputs(cfg, ("train", "val", "test"))
-        return train_and_log(cfg)
+        return train_and_log(cfg, stage)

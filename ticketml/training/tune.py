@@ -178,7 +178,7 @@ def restore_history(attrs: dict) -> EpochHistory:
     return history
 
 
-def keep_best(cfg: DictConfig, best: optuna.trial.FrozenTrial) -> dict:
+def keep_best(cfg: DictConfig, best: optuna.trial.FrozenTrial, stage: StageLog) -> dict:
     """The study's best trial becomes the tuned model: its checkpoint is evaluated and written
     out as `ticketml train` would (no second training). A best trial whose checkpoint is not on
     this machine (an earlier run elsewhere) is trained again with its parameters."""
@@ -188,10 +188,11 @@ def keep_best(cfg: DictConfig, best: optuna.trial.FrozenTrial) -> dict:
         print(f"tune: keeping trial {best.number}'s model ({checkpoint}); no retraining")
         started = time.perf_counter()
         model, dm = load_trained(best_cfg, checkpoint, cfg.tune.max_epochs)
-        return finalize(best_cfg, model, dm, restore_history(best.user_attrs), checkpoint, started)
+        history = restore_history(best.user_attrs)
+        return finalize(best_cfg, model, dm, history, checkpoint, started, stage)
     print(f"tune: trial {best.number}'s checkpoint is not here; training its configuration again")
     best_cfg.train.max_epochs = cfg.tune.max_epochs
-    return train_and_log(best_cfg)
+    return train_and_log(best_cfg, stage)
 
 
 def progress_bar(cfg: DictConfig) -> bool:
@@ -274,7 +275,7 @@ def run_tune(cfg: DictConfig) -> dict:
             kept.params(best.params)
             for epoch, row in enumerate(restore_history(best.user_attrs).rows):
                 kept.metrics(row, step=epoch)
-            metrics = keep_best(cfg, best)
+            metrics = keep_best(cfg, best, kept)
         parent.tags(best_run_id=run.info.run_id)
     log.info("tune parent run %s", parent.run_id)
     return metrics
