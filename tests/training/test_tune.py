@@ -25,6 +25,7 @@ def test_tune_logs_parent_with_nested_trials_and_resumes_the_study(data_workdir,
     assert len(parent) == 1
     children = runs[runs["tags.mlflow.parentRunId"] == parent.iloc[0]["run_id"]]
     assert sorted(children["tags.mlflow.runName"]) == ["best", "trial-0", "trial-1"]
+    assert (children["tags.git_commit"] == parent.iloc[0]["tags.git_commit"]).all()
     # the kept run: the kept trial's per-epoch curves, tagged like every stage run
     best = children[children["tags.mlflow.runName"] == "best"].iloc[0]
     trial = children[children["tags.mlflow.runName"] == f"trial-{best['tags.optuna.best_trial']}"]

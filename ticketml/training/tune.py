@@ -9,7 +9,6 @@ import shutil
 import time
 from pathlib import Path
 
-import mlflow
 import optuna
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -114,10 +113,10 @@ def make_objective(cfg: DictConfig, space: dict[str, dict]):
         trial_cfg.train.limit_train_batches = cfg.tune.limit_train_batches
         folder = trials_dir(cfg) / f"trial-{trial.number}"
         pruned: optuna.TrialPruned | None = None
-        with mlflow.start_run(
-            run_name=f"trial-{trial.number}", nested=True, tags={"optuna.trial": str(trial.number)}
-        ) as run:
+        # tagged like every stage run (commit, data version); the trial's own params only
+        with start_run(cfg, f"trial-{trial.number}", nested=True, log_config=False) as run:
             stage = StageLog(run)
+            stage.tags(**{"optuna.trial": trial.number})
             stage.params(params)
             try:
                 _, _, history, best = train_model(
