@@ -11,7 +11,7 @@ PORT ?= 5001
 # pip extras installed by `make setup`; `make test EXTRAS=dev,dvc,spark` adds pyspark (score_spark)
 EXTRAS ?= dev,dvc
 
-.PHONY: e5 mpnet setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui stack stack-stop docker-base docker-api
+.PHONY: e5 mpnet setup demo test test-fast lint format clean serve serve-mlflow mlflow-ui stack stack-stop docker-base docker-api bench
 
 $(BIN)/ticketml: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,9 @@ docker-base: setup  ## no image registry: build python:3.11-slim, ghcr.io/mlflow
 
 docker-api:  ## the API image with artifacts/ baked in, as ticketml-api
 	docker build -t ticketml-api .
+
+bench: setup  ## list the benchmarks (bench/*.py): what each measures, where it writes
+	$(BIN)/python -m bench --list
 
 mlflow-ui: setup  ## browse runs of the local store on :8080
 	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 8080 --workers 1
