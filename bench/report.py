@@ -961,6 +961,8 @@ GPU_RECIPES = {
     "budget_lr5e-5": "defaults at half the learning rate (5e-5)",
     "budget_lr3e-5": "defaults at learning rate 3e-5",
     "budget_balanced": "defaults with topic-balanced sampling",
+    "budget_warmup1": "defaults with a 1-epoch warm-up (train.warmup_epochs=1)",
+    "budget_constant": "defaults, 1-epoch warm-up, then a constant rate (train.lr_schedule=constant)",
     "": "head 256 (the old cut)",
     "512": "head_tail 512",
     "tapt": "TAPT + head 256",

@@ -112,6 +112,8 @@ class Train:
     head_learning_rate: Optional[float] = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    warmup_epochs: Optional[float] = None
+    lr_schedule: str = "linear"
     accelerator: str = "auto"
     devices: Any = "auto"
     strategy: str = "auto"

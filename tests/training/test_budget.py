@@ -49,3 +49,36 @@ def test_a_time_cap_ends_training_and_keeps_a_model(data_workdir, tiny_encoder):
     assert summary["max_epochs"] == 50 and summary["max_minutes"] == 0.0001
     assert summary["epochs"] <= 1
     assert (data_workdir / "checkpoints/best.ckpt").stat().st_size > 10_000
+
+
+def _learning_rates(steps: int, epochs: int, **schedule) -> list[float]:
+    from types import SimpleNamespace
+
+    import torch
+
+    from ticketml.training.module import adamw_linear
+
+    param = torch.nn.Parameter(torch.zeros(1))
+    trainer = SimpleNamespace(estimated_stepping_batches=steps, max_epochs=epochs)
+    module = SimpleNamespace(device=torch.device("cpu"), trainer=trainer)
+    config = adamw_linear(
+        module, [{"params": [param], "lr": 1.0, "weight_decay": 0.0}], 0.1, **schedule
+    )
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(steps):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def test_the_warm_up_follows_the_cap_unless_given_in_epochs_and_constant_keeps_the_peak():
+    # the 60-epoch GPU cap, 10 steps an epoch: warmup_ratio 0.1 warms up over 6 epochs
+    by_ratio = _learning_rates(600, 60)
+    assert by_ratio[59] < 1.0 and by_ratio[60] == pytest.approx(1.0) and by_ratio[-1] < 0.01
+    one_epoch = _learning_rates(600, 60, warmup_epochs=1.0)
+    assert one_epoch[9] < 1.0 and one_epoch[10] == pytest.approx(1.0, abs=0.01)
+    assert one_epoch[300] == pytest.approx((600 - 300) / (600 - 10))  # then linear to the cap
+    flat = _learning_rates(600, 60, warmup_epochs=1.0, schedule="constant")
+    assert flat[10] == flat[-1] == pytest.approx(1.0)

@@ -28,6 +28,8 @@ class MultiTaskClassifier(L.LightningModule):
         head_learning_rate: float | None = None,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
+        warmup_epochs: float | None = None,
+        lr_schedule: str = "linear",
         freeze_encoder: bool = False,
         label_maps: dict | None = None,
         max_length: int = 128,
@@ -39,6 +41,8 @@ class MultiTaskClassifier(L.LightningModule):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"model.pooling={pooling!r} must be 'mean' or 'cls'")
+        if lr_schedule not in SCHEDULES:
+            raise ValueError(f"train.lr_schedule={lr_schedule!r} must be one of {SCHEDULES}")
         self.save_hyperparameters()
         self.encoder = load_encoder(encoder_name)
         hidden = self.encoder.config.hidden_size
@@ -132,7 +136,9 @@ class MultiTaskClassifier(L.LightningModule):
             hp.head_learning_rate or hp.learning_rate,
             hp.weight_decay,
         )
-        return adamw_linear(self, groups, hp.warmup_ratio)
+        return adamw_linear(
+            self, groups, hp.warmup_ratio, hp.get("warmup_epochs"), hp.get("lr_schedule", "linear")
+        )
 
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight")
@@ -152,16 +158,35 @@ def decay_groups(named_parameters, lr: float, weight_decay: float) -> list[dict]
     ]
 
 
-def adamw_linear(module: L.LightningModule, groups: list[dict], warmup_ratio: float) -> dict:
-    """Lightning's optimizer config: AdamW over `groups` and a linear warmup/decay per step."""
-    from transformers import get_linear_schedule_with_warmup
+SCHEDULES = ("linear", "constant")
+
+
+def adamw_linear(
+    module: L.LightningModule,
+    groups: list[dict],
+    warmup_ratio: float,
+    warmup_epochs: float | None = None,
+    schedule: str = "linear",
+) -> dict:
+    """Lightning's optimizer config: AdamW over `groups` and, per step, a linear warm-up (over
+    `warmup_epochs` epochs when given, else `warmup_ratio` of all the steps the epoch cap allows),
+    then `linear`: a decay to zero at the cap, or `constant`: the peak rate until early stopping
+    ends the fit."""
+    from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
     # fused: one kernel for the whole update on a GPU instead of a few per parameter group
     optimizer = torch.optim.AdamW(
         [g for g in groups if g["params"]], fused=module.device.type == "cuda"
     )
     total = max(1, int(module.trainer.estimated_stepping_batches))
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total), total)
+    if warmup_epochs is None:
+        warmup = int(warmup_ratio * total)
+    else:  # steps of one epoch: all the steps over the cap's epochs
+        warmup = int(warmup_epochs * total / max(1, int(module.trainer.max_epochs or 1)))
+    if schedule == "constant":
+        scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
+    else:
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
     return {
         "optimizer": optimizer,
         "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

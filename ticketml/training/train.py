@@ -86,6 +86,8 @@ def build_model(
         ),
         weight_decay=float(t.weight_decay),
         warmup_ratio=float(t.warmup_ratio),
+        warmup_epochs=float(t.warmup_epochs) if t.get("warmup_epochs") is not None else None,
+        lr_schedule=str(t.get("lr_schedule", "linear")),
         freeze_encoder=bool(m.freeze_encoder),
         label_maps=dm.label_maps,
         max_length=int(m.max_length),
