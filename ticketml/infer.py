@@ -44,6 +44,27 @@ def read_chunks(path: Path, chunk_size: int, encoding: str = "utf-8") -> Iterato
         raise DataError(f"{path}: cannot read as {table_format(path)}: {exc}") from exc
 
 
+AUTO_ENCODINGS = ("utf-8", "cp1252", "latin-1")  # latin-1 decodes any bytes: the last resort
+
+
+def detect_encoding(path: Path, block: int = 1 << 20) -> str:
+    """`--encoding=auto`: the first of AUTO_ENCODINGS that decodes the whole file (read once in
+    binary blocks; a multi-byte character split between blocks is fine)."""
+    import codecs
+
+    for name in AUTO_ENCODINGS:
+        decoder = codecs.getincrementaldecoder(name)()
+        try:
+            with open(path, "rb") as f:
+                while data := f.read(block):
+                    decoder.decode(data)
+            decoder.decode(b"", final=True)
+            return name
+        except UnicodeDecodeError:
+            continue
+    return AUTO_ENCODINGS[-1]
+
+
 def check_input(path: Path, text_column: str, encoding: str = "utf-8") -> None:
     """Read the head of the input before the model loads (seconds): an unreadable file or a
     missing text column is reported at once."""
@@ -163,7 +184,11 @@ def run_infer(
         if not output_path:
             raise DataError("--input_path needs --output_path=FILE.parquet|.csv")
         table_format(output_path)
-        check_input(check_readable_file(input_path), text_column, encoding)
+        src = check_readable_file(input_path)
+        if encoding == "auto" and table_format(src) == "csv":
+            encoding = detect_encoding(src)
+            print(f"infer: reading {src} as {encoding} (--encoding=auto)")
+        check_input(src, text_column, encoding)
     if text is not None:  # checked before the model loads (seconds)
         try:
             check_texts([text])

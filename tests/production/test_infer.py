@@ -127,3 +127,18 @@ def test_an_unreadable_file_is_named_before_the_model_loads(export_workdir, caps
         == 0
     )
     assert pd.read_csv(export_workdir / "out.csv")["text"].tolist() == ["Café: VPN down"]
+    # --encoding=auto: what reads the whole file, said once; an export from Windows is cp1252
+    (export_workdir / "windows.csv").write_bytes("text\nInvoice 50 € — VPN\n".encode("cp1252"))
+    (export_workdir / "utf8.csv").write_text("text\nПривет: VPN\n", encoding="utf-8")
+    (export_workdir / "old.csv").write_bytes(b"text\nCaf\xe9 \x81 VPN\n")  # 0x81: not cp1252
+    for name, chosen, text in (
+        ("windows.csv", "cp1252", "Invoice 50 € — VPN"),
+        ("utf8.csv", "utf-8", "Привет: VPN"),
+        ("old.csv", "latin-1", "Café \x81 VPN"),
+    ):
+        out = f"{name}.out.csv"
+        assert (
+            run_cli("infer", f"--input_path={name}", f"--output_path={out}", "--encoding=auto") == 0
+        )
+        assert f"as {chosen} (--encoding=auto)" in capsys.readouterr().out, name
+        assert pd.read_csv(export_workdir / out)["text"].tolist() == [text], name
