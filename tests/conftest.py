@@ -186,3 +186,17 @@ def wait_for(
             pass
         time.sleep(0.3)
     raise AssertionError(f"{url} did not answer {status} in {timeout}s (last: {last})")
+
+
+def sample(exposition: str, metric: str, /, **labels: str) -> float | None:
+    """The sum of the samples called `metric` whose labels include `labels`, in a Prometheus
+    exposition (parsed by prometheus_client's own parser); None when there is none."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values = [
+        s.value
+        for family in text_string_to_metric_families(exposition)
+        for s in family.samples
+        if s.name == metric and labels.items() <= s.labels.items()
+    ]
+    return sum(values) if values else None

@@ -11,7 +11,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import free_port, run_cli, wait_for
+from tests.conftest import free_port, run_cli, sample, wait_for
 from ticketml.monitoring.store import read_records
 
 
@@ -35,11 +35,7 @@ def serve(workdir, port: int, *overrides: str) -> subprocess.Popen:
 
 
 def written(base: str) -> int:
-    text = httpx.get(f"{base}/metrics").text
-    line = next(
-        x for x in text.splitlines() if x.startswith("ticketml_prediction_log_records_total")
-    )
-    return int(float(line.split()[-1]))
+    return int(sample(httpx.get(f"{base}/metrics").text, "ticketml_prediction_log_records_total"))
 
 
 @pytest.mark.slow

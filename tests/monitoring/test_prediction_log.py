@@ -7,6 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import sample
 from ticketml.config import load_config
 from ticketml.monitoring.features import text_hash
 from ticketml.monitoring.store import read_feedback, read_records
@@ -23,11 +24,10 @@ def app_for(workdir, *overrides):
     return build_app(cfg, background=False)
 
 
-def metric(api, name: str) -> float:
-    text = api.get("/metrics").text
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-    assert match, f"{name} not in /metrics"
-    return float(match[1])
+def metric(api, name: str, **labels: str) -> float:
+    value = sample(api.get("/metrics").text, name, **labels)
+    assert value is not None, f"{name} {labels} not in /metrics"
+    return value
 
 
 def test_every_answer_is_logged_under_its_request_id(export_workdir):
@@ -110,8 +110,7 @@ def test_a_full_disk_drops_records_with_a_counter_and_never_fails_a_request(expo
             assert api.post("/predict", json={"text": RUSSIAN}).status_code == 200
         assert api.post("/predict/batch", json={"texts": ENGLISH}).status_code == 200
         api.app.state.prediction_log.flush()
-        dropped = 'ticketml_prediction_log_dropped_total{reason="write_error"}'
-        assert metric(api, dropped) == 5
+        assert metric(api, "ticketml_prediction_log_dropped_total", reason="write_error") == 5
         assert metric(api, "ticketml_prediction_log_records_total") == 0
     assert read_records(str(export_workdir / "log")).empty
 
