@@ -76,8 +76,19 @@ def check_input(path: Path, text_column: str, encoding: str = "utf-8") -> None:
         )
 
 
-def count_rows(path: Path) -> int | None:
-    return pq.ParquetFile(path).metadata.num_rows if table_format(path) == "parquet" else None
+def count_rows(path: Path, encoding: str = "utf-8") -> int | None:
+    """Rows of the input, for the progress bar's total: Parquet's metadata, or one pass of the
+    csv module over a CSV (quoted newlines stay in their row; fast beside scoring them); None
+    where that pass cannot tell (a field over the csv module's size limit)."""
+    if table_format(path) == "parquet":
+        return pq.ParquetFile(path).metadata.num_rows
+    import csv
+
+    try:
+        with open(path, newline="", encoding=encoding, errors="replace") as f:
+            return max(0, sum(1 for _ in csv.reader(f)) - 1)  # less the header
+    except csv.Error:
+        return None
 
 
 def scores_json(scores: dict[str, float]) -> str:
@@ -140,7 +151,7 @@ def predict_file(
     total, writer = 0, None
     with (
         atomic_path(output_path) as tmp,
-        tqdm(total=count_rows(src), unit="rows", desc="infer") as bar,
+        tqdm(total=count_rows(src, encoding), unit="rows", desc="infer") as bar,
     ):
         for chunk in read_chunks(src, chunk_size, encoding):
             scored = score_frame(

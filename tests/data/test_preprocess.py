@@ -73,6 +73,9 @@ def test_default_pipeline_writes_stratified_split_and_label_maps(workdir):
     run = mlflow.search_runs(experiment_names=["ticketml"]).iloc[0]
     assert run["tags.ticketml.stage"] == "preprocess" and run["metrics.leaked_texts"] == 0
     assert run["metrics.rows_out"] == report["rows_out"]
+    # opened once the split is validated and written (a bad export: one ERROR line, no FAILED
+    # run), so its data version is that of the split it wrote
+    assert run["tags.data_version"] == report["data_version"] != "unknown"
     logged = mlflow.artifacts.download_artifacts(run_id=run["run_id"], artifact_path="data")
     assert (
         json.loads((Path(logged) / "data_report.json").read_text())["rows_in"] == report["rows_in"]

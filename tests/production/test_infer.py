@@ -142,3 +142,13 @@ def test_an_unreadable_file_is_named_before_the_model_loads(export_workdir, caps
         )
         assert f"as {chosen} (--encoding=auto)" in capsys.readouterr().out, name
         assert pd.read_csv(export_workdir / out)["text"].tolist() == [text], name
+
+
+def test_the_progress_bar_total_counts_rows_not_lines(tmp_path):
+    from ticketml.infer import count_rows
+
+    path = tmp_path / "in.csv"
+    path.write_text('text,id\n"Traceback:\n  File x\n  line 3",1\nplain,2\n"a, b",3\n')
+    assert count_rows(path) == 3
+    path.write_text("text\n" + '"' + "x" * 200_000 + '"\n')  # over the csv module's field limit
+    assert count_rows(path) is None
