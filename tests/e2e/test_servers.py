@@ -3,13 +3,14 @@ import platform
 import subprocess
 import sys
 import threading
+import time
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from pyfunc.core import TicketClassifier
-from tests.conftest import free_port, run_cli, wait_for
+from tests.conftest import free_port, run_cli, sample, wait_for
 from ticketml.serving.app import create_app
 from tools.hostile_inputs import HOSTILE, VALID
 from tools.loopback import drive, fastapi_cmd, mlflow_serve_cmd, rss_mib, start
@@ -91,6 +92,68 @@ def test_fastapi_under_uvicorn_rejects_bad_input_and_keeps_serving(export_workdi
         out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 0, out[-2000:]
     assert "serve: stopped by SIGTERM" in out and "ERROR" not in out
+
+
+# a long technical ticket, as real exports have them: a quoted mail, a stack trace, a log line
+LONG_TICKET = (
+    "Re: VPN drops every few minutes since the upgrade\n> On Mon, support wrote: please attach logs\n"
+    + 'Traceback (most recent call last):\n  File "/opt/agent/vpn/session.py", line 212, in renew\n'
+    "    raise TunnelError(f'handshake timed out after {timeout}s')\n"
+    * 12
+    + "2026-11-30T08:12:44Z WARN tunnel=ipsec0 peer=10.20.30.40 rekey failed, see https://status.example.com\n"
+    * 10
+)
+
+
+@pytest.mark.slow
+def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(export_workdir):
+    """`docker stop` during traffic: every request the server had taken is answered (200), then
+    the process exits 0 with no ERROR."""
+    port = free_port()
+    overrides = [
+        "serve.max_batch=512",
+        "serve.max_inflight_texts=0",
+        "serve.max_body_bytes=16777216",
+    ]
+    proc = subprocess.Popen(
+        [*fastapi_cmd(port), *overrides],
+        cwd=export_workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base, clients, texts = f"http://127.0.0.1:{port}", 3, 512
+    answers: list = []
+    try:
+        wait_for(f"{base}/ready", proc)
+
+        def post() -> None:
+            try:
+                r = httpx.post(
+                    f"{base}/predict/batch", json={"texts": [LONG_TICKET] * texts}, timeout=300
+                )
+                answers.append((r.status_code, len(r.json().get("predictions", []))))
+            except httpx.HTTPError as exc:
+                answers.append((type(exc).__name__, 0))
+
+        threads = [threading.Thread(target=post) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 120
+        while (
+            sample(httpx.get(f"{base}/metrics").text, "ticketml_inflight_texts") < clients * texts
+        ):
+            assert time.monotonic() < deadline and len(answers) == 0, answers
+            time.sleep(0.01)
+        proc.terminate()  # every request is in flight: all were taken
+        for t in threads:
+            t.join(300)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        out = proc.communicate(timeout=120)[0]
+    assert answers == [(200, texts)] * clients, out[-2000:]
+    assert proc.returncode == 0 and "ERROR" not in out, out[-2000:]
 
 
 @pytest.mark.slow

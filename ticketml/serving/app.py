@@ -108,6 +108,7 @@ def create_app(
     install_error_handlers(app)
     operator_routes(app, state, metrics, prediction_log)
     app.state.admission = Admission(max_inflight_texts)
+    metrics.in_flight(app.state.admission)
     app.state.prediction_log = prediction_log
     prediction_routes(
         app,

@@ -8,6 +8,7 @@ ticketml_model_reloads_total{result}                          counter
 ticketml_predictions_total{task, label, model_version}        counter (labels given)
 ticketml_prediction_log_records_total                         counter (records the log wrote)
 ticketml_prediction_log_dropped_total{reason}                 counter (queue_full, write_error)
+ticketml_inflight_texts                                       gauge (texts being scored now)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -107,6 +109,12 @@ class Metrics:
         self.serving = Serving()
         r.register(self.serving)
         self.scrape = threading.Lock()  # one scrape at a time reads `serving`
+
+    def in_flight(self, admission) -> None:
+        """Texts being scored now, read from the service's admission control when scraped."""
+        Gauge(
+            "ticketml_inflight_texts", "texts being scored now", registry=self.registry
+        ).set_function(lambda: admission.in_flight)
 
     def predicted(self, rows: list[dict], version: str, tasks=("topic", "priority")) -> None:
         """Count the labels given (what a drift dashboard compares with the training mix)."""
