@@ -280,7 +280,7 @@ def add_calibration(
             f"{task} reliability (test)",
             Path(cfg.paths.plots_dir) / f"reliability_{task}.png",
         )
-    write_json(calibration, Path(cfg.paths.artifacts_dir) / "calibration.json")
+    write_json(calibration, artifact(cfg, CALIBRATION))
     topic_probs = scaled(logits["test"]["topic"], calibration["topic"])
     topic_labels = decide(topic_probs, calibration["topic"])
     return calibration, routing_table(topic_probs, labels["test"]["topic"], topic_labels)
