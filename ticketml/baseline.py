@@ -348,7 +348,7 @@ def run_baseline(cfg: DictConfig) -> dict:
     splits = load_splits(cfg)
     label_maps = load_label_maps(cfg)
     with stage_run(cfg, "baseline") as stage:
-        stage.inputs(cfg, ("train", "val", "test"))
+        stage.inputs(cfg, ("train", "val", "test"), splits)
         model, metrics, parity = fit_and_score(cfg, splits, label_maps)
         path = baseline_path(cfg)
         save_s = save_baseline(model, path)

@@ -134,7 +134,7 @@ def run_evaluate(cfg: DictConfig) -> dict:
         if ceiling is None:
             print("no ceiling row: the test rows are not this config's synthetic data")
     with stage_run(cfg, "evaluate") as stage:  # the run spans the scoring
-        stage.inputs(cfg, ("test",))
+        stage.inputs(cfg, ("test",), {"test": test})
         print(
             f"evaluate: scoring {len(test)} raw test tickets through the exported model ...",
             flush=True,

@@ -399,7 +399,6 @@ def run_export(cfg: DictConfig) -> dict:
     from ticketml.tracking import stage_run
 
     with stage_run(cfg, "export") as stage:
-        stage.inputs(cfg, EVAL_SPLITS)
         return export_and_log(cfg, stage)
 
 
@@ -408,6 +407,7 @@ def export_and_log(cfg: DictConfig, stage) -> dict:
     model = load_checkpoint(cfg)
     write_serving_files(model, out, cfg)
     frames = load_splits(cfg)
+    stage.inputs(cfg, EVAL_SPLITS, frames)
     label_maps = model.hparams.label_maps
     choice = str(cfg.export.use_int8).lower()
     serve_int8 = bool(cfg.export.quantize) if choice == "auto" else choice == "true"

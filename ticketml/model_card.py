@@ -81,9 +81,12 @@ def build_card(cfg: DictConfig, config: dict) -> str:
     return "\n".join(lines)
 
 
-def log_lineage(cfg: DictConfig, splits: tuple[str, ...] = ("train", "val", "test")) -> dict:
+def log_lineage(
+    cfg: DictConfig, splits: tuple[str, ...] = ("train", "val", "test"), frames: dict | None = None
+) -> dict:
     """The processed splits (those named) as MLflow dataset inputs of the active run (training,
-    validation, test), named by dataset and data version; returns {split: dataset}."""
+    validation, test), named by dataset and data version; returns {split: dataset}. `frames`:
+    the splits the stage has already read (else they are read here)."""
     import mlflow
 
     from ticketml.contract import data_version, load_splits
@@ -91,7 +94,7 @@ def log_lineage(cfg: DictConfig, splits: tuple[str, ...] = ("train", "val", "tes
     version = data_version(cfg)
     contexts = {"train": "training", "val": "validation", "test": "test"}
     logged = {}
-    for split, frame in load_splits(cfg).items():
+    for split, frame in (frames if frames is not None else load_splits(cfg)).items():
         if split not in splits:
             continue
         columns = [c for c in ("raw_text", "text", "topic", "priority", "language") if c in frame]

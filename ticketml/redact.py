@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+# user:secret@ in a URL; the secret runs to the token's last "@" (a raw "@" or ":" inside it)
 SECRET = re.compile(r"(://[^:/@\s]*:)(\S+)(@[^@\s]*)")
 
 

@@ -29,7 +29,6 @@ from ticketml.errors import ConfigError, TicketMLError
 from ticketml.io import pid_alive
 from ticketml.redact import env_file_value, mask
 
-# user:secret@ in a URL; the secret runs to the token's last "@" (a raw "@" or ":" inside it)
 DB_USER = "ticketml"
 PREDICTION_LOG_ENV = "TICKETML_PREDICTION_LOG"  # serve.prediction_log's default when set
 DATABASES = ("mlflow", "optuna", "ticketml")  # tracking, studies, the prediction log

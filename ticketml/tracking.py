@@ -224,14 +224,14 @@ class StageLog:
             values = {k: float(v) for k, v in values.items()}
             log_safely(mlflow.log_metrics, values, step=step, model_id=model_id, dataset=dataset)
 
-    def inputs(self, cfg: DictConfig, splits: tuple[str, ...]) -> dict:
-        """The processed splits named as the run's dataset inputs (ticketml.model_card.log_lineage);
-        returns {split: mlflow dataset} of those logged."""
+    def inputs(self, cfg: DictConfig, splits: tuple[str, ...], frames: dict | None = None) -> dict:
+        """The processed splits named as the run's dataset inputs (ticketml.model_card.log_lineage;
+        `frames`: those the stage has already read); returns {split: mlflow dataset} logged."""
         from ticketml.model_card import log_lineage
 
         logged: dict = {}
         if self.run is not None:
-            log_safely(lambda: logged.update(log_lineage(cfg, splits)))
+            log_safely(lambda: logged.update(log_lineage(cfg, splits, frames)))
         return logged
 
     def artifact(self, path: str | Path, folder: str | None = None) -> None:

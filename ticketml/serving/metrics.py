@@ -28,6 +28,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ticketml import TASKS
+
 disable_created_metrics()  # no `_created` series beside each counter: nothing here reads them
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -116,7 +118,7 @@ class Metrics:
             "ticketml_inflight_texts", "texts being scored now", registry=self.registry
         ).set_function(lambda: admission.in_flight)
 
-    def predicted(self, rows: list[dict], version: str, tasks=("topic", "priority")) -> None:
+    def predicted(self, rows: list[dict], version: str, tasks=TASKS) -> None:
         """Count the labels given (what a drift dashboard compares with the training mix)."""
         for row in rows:
             for task in tasks:

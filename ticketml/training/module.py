@@ -136,9 +136,7 @@ class MultiTaskClassifier(L.LightningModule):
             hp.head_learning_rate or hp.learning_rate,
             hp.weight_decay,
         )
-        return adamw_linear(
-            self, groups, hp.warmup_ratio, hp.get("warmup_epochs"), hp.get("lr_schedule", "linear")
-        )
+        return adamw_linear(self, groups, hp.warmup_ratio, hp.warmup_epochs, hp.lr_schedule)
 
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight")

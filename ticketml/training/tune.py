@@ -188,6 +188,8 @@ def keep_best(cfg: DictConfig, best: optuna.trial.FrozenTrial, stage: StageLog) 
         started = time.perf_counter()
         model, dm = load_trained(best_cfg, checkpoint, cfg.tune.max_epochs)
         history = restore_history(best.user_attrs)
+        for epoch, row in enumerate(history.rows):  # the trial's curves, at its run's steps
+            stage.metrics(row, step=epoch)
         return finalize(best_cfg, model, dm, history, checkpoint, started, stage)
     print(f"tune: trial {best.number}'s checkpoint is not here; training its configuration again")
     best_cfg.train.max_epochs = cfg.tune.max_epochs
@@ -266,14 +268,12 @@ def run_tune(cfg: DictConfig) -> dict:
                 "which keeps the tuned model"
             )
             return {}
-        # the kept model's run: tagged like every stage run (commit, data version), with the
-        # kept trial's per-epoch curves (the same steps as on its trial run) and its parameters
+        # the kept model's run: tagged like every stage run (commit, data version), with its
+        # parameters and per-epoch curves (the kept trial's, or those of its retraining)
         with start_run(cfg, "best", nested=True, log_config=False) as run:
             kept = StageLog(run)
             kept.tags(**{"optuna.best_trial": best.number})
             kept.params(best.params)
-            for epoch, row in enumerate(restore_history(best.user_attrs).rows):
-                kept.metrics(row, step=epoch)
             metrics = keep_best(cfg, best, kept)
         parent.tags(best_run_id=run.info.run_id)
     log.info("tune parent run %s", parent.run_id)
