@@ -45,7 +45,7 @@ def ours(train, test, label_maps, cfg) -> dict:
     from ticketml.baseline import fit_baseline, save_baseline
 
     started = time.perf_counter()
-    model = fit_baseline(train, label_maps, cfg.baseline, 0)
+    model = fit_baseline(train, label_maps, cfg.baseline)
     fit = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "baseline.npz"

@@ -4,7 +4,7 @@
     python bench/baseline_tol.py --data jira_agile data.path=../shared/data/jira-agile-sample/tickets.csv
 
 Runs `ticketml data` in a scratch folder, fits the shared features once (the stage's own
-fit_features), then each task's head (the stage's fit_head path: LogisticRegression, lbfgs) at
+fit_features), then each task's head (the stage's solver: ticketml.logistic, lbfgs) at
 every tolerance, on one core each, and scores val and test macro-F1. Prints a table and writes
 bench/results/baseline_tol_<data>.json.
 """
@@ -39,13 +39,12 @@ def main() -> None:
         cwd=work, env=env, check=True, capture_output=True,
     )  # fmt: skip
     os.chdir(work)
-    from sklearn.linear_model import LogisticRegression
-
     from ticketml import TASKS
     from ticketml.baseline import csr, fit_features
     from ticketml.config import load_config
     from ticketml.contract import load_label_maps, load_splits
     from ticketml.data.schema import MISSING
+    from ticketml.logistic import fit_logistic
     from ticketml.metrics import task_metrics
 
     cfg = load_config(overrides)
@@ -63,12 +62,12 @@ def main() -> None:
         for task in TASKS:
             keep = (splits["train"][task] != MISSING).to_numpy()
             started = time.perf_counter()
-            clf = LogisticRegression(
-                C=float(b.C), class_weight=b.class_weight, max_iter=int(b.max_iter), tol=tol,
-                random_state=int(cfg.seed),
-            ).fit(matrix[keep], splits["train"][task].to_numpy()[keep])  # fmt: skip
+            clf = fit_logistic(
+                matrix[keep], splits["train"][task].to_numpy()[keep], float(b.C),
+                b.class_weight, int(b.max_iter), tol=tol,
+            )  # fmt: skip
             seconds = time.perf_counter() - started
-            row = {"tol": tol, "task": task, "iterations": int(clf.n_iter_[0]), "seconds": seconds}
+            row = {"tol": tol, "task": task, "iterations": clf.n_iter, "seconds": seconds}
             for s, x in held.items():
                 labelled = (splits[s][task] != MISSING).to_numpy()
                 ids = {label: i for i, label in enumerate(label_maps[task])}

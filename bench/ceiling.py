@@ -67,7 +67,7 @@ def measure(overrides: list[str]) -> dict:
 
     cfg, splits, label_maps = prepare(overrides)
     ceiling = ceiling_probs(cfg, splits, label_maps)
-    model = fit_baseline(splits["train"], label_maps, cfg.baseline, int(cfg.seed))
+    model = fit_baseline(splits["train"], label_maps, cfg.baseline)
     out = {"seed": int(cfg.seed), "n_samples": int(cfg.data.synthetic.n_samples), "splits": {}}
     for name in SPLITS:
         df, labels = splits[name], encode_labels(splits[name], label_maps)

@@ -44,7 +44,7 @@ def main() -> None:
     download_data(cfg)
     preprocess(cfg)
     splits, label_maps = load_splits(cfg), load_label_maps(cfg)
-    model = fit_baseline(splits["train"], label_maps, cfg.baseline, int(cfg.seed))
+    model = fit_baseline(splits["train"], label_maps, cfg.baseline)
     baseline = evaluate_probs(
         model.predict_proba(splits["test"]["text"].tolist()),
         encode_labels(splits["test"], label_maps),

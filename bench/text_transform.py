@@ -48,7 +48,7 @@ def measure(data: str, seed: int, overrides: list[str]) -> dict:
     preprocess(cfg)
     splits, maps = load_splits(cfg), load_label_maps(cfg)
     test = splits["test"]
-    model = fit_baseline(splits["train"], maps, cfg.baseline, seed)
+    model = fit_baseline(splits["train"], maps, cfg.baseline)
     options = dict(cfg.preprocess.text)
 
     def f1(texts: list[str]) -> dict[str, float]:

@@ -116,7 +116,7 @@ def test_served_probabilities_match_scikit_learn(priorities):
     df = df[df["priority"].isin(priorities)]
     cfg = load_config(["baseline.max_features=0"])
     label_maps = {"topic": sorted(df["topic"].unique()), "priority": list(priorities)}
-    model = fit_baseline(df, label_maps, cfg.baseline, 0)
+    model = fit_baseline(df, label_maps, cfg.baseline)
     texts = [*_corpus(80, seed=9)["text"], *ODD_TEXTS]
     parity = sklearn_parity(model, texts)
     assert parity["features_max_abs_diff"] < 1e-12 and parity["proba_max_abs_diff"] < 1e-9
@@ -137,7 +137,7 @@ def test_save_and_load_round_trip_without_pickle(tmp_path):
 
     df = _corpus(200)
     label_maps = {t: sorted(df[t].unique()) for t in ("topic", "priority")}
-    model = fit_baseline(df, label_maps, load_config().baseline, 0)
+    model = fit_baseline(df, label_maps, load_config().baseline)
     save_baseline(model, tmp_path / "baseline.npz")
     assert [p.name for p in tmp_path.iterdir()] == ["baseline.npz"]
     loaded = TfidfClassifier.load(tmp_path / "baseline.npz")
@@ -198,7 +198,7 @@ def test_a_split_scored_on_every_core_gets_the_same_numbers(monkeypatch):
     df = _corpus(300)
     cfg = load_config(["baseline.max_features=0"])
     label_maps = {t: sorted(df[t].unique()) for t in ("topic", "priority")}
-    model = fit_baseline(df, label_maps, cfg.baseline, 0)
+    model = fit_baseline(df, label_maps, cfg.baseline)
     texts = [*_corpus(250, seed=3)["text"], *ODD_TEXTS]
     monkeypatch.setattr(baseline, "CHUNK_DOCS", 64)  # several chunks from a small split
     monkeypatch.setattr(baseline, "cpu_count", lambda: 2)

@@ -1,7 +1,8 @@
 """baseline: TF-IDF (word + char n-grams, shared by the tasks) + LogisticRegression per task.
 
 The features are fitted by pyfunc.tfidf's numpy implementation (scikit-learn's TfidfVectorizer
-semantics, checked against it on every save); scikit-learn fits the logistic regressions. The
+semantics, checked against it on every save); ticketml.logistic fits the logistic regressions
+(scikit-learn's lbfgs objective, on every core). The
 model is saved as `artifacts/baseline.npz`: plain arrays, no pickle, linear in the vocabulary,
 and the very file the hybrid model serves.
 """
@@ -23,13 +24,13 @@ from ticketml.contract import BASELINE, artifact, load_label_maps, load_splits
 from ticketml.data.schema import MISSING, encode_labels
 from ticketml.errors import ModelError
 from ticketml.io import atomic_path, write_json
+from ticketml.logistic import LogisticFit, fit_logistic
 from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
 from ticketml.plots import confusion_matrix_plot
 
 log = logging.getLogger(__name__)
 CHUNK_DOCS = 2000  # char n-grams are counted this many texts at a time (bounded memory)
 PARITY_ROWS = 200
-PARALLEL_NNZ = 5_000_000  # below it, the heads fit one after the other
 
 
 def cpu_count() -> int:
@@ -188,12 +189,12 @@ def csr(blocks: list[tuple], n_docs: int, n_features: int) -> sparse.csr_matrix:
     return sparse.csr_matrix((values, (rows, cols)), shape=(n_docs, n_features))
 
 
-def class_columns(clf, order: list, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """A fitted LogisticRegression as (coef (n_features, classes), intercept) in `order`: a
+def class_columns(fit: LogisticFit, order: list, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted logistic regression as (coef (n_features, classes), intercept) in `order`: a
     binary model's one decision column z becomes the softmax pair (0, z); a class absent from
     its training rows gets an intercept of -inf (probability 0)."""
-    classes = list(clf.classes_)
-    coef, intercept = clf.coef_.astype(np.float64), clf.intercept_.astype(np.float64)
+    classes = list(fit.classes)
+    coef, intercept = fit.coef.astype(np.float64), fit.intercept.astype(np.float64)
     if len(classes) == 2:
         coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.array([0.0, intercept[0]])
     out_coef = np.zeros((n_features, len(order)))
@@ -206,43 +207,41 @@ def class_columns(clf, order: list, n_features: int) -> tuple[np.ndarray, np.nda
 
 
 def fit_head(
-    matrix: sparse.csr_matrix, labels: np.ndarray, order: list[str], b: DictConfig, seed: int
+    matrix: sparse.csr_matrix, labels: np.ndarray, order: list[str], b: DictConfig, threads: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One LogisticRegression; (coef (n_features, classes), intercept) in label-map order
-    (`class_columns`)."""
-    from sklearn.linear_model import LogisticRegression
-
-    clf = LogisticRegression(
-        C=float(b.C), class_weight=b.class_weight, max_iter=int(b.max_iter), random_state=seed
-    ).fit(matrix, labels)
-    return class_columns(clf, order, matrix.shape[1])
+    """One logistic regression (scikit-learn's lbfgs objective, its loss summed over `threads`
+    row shards); (coef (n_features, classes), intercept) in label-map order (`class_columns`)."""
+    fit = fit_logistic(matrix, labels, float(b.C), b.class_weight, int(b.max_iter), threads=threads)
+    return class_columns(fit, order, matrix.shape[1])
 
 
 def fit_heads(
-    matrix: sparse.csr_matrix, train: pd.DataFrame, label_maps: dict, b: DictConfig, seed: int
+    matrix: sparse.csr_matrix, train: pd.DataFrame, label_maps: dict, b: DictConfig
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Every task's head at the same time, one process each (scipy's sparse products hold the
-    GIL, so threads would take turns); joblib shares the matrix with them through memory maps.
+    """Every task's head at the same time, in threads, each with its share of the cores for its
+    row shards (scipy's sparse products release the GIL; the matrix is shared, not copied).
     Each head fits on the rows labelled for its task (partial labels)."""
-    from joblib import Parallel, delayed
+    from concurrent.futures import ThreadPoolExecutor
 
-    # worker processes cost a second or two to start: worth it only for a large matrix
-    jobs = max(1, min(len(TASKS), cpu_count())) if matrix.nnz > PARALLEL_NNZ else 1
+    threads = max(1, cpu_count() // len(TASKS))
     rows = {t: (train[t] != MISSING).to_numpy() for t in TASKS}
-    return Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
-        delayed(fit_head)(
-            matrix if rows[t].all() else matrix[rows[t]],
-            train[t].to_numpy()[rows[t]],
-            label_maps[t],
-            b,
-            seed,
-        )
-        for t in TASKS
-    )
+    with ThreadPoolExecutor(len(TASKS)) as pool:
+        futures = [
+            pool.submit(
+                fit_head,
+                matrix if rows[t].all() else matrix[rows[t]],
+                train[t].to_numpy()[rows[t]],
+                label_maps[t],
+                b,
+                threads,
+            )
+            for t in TASKS
+        ]
+        return [f.result() for f in futures]
 
 
 def fit_baseline(
-    train: pd.DataFrame, label_maps: dict[str, list[str]], b: DictConfig, seed: int
+    train: pd.DataFrame, label_maps: dict[str, list[str]], b: DictConfig
 ) -> TfidfClassifier:
     """Fit the shared features once, then every task's head."""
     texts = train["text"].tolist()
@@ -256,7 +255,7 @@ def fit_baseline(
         matrix.nnz,
         features_s,
     )
-    heads = fit_heads(matrix, train, label_maps, b, seed)
+    heads = fit_heads(matrix, train, label_maps, b)
     meta = {
         "config": OmegaConf.to_container(b, resolve=True),
         "word_ngram_range": [1, int(b.word_ngram_max)],
@@ -325,7 +324,7 @@ def load_baseline(cfg: DictConfig) -> TfidfClassifier:
 def fit_and_score(cfg: DictConfig, splits: dict, label_maps: dict):
     """Fit on train, check against scikit-learn, score val and test: (model, metrics, parity)."""
     log.info("fitting the baseline on %d rows", len(splits["train"]))
-    model = fit_baseline(splits["train"], label_maps, cfg.baseline, int(cfg.seed))
+    model = fit_baseline(splits["train"], label_maps, cfg.baseline)
     parity = sklearn_parity(model, splits["test"]["text"].head(PARITY_ROWS).tolist())
     if max(parity.values()) > 1e-6:
         raise ModelError(f"the baseline differs from scikit-learn: {parity}")

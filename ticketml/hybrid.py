@@ -54,19 +54,18 @@ def blend_weight(transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarr
 
 
 def fit_stacker(
-    transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarray, C: float, seed: int = 0
+    transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarray, C: float
 ) -> dict:
     """A class-balanced logistic regression on pyfunc.core.stack_features, as hybrid.json holds
     it: coef (2k, k) and intercept (k) in label order."""
-    from sklearn.linear_model import LogisticRegression
-
     from pyfunc.core import stack_features
     from ticketml.baseline import class_columns
+    from ticketml.logistic import fit_logistic
 
     features = stack_features(transformer, baseline)
     k = transformer.shape[1]
-    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=seed)
-    coef, intercept = class_columns(clf.fit(features, labels), list(range(k)), features.shape[1])
+    fit = fit_logistic(features, labels, C, "balanced", max_iter=2000)
+    coef, intercept = class_columns(fit, list(range(k)), features.shape[1])
     intercept = np.where(np.isfinite(intercept), intercept, ABSENT_LOGIT)
     return {
         "method": "stack",
@@ -76,10 +75,10 @@ def fit_stacker(
     }
 
 
-def fit_candidate(name: str, transformer, baseline, labels, seed: int = 0) -> dict:
+def fit_candidate(name: str, transformer, baseline, labels) -> dict:
     if name == "blend":
         return blend_weight(transformer, baseline, labels)
-    return fit_stacker(transformer, baseline, labels, float(name.removeprefix("stack C=")), seed)
+    return fit_stacker(transformer, baseline, labels, float(name.removeprefix("stack C=")))
 
 
 def candidate_names(combiner: str) -> list[str]:
@@ -112,7 +111,7 @@ def out_of_fold(
         folds_of = list(split.split(np.zeros(n), labels))
     for train, held in folds_of:
         for name in names:
-            entry = fit_candidate(name, transformer[train], baseline[train], labels[train], seed)
+            entry = fit_candidate(name, transformer[train], baseline[train], labels[train])
             out[name][held] = combine(entry, transformer[held], baseline[held])
     return out
 
@@ -133,7 +132,7 @@ def fit_task(transformer, baseline, labels, combiner: str = "auto", seed: int = 
     oof = out_of_fold(names, transformer, baseline, labels, folds, seed) if len(names) > 1 else {}
     cv = {name: macro_f1(labels, p) for name, p in oof.items()}
     chosen = max(names, key=lambda n: (cv.get(n, 0.0), n == "blend"))
-    entry = fit_candidate(chosen, transformer, baseline, labels, seed)
+    entry = fit_candidate(chosen, transformer, baseline, labels)
     # a stacker always has out-of-fold scores (it is chosen among three Cs)
     stacked = entry["method"] == "stack"
     calibrate_on = oof[chosen] if stacked else combine(entry, transformer, baseline)
