@@ -31,6 +31,7 @@ from ticketml.plots import confusion_matrix_plot
 log = logging.getLogger(__name__)
 CHUNK_DOCS = 2000  # char n-grams are counted this many texts at a time (bounded memory)
 PARITY_ROWS = 200
+PARALLEL_NNZ = 5_000_000  # below it, the heads fit one after the other
 
 
 def cpu_count() -> int:
@@ -218,26 +219,26 @@ def fit_head(
 def fit_heads(
     matrix: sparse.csr_matrix, train: pd.DataFrame, label_maps: dict, b: DictConfig
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Every task's head at the same time, in threads, each with its share of the cores for its
-    row shards (scipy's sparse products release the GIL; the matrix is shared, not copied).
+    """Every task's head at the same time, one process each (L-BFGS's own step holds the GIL;
+    joblib shares the matrix with them through memory maps), each summing its loss over row
+    shards in threads on its share of the cores (scipy's sparse products release the GIL).
     Each head fits on the rows labelled for its task (partial labels)."""
-    from concurrent.futures import ThreadPoolExecutor
+    from joblib import Parallel, delayed
 
-    threads = max(1, cpu_count() // len(TASKS))
+    # worker processes cost a second or two to start: worth it only for a large matrix
+    jobs = max(1, min(len(TASKS), cpu_count())) if matrix.nnz > PARALLEL_NNZ else 1
+    threads = max(1, cpu_count() // jobs)
     rows = {t: (train[t] != MISSING).to_numpy() for t in TASKS}
-    with ThreadPoolExecutor(len(TASKS)) as pool:
-        futures = [
-            pool.submit(
-                fit_head,
-                matrix if rows[t].all() else matrix[rows[t]],
-                train[t].to_numpy()[rows[t]],
-                label_maps[t],
-                b,
-                threads,
-            )
-            for t in TASKS
-        ]
-        return [f.result() for f in futures]
+    return Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
+        delayed(fit_head)(
+            matrix if rows[t].all() else matrix[rows[t]],
+            train[t].to_numpy()[rows[t]],
+            label_maps[t],
+            b,
+            threads,
+        )
+        for t in TASKS
+    )
 
 
 def fit_baseline(
