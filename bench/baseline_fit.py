@@ -34,7 +34,10 @@ def prepare(data: str, overrides: list[str]):
     matrices) for `data`, prepared by `ticketml data` in a scratch folder."""
     work = Path(tempfile.mkdtemp(prefix="ticketml-bfit-"))
     overrides = [f"data={data}", f"mlflow.tracking_uri=sqlite:///{work}/m.db", *overrides]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     subprocess.run(
         [sys.executable, "-m", "ticketml", "data", *overrides],
         cwd=work, env=env, check=True, capture_output=True,

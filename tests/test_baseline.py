@@ -169,6 +169,7 @@ def test_baseline_is_learnable_on_the_default_synthetic_data(workdir):
             )
     assert metrics["summary"]["parity"]["proba_max_abs_diff"] < 1e-6
     assert sorted(p.name for p in (workdir / "artifacts").iterdir()) == [
+        ".scores",  # its val and test probabilities, for export_onnx and evaluate to read back
         "baseline.npz",
         "data_report.json",
         "label_maps.json",

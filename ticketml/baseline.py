@@ -59,6 +59,33 @@ def predict_proba_parallel(model: TfidfClassifier, texts: list[str]) -> dict[str
     return {t: np.concatenate([p[t] for p in parts]) for t in parts[0]}
 
 
+def tfidf_scorer(model: TfidfClassifier, path: str | Path, artifacts_dir: str | Path):
+    """`predict_proba_parallel(model, texts)` through a store keyed by the bytes of the file the
+    model was saved as (ticketml.scores, `tfidf-<digest>`): the baseline stage stores val and
+    test, export_onnx (hybrid weights), evaluate and promote read them back. The function's
+    `store` says how many were read back."""
+    from ticketml import scores
+
+    store = scores.LogitStore(
+        artifacts_dir, name=scores.TFIDF + scores.file_digest(path), dtype=np.float64
+    )
+    widths = {t: len(model.labels[t]) for t in TASKS}
+
+    def score(texts) -> dict[str, np.ndarray]:
+        texts = list(texts)
+        found, out = store.get(texts, widths)
+        todo = np.flatnonzero(~found)
+        if len(todo):
+            fresh = predict_proba_parallel(model, [texts[i] for i in todo])
+            for t in TASKS:
+                out[t][todo] = fresh[t]
+            store.put([texts[i] for i in todo], fresh)
+        return out
+
+    score.store = store
+    return score
+
+
 def baseline_path(cfg: DictConfig) -> Path:
     return artifact(cfg, BASELINE)
 
@@ -323,35 +350,39 @@ def load_baseline(cfg: DictConfig) -> TfidfClassifier:
 
 
 def fit_and_score(cfg: DictConfig, splits: dict, label_maps: dict):
-    """Fit on train, check against scikit-learn, score val and test: (model, metrics, parity)."""
+    """Fit on train, check against scikit-learn, score val and test: (model, metrics, parity,
+    val/test probabilities)."""
     log.info("fitting the baseline on %d rows", len(splits["train"]))
     model = fit_baseline(splits["train"], label_maps, cfg.baseline)
     parity = sklearn_parity(model, splits["test"]["text"].head(PARITY_ROWS).tolist())
     if max(parity.values()) > 1e-6:
         raise ModelError(f"the baseline differs from scikit-learn: {parity}")
+    probs = {s: predict_proba_parallel(model, splits[s]["text"].tolist()) for s in ("val", "test")}
     metrics = {
-        split: evaluate_probs(
-            predict_proba_parallel(model, splits[split]["text"].tolist()),
-            encode_labels(splits[split], label_maps),
-            label_maps,
-        )
-        for split in ("val", "test")
+        s: evaluate_probs(probs[s], encode_labels(splits[s], label_maps), label_maps)
+        for s in ("val", "test")
     }
-    return model, metrics, parity
+    return model, metrics, parity, probs
 
 
 def run_baseline(cfg: DictConfig) -> dict:
     """Fit on train, check against scikit-learn, evaluate on val/test, save; log to MLflow (the
     run spans the fit, with the splits as its dataset inputs)."""
+    from ticketml import scores
     from ticketml.tracking import stage_run
 
     splits = load_splits(cfg)
     label_maps = load_label_maps(cfg)
     with stage_run(cfg, "baseline") as stage:
         stage.inputs(cfg, ("train", "val", "test"), splits)
-        model, metrics, parity = fit_and_score(cfg, splits, label_maps)
+        model, metrics, parity, probs = fit_and_score(cfg, splits, label_maps)
         path = baseline_path(cfg)
         save_s = save_baseline(model, path)
+        artifacts = Path(cfg.paths.artifacts_dir)
+        scores.clear(artifacts, scores.TFIDF)  # the former baseline's
+        store = tfidf_scorer(model, path, artifacts).store
+        for s in ("val", "test"):  # for export_onnx and evaluate to read back
+            store.put(splits[s]["text"].tolist(), probs[s])
         summary = {
             **model.meta["seconds"],
             "save": save_s,

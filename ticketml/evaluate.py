@@ -120,11 +120,12 @@ def run_evaluate(cfg: DictConfig) -> dict:
 
         raise ModelError(str(exc)) from exc
     store = scores.attach(classifier, artifacts)  # the test rows export_onnx scored
-    if classifier.tfidf is not None:
-        from ticketml.baseline import predict_proba_parallel
+    if classifier.tfidf is not None:  # the baseline's val/test probabilities, read back
+        from ticketml.baseline import tfidf_scorer
 
-        tfidf = classifier.tfidf
-        classifier.tfidf_proba = lambda texts: predict_proba_parallel(tfidf, list(texts))
+        classifier.tfidf_proba = tfidf_scorer(
+            classifier.tfidf, classifier.bundle.path("baseline"), artifacts
+        )
     test = load_splits(cfg)["test"]
     ceiling = None
     if generated(cfg):

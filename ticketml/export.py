@@ -173,7 +173,7 @@ def build_hybrid(
     hybrid.json (per task the blend or the stacker, and the hybrid's calibration map, fitted on
     val against the served graph's tempered probabilities: ticketml.hybrid) in `staging`;
     returns them and the baseline's val/test probabilities."""
-    from ticketml.baseline import baseline_path, load_baseline, predict_proba_parallel
+    from ticketml.baseline import baseline_path, load_baseline, tfidf_scorer
     from ticketml.hybrid import fit_hybrid
 
     tfidf = load_baseline(cfg)
@@ -183,7 +183,9 @@ def build_hybrid(
             f"({label_maps}): rerun `ticketml baseline`"
         )
     shutil.copyfile(baseline_path(cfg), staging / FILES["baseline"])
-    base = {s: predict_proba_parallel(tfidf, frames[s]["text"].tolist()) for s in EVAL_SPLITS}
+    proba = tfidf_scorer(tfidf, baseline_path(cfg), cfg.paths.artifacts_dir)  # the stage's
+    base = {s: proba(frames[s]["text"].tolist()) for s in EVAL_SPLITS}
+    log.info("baseline: %d val + test texts' probabilities read back", proba.store.hits)
     weights = fit_hybrid(
         served["val"],
         base["val"],

@@ -216,10 +216,17 @@ def evaluate_version(
     from ticketml import scores
 
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-    store = scores.attach(model.unwrap_python_model().classifier, scores_dir)
+    classifier = model.unwrap_python_model().classifier
+    store = scores.attach(classifier, scores_dir)
+    if classifier.tfidf is not None:
+        from ticketml.baseline import tfidf_scorer
+
+        classifier.tfidf_proba = tfidf_scorer(
+            classifier.tfidf, classifier.bundle.path("baseline"), scores_dir
+        )
     preds = model.predict(pd.DataFrame({"text": served_texts(test)}))  # as the export had them
     log.info("version %s: %d of %d test texts' logits read back", version, store.hits, len(test))
-    label_maps = model.unwrap_python_model().classifier.label_maps
+    label_maps = classifier.label_maps
     result = {}
     for task in tasks:
         ids = {label: i for i, label in enumerate(label_maps[task])}

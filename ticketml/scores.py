@@ -2,6 +2,10 @@
 export_onnx scores val and test once, and evaluate and promote read those scores back instead of
 running the graph again (on 40k long tickets that was minutes of CPU per stage).
 
+The baseline's probabilities are kept the same way (`tfidf-<digest of baseline.npz>.npz`,
+ticketml.baseline.tfidf_scorer): the baseline stage stores val and test, export_onnx's hybrid
+weights and evaluate read them back.
+
 The store is one file per graph, `<artifacts>/.scores/<digest>.npz`, keyed by what decides the
 logits: the graph's bytes, the tokenizer's bytes and the model config's tokenisation settings
 (pyfunc.core.TicketClassifier.tokenize), then per text by the SHA-1 of the text the graph was
@@ -27,6 +31,7 @@ from ticketml import TASKS
 from ticketml.io import atomic_path
 
 FOLDER = ".scores"
+TFIDF = "tfidf-"  # the baseline's stores (ticketml.baseline.tfidf_scorer): kept by `clear`
 TOKENISATION = ("max_length", "truncation", "head_tokens", "text_prefix", "pad_id")
 
 
@@ -34,23 +39,32 @@ def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def graph_digest(classifier) -> str:
-    """What decides a text's logits: the graph, the tokenizer and the tokenisation settings."""
+def file_digest(*paths: str | Path, settings: dict | None = None) -> str:
     digest = hashlib.sha256()
-    for path in (classifier.onnx_path, classifier.bundle.path("tokenizer")):
+    for path in paths:
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 22), b""):
                 digest.update(block)
-    settings = {k: classifier.config.get(k) for k in TOKENISATION}
-    digest.update(json.dumps(settings, sort_keys=True).encode())
+    if settings is not None:
+        digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()[:24]
 
 
-class LogitStore:
-    """The stored logits of one graph (TicketClassifier.logit_store: the core asks it first)."""
+def graph_digest(classifier) -> str:
+    """What decides a text's logits: the graph, the tokenizer and the tokenisation settings."""
+    settings = {k: classifier.config.get(k) for k in TOKENISATION}
+    return file_digest(classifier.onnx_path, classifier.bundle.path("tokenizer"), settings=settings)
 
-    def __init__(self, folder: str | Path, classifier):
-        self.path = Path(folder) / FOLDER / f"{graph_digest(classifier)}.npz"
+
+class LogitStore:
+    """The stored logits of one graph (TicketClassifier.logit_store: the core asks it first), or
+    under `name` another model's scores (the baseline's probabilities, in float64)."""
+
+    def __init__(
+        self, folder: str | Path, classifier=None, name: str | None = None, dtype=np.float32
+    ):
+        self.dtype = dtype
+        self.path = Path(folder) / FOLDER / f"{name or graph_digest(classifier)}.npz"
         self.rows: dict[str, int] = {}
         self.values: dict[str, np.ndarray] = {}
         if self.path.is_file():
@@ -63,7 +77,7 @@ class LogitStore:
         """(found per text, logits per task with the found rows filled)."""
         keys = [text_key(t) for t in texts]
         found = np.array([k in self.rows for k in keys], dtype=bool)
-        out = {t: np.zeros((len(texts), widths[t]), dtype=np.float32) for t in TASKS}
+        out = {t: np.zeros((len(texts), widths[t]), dtype=self.dtype) for t in TASKS}
         if found.any():
             at = np.array([self.rows[k] for k, ok in zip(keys, found, strict=True) if ok])
             for t in TASKS:
@@ -83,7 +97,7 @@ class LogitStore:
         take = np.fromiter(new.values(), np.int64, len(new))
         start = len(self.rows)
         for t in TASKS:
-            rows = logits[t][take].astype(np.float32)
+            rows = logits[t][take].astype(self.dtype)
             self.values[t] = (
                 rows if t not in self.values else np.concatenate([self.values[t], rows])
             )
@@ -101,8 +115,13 @@ def attach(classifier, artifacts_dir: str | Path) -> LogitStore:
     return store
 
 
-def clear(artifacts_dir: str | Path) -> None:
-    """Forget every stored score (export_onnx, before it writes a new graph)."""
-    import shutil
-
-    shutil.rmtree(Path(artifacts_dir) / FOLDER, ignore_errors=True)
+def clear(artifacts_dir: str | Path, prefix: str = "") -> None:
+    """Forget the stored scores whose file names start with `prefix`: export_onnx, before it
+    writes a new graph, forgets every graph's (not the baseline's, `TFIDF`); the baseline stage,
+    saving a new baseline, forgets the old one's."""
+    folder = Path(artifacts_dir) / FOLDER
+    for path in folder.glob(f"{prefix}*.npz"):
+        if prefix or not path.name.startswith(TFIDF):
+            path.unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()

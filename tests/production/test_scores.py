@@ -20,7 +20,7 @@ from ticketml.export import fp32_device, load_checkpoint, runner_parity, torch_r
 
 def test_export_stores_the_served_graphs_scores_and_evaluate_reads_them(export_workdir):
     art = export_workdir / "artifacts"
-    stored = sorted((art / scores.FOLDER).glob("*.npz"))
+    stored = sorted((art / scores.FOLDER).glob("[0-9a-f]*.npz"))
     assert len(stored) == 2  # the fp32 graph (scored by ONNX Runtime here: no GPU) and INT8
     int8 = TicketClassifier.from_dir(art, int8=True)
     store = scores.LogitStore(art, int8)
@@ -101,3 +101,37 @@ def test_the_torch_module_scores_fp32_only_where_it_agrees_with_the_graph(export
     assert fp32_device(load_config(["export.fp32_scores=onnx"])) is None
     with pytest.raises(ModelError, match="auto | onnx"):
         fp32_device(load_config(["export.fp32_scores=gpu"]))
+
+
+def test_the_baselines_val_and_test_probabilities_are_stored_once_and_read_back(export_workdir):
+    from ticketml.baseline import predict_proba_parallel, tfidf_scorer
+
+    art = export_workdir / "artifacts"
+    stored = sorted((art / scores.FOLDER).glob(f"{scores.TFIDF}*.npz"))
+    assert len(stored) == 1  # the baseline stage's, kept by export_onnx's clear
+    cfg = load_config([])
+    frames = load_splits(cfg)
+    classifier = TicketClassifier.from_dir(art, int8=True)
+    proba = tfidf_scorer(classifier.tfidf, classifier.bundle.path("baseline"), art)
+    assert proba.store.path == stored[0]  # the bundle's copy is the stage's file, byte for byte
+    assert set(proba.store.rows) == {
+        scores.text_key(t) for s in ("val", "test") for t in frames[s]["text"]
+    }
+    test = frames["test"]
+    fresh = build_report(TicketClassifier.from_dir(art, int8=True), test)
+    classifier.tfidf_proba = proba
+    report = build_report(classifier, test)
+    assert proba.store.misses == 0 and proba.store.hits >= 2 * len(test)  # raw and processed
+    assert report["models"] == fresh["models"]
+    texts = test["text"].head(5).tolist()
+    read = proba(texts)
+    for t, values in predict_proba_parallel(classifier.tfidf, texts).items():
+        np.testing.assert_array_equal(read[t], values)  # float64: exactly what it computes
+    # a text it lacks is scored and added; another baseline file is another store
+    assert proba(["printer on fire, stack trace attached"])["topic"].shape[0] == 1
+    assert proba.store.misses == 1
+    other = export_workdir / "other.npz"
+    other.write_bytes(classifier.bundle.path("baseline").read_bytes() + b"\0")
+    assert tfidf_scorer(classifier.tfidf, other, art).store.path != proba.store.path
+    scores.clear(art)  # a new graph's clear keeps the baseline's store
+    assert stored[0].is_file() and not list((art / scores.FOLDER).glob("[0-9a-f]*.npz"))
