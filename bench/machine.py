@@ -27,9 +27,11 @@ def stamp() -> dict:
             return ""
         return out.stdout.strip() if out.returncode == 0 else ""
 
-    # a lent GPU machine gets the working tree without .git: the caller names the commit
-    commit = git("rev-parse", "HEAD") or os.environ.get("TICKETML_COMMIT", "unknown")
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    # a lent GPU machine gets the working tree over the checkout's first commit (its .git is
+    # not this one's): the caller names the commit it sent, and that wins
+    named = os.environ.get("TICKETML_COMMIT")
+    commit = named or git("rev-parse", "HEAD") or "unknown"
+    dirty = not named and bool(git("status", "--porcelain", "--untracked-files=no"))
     return {
         "commit": commit + ("+changes" if dirty else ""),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -21,3 +21,15 @@ def test_every_benchmark_is_listed_with_what_it_measures():
     assert set(listed) == scripts
     for script, line in listed.items():
         assert len(line.split(None, 1)[1]) > 20, script  # a description, not an empty docstring
+
+
+def test_a_result_is_stamped_with_the_commit_the_caller_names(monkeypatch):
+    """On a lent GPU machine the tree travels over another checkout's .git: the commit the
+    caller sent (TICKETML_COMMIT) is the one stamped, without a changes mark."""
+    from bench.machine import stamp
+
+    monkeypatch.setenv("TICKETML_COMMIT", "0123abc")
+    assert stamp()["commit"] == "0123abc"
+    monkeypatch.delenv("TICKETML_COMMIT")
+    here = stamp()["commit"]
+    assert here.split("+")[0] not in ("0123abc", "unknown") and len(here.split("+")[0]) == 40
