@@ -12,16 +12,14 @@ bench/results/baseline_tol_<data>.json.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.baseline_fit import prepare  # noqa: E402
 from bench.machine import machine_info, write_result  # noqa: E402
 
 
@@ -31,32 +29,13 @@ def main() -> None:
     parser.add_argument("--tols", default="1e-4,1e-3,3e-3")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="ticketml-tol-"))
-    overrides = [f"data={args.data}", f"mlflow.tracking_uri=sqlite:///{work}/m.db", *args.overrides]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run(
-        [sys.executable, "-m", "ticketml", "data", *overrides],
-        cwd=work, env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    os.chdir(work)
+    cfg, splits, label_maps, features, matrix, features_s, held = prepare(args.data, args.overrides)
     from ticketml import TASKS
-    from ticketml.baseline import csr, fit_features
-    from ticketml.config import load_config
-    from ticketml.contract import load_label_maps, load_splits
     from ticketml.data.schema import MISSING
     from ticketml.logistic import fit_logistic
     from ticketml.metrics import task_metrics
 
-    cfg = load_config(overrides)
     b = cfg.baseline
-    splits, label_maps = load_splits(cfg), load_label_maps(cfg)
-    started = time.perf_counter()
-    features, matrix = fit_features(splits["train"]["text"].tolist(), b)
-    features_s = time.perf_counter() - started
-    held = {
-        s: csr(features.transform(splits[s]["text"].tolist()), len(splits[s]), features.n_features)
-        for s in ("val", "test")
-    }
     rows = []
     for tol in (float(t) for t in args.tols.split(",")):
         for task in TASKS:

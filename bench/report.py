@@ -1026,6 +1026,7 @@ GPU_RECIPES = {
     "budget_balanced": "defaults with topic-balanced sampling",
     "budget_warmup1": "defaults with a 1-epoch warm-up (train.warmup_epochs=1)",
     "budget_constant": "defaults, 1-epoch warm-up, then a constant rate (train.lr_schedule=constant)",
+    "budget_e5": "multilingual-e5-small under the defaults (model=multilingual_e5_small)",
     "": "head 256 (the old cut)",
     "512": "head_tail 512",
     "tapt": "TAPT + head 256",
