@@ -59,6 +59,11 @@ def test_row_shards_share_the_matrix_and_cover_every_row():
     assert len(row_shards(x[:300], 8)) == 1  # shards of fewer than MIN_SHARD_ROWS are merged
 
 
-def test_one_class_is_a_clear_error():
+def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="2\\+ classes"):
         fit_logistic(np.eye(3), np.array(["a", "a", "a"]), 1.0)
+    labels = np.array(["a", "b", "a"])
+    with pytest.raises(ValueError, match="C must be a positive number, got -1"):
+        fit_logistic(np.eye(3), labels, -1.0)
+    with pytest.raises(ValueError, match="max_iter and tol"):
+        fit_logistic(np.eye(3), labels, 1.0, max_iter=-5)

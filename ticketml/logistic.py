@@ -79,6 +79,10 @@ def fit_logistic(
     from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
     from sklearn.linear_model._linear_loss import LinearModelLoss
 
+    if not C > 0:
+        raise ValueError(f"C must be a positive number, got {C}")
+    if max_iter < 0 or not tol >= 0:
+        raise ValueError(f"max_iter and tol must be >= 0, got {max_iter} and {tol}")
     if sparse.issparse(matrix):
         matrix = matrix.tocsr()
     dtype = matrix.dtype if matrix.dtype in (np.float32, np.float64) else np.float64
