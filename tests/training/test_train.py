@@ -85,6 +85,8 @@ def test_one_epoch_train_writes_every_output_and_logs_the_run(data_workdir, tiny
     assert "metrics.delta_vs_baseline_test_topic_macro_f1" in run
     client = mlflow.MlflowClient()
     assert len(client.get_metric_history(run.run_id, "val/mean_macro_f1")) == 2  # per epoch
+    train_loss = [m.value for m in client.get_metric_history(run.run_id, "train/loss")]
+    assert len(train_loss) == 2 and train_loss[1] < train_loss[0]  # the epoch means, falling
     artifacts = {a.path for a in client.list_artifacts(run.run_id)}
     assert {"plots", "metrics", "checkpoints", "label_maps.json"} <= artifacts
 

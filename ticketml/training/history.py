@@ -52,9 +52,9 @@ class EpochHistory(Callback):
         mlflow = sys.modules.get("mlflow")  # only log when the caller set MLflow up
         self.epoch_seconds.append(self._now(pl_module) - self._start)
         row = {
-            k.replace("_epoch", ""): float(v)
+            k: float(v)
             for k, v in trainer.callback_metrics.items()
-            if k.startswith("val/") or k == "train/loss_epoch"
+            if k.startswith("val/") or k == "train/loss"
         }
         self.rows.append(row)
         if mlflow is not None and mlflow.active_run():

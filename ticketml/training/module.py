@@ -88,10 +88,12 @@ class MultiTaskClassifier(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss, _ = self._loss(logits, batch)
+        # the epoch's mean only: a per-step value in the progress bar is read back every step,
+        # a GPU sync that stalls the queue of kernels (bench/train_throughput.py)
         self.log(
             "train/loss",
             loss,
-            on_step=True,
+            on_step=False,
             on_epoch=True,
             prog_bar=True,
             batch_size=len(batch["input_ids"]),
