@@ -36,7 +36,7 @@ demo: setup  ## run the whole pipeline on the built-in defaults
 test: setup lint  ## lint, then the whole test suite
 	$(BIN)/pytest -q
 
-test-fast: setup  ## the fast tests only (about 2 minutes on 2 cores)
+test-fast: setup  ## the fast tests only (about 5 minutes on 2 cores)
 	$(BIN)/pytest -q -m "not slow"
 
 lint: setup
