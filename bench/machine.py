@@ -39,6 +39,14 @@ def stamp() -> dict:
     }
 
 
+def table(title: str, columns: list[str], rows: list[list], note: str = "") -> dict:
+    """A result's description of itself, for `result["tables"]`: bench/report.py renders every
+    such table as is into docs/benchmarks.md (one generic function, no per-file code)."""
+    if any(len(row) != len(columns) for row in rows):
+        raise ValueError(f"{title}: every row needs {len(columns)} cells ({columns})")
+    return {"title": title, "columns": list(columns), "rows": [list(r) for r in rows], "note": note}
+
+
 def write_result(result: dict, path: str | Path) -> Path:
     """Write a benchmark result as JSON atomically (temp file, then rename) and say where;
     every result is stamped with the commit, command and time that made it (`stamp`)."""

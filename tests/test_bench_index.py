@@ -33,3 +33,30 @@ def test_a_result_is_stamped_with_the_commit_the_caller_names(monkeypatch):
     monkeypatch.delenv("TICKETML_COMMIT")
     here = stamp()["commit"]
     assert here.split("+")[0] not in ("0123abc", "unknown") and len(here.split("+")[0]) == 40
+
+
+def test_a_result_that_describes_itself_is_rendered_by_the_one_generic_function(tmp_path):
+    import json
+
+    import pytest
+
+    from bench.machine import table
+    from bench.report import benchmarks_page
+
+    with pytest.raises(ValueError, match="needs 2 cells"):
+        table("t", ["a", "b"], [[1, 2], [3]])
+    result = {
+        "tables": [table("Heads, 16 cores", ["engine", "rows"], [["ours", 27998]], "a note")],
+        "stamp": {"command": "python bench/x.py", "commit": "0123abcdef", "written": "now"},
+        "machine": {"gpu": "NVIDIA H200", "cpu_count": 16},
+    }
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.json").write_text(json.dumps(result))
+    (tmp_path / "plain.json").write_text(json.dumps({"rows": []}))  # no tables: left out
+    page = benchmarks_page(tmp_path)
+    assert (
+        "### Heads, 16 cores\n\na note\n\n| engine | rows |\n| --- | --- |\n| ours | 27,998 |"
+        in page
+    )
+    assert "`python bench/x.py` at commit 0123abc, now, on NVIDIA H200 (16 cores)" in page
+    assert page.count("###") == 1
