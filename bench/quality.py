@@ -121,7 +121,12 @@ def measure(
                 for t in TASKS
             },
             **{f"{s}_labels_{t}": labels[s][t] for s in ("val", "test") for t in TASKS},
-            test_language=languages if languages is not None else np.array([""] * len(test)),
+            **{  # val's too: a per-language combination is fitted there
+                f"{s}_language": splits[s]["language"].to_numpy(str)
+                if "language" in splits[s].columns
+                else np.array([""] * len(splits[s]))
+                for s in ("val", "test")
+            },
         )
     result = {
         "dataset": data,

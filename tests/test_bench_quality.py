@@ -56,6 +56,10 @@ def test_a_run_saves_its_probabilities_and_rescoring_them_gives_the_same_baselin
     for split in ("val", "test"):
         for task in ("topic", "priority"):
             assert {f"{split}_{m}_{task}" for m in ("baseline", "transformer", "tempered")} <= keys
+    arrays = np.load(saved)
+    for split in ("val", "test"):  # each row's language, in the split's order
+        assert len(arrays[f"{split}_language"]) == len(arrays[f"{split}_labels_topic"])
+        assert set(arrays[f"{split}_language"]) <= {"en", "ru"}
     assert "saved" not in result
     again = rescore(saved, "blend")
     for task in ("topic", "priority"):
