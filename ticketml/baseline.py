@@ -243,13 +243,6 @@ def fit_head(
     return class_columns(fit, order, matrix.shape[1])
 
 
-def head_layout(nnz: int) -> tuple[int, int]:
-    """(processes, threads per head) for fitting the heads of a matrix with `nnz` nonzeros:
-    worker processes cost a second or two to start, worth it only for a large matrix."""
-    jobs = max(1, min(len(TASKS), cpu_count())) if nnz > PARALLEL_NNZ else 1
-    return jobs, max(1, cpu_count() // jobs)
-
-
 def fit_heads(
     matrix: sparse.csr_matrix, train: pd.DataFrame, label_maps: dict, b: DictConfig
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -259,7 +252,9 @@ def fit_heads(
     Each head fits on the rows labelled for its task (partial labels)."""
     from joblib import Parallel, delayed
 
-    jobs, threads = head_layout(matrix.nnz)
+    # worker processes cost a second or two to start: worth it only for a large matrix
+    jobs = max(1, min(len(TASKS), cpu_count())) if matrix.nnz > PARALLEL_NNZ else 1
+    threads = max(1, cpu_count() // jobs)
     rows = {t: (train[t] != MISSING).to_numpy() for t in TASKS}
     return Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
         delayed(fit_head)(

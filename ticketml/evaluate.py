@@ -119,8 +119,13 @@ def run_evaluate(cfg: DictConfig) -> dict:
         from ticketml.errors import ModelError
 
         raise ModelError(str(exc)) from exc
-    # the test rows export_onnx scored, and the baseline stage's probabilities
-    store = scores.attach(classifier, artifacts)
+    store = scores.attach(classifier, artifacts)  # the test rows export_onnx scored
+    if classifier.tfidf is not None:  # the baseline's val/test probabilities, read back
+        from ticketml.baseline import tfidf_scorer
+
+        classifier.tfidf_proba = tfidf_scorer(
+            classifier.tfidf, classifier.bundle.path("baseline"), artifacts
+        )
     test = load_splits(cfg)["test"]
     ceiling = None
     if generated(cfg):

@@ -109,16 +109,9 @@ class LogitStore:
 
 
 def attach(classifier, artifacts_dir: str | Path) -> LogitStore:
-    """Give `classifier` the stores under `artifacts_dir`: its graph's logits and, in a hybrid,
-    its baseline's probabilities (ticketml.baseline.tfidf_scorer); returns the graph's store."""
+    """Give `classifier` the store of its graph under `artifacts_dir`; returns the store."""
     store = LogitStore(artifacts_dir, classifier)
     classifier.logit_store = store
-    if classifier.tfidf is not None:
-        from ticketml.baseline import tfidf_scorer
-
-        classifier.tfidf_proba = tfidf_scorer(
-            classifier.tfidf, classifier.bundle.path("baseline"), artifacts_dir
-        )
     return store
 
 
