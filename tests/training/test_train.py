@@ -175,3 +175,35 @@ def test_main_fits_the_baseline_beside_training_when_a_gpu_trains(
     assert cli.entrypoint(["baseline", "train", "export_onnx"], ["--overrides", bad]) != 0
     assert "the baseline stage beside training failed" in capsys.readouterr().out
     assert not (data_workdir / "artifacts/model.onnx").exists()
+
+
+def test_mean_max_pooling_ignores_padding_and_exports_to_onnx(tiny_encoder, tmp_path):
+    import onnxruntime as ort
+
+    from ticketml.export import export_graph
+    from ticketml.training.module import pool
+
+    # a padded position holding the largest value never wins the max
+    hidden = torch.tensor([[[1.0, -2.0], [3.0, 5.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert pool(hidden, mask, "mean_max").tolist() == [[2.0, 1.5, 3.0, 5.0]]
+    assert pool(hidden, mask, "mean").tolist() == [[2.0, 1.5]]
+    with pytest.raises(ValueError, match="mean_max"):
+        MultiTaskClassifier(tiny_encoder, {"topic": 3, "priority": 2}, pooling="max")
+    torch.manual_seed(0)
+    model = MultiTaskClassifier(tiny_encoder, {"topic": 3, "priority": 2}, pooling="mean_max")
+    model.eval()
+    assert model.heads["topic"].in_features == 2 * model.encoder.config.hidden_size
+    ids = torch.randint(1000, 2000, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    with torch.no_grad():
+        ref = model(ids, mask)
+        other = ids.clone()
+        other[1, 5:] = 7  # what the padding holds changes nothing
+        assert torch.allclose(model(other, mask)["topic"], ref["topic"], atol=1e-6)
+    export_graph(model, tmp_path / "model.onnx", opset=17)
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    got = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+    assert np.abs(got[0] - ref["topic"].numpy()).max() < 1e-4
+    assert np.abs(got[1] - ref["priority"].numpy()).max() < 1e-4

@@ -9,10 +9,26 @@ from torch import nn
 
 from ticketml.encoder import load_encoder
 
+POOLINGS = ("mean", "cls", "mean_max")
+
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mask = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-6)
+
+
+def max_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each dimension's largest value over the real tokens (padding never wins): a rare
+    identifier's strong feature survives where the mean dilutes it over a long ticket."""
+    return hidden.masked_fill(mask.unsqueeze(-1) == 0, torch.finfo(hidden.dtype).min).amax(1)
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean_max":
+        return torch.cat([mean_pool(hidden, mask), max_pool(hidden, mask)], dim=-1)
+    return mean_pool(hidden, mask)
 
 
 class MultiTaskClassifier(L.LightningModule):
@@ -39,13 +55,13 @@ class MultiTaskClassifier(L.LightningModule):
     ):
         # label_maps / max_length / text_prefix travel in the checkpoint for export and serving.
         super().__init__()
-        if pooling not in ("mean", "cls"):
-            raise ValueError(f"model.pooling={pooling!r} must be 'mean' or 'cls'")
+        if pooling not in POOLINGS:
+            raise ValueError(f"model.pooling={pooling!r} must be one of {', '.join(POOLINGS)}")
         if lr_schedule not in SCHEDULES:
             raise ValueError(f"train.lr_schedule={lr_schedule!r} must be one of {SCHEDULES}")
         self.save_hyperparameters()
         self.encoder = load_encoder(encoder_name)
-        hidden = self.encoder.config.hidden_size
+        hidden = self.encoder.config.hidden_size * (2 if pooling == "mean_max" else 1)
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({task: nn.Linear(hidden, n) for task, n in num_labels.items()})
         self.loss_weights = {t: float((loss_weights or {}).get(t, 1.0)) for t in num_labels}
@@ -59,10 +75,7 @@ class MultiTaskClassifier(L.LightningModule):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        pooled = (
-            hidden[:, 0] if self.hparams.pooling == "cls" else mean_pool(hidden, attention_mask)
-        )
-        pooled = self.dropout(pooled)
+        pooled = self.dropout(pool(hidden, attention_mask, self.hparams.pooling))
         return {task: head(pooled) for task, head in self.heads.items()}
 
     def _loss(
