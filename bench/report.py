@@ -1067,6 +1067,7 @@ GPU_RECIPES = {
     "budget_meanmax": "defaults with mean+max pooling (model.pooling=mean_max)",
     "budget_headlr": "defaults with the heads at 1e-3 (train.head_learning_rate=1e-3)",
     "budget_meanmax_headlr": "mean+max pooling and heads at 1e-3",
+    "budget_e5_headlr": "multilingual-e5-small with the heads at 1e-3",
     "": "head 256 (the old cut)",
     "512": "head_tail 512",
     "tapt": "TAPT + head 256",
