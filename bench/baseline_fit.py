@@ -59,6 +59,21 @@ def prepare(data: str, overrides: list[str]):
     return cfg, splits, label_maps, features, matrix, features_s, held
 
 
+def held_macro_f1(splits: dict, held: dict, label_maps: dict, task: str, predict) -> dict:
+    """{"<split>_macro_f1"} on val and test's rows labelled for `task`; `predict(matrix)` gives
+    label-map indices."""
+    from ticketml.data.schema import MISSING
+    from ticketml.metrics import task_metrics
+
+    out = {}
+    for s, x in held.items():
+        labelled = (splits[s][task] != MISSING).to_numpy()
+        ids = {label: i for i, label in enumerate(label_maps[task])}
+        y = splits[s][task][labelled].map(ids).to_numpy()
+        out[f"{s}_macro_f1"] = task_metrics(y, predict(x[labelled]), label_maps[task])["macro_f1"]
+    return out
+
+
 def tables(result: dict) -> list[dict]:
     """The result's table (bench.machine.table), from its rows."""
     rows = result["rows"]
@@ -131,9 +146,8 @@ def main() -> None:
     from joblib import Parallel, delayed
 
     from ticketml import TASKS
-    from ticketml.baseline import class_columns, cpu_count, fit_heads
+    from ticketml.baseline import class_columns, cpu_count, fit_heads, head_layout
     from ticketml.data.schema import MISSING
-    from ticketml.metrics import task_metrics
 
     b = cfg.baseline
     cores = cpu_count()
@@ -142,14 +156,9 @@ def main() -> None:
     data = {t: (matrix[keep[t]], train[t].to_numpy()[keep[t]]) for t in TASKS}
 
     def scores(task, coef, intercept) -> dict:
-        out = {}
-        for s, x in held.items():
-            labelled = (splits[s][task] != MISSING).to_numpy()
-            ids = {label: i for i, label in enumerate(label_maps[task])}
-            y = splits[s][task][labelled].map(ids).to_numpy()
-            pred = (x[labelled] @ coef + intercept).argmax(axis=1)
-            out[f"{s}_macro_f1"] = task_metrics(y, pred, label_maps[task])["macro_f1"]
-        return out
+        return held_macro_f1(
+            splits, held, label_maps, task, lambda x: (x @ coef + intercept).argmax(axis=1)
+        )
 
     rows = []
 
@@ -181,7 +190,7 @@ def main() -> None:
     started = time.perf_counter()
     heads = fit_heads(matrix, train, label_maps, b)
     wall = time.perf_counter() - started
-    threads = max(1, cores // min(len(TASKS), cores))
+    _, threads = head_layout(matrix.nnz)
     for task, (coef, intercept) in zip(TASKS, heads, strict=True):
         row = {"engine": "fit_heads (the stage)", "threads_per_head": threads, "task": task,
                "wall_s": wall, **scores(task, coef, intercept)}  # fmt: skip

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.baseline_fit import prepare  # noqa: E402
+from bench.baseline_fit import held_macro_f1, prepare  # noqa: E402
 from bench.machine import machine_info, write_result  # noqa: E402
 
 
@@ -33,7 +33,6 @@ def main() -> None:
     from ticketml import TASKS
     from ticketml.data.schema import MISSING
     from ticketml.logistic import fit_logistic
-    from ticketml.metrics import task_metrics
 
     b = cfg.baseline
     rows = []
@@ -47,12 +46,14 @@ def main() -> None:
             )  # fmt: skip
             seconds = time.perf_counter() - started
             row = {"tol": tol, "task": task, "iterations": clf.n_iter, "seconds": seconds}
-            for s, x in held.items():
-                labelled = (splits[s][task] != MISSING).to_numpy()
-                ids = {label: i for i, label in enumerate(label_maps[task])}
-                y = splits[s][task][labelled].map(ids).to_numpy()
-                pred = [ids[p] for p in clf.predict(x[labelled])]
-                row[f"{s}_macro_f1"] = task_metrics(y, pred, label_maps[task])["macro_f1"]
+            ids = {label: i for i, label in enumerate(label_maps[task])}
+            row |= held_macro_f1(
+                splits,
+                held,
+                label_maps,
+                task,
+                lambda x, clf=clf, ids=ids: [ids[p] for p in clf.predict(x)],
+            )
             rows.append(row)
             print(
                 f"tol {tol:<7g} {task:<9} {row['iterations']:>5} iterations {seconds:7.1f} s  "

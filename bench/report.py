@@ -1186,7 +1186,9 @@ def real_tickets_section() -> list[str]:
     ]
     for recipe in ("budget", "budget_e5"):
         group = runs.get(("support", recipe), [])
-        langs = set.intersection(*(set(r.get("by_language", {})) for r in group)) if group else set()
+        langs = (
+            set.intersection(*(set(r.get("by_language", {})) for r in group)) if group else set()
+        )
         for lang in sorted(langs):
             per = [r["by_language"][lang] for r in group]
             if min(p["baseline"]["topic"]["n"] for p in per) < 100:

@@ -86,6 +86,20 @@ def tfidf_scorer(model: TfidfClassifier, path: str | Path, artifacts_dir: str | 
     return score
 
 
+def attach_stores(classifier, artifacts_dir: str | Path):
+    """Give `classifier` the stores under `artifacts_dir` (what evaluate and promote read back):
+    its graph's logits (ticketml.scores.attach) and, in a hybrid, its baseline's probabilities
+    (tfidf_scorer). Returns the graph's store."""
+    from ticketml import scores
+
+    store = scores.attach(classifier, artifacts_dir)
+    if classifier.tfidf is not None:
+        classifier.tfidf_proba = tfidf_scorer(
+            classifier.tfidf, classifier.bundle.path("baseline"), artifacts_dir
+        )
+    return store
+
+
 def baseline_path(cfg: DictConfig) -> Path:
     return artifact(cfg, BASELINE)
 
@@ -243,6 +257,13 @@ def fit_head(
     return class_columns(fit, order, matrix.shape[1])
 
 
+def head_layout(nnz: int) -> tuple[int, int]:
+    """(processes, threads per head) for fitting the heads of a matrix with `nnz` nonzeros:
+    worker processes cost a second or two to start, worth it only for a large matrix."""
+    jobs = max(1, min(len(TASKS), cpu_count())) if nnz > PARALLEL_NNZ else 1
+    return jobs, max(1, cpu_count() // jobs)
+
+
 def fit_heads(
     matrix: sparse.csr_matrix, train: pd.DataFrame, label_maps: dict, b: DictConfig
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -252,9 +273,7 @@ def fit_heads(
     Each head fits on the rows labelled for its task (partial labels)."""
     from joblib import Parallel, delayed
 
-    # worker processes cost a second or two to start: worth it only for a large matrix
-    jobs = max(1, min(len(TASKS), cpu_count())) if matrix.nnz > PARALLEL_NNZ else 1
-    threads = max(1, cpu_count() // jobs)
+    jobs, threads = head_layout(matrix.nnz)
     rows = {t: (train[t] != MISSING).to_numpy() for t in TASKS}
     return Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
         delayed(fit_head)(

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from ticketml import TASKS, scores
+from ticketml import TASKS
 from ticketml.data.schema import encode_labels, served_texts
 from ticketml.data.sources import generated
 from ticketml.io import atomic_path, write_json
@@ -119,13 +119,10 @@ def run_evaluate(cfg: DictConfig) -> dict:
         from ticketml.errors import ModelError
 
         raise ModelError(str(exc)) from exc
-    store = scores.attach(classifier, artifacts)  # the test rows export_onnx scored
-    if classifier.tfidf is not None:  # the baseline's val/test probabilities, read back
-        from ticketml.baseline import tfidf_scorer
+    # the test rows export_onnx scored, and the baseline stage's probabilities
+    from ticketml.baseline import attach_stores
 
-        classifier.tfidf_proba = tfidf_scorer(
-            classifier.tfidf, classifier.bundle.path("baseline"), artifacts
-        )
+    store = attach_stores(classifier, artifacts)
     test = load_splits(cfg)["test"]
     ceiling = None
     if generated(cfg):

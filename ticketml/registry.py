@@ -213,17 +213,11 @@ def evaluate_version(
     """Load a registered version through pyfunc and score the held-out test split (its graph's
     logits read back from what export_onnx stored under `scores_dir` where it is the same graph:
     ticketml.scores)."""
-    from ticketml import scores
+    from ticketml.baseline import attach_stores
 
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     classifier = model.unwrap_python_model().classifier
-    store = scores.attach(classifier, scores_dir)
-    if classifier.tfidf is not None:
-        from ticketml.baseline import tfidf_scorer
-
-        classifier.tfidf_proba = tfidf_scorer(
-            classifier.tfidf, classifier.bundle.path("baseline"), scores_dir
-        )
+    store = attach_stores(classifier, scores_dir)
     preds = model.predict(pd.DataFrame({"text": served_texts(test)}))  # as the export had them
     log.info("version %s: %d of %d test texts' logits read back", version, store.hits, len(test))
     label_maps = classifier.label_maps
