@@ -14,6 +14,7 @@ import pandas as pd
 from .bundle import ARTIFACT
 from .core import TicketClassifier
 from .inputs import InputError, check_texts
+from .scoring import guard_scoring_server
 
 
 def texts_from_input(model_input) -> list:
@@ -56,6 +57,7 @@ class TicketMLModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         # the version's one artifact: a copy of the served bundle (pyfunc.bundle.copy_served)
         self.classifier = TicketClassifier.from_dir(context.artifacts[ARTIFACT], int8=None)
+        guard_scoring_server()  # inside `mlflow models serve`: unparsable bodies get a 400
 
     def predict(
         self, context, model_input: pd.DataFrame, params: dict | None = None

@@ -196,6 +196,21 @@ def test_mlflow_models_serve_answers_every_payload_shape(export_workdir):
             }
             answers.append(preds)
         assert all(a == answers[0] for a in answers)
+        # bodies MLflow's own decoder cannot read: the 400 of invalid JSON, never a 500, and
+        # the server goes on answering (the model guards the server it is loaded into)
+        for body, message in [
+            (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+            (b'{"inputs": {"text": [' + b"9" * 5000 + b"]}}", "4300 digits"),
+        ]:
+            r = httpx.post(
+                f"{base}/invocations",
+                content=body,
+                headers={"Content-Type": "application/json"},
+                timeout=60,
+            )
+            assert r.status_code == 400 and message in r.json()["message"], r.text[:500]
+            ok = httpx.post(f"{base}/invocations", json=payloads[0], timeout=60)
+            assert ok.status_code == 200 and ok.json()["predictions"] == answers[0]
     finally:
         proc.terminate()
         proc.wait(30)
