@@ -26,7 +26,7 @@ from ticketml.errors import ModelError
 from ticketml.io import atomic_path, write_json
 from ticketml.logistic import LogisticFit, fit_logistic
 from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
-from ticketml.plots import confusion_matrix_plot
+from ticketml.plots import confusion_plots
 
 log = logging.getLogger(__name__)
 CHUNK_DOCS = 2000  # char n-grams are counted this many texts at a time (bounded memory)
@@ -416,16 +416,8 @@ def run_baseline(cfg: DictConfig) -> dict:
         stage.metrics(flat_metrics(metrics))
         stage.metrics({f"seconds_{k}": v for k, v in summary.items() if k in ("fit", "save")})
         stage.artifact(metrics_path, "metrics")
-        for task in TASKS:
-            stage.artifact(
-                confusion_matrix_plot(
-                    metrics["test"][task]["confusion_matrix"],
-                    label_maps[task],
-                    f"baseline {task} (test)",
-                    Path(cfg.paths.plots_dir) / f"baseline_confusion_matrix_{task}.png",
-                ),
-                "plots",
-            )
+        for plot in confusion_plots(metrics, label_maps, cfg.paths.plots_dir, "baseline"):
+            stage.artifact(plot, "plots")
         stage.artifact(path, "baseline")
     for split in ("val", "test"):
         print(summary_line("baseline", split, metrics[split]))

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ticketml import TASKS  # noqa: E402
 from ticketml.io import atomic_path  # noqa: E402
 
 
@@ -37,6 +38,23 @@ def confusion_matrix_plot(
             j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black"
         )
     return _save(fig, path)
+
+
+def confusion_plots(
+    metrics: dict, label_maps: dict, folder: str | Path, model: str = ""
+) -> list[Path]:
+    """Each task's confusion matrix on the test split of `metrics` (a stage's metrics file):
+    <folder>/[<model>_]confusion_matrix_<task>.png, titled "[<model> ]<task> (test)"."""
+    prefix = f"{model}_" if model else ""
+    return [
+        confusion_matrix_plot(
+            metrics["test"][task]["confusion_matrix"],
+            label_maps[task],
+            f"{model} {task} (test)".strip(),
+            Path(folder) / f"{prefix}confusion_matrix_{task}.png",
+        )
+        for task in TASKS
+    ]
 
 
 def curves_plot(

@@ -29,7 +29,7 @@ from ticketml.encoder import load_tokenizer
 from ticketml.errors import TicketMLError
 from ticketml.io import atomic_path, read_json, write_json
 from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
-from ticketml.plots import confusion_matrix_plot, curves_plot, reliability_plot
+from ticketml.plots import confusion_plots, curves_plot, reliability_plot
 from ticketml.ranks import is_rank_zero
 from ticketml.tracking import StageLog
 from ticketml.training.datamodule import TicketDataModule
@@ -190,16 +190,7 @@ def write_plots(
             plots / "f1_curve.png",
         ),
     ]
-    for task in TASKS:
-        out.append(
-            confusion_matrix_plot(
-                metrics["test"][task]["confusion_matrix"],
-                label_maps[task],
-                f"{task} (test)",
-                plots / f"confusion_matrix_{task}.png",
-            )
-        )
-    return out
+    return out + confusion_plots(metrics, label_maps, plots)
 
 
 def train_model(
