@@ -22,14 +22,18 @@ COPY ticketml ticketml
 COPY pyfunc pyfunc
 RUN pip install --cert /etc/ssl/certs/ca-certificates.crt --no-deps . \
  && find /opt/venv -name __pycache__ -type d -prune -exec rm -rf {} +
+# The exported model: the export folder travels, the bundle's owner copies out exactly the files
+# the served model needs (model_config.json "files"; pyfunc.bundle.copy_served)
+COPY artifacts/ artifacts/
+RUN python -c "from pyfunc.bundle import copy_served; copy_served('artifacts', '/served')"
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH \
     MODEL_URI=artifacts PORT=8000
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-# The exported model (see .dockerignore: only the serving files travel).
-COPY artifacts/ artifacts/
+# Only the served files (a model mounted over /app/artifacts replaces them)
+COPY --from=build /served artifacts/
 # /app/predictions: the prediction log and feedback (serve.prediction_log; mount a volume to keep it)
 RUN useradd --create-home --uid 10001 ticketml && mkdir /app/predictions \
  && chown ticketml /app /app/predictions

@@ -5,10 +5,9 @@ An export folder (`artifacts/`) holds a bundle among training outputs: `export_o
 files and `publish`es them, writing into model_config.json the list of exactly the files the
 served model needs ("files"); `load` reads a bundle back (what `TicketClassifier`, `evaluate`,
 `infer`, the API and the registered pyfunc model all go through) and `copy_served` copies only
-those files (what `register` logs as the model's one artifact, and what the Docker context
-holds). Adding a file to the served model is a line in FILES here, its writer (export) and its
-reader (the core), and its line in .dockerignore (the image's context; tests/e2e/test_parity.py
-fails when a served file is missing there).
+those files (what `register` logs as the model's one artifact, and what the Dockerfile bakes
+into the API image). Adding a file to the served model is a line in FILES here, beside the code
+that writes it (export) and reads it (the core); nothing else lists the bundle's files.
 """
 
 from __future__ import annotations

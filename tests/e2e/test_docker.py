@@ -186,6 +186,10 @@ def test_api_image_serves_raw_rows_like_the_exported_model(api_image, reference)
             time.sleep(0.5)
         # a non-root user, and no torch in the serving image
         assert docker("exec", name, "id", "-u").stdout.strip() == "10001"
+        # the image holds exactly the served files (pyfunc.bundle.copy_served in the build)
+        config = json.loads(docker("exec", name, "cat", "artifacts/model_config.json").stdout)
+        baked = docker("exec", name, "ls", "-A", "artifacts").stdout.split()
+        assert sorted(baked) == sorted(config["files"])
         # every answered prediction is in the image's prediction log (/app/predictions)
         answered, deadline = 2 * len(ACCEPTED) + 1, time.monotonic() + 30
         written = "ticketml_prediction_log_records_total"

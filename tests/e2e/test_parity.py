@@ -3,8 +3,9 @@ path as through the exported model that `evaluate` scores.
 
 Paths: mlflow.pyfunc.load_model in a fresh process, `mlflow models serve` /invocations, FastAPI
 (`ticketml serve`) /predict and /predict/batch, `ticketml infer` on CSV and Parquet,
-`ticketml score_spark`, and the Docker build context (the files .dockerignore lets through load
-and predict alike; every file the model config names is among them)."""
+`ticketml score_spark`, and the Docker build (the context .dockerignore lets through, then the
+Dockerfile's pyfunc.bundle.copy_served: exactly the files the model config names, and they load
+and predict alike)."""
 
 import fnmatch
 import importlib.util
@@ -19,6 +20,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from pyfunc.bundle import copy_served
 from tests.conftest import REPO, free_port, run_cli, wait_for
 from tests.e2e.test_servers import mlflow_serve_cmd
 
@@ -242,7 +244,7 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
         pytest.fail("pyspark or Java missing, and TICKETML_REQUIRE_SPARK=1")
 
     # 6. Docker: the build context (this repository + the export) holds every file the model
-    # config names, and those files alone load and predict the same
+    # config names; the image gets those files alone (copy_served), which predict the same
     context = work / "docker_context"
     context.mkdir()
     for name in (".dockerignore", "requirements-serve.txt", "pyproject.toml", "README.md"):
@@ -257,11 +259,15 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
     config = json.loads((context / "artifacts/model_config.json").read_text())
     assert config["hybrid"] and {f"artifacts/{f}" for f in config["files"]} <= sent
     assert "model.onnx" in config["files"] and "model.int8.onnx" not in config["files"]
-    assert "artifacts/stray.txt" not in sent and "ticketml/serving/app.py" in sent
-    image = work / "image"
+    assert "ticketml/serving/app.py" in sent and not any("/.scores/" in f for f in sent)
+    build = work / "build"  # the Dockerfile's build stage: the context, then copy_served
     for rel in sent:
-        (image / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(context / rel, image / rel)
+        (build / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(context / rel, build / rel)
+    image = work / "image"
+    copy_served(build / "artifacts", image / "artifacts")
+    assert sorted(p.name for p in (image / "artifacts").iterdir()) == sorted(config["files"])
+    assert "copy_served('artifacts', '/served')" in (REPO / "Dockerfile").read_text()
     in_image = TicketClassifier.from_dir(image / "artifacts").predict(RAW)
     assert_same(in_image, reference, "docker context")
     (image / "artifacts/baseline.npz").unlink()  # a hybrid without its TF-IDF half: a clear error
