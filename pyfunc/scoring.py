@@ -34,5 +34,6 @@ def guard_scoring_server() -> bool:
             ) from None
 
     setattr(guarded, GUARD, True)
+    guarded.__wrapped__ = decode
     server._decode_json_input = guarded
     return True

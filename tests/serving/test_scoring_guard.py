@@ -14,8 +14,12 @@ HUGE_NUMBER = b'{"inputs": {"text": [' + b"9" * 5000 + b"]}}"
 
 @pytest.fixture
 def server(monkeypatch):
-    # the server module as MLflow ships it, restored after the test
-    monkeypatch.setattr(scoring_server, "_decode_json_input", scoring_server._decode_json_input)
+    # the server module as MLflow ships it (a model loaded earlier in this process may have
+    # guarded it already), put back as it was after the test
+    decode = scoring_server._decode_json_input
+    monkeypatch.setattr(
+        scoring_server, "_decode_json_input", getattr(decode, "__wrapped__", decode)
+    )
     return scoring_server
 
 
