@@ -9,7 +9,12 @@ dataset and seed), fits each candidate on val only and scores it on test:
   equal weights     the plain average
   log-linear        weighted geometric mean, weight on the same grid
   stacking C=…      a logistic regression on both models' log-probabilities (class-balanced)
-Writes bench/results/blend_<dataset>.json with the per-seed scores and the mean over seeds.
+  one weight / by script  the product's blend on the tempered transformer (as export fits it),
+                    with one weight, and with a weight per script where that wins CV on val
+                    (ticketml.hybrid.fit_task; scripts as saved, or for runs saved before they
+                    were, Cyrillic where the row's language is ru)
+Writes bench/results/blend_<dataset>[_<name>].json with the per-seed scores and the mean over
+seeds (`--name`: several runs of one dataset).
 """
 
 from __future__ import annotations
@@ -49,6 +54,35 @@ def shipped_weights(d: dict) -> dict[str, float]:
     }
 
 
+def row_scripts(d: dict, split: str) -> np.ndarray:
+    if f"{split}_script" in d:
+        return d[f"{split}_script"].astype(str)
+    return np.where(d[f"{split}_language"].astype(str) == "ru", "cyrillic", "latin")
+
+
+def product_blend(d: dict, task: str, how: str, rows: str | None = None) -> float:
+    """Test macro-F1 of the product's blend (ticketml.hybrid.fit_task) on the tempered
+    probabilities, as export fits it (no calibration map: argmax is what is scored): `how` is
+    "one" (one weight), "by_script" (fitted with the rows' scripts) or "baseline" (the baseline
+    alone, on the same rows); `rows`: a script name scores only the test rows in that script."""
+    from pyfunc.core import combine
+    from ticketml.data.schema import labelled_rows
+    from ticketml.hybrid import fit_task
+
+    with_scripts = how == "by_script"
+    entry = fit_task(
+        d[f"val_tempered_{task}"], d[f"val_baseline_{task}"], d[f"val_labels_{task}"],
+        "blend", 0, row_scripts(d, "val") if with_scripts else None,
+    )  # fmt: skip
+    labels, t, b, scripts = labelled_rows(
+        d[f"test_labels_{task}"], d[f"test_tempered_{task}"], d[f"test_baseline_{task}"],
+        row_scripts(d, "test"),
+    )  # fmt: skip
+    probs = b if how == "baseline" else combine(entry, t, b, scripts if with_scripts else None)
+    keep = scripts == rows if rows else np.ones(len(labels), bool)
+    return macro_f1(labels[keep], probs[keep])
+
+
 def candidates(d: dict, task: str, w: float) -> dict[str, float]:
     """Test macro-F1 of each combination, every one fitted on the validation split only;
     `w`: the shipped blend's transformer weight for `task` (shipped_weights)."""
@@ -71,6 +105,16 @@ def candidates(d: dict, task: str, w: float) -> dict[str, float]:
         out[f"stacking C={c}"] = macro_f1(
             y_test, lr.fit(features[0], y_val).predict_proba(features[1])
         )
+    if f"val_tempered_{task}" in d and ("val_script" in d or "val_language" in d):
+        out["one weight (tempered)"] = product_blend(d, task, "one")
+        out["by script"] = product_blend(d, task, "by_script")
+        if (row_scripts(d, "test") == "cyrillic").any():  # the rows a per-script weight is for
+            for name, how in (
+                ("baseline", "baseline"),
+                ("one weight", "one"),
+                ("by script", "by_script"),
+            ):
+                out[f"{name}, Cyrillic rows"] = product_blend(d, task, how, "cyrillic")
     return out
 
 
@@ -84,6 +128,7 @@ def seed_scores(path: Path) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("probs_dir", type=Path)
+    parser.add_argument("--name", default="", help="suffix of the result file")
     args = parser.parse_args()
     files = defaultdict(dict)
     for f in sorted(args.probs_dir.glob("*_seed*.npz")):
@@ -117,7 +162,10 @@ def main() -> None:
                 "per_seed": {str(k): v for k, v in per_seed.items()},
                 "machine": machine_info(),
             },
-            ROOT / "bench" / "results" / f"blend_{dataset}.json",
+            ROOT
+            / "bench"
+            / "results"
+            / f"blend_{dataset}{'_' + args.name if args.name else ''}.json",
         )
 
 

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from bench.machine import machine_info, scratch_overrides, write_result  # noqa: E402
+from pyfunc.text import scripts as text_scripts  # noqa: E402
 from ticketml import TASKS  # noqa: E402
 
 HYBRIDS = ("blend", "stack")  # each forced, beside the served choice (model.combiner)
@@ -106,8 +107,17 @@ def measure(
         ceiling = ceiling_proba(cfg, splits["test"]["text"].tolist(), label_maps)
     test = splits["test"]
     languages = test["language"].to_numpy(str) if "language" in test.columns else None
+    scripts = {s: text_scripts(splits[s]["text"]) for s in ("val", "test")}  # as the models saw
     compared = compare(
-        logits, base, labels, label_maps, languages, str(cfg.model.combiner), int(cfg.seed), ceiling
+        logits,
+        base,
+        labels,
+        label_maps,
+        languages,
+        str(cfg.model.combiner),
+        int(cfg.seed),
+        ceiling,
+        scripts,
     )
     saved = {"baseline": base, **compared.pop("saved")}
     if probs_dir is not None:  # per-row probabilities, to try other combinations without retraining
@@ -121,6 +131,7 @@ def measure(
                 for t in TASKS
             },
             **{f"{s}_labels_{t}": labels[s][t] for s in ("val", "test") for t in TASKS},
+            **{f"{s}_script": np.array(scripts[s]) for s in ("val", "test")},
             **{  # val's too: a per-language combination is fitted there
                 f"{s}_language": splits[s]["language"].to_numpy(str)
                 if "language" in splits[s].columns
@@ -160,11 +171,13 @@ def compare(
     combiner: str,
     seed: int,
     ceiling: dict | None = None,
+    scripts: dict | None = None,
 ) -> dict:
     """Exactly what train + export_onnx ship, from the transformer's logits and the baseline's
     probabilities on val and test: the transformer's calibration map, the hybrid (blend or
     stacker per task, `combiner`) and its own map, all fitted on val; labels by pyfunc's decision
-    rule; scored on test by the one scorer, overall and per language (≥ 20 test rows)."""
+    rule; scored on test by the one scorer, overall and per language (≥ 20 test rows).
+    `scripts`: each val/test row's pyfunc.text.script (None: one blend weight per task)."""
     from pyfunc.core import decide_tasks, hybrid_proba, scaling_of
     from pyfunc.probability import scaled, softmax
     from ticketml.calibration import fit_calibration
@@ -176,10 +189,15 @@ def compare(
         for s in ("val", "test")
     }
     trans = {s: {t: scaled(logits[s][t], calib[t]) for t in TASKS} for s in ("val", "test")}
-    hybrids = {"hybrid": fit_hybrid(tempered["val"], base["val"], labels["val"], combiner, seed)}
+    scripts = scripts or {"val": None, "test": None}
+    hybrids = {
+        "hybrid": fit_hybrid(
+            tempered["val"], base["val"], labels["val"], combiner, seed, scripts["val"]
+        )
+    }
     for name in HYBRIDS:
         hybrids[f"hybrid_{name}"] = fit_hybrid(
-            tempered["val"], base["val"], labels["val"], name, seed
+            tempered["val"], base["val"], labels["val"], name, seed, scripts["val"]
         )
     probs = {"baseline": base["test"], "transformer": trans["test"]}
     decisions = {
@@ -188,9 +206,9 @@ def compare(
     }
     before = {"transformer": {t: softmax(logits["test"][t]) for t in TASKS}}
     for name, entries in hybrids.items():
-        probs[name] = hybrid_proba(entries, tempered["test"], base["test"])
+        probs[name] = hybrid_proba(entries, tempered["test"], base["test"], True, scripts["test"])
         decisions[name] = decide_tasks(probs[name], {t: scaling_of(entries[t]) for t in TASKS})
-        before[name] = hybrid_proba(entries, tempered["test"], base["test"], calibrated=False)
+        before[name] = hybrid_proba(entries, tempered["test"], base["test"], False, scripts["test"])
     if ceiling is not None:
         probs["ceiling"] = ceiling
         decisions["ceiling"] = decide_tasks(ceiling)
@@ -265,7 +283,9 @@ def rescore(path: Path, combiner: str) -> dict:
     label_maps = {t: [str(i) for i in range(base["val"][t].shape[1])] for t in TASKS}
     languages = saved["test_language"] if "test_language" in saved else None
     seed = int(path.stem.rsplit("_seed", 1)[1])
-    result = compare(logits, base, labels, label_maps, languages, combiner, seed)
+    # runs saved before the scripts were: one blend weight per task, as those runs had
+    scripts = {s: saved[f"{s}_script"].tolist() for s in splits} if "val_script" in saved else None
+    result = compare(logits, base, labels, label_maps, languages, combiner, seed, None, scripts)
     result.pop("saved")
     result = {
         "seed": seed,

@@ -14,6 +14,7 @@ from . import TASKS
 from .bundle import ONNX_FP32, ONNX_INT8, Bundle, load
 from .probability import decide, log_probs, scaled, softmax
 from .text import LEGACY, clean_text, text_options
+from .text import scripts as text_scripts
 
 __all__ = ["ONNX_FP32", "ONNX_INT8", "TASKS", "TicketClassifier"]
 
@@ -40,14 +41,23 @@ def stack_features(transformer: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     )
 
 
-def combine(entry: dict, transformer: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+def combine(
+    entry: dict, transformer: np.ndarray, baseline: np.ndarray, scripts: Sequence[str] | None = None
+) -> np.ndarray:
     """One task's hybrid probabilities before the blend's calibration map, as its entry of
-    hybrid.json says: the weighted blend w x transformer + (1 - w) x baseline ("blend"), or a
-    multinomial logistic regression on both models' log-probabilities ("stack")."""
+    hybrid.json says: the weighted blend w x transformer + (1 - w) x baseline ("blend"; with
+    "by_script", a row written in one of those scripts takes that script's weight: `scripts` are
+    the rows' pyfunc.text.script), or a multinomial logistic regression on both models'
+    log-probabilities ("stack")."""
     if entry.get("method", "blend") == "stack":
         z = stack_features(transformer, baseline) @ np.asarray(entry["coef"], dtype=np.float64)
         return softmax(z + np.asarray(entry["intercept"], dtype=np.float64))
     w = float(entry["transformer_weight"])
+    by_script = entry.get("by_script")
+    if by_script:
+        if scripts is None or len(scripts) != len(transformer):
+            raise ValueError("this blend weighs its halves per script: pass each row's script")
+        w = np.array([float(by_script.get(s, w)) for s in scripts])[:, None]
     return w * transformer + (1 - w) * baseline
 
 
@@ -56,12 +66,14 @@ def hybrid_proba(
     transformer: dict[str, np.ndarray],
     baseline: dict[str, np.ndarray],
     calibrated: bool = True,
+    scripts: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """The hybrid per task (`combine`), then (when `calibrated` and hybrid.json has one) its own
-    calibration map, fitted on validation. `transformer`: the tempered softmax(z / T)."""
+    calibration map, fitted on validation. `transformer`: the tempered softmax(z / T); `scripts`:
+    the rows' pyfunc.text.script (what a blend by script needs)."""
     out = {}
     for t in TASKS:
-        mixed = combine(entries[t], transformer[t], baseline[t])
+        mixed = combine(entries[t], transformer[t], baseline[t], scripts)
         scaling = scaling_of(entries[t]) if calibrated else None
         out[t] = scaled(log_probs(mixed), scaling) if scaling else mixed
     return out
@@ -289,17 +301,21 @@ class TicketClassifier:
         return self.transformer_parts(texts)[1]
 
     def blend(
-        self, transformer: dict[str, np.ndarray], baseline: dict[str, np.ndarray]
+        self,
+        transformer: dict[str, np.ndarray],
+        baseline: dict[str, np.ndarray],
+        texts: Sequence[str],
     ) -> dict[str, np.ndarray]:
-        """The served hybrid of the tempered transformer and the baseline (hybrid_proba)."""
-        return hybrid_proba(self.hybrid, transformer, baseline)
+        """The served hybrid of the tempered transformer and the baseline on these (cleaned)
+        texts (hybrid_proba)."""
+        return hybrid_proba(self.hybrid, transformer, baseline, scripts=text_scripts(texts))
 
     @property
     def hybrid_summary(self) -> dict[str, dict]:
         """Per task, how the hybrid combines its halves (method, and the blend's weight)."""
         return {
             t: {"method": e.get("method", "blend")}
-            | {k: e[k] for k in ("transformer_weight", "C") if k in e}
+            | {k: e[k] for k in ("transformer_weight", "by_script", "C") if k in e}
             for t, e in self.hybrid.items()
         }
 
@@ -316,7 +332,7 @@ class TicketClassifier:
         parts = {"transformer": calibrated}
         if self.tfidf is not None:
             parts["baseline"] = (self.tfidf_proba or self.tfidf.predict_proba)(texts)
-            parts["hybrid"] = self.blend(tempered, parts["baseline"])
+            parts["hybrid"] = self.blend(tempered, parts["baseline"], texts)
         return parts
 
     def decisions(self, name: str, probs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

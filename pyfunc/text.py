@@ -16,6 +16,8 @@ URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 PHONE = re.compile(r"(?<!\w)\+?\d[\d\s().-]{7,}\d(?!\w)")
 SPACE = re.compile(r"\s+")
 SURROGATE = re.compile("[\ud800-\udfff]")
+CYRILLIC = re.compile("[\u0400-\u04ff]")
+LATIN = re.compile("[A-Za-z\u00c0-\u024f]")
 
 # Defaults chosen by measurement (bench/text_transform.py, README "Text transform"): masking
 # e-mails, URLs and phone numbers cost macro-F1 on real exports (URLs name the component), so the
@@ -80,3 +82,15 @@ def clean_text(text: str, options: dict[str, bool] = DEFAULTS) -> str:
     if options["collapse_whitespace"]:
         text = SPACE.sub(" ", text).strip()
     return text
+
+
+def script(text: str) -> str:
+    """The writing system of a text: "cyrillic" where it has more Cyrillic letters than Latin
+    ones, else "latin" (a text with neither too). The hybrid's blend may weigh its halves per
+    script (an English vocabulary spells Russian letter by letter: ticketml.hybrid)."""
+    return "cyrillic" if len(CYRILLIC.findall(text)) > len(LATIN.findall(text)) else "latin"
+
+
+def scripts(texts) -> list[str]:
+    """`script` of each text."""
+    return [script(t) for t in texts]

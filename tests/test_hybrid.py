@@ -3,7 +3,9 @@ import pandas as pd
 import pytest
 
 from pyfunc.core import combine, hybrid_proba
-from ticketml.hybrid import blend_weight, fit_hybrid, fit_task
+from pyfunc.text import script
+from pyfunc.text import scripts as text_scripts
+from ticketml.hybrid import blend_weight, fit_hybrid, fit_task, macro_f1
 
 
 def _probs(rng, labels, k, strength):
@@ -95,9 +97,51 @@ def test_export_writes_the_hybrid_and_reports_all_three_models(exported_model):
         assert hybrid["test"][task]["ece"] < hybrid["test"][task]["ece_uncalibrated"] + 0.1
     cleaned = clf.clean(texts)
     tempered, _ = clf.transformer_parts(cleaned)
-    mixed = hybrid_proba(weights, tempered, clf.tfidf.predict_proba(cleaned), calibrated=False)
+    mixed = hybrid_proba(
+        weights, tempered, clf.tfidf.predict_proba(cleaned), False, text_scripts(cleaned)
+    )
     assert not np.allclose(mixed["priority"], probs["priority"])
     rows = clf.predict(texts)
     for task in ("topic", "priority"):
         expected = [clf.label_maps[task][i] for i in mixed[task].argmax(1)]
         assert [r[task] for r in rows] == expected
+
+
+def test_a_script_gets_its_own_blend_weight_where_that_wins_cross_validation():
+    rng = np.random.default_rng(3)
+    k, n = 5, 1200
+    labels = rng.integers(0, k, size=n)
+    scripts = np.where(np.arange(n) % 3 == 0, "cyrillic", "latin")
+    cyrillic = scripts == "cyrillic"
+    # the transformer is good on Latin text and guesses on Cyrillic (an English vocabulary);
+    # the baseline is middling on both
+    transformer = _probs(rng, labels, k, 3.0)
+    transformer[cyrillic] = rng.dirichlet(np.ones(k), size=int(cyrillic.sum()))
+    baseline = _probs(rng, labels, k, 1.2)
+    entry = fit_task(transformer, baseline, labels, "blend", 0, scripts)
+    assert entry["method"] == "blend"
+    assert entry["by_script"]["cyrillic"] < entry["transformer_weight"] - 0.3
+    assert "latin" not in entry["by_script"] or entry["by_script"]["latin"] > 0.5
+    with pytest.raises(ValueError, match="per script"):
+        combine(entry, transformer, baseline)  # never silently one weight
+    mixed = combine(entry, transformer, baseline, scripts)
+    w = entry["by_script"]["cyrillic"]
+    assert np.allclose(mixed[cyrillic], w * transformer[cyrillic] + (1 - w) * baseline[cyrillic])
+    one = combine({**entry, "by_script": {}}, transformer, baseline)
+    f1 = {
+        name: macro_f1(labels[cyrillic], p[cyrillic]) for name, p in (("one", one), ("by", mixed))
+    }
+    assert f1["by"] > f1["one"] + 0.02
+    # one script, or a transformer as good on both: one weight, as before
+    assert "by_script" not in fit_task(transformer, baseline, labels, "blend", 0, None)
+    even = _probs(rng, labels, k, 3.0)
+    assert "by_script" not in fit_task(even, baseline, labels, "blend", 0, scripts)
+
+
+def test_the_script_of_a_text_is_its_majority_alphabet():
+    assert script("Не могу подключиться к VPN") == "cyrillic"
+    assert script("VPN не работает") == "cyrillic"  # 10 Cyrillic letters, 3 Latin
+    assert script("Error in module Auth: ошибка") == "latin"  # 16 Latin, 6 Cyrillic
+    assert script("Printer on floor 3 is jammed") == "latin"
+    assert script("Drucker defekt, Störung seit März") == "latin"
+    assert script("12345 !!!") == "latin"  # no letters: the default

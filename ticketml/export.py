@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from pyfunc.bundle import FILES, ONNX_FP32, ONNX_INT8, load, publish
 from pyfunc.core import TicketClassifier, decide_tasks, hybrid_proba, scaling_of
+from pyfunc.text import scripts as text_scripts
 from ticketml import TASKS, scores
 from ticketml.calibration import ece
 from ticketml.contract import BEST_CHECKPOINT, DATA_REPORT, artifact, load_splits
@@ -167,7 +168,7 @@ def graph_probs(classifier, frames: dict) -> dict[str, tuple[dict, dict]]:
 
 
 def build_hybrid(
-    cfg: DictConfig, served: dict, staging: Path, frames: dict, label_maps: dict
+    cfg: DictConfig, served: dict, staging: Path, frames: dict, label_maps: dict, scripts: dict
 ) -> tuple[dict, dict]:
     """baseline.npz (the file `ticketml baseline` saved, checked against scikit-learn there) and
     hybrid.json (per task the blend or the stacker, and the hybrid's calibration map, fitted on
@@ -192,6 +193,7 @@ def build_hybrid(
         encode_labels(frames["val"], label_maps),
         str(cfg.model.combiner),
         int(cfg.seed),
+        scripts["val"],
     )
     write_json(weights, staging / FILES["hybrid"])
     for t in TASKS:
@@ -291,14 +293,16 @@ def score_graphs(probs: dict, labels: dict, label_maps: dict, calibration: dict)
     }
 
 
-def score_hybrid(weights: dict, tempered: dict, tfidf: dict, labels: dict, label_maps) -> dict:
+def score_hybrid(
+    weights: dict, tempered: dict, tfidf: dict, labels: dict, label_maps, scripts: dict
+) -> dict:
     """The served hybrid on val and test, with its ECE before its calibration map."""
     scalings = {t: scaling_of(weights[t]) for t in TASKS}
     result = {"weights": weights}
     for s in EVAL_SPLITS:
-        served = hybrid_proba(weights, tempered[s], tfidf[s])
+        served = hybrid_proba(weights, tempered[s], tfidf[s], scripts=scripts[s])
         result[s] = score(served, labels[s], label_maps, decide_tasks(served, scalings))
-        mixed = hybrid_proba(weights, tempered[s], tfidf[s], calibrated=False)
+        mixed = hybrid_proba(weights, tempered[s], tfidf[s], calibrated=False, scripts=scripts[s])
         for t in TASKS:
             result[s][t]["ece_uncalibrated"] = ece(mixed[t], labels[s][t])
     return result
@@ -449,10 +453,12 @@ def export_and_log(cfg: DictConfig, stage) -> dict:
         results = score_graphs(probs, labels, label_maps, calibration)
         if cfg.model.hybrid:
             tempered = {s: p[0] for s, p in probs["onnx_int8" if serve_int8 else "onnx"].items()}
+            # each row's script, of the text as the graph saw it (what serving blends by)
+            scripts = {s: text_scripts(classifier.clean(served_texts(frames[s]))) for s in tempered}
             weights, tfidf = phase(
-                "hybrid weights", build_hybrid, cfg, tempered, staging, frames, label_maps
+                "hybrid weights", build_hybrid, cfg, tempered, staging, frames, label_maps, scripts
             )
-            results["hybrid"] = score_hybrid(weights, tempered, tfidf, labels, label_maps)
+            results["hybrid"] = score_hybrid(weights, tempered, tfidf, labels, label_maps, scripts)
         phase("smoke examples", write_smoke, staging, serve_int8)
         publish(staging, out, load(staging, int8=serve_int8).files)  # what the bundle holds
     finally:

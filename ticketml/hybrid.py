@@ -2,7 +2,10 @@
 
 Two ways to combine them, both fitted on the validation split (`model.combiner`):
   blend   w x transformer + (1 - w) x baseline, w on a 0..1 grid (one parameter): the default,
-          ahead of the others over 22 GPU splits of three datasets (README "Real tickets")
+          ahead of the others over 22 GPU splits of three datasets (README "Real tickets");
+          where validation holds texts in more than one script (pyfunc.text.script), each script
+          with MIN_SCRIPT_ROWS labelled rows gets its own w when that wins 5-fold CV on val
+          ("by_script": an English encoder's weight on Russian text is not its weight on English)
   stack   a class-balanced multinomial logistic regression on both models' log-probabilities
           (2k inputs; C chosen from STACK_C by 5-fold cross-validation on val)
   auto    per task, whichever has the better 5-fold cross-validated macro-F1 on val (ties: blend)
@@ -26,6 +29,7 @@ WEIGHTS = np.round(np.linspace(0, 1, 21), 2)
 STACK_C = (0.01, 0.1, 1.0)
 COMBINERS = ("auto", "blend", "stack")
 FOLDS = 5
+MIN_SCRIPT_ROWS = 50  # labelled validation rows a script needs for a blend weight of its own
 ABSENT_LOGIT = -1e4  # a class absent from the stacker's training rows (JSON has no -inf)
 
 
@@ -75,6 +79,58 @@ def fit_stacker(
     }
 
 
+def fold_splits(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import StratifiedKFold
+
+    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # "the least populated class has only 1 member": expected
+        warnings.simplefilter("ignore", UserWarning)
+        return list(split.split(np.zeros(len(labels)), labels))
+
+
+def script_weights(
+    transformer, baseline, labels, scripts: np.ndarray, weight: float, min_rows: int
+) -> dict[str, float]:
+    """A blend weight per script with `min_rows` labelled rows here, where it differs from the
+    one `weight` of all rows."""
+    out = {}
+    for name in np.unique(scripts):
+        rows = scripts == name
+        if rows.sum() >= min_rows:
+            w = blend_weight(transformer[rows], baseline[rows], labels[rows])["transformer_weight"]
+            if w != weight:
+                out[str(name)] = w
+    return out
+
+
+def blend_by_script(
+    transformer, baseline, labels, scripts, folds: int, seed: int = 0
+) -> dict[str, float]:
+    """The blend's "by_script" weights (script_weights on every row), kept only when blending
+    per script beats the one weight in out-of-fold macro-F1 on these rows; {} otherwise, and
+    where the rows are all in one script."""
+    from pyfunc.core import combine
+
+    scripts = np.asarray(scripts)
+    if len(np.unique(scripts)) < 2:
+        return {}
+    oof = {"one": np.zeros_like(transformer), "by_script": np.zeros_like(transformer)}
+    fold_min = max(1, MIN_SCRIPT_ROWS * (folds - 1) // folds)
+    for train, held in fold_splits(labels, folds, seed):
+        one = blend_weight(transformer[train], baseline[train], labels[train])
+        by = script_weights(
+            transformer[train], baseline[train], labels[train], scripts[train],
+            one["transformer_weight"], fold_min,
+        )  # fmt: skip
+        oof["one"][held] = combine(one, transformer[held], baseline[held])
+        entry = {**one, "by_script": by}
+        oof["by_script"][held] = combine(entry, transformer[held], baseline[held], scripts[held])
+    if macro_f1(labels, oof["by_script"]) <= macro_f1(labels, oof["one"]):
+        return {}
+    weight = blend_weight(transformer, baseline, labels)["transformer_weight"]
+    return script_weights(transformer, baseline, labels, scripts, weight, MIN_SCRIPT_ROWS)
+
+
 def fit_candidate(name: str, transformer, baseline, labels) -> dict:
     if name == "blend":
         return blend_weight(transformer, baseline, labels)
@@ -99,34 +155,34 @@ def out_of_fold(
 ) -> dict[str, np.ndarray]:
     """Each candidate's probabilities on every row, fitted on the other folds (what choosing
     between them and calibrating the stacker read: never a row's own fit)."""
-    from sklearn.model_selection import StratifiedKFold
-
     from pyfunc.core import combine
 
     n, k = transformer.shape
-    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     out = {name: np.zeros((n, k)) for name in names}
-    with warnings.catch_warnings():  # "the least populated class has only 1 member": expected
-        warnings.simplefilter("ignore", UserWarning)
-        folds_of = list(split.split(np.zeros(n), labels))
-    for train, held in folds_of:
+    for train, held in fold_splits(labels, folds, seed):
         for name in names:
             entry = fit_candidate(name, transformer[train], baseline[train], labels[train])
             out[name][held] = combine(entry, transformer[held], baseline[held])
     return out
 
 
-def fit_task(transformer, baseline, labels, combiner: str = "auto", seed: int = 0) -> dict:
+def fit_task(
+    transformer, baseline, labels, combiner: str = "auto", seed: int = 0, scripts=None
+) -> dict:
     """One task's hybrid.json entry: the candidate with the best out-of-fold macro-F1 on the
-    validation rows labelled for the task (the blend on ties), refitted on them all, with the
-    hybrid's calibration map (temperature, + class bias where it wins in cross-validation: see
-    fit_calibration) fitted on the out-of-fold probabilities for a stacker (its in-sample ones
-    are optimistic) and on the blend itself for the one-parameter blend."""
+    validation rows labelled for the task (the blend on ties), refitted on them all (a blend
+    with its per-script weights where they win: blend_by_script; `scripts` are the rows'
+    pyfunc.text.script, None: one weight), with the hybrid's calibration map (temperature,
+    + class bias where it wins in cross-validation: see fit_calibration) fitted on the
+    out-of-fold probabilities for a stacker (its in-sample ones are optimistic) and on the blend
+    itself for the blend."""
     from pyfunc.core import combine
     from pyfunc.probability import log_probs
     from ticketml.calibration import fit_calibration
 
-    labels, transformer, baseline = labelled_rows(labels, transformer, baseline)
+    if scripts is None:
+        scripts = ["latin"] * len(labels)
+    labels, transformer, baseline, scripts = labelled_rows(labels, transformer, baseline, scripts)
     names = candidate_names(combiner)
     folds = n_folds(labels)
     oof = out_of_fold(names, transformer, baseline, labels, folds, seed) if len(names) > 1 else {}
@@ -135,7 +191,9 @@ def fit_task(transformer, baseline, labels, combiner: str = "auto", seed: int = 
     entry = fit_candidate(chosen, transformer, baseline, labels)
     # a stacker always has out-of-fold scores (it is chosen among three Cs)
     stacked = entry["method"] == "stack"
-    calibrate_on = oof[chosen] if stacked else combine(entry, transformer, baseline)
+    if not stacked and (by := blend_by_script(transformer, baseline, labels, scripts, folds, seed)):
+        entry["by_script"] = by
+    calibrate_on = oof[chosen] if stacked else combine(entry, transformer, baseline, scripts)
     entry.update(fit_calibration(log_probs(calibrate_on), labels))
     entry["chosen_by"] = {"cv_macro_f1": cv, "folds": folds, "combiner": combiner}
     return entry
@@ -147,7 +205,11 @@ def fit_hybrid(
     labels: dict[str, np.ndarray],
     combiner: str = "auto",
     seed: int = 0,
+    scripts=None,
 ) -> dict:
     """hybrid.json: per task, `fit_task`. `transformer` is the tempered transformer
-    (softmax(z / T)) on the validation split, `baseline` the baseline's probabilities there."""
-    return {t: fit_task(transformer[t], baseline[t], labels[t], combiner, seed) for t in TASKS}
+    (softmax(z / T)) on the validation split, `baseline` the baseline's probabilities there,
+    `scripts` the validation texts' pyfunc.text.script (None: one blend weight per task)."""
+    return {
+        t: fit_task(transformer[t], baseline[t], labels[t], combiner, seed, scripts) for t in TASKS
+    }
