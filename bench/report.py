@@ -236,6 +236,37 @@ def blend_section() -> list[str]:
                     else f"{m['mean']:.3f} ({m['mean_minus_baseline']:+.3f}, {m['wins_over_baseline']}/{n})"
                 )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + script_blend_lines()
+
+
+def script_blend_lines() -> list[str]:
+    """The blend with one weight against a weight per script, on GPU runs of synthetic_long
+    (English + Russian): all test rows and the Cyrillic ones (bench/blend.py --name gpu_*)."""
+    runs = sorted((RESULTS).glob("blend_synthetic_long_gpu_*.json"))
+    if not runs:
+        return []
+    lines = [
+        "",
+        "The product's blend (fitted on the tempered transformer, as export fits it) with one "
+        "weight per task against a weight per script where that wins 5-fold CV on val "
+        "(`by_script`, the default), on saved GPU runs of synthetic_long (English + Russian; one "
+        "H200; no run of the defaults saved its probabilities); mean test macro-F1 topic / priority:",
+        "",
+        "| recipe | splits | baseline | one weight | by script | baseline, Cyrillic rows | "
+        "one weight, Cyrillic rows | by script, Cyrillic rows |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    names = ("baseline", "one weight (tempered)", "by script", "baseline, Cyrillic rows",
+             "one weight, Cyrillic rows", "by script, Cyrillic rows")  # fmt: skip
+    for path in runs:
+        r = json.loads(path.read_text())
+        recipe = path.stem.removeprefix("blend_synthetic_long_gpu_")
+        label = GPU_RECIPES.get(f"budget_{recipe}", recipe)
+        cells = [
+            " / ".join(f"{r['summary'][n][t]['mean']:.3f}" for t in ("topic", "priority"))
+            for n in names
+        ]
+        lines.append(f"| {label} | {len(r['seeds'])} | " + " | ".join(cells) + " |")
     return lines
 
 
