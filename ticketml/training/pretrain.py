@@ -203,6 +203,63 @@ def loader(data: MaskedTexts, lengths: np.ndarray, batch_size: int, shuffle: boo
     return torch.utils.data.DataLoader(data, sampler=sampler, batch_size=None)
 
 
+def masked_loaders(texts: list[str], tokenizer, p: DictConfig, batch: int, seed: int):
+    """(train loader, held-out loader, held-out size): the texts tokenised, a held-out share
+    (HELD_OUT, at most MAX_HELD_OUT) masked once and for all, the rest masked afresh."""
+    ids = tokenizer(texts, truncation=True, max_length=int(p.max_length))["input_ids"]
+    order = np.random.default_rng(seed).permutation(len(ids))
+    n_held = min(MAX_HELD_OUT, max(10, int(HELD_OUT * len(ids))))
+    held, rest = order[:n_held], order[n_held:]
+    pick = lambda rows: [ids[i] for i in rows]  # noqa: E731
+    probability = float(p.mlm_probability)
+    train_data = MaskedTexts(pick(rest), tokenizer, probability, seed, False)
+    held_data = MaskedTexts(pick(held), tokenizer, probability, seed, True)
+    lengths = {
+        k: np.array([len(r) for r in d.ids])
+        for k, d in (("train", train_data), ("held", held_data))
+    }
+    return (
+        loader(train_data, lengths["train"], batch, True, seed),
+        loader(held_data, lengths["held"], batch * 2, False, 0),
+        n_held,
+    )
+
+
+def fit_mlm(module: MaskedLM, trainer, loaders, dtype, device) -> dict:
+    """Fit the masked LM: the held-out masked-token loss before and after, and the seconds."""
+    train_loader, held_loader, _ = loaders
+    module.to(device)
+    before = held_out_loss(module, held_loader, dtype)
+    started = time.perf_counter()
+    trainer.fit(module, train_dataloaders=train_loader)
+    seconds = time.perf_counter() - started
+    module.to(device)
+    return {
+        "before": before,
+        "after": held_out_loss(module, held_loader, dtype),
+        "seconds": seconds,
+    }
+
+
+def pretrain_trainer(cfg: DictConfig, accelerator: str, precision, epochs: int) -> L.Trainer:
+    p = cfg.pretrain
+    return L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        max_epochs=epochs,
+        max_steps=int(p.max_steps) if p.max_steps else -1,
+        max_time=timedelta(minutes=float(p.max_minutes)) if p.max_minutes else None,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=bool(
+            cfg.train.progress_bar if cfg.train.progress_bar is not None else True
+        ),
+        num_sanity_val_steps=0,
+    )
+
+
 def run_pretrain(cfg: DictConfig) -> dict:
     """Continue the encoder's masked-LM training on the export's text; write and log the result."""
     from ticketml.contract import data_version
@@ -225,48 +282,17 @@ def run_pretrain(cfg: DictConfig) -> dict:
     epochs = auto_int(p.max_epochs, 1, 10, on_gpu, "pretrain.max_epochs")
     texts = pretrain_texts(cfg)
     tokenizer = load_tokenizer(source)
-    ids = tokenizer(texts, truncation=True, max_length=int(p.max_length))["input_ids"]
-    order = np.random.default_rng(int(cfg.seed)).permutation(len(ids))
-    n_held = min(MAX_HELD_OUT, max(10, int(HELD_OUT * len(ids))))
-    held, rest = order[:n_held], order[n_held:]
-    pick = lambda rows: [ids[i] for i in rows]  # noqa: E731
-    train_data = MaskedTexts(pick(rest), tokenizer, float(p.mlm_probability), int(cfg.seed), False)
-    held_data = MaskedTexts(pick(held), tokenizer, float(p.mlm_probability), int(cfg.seed), True)
     batch = auto_int(p.batch_size, 16, 128, on_gpu, "pretrain.batch_size")
-    lengths = {
-        k: np.array([len(r) for r in d.ids])
-        for k, d in (("train", train_data), ("held", held_data))
-    }
-    train_loader = loader(train_data, lengths["train"], batch, True, int(cfg.seed))
-    held_loader = loader(held_data, lengths["held"], batch * 2, False, 0)
+    loaders = masked_loaders(texts, tokenizer, p, batch, int(cfg.seed))
     module = MaskedLM(source, float(p.learning_rate), float(p.weight_decay), float(p.warmup_ratio))
     dtype = autocast_dtype(precision) if on_gpu else None
     device = torch.device("cuda" if on_gpu else "cpu")
-    module.to(device)
-    before = held_out_loss(module, held_loader, dtype)
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        precision=precision,
-        max_epochs=epochs,
-        max_steps=int(p.max_steps) if p.max_steps else -1,
-        max_time=timedelta(minutes=float(p.max_minutes)) if p.max_minutes else None,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=bool(
-            cfg.train.progress_bar if cfg.train.progress_bar is not None else True
-        ),
-        num_sanity_val_steps=0,
-    )
-    started = time.perf_counter()
+    trainer = pretrain_trainer(cfg, accelerator, precision, epochs)
     with stage_run(cfg, "pretrain") as stage:
         stage.tags(**{"pretrain.source_encoder": source})
         log_safely(log_lineage, cfg, tuple(str(s) for s in p.splits))
-        trainer.fit(module, train_dataloaders=train_loader)
-        seconds = time.perf_counter() - started
-        module.to(device)
-        after = held_out_loss(module, held_loader, dtype)
+        fit = fit_mlm(module, trainer, loaders, dtype, device)
+        before, after, seconds = fit["before"], fit["after"], fit["seconds"]
         lineage = {
             "source_encoder": source,
             "data": cfg.data.name,
@@ -277,7 +303,7 @@ def run_pretrain(cfg: DictConfig) -> dict:
             "epochs": int(trainer.current_epoch),
             "steps": int(trainer.global_step),
             "seconds": seconds,
-            "held_out_texts": n_held,
+            "held_out_texts": loaders[2],
             "held_out_mlm_loss_before": before,
             "held_out_mlm_loss_after": after,
             "run_id": stage.run_id,
