@@ -78,35 +78,27 @@ def label_order(model_uri: str) -> dict[str, list[str]]:
     return json.loads(Path(path).read_text())
 
 
-def run_score_spark(
-    cfg: DictConfig,
-    input_path: str | None = None,
-    output_path: str | None = None,
-    model_uri: str | None = None,
-    text_column: str = "text",
-    min_confidence: str | None = None,
-) -> int:
-    import mlflow
-    from pyspark.sql import functions as F
-
-    from ticketml.infer import review_threshold
-    from ticketml.tracking import reach
-
+def table_paths(input_path: str | None, output_path: str | None) -> tuple[str, str, str, str]:
+    """(input format, output format, input path, output path): local paths made absolute (the
+    JVM resolves relative ones against its own start folder); a missing input is an error."""
     if not input_path or not output_path:
         raise DataError("give --input_path=FILE_OR_FOLDER and --output_path=FOLDER")
     in_kind, out_kind = table_format(input_path), table_format(output_path)
-    if SCHEME not in input_path:  # the JVM resolves relative paths against its own start folder
+    if SCHEME not in input_path:
         if not Path(input_path).exists():
             raise DataError(f"{input_path}: no such file or folder")
         input_path = str(Path(input_path).resolve())
     if SCHEME not in output_path:
         output_path = str(Path(output_path).resolve())
-    threshold = review_threshold(cfg, min_confidence)
-    uri = model_uri or cfg.infer.model_uri
-    mlflow.set_tracking_uri(reach(cfg))
-    spark = spark_session(cfg)
-    reader = spark.read.option("header", True) if in_kind == "csv" else spark.read
-    df = reader.format(in_kind).load(input_path)
+    return in_kind, out_kind, input_path, output_path
+
+
+def score_frame(spark, df, uri: str, text_column: str, threshold: float | None):
+    """`df` with the model's predicted labels and scores (JSON, in the model's label order)
+    beside its own columns, and `needs_review` where a review threshold is set."""
+    import mlflow
+    from pyspark.sql import functions as F
+
     if text_column not in df.columns:
         raise DataError(
             f"missing column {text_column!r} (columns found: {df.columns}); set --text_column"
@@ -125,7 +117,7 @@ def run_score_spark(
     labels = label_order(uri)
     text = F.coalesce(F.col(text_column).cast("string"), F.lit(""))
     scored = df.withColumn("_pred", predict(text.alias("text")))
-    scored = scored.select(
+    return scored.select(
         *[F.col(c) for c in df.columns],
         F.col("_pred.topic").alias("predicted_topic"),
         F.col("_pred.priority").alias("predicted_priority"),
@@ -133,6 +125,11 @@ def run_score_spark(
         scores_json_udf(labels["priority"])("_pred.priority_scores").alias("priority_scores"),
         *([F.col("_pred.needs_review").alias("needs_review")] if threshold is not None else []),
     )
+
+
+def write_table(spark, scored, output_path: str, out_kind: str, input_path: str) -> int:
+    """Write `scored` to `output_path` (a local one beside it first, renamed when complete:
+    a failed or killed write leaves nothing half-written); the rows written."""
     writer_target = output_path
     if SCHEME not in output_path:  # local: write beside, rename when complete
         final = Path(output_path)
@@ -164,6 +161,31 @@ def run_score_spark(
     finally:
         if writer_target != output_path and Path(writer_target).exists():
             shutil.rmtree(writer_target, ignore_errors=True)
+    return rows
+
+
+def run_score_spark(
+    cfg: DictConfig,
+    input_path: str | None = None,
+    output_path: str | None = None,
+    model_uri: str | None = None,
+    text_column: str = "text",
+    min_confidence: str | None = None,
+) -> int:
+    import mlflow
+
+    from ticketml.infer import review_threshold
+    from ticketml.tracking import reach
+
+    in_kind, out_kind, input_path, output_path = table_paths(input_path, output_path)
+    threshold = review_threshold(cfg, min_confidence)
+    uri = model_uri or cfg.infer.model_uri
+    mlflow.set_tracking_uri(reach(cfg))
+    spark = spark_session(cfg)
+    reader = spark.read.option("header", True) if in_kind == "csv" else spark.read
+    df = reader.format(in_kind).load(input_path)
+    scored = score_frame(spark, df, uri, text_column, threshold)
+    rows = write_table(spark, scored, output_path, out_kind, input_path)
     logged = log_predictions(cfg, spark, out_kind, output_path, text_column, uri)
     print(
         f"score_spark: {rows} rows → {output_path}/ (model: {uri}, master: {cfg.spark.master}"
