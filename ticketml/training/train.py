@@ -346,30 +346,44 @@ def finalize(
     deltas = compare_with_baseline(cfg, metrics)
 
     if stage.run is not None:
-        lineage = encoder_lineage(cfg.model.encoder_name)  # an encoder `pretrain` adapted
-        if lineage:
-            stage.tags(
-                **{
-                    "encoder.pretrain_run_id": lineage.get("run_id"),
-                    "encoder.source": lineage.get("source_encoder"),
-                    "encoder.sha256": lineage.get("encoder_sha256"),
-                }
-            )
-        stage.metrics({**flat_metrics(metrics), **deltas})
-        stage.metrics(
-            {
-                f"test_{t}_{k}": metrics["test"][t][k]
-                for t in TASKS
-                for k in ("ece_uncalibrated", "ece", "nll_uncalibrated", "nll")
+        log_train(stage, cfg, metrics, calibration, deltas, [metrics_path, *plots, best_path])
+    print_train(metrics, calibration, deltas)
+    return metrics
+
+
+def log_train(
+    stage: StageLog, cfg: DictConfig, metrics: dict, calibration: dict, deltas: dict, files: list
+) -> None:
+    """The train run's tags (an encoder `pretrain` adapted), metrics and artifacts: `files` are
+    the metrics file, the plots and the best checkpoint, in that order."""
+    metrics_path, *plots, best_path = files
+    lineage = encoder_lineage(cfg.model.encoder_name)
+    if lineage:
+        stage.tags(
+            **{
+                "encoder.pretrain_run_id": lineage.get("run_id"),
+                "encoder.source": lineage.get("source_encoder"),
+                "encoder.sha256": lineage.get("encoder_sha256"),
             }
         )
-        stage.metrics({f"temperature_{t}": calibration[t]["temperature"] for t in TASKS})
-        stage.artifact(artifact(cfg, CALIBRATION))
-        stage.artifact(metrics_path, "metrics")
-        stage.artifact(artifact(cfg, LABEL_MAPS))
-        for plot in plots:
-            stage.artifact(plot, "plots")
-        stage.artifact(best_path, "checkpoints")
+    stage.metrics({**flat_metrics(metrics), **deltas})
+    stage.metrics(
+        {
+            f"test_{t}_{k}": metrics["test"][t][k]
+            for t in TASKS
+            for k in ("ece_uncalibrated", "ece", "nll_uncalibrated", "nll")
+        }
+    )
+    stage.metrics({f"temperature_{t}": calibration[t]["temperature"] for t in TASKS})
+    stage.artifact(artifact(cfg, CALIBRATION))
+    stage.artifact(metrics_path, "metrics")
+    stage.artifact(artifact(cfg, LABEL_MAPS))
+    for plot in plots:
+        stage.artifact(plot, "plots")
+    stage.artifact(best_path, "checkpoints")
+
+
+def print_train(metrics: dict, calibration: dict, deltas: dict) -> None:
     for split in ("val", "test"):
         print(summary_line("multitask", split, metrics[split]))
     for t in TASKS:
@@ -386,7 +400,6 @@ def finalize(
     for key, value in deltas.items():
         if key.endswith("macro_f1"):
             print(f"  {key}: {value:+.3f}")
-    return metrics
 
 
 def run_train(cfg: DictConfig) -> dict:
