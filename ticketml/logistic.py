@@ -64,6 +64,54 @@ def row_shards(matrix, parts: int) -> list[tuple[slice, object]]:
     return shards
 
 
+def sample_weights(y: np.ndarray, n_classes: int, class_weight, dtype) -> np.ndarray:
+    """Each row's weight: 1, or with class_weight="balanced" n / (n_classes x its class's rows)."""
+    weights = np.ones(len(y), dtype=dtype)
+    if class_weight == "balanced":
+        per_class = len(y) / (n_classes * np.bincount(y).astype(np.float64))
+        weights *= per_class.astype(dtype)[y]
+    elif class_weight is not None:
+        raise ValueError(f"class_weight must be 'balanced' or None, got {class_weight!r}")
+    return weights
+
+
+class ShardedLoss:
+    """scikit-learn's penalised logistic loss and its gradient, summed over row shards (in
+    threads: scipy's sparse products release the GIL), in scipy.optimize's (value, grad) form."""
+
+    def __init__(self, loss, matrix, target, weights, C: float, threads: int, binary: bool):
+        self.loss, self.binary, self.n_features = loss, binary, matrix.shape[1]
+        self.sw_sum = float(np.sum(weights))
+        self.l2 = 1.0 / (C * self.sw_sum)
+        self.shards = [
+            (block, target[rows], weights[rows], float(np.sum(weights[rows])))
+            for rows, block in row_shards(matrix, threads)
+        ]
+
+    def shard(self, coef, shard):
+        block, t, w, w_sum = shard
+        value, grad = self.loss.loss_gradient(coef, block, t, w, 0.0, 1)
+        return value * w_sum, grad * w_sum
+
+    def __call__(self, coef, pool):
+        if len(self.shards) == 1:
+            parts = [self.shard(coef, self.shards[0])]
+        else:
+            parts = list(pool.map(lambda s: self.shard(coef, s), self.shards))
+        value = sum(p[0] for p in parts) / self.sw_sum
+        grad = parts[0][1]
+        for _, g in parts[1:]:
+            grad += g
+        grad /= self.sw_sum
+        w, _ = self.loss.weight_intercept(coef)
+        value += self.loss.l2_penalty(w, self.l2)
+        if self.binary:
+            grad[: self.n_features] += self.l2 * w
+        else:
+            grad.reshape((w.shape[0], -1), order="F")[:, : self.n_features] += self.l2 * w
+        return value, grad
+
+
 def fit_logistic(
     matrix,
     labels: np.ndarray,
@@ -90,13 +138,8 @@ def fit_logistic(
     classes, y = np.unique(np.asarray(labels), return_inverse=True)
     if len(classes) < 2:
         raise ValueError(f"logistic regression needs 2+ classes, got {list(classes)}")
-    n, n_features = matrix.shape
-    weights = np.ones(n, dtype=dtype)
-    if class_weight == "balanced":
-        per_class = n / (len(classes) * np.bincount(y).astype(np.float64))
-        weights *= per_class.astype(dtype)[y]
-    elif class_weight is not None:
-        raise ValueError(f"class_weight must be 'balanced' or None, got {class_weight!r}")
+    n_features = matrix.shape[1]
+    weights = sample_weights(y, len(classes), class_weight, dtype)
     binary = len(classes) == 2
     loss = LinearModelLoss(
         base_loss=HalfBinomialLoss() if binary else HalfMultinomialLoss(n_classes=len(classes)),
@@ -105,39 +148,10 @@ def fit_logistic(
     target = (y == 1).astype(dtype) if binary else y.astype(dtype)
     # in the matrix's dtype, as scikit-learn starts it: scipy keeps a float32 start in float32
     w0 = np.zeros(n_features + 1 if binary else len(classes) * (n_features + 1), dtype=dtype)
-    sw_sum = float(np.sum(weights))
-    l2 = 1.0 / (C * sw_sum)
-    shards = [
-        (block, target[rows], weights[rows], float(np.sum(weights[rows])))
-        for rows, block in row_shards(matrix, threads)
-    ]
-
-    def shard_loss(coef, shard):
-        block, t, w, w_sum = shard
-        value, grad = loss.loss_gradient(coef, block, t, w, 0.0, 1)
-        return value * w_sum, grad * w_sum
-
-    def loss_gradient(coef, pool):
-        if len(shards) == 1:
-            parts = [shard_loss(coef, shards[0])]
-        else:
-            parts = list(pool.map(lambda s: shard_loss(coef, s), shards))
-        value = sum(p[0] for p in parts) / sw_sum
-        grad = parts[0][1]
-        for _, g in parts[1:]:
-            grad += g
-        grad /= sw_sum
-        w, _ = loss.weight_intercept(coef)
-        value += loss.l2_penalty(w, l2)
-        if binary:
-            grad[:n_features] += l2 * w
-        else:
-            grad.reshape((len(classes), -1), order="F")[:, :n_features] += l2 * w
-        return value, grad
-
-    with ThreadPoolExecutor(max(1, len(shards))) as pool:
+    objective = ShardedLoss(loss, matrix, target, weights, C, threads, binary)
+    with ThreadPoolExecutor(max(1, len(objective.shards))) as pool:
         result = optimize.minimize(
-            loss_gradient,
+            objective,
             w0,
             args=(pool,),
             method="L-BFGS-B",
