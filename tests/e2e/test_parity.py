@@ -53,6 +53,19 @@ def assert_same(got: list[dict], want: list[dict], path: str) -> None:
             assert worst <= 1e-6 + 1e-12, (path, i, task, worst)  # scores are rounded to 1e-6
 
 
+def scored_rows(out: pd.DataFrame) -> list[dict]:
+    """The predictions in a scored table (`infer`, `score_spark`), as the core returns them."""
+    return [
+        {
+            "topic": r.predicted_topic,
+            "priority": r.predicted_priority,
+            "topic_scores": r.topic_scores,
+            "priority_scores": r.priority_scores,
+        }
+        for r in out.itertuples()
+    ]
+
+
 def docker_context(root: Path) -> list[Path]:
     """The files `docker build` would send, by .dockerignore (last matching line wins)."""
     patterns = [p.strip() for p in (root / ".dockerignore").read_text().splitlines()]
@@ -201,15 +214,7 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
             if name.endswith(".csv")
             else pd.read_parquet(work / f"out_{name}")
         )
-        got = [
-            {
-                "topic": r.predicted_topic,
-                "priority": r.predicted_priority,
-                "topic_scores": r.topic_scores,
-                "priority_scores": r.priority_scores,
-            }
-            for r in out.itertuples()
-        ]
+        got = scored_rows(out)
         assert_same(got, [reference[i] for i in out["id"]], f"infer {name}")
     # a file with a text the model refuses stops with the file and row, and writes nothing
     pd.DataFrame({"text": ["VPN down", " \u200b "]}).to_parquet(work / "bad.parquet", index=False)
@@ -230,15 +235,7 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
             == 0
         )
         out = pd.read_parquet(work / "spark_out.parquet").sort_values("id")
-        got = [
-            {
-                "topic": r.predicted_topic,
-                "priority": r.predicted_priority,
-                "topic_scores": r.topic_scores,
-                "priority_scores": r.priority_scores,
-            }
-            for r in out.itertuples()
-        ]
+        got = scored_rows(out)
         assert_same(got, [reference[i] for i in out["id"]], "score_spark")
     elif os.environ.get("TICKETML_REQUIRE_SPARK") == "1":
         pytest.fail("pyspark or Java missing, and TICKETML_REQUIRE_SPARK=1")
