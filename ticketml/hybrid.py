@@ -104,11 +104,11 @@ def script_weights(
 
 
 def blend_by_script(
-    transformer, baseline, labels, scripts, folds: int, seed: int = 0
+    transformer, baseline, labels, scripts, weight: float, folds: int, seed: int = 0
 ) -> dict[str, float]:
-    """The blend's "by_script" weights (script_weights on every row), kept only when blending
-    per script beats the one weight in out-of-fold macro-F1 on these rows; {} otherwise, and
-    where the rows are all in one script."""
+    """The blend's "by_script" weights (script_weights on every row, against `weight`, the one
+    weight fitted on them all), kept only when blending per script beats the one weight in
+    out-of-fold macro-F1 on these rows; {} otherwise, and where the rows are all in one script."""
     from pyfunc.core import combine
 
     scripts = np.asarray(scripts)
@@ -127,7 +127,6 @@ def blend_by_script(
         oof["by_script"][held] = combine(entry, transformer[held], baseline[held], scripts[held])
     if macro_f1(labels, oof["by_script"]) <= macro_f1(labels, oof["one"]):
         return {}
-    weight = blend_weight(transformer, baseline, labels)["transformer_weight"]
     return script_weights(transformer, baseline, labels, scripts, weight, MIN_SCRIPT_ROWS)
 
 
@@ -191,7 +190,11 @@ def fit_task(
     entry = fit_candidate(chosen, transformer, baseline, labels)
     # a stacker always has out-of-fold scores (it is chosen among three Cs)
     stacked = entry["method"] == "stack"
-    if not stacked and (by := blend_by_script(transformer, baseline, labels, scripts, folds, seed)):
+    if not stacked and (
+        by := blend_by_script(
+            transformer, baseline, labels, scripts, entry["transformer_weight"], folds, seed
+        )
+    ):
         entry["by_script"] = by
     calibrate_on = oof[chosen] if stacked else combine(entry, transformer, baseline, scripts)
     entry.update(fit_calibration(log_probs(calibrate_on), labels))
