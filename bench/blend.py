@@ -60,27 +60,35 @@ def row_scripts(d: dict, split: str) -> np.ndarray:
     return np.where(d[f"{split}_language"].astype(str) == "ru", "cyrillic", "latin")
 
 
-def product_blend(d: dict, task: str, how: str, rows: str | None = None) -> float:
+def product_blends(d: dict, task: str) -> dict[str, float]:
     """Test macro-F1 of the product's blend (ticketml.hybrid.fit_task) on the tempered
-    probabilities, as export fits it (no calibration map: argmax is what is scored): `how` is
-    "one" (one weight), "by_script" (fitted with the rows' scripts) or "baseline" (the baseline
-    alone, on the same rows); `rows`: a script name scores only the test rows in that script."""
+    probabilities, as export fits it (no calibration map: argmax is what is scored), fitted with
+    one weight and with the rows' scripts; where the test split has Cyrillic rows, the same two
+    and the baseline on those rows alone."""
     from pyfunc.core import combine
     from ticketml.data.schema import labelled_rows
     from ticketml.hybrid import fit_task
 
-    with_scripts = how == "by_script"
-    entry = fit_task(
-        d[f"val_tempered_{task}"], d[f"val_baseline_{task}"], d[f"val_labels_{task}"],
-        "blend", 0, row_scripts(d, "val") if with_scripts else None,
-    )  # fmt: skip
     labels, t, b, scripts = labelled_rows(
         d[f"test_labels_{task}"], d[f"test_tempered_{task}"], d[f"test_baseline_{task}"],
         row_scripts(d, "test"),
     )  # fmt: skip
-    probs = b if how == "baseline" else combine(entry, t, b, scripts if with_scripts else None)
-    keep = scripts == rows if rows else np.ones(len(labels), bool)
-    return macro_f1(labels[keep], probs[keep])
+    probs = {"baseline": b}
+    for name, fitted_on in (("one weight", None), ("by script", row_scripts(d, "val"))):
+        entry = fit_task(
+            d[f"val_tempered_{task}"], d[f"val_baseline_{task}"], d[f"val_labels_{task}"],
+            "blend", 0, fitted_on,
+        )  # fmt: skip
+        probs[name] = combine(entry, t, b, scripts if fitted_on is not None else None)
+    out = {
+        "one weight (tempered)": macro_f1(labels, probs["one weight"]),
+        "by script": macro_f1(labels, probs["by script"]),
+    }
+    cyrillic = scripts == "cyrillic"
+    if cyrillic.any():  # the rows a per-script weight is for
+        for name in ("baseline", "one weight", "by script"):
+            out[f"{name}, Cyrillic rows"] = macro_f1(labels[cyrillic], probs[name][cyrillic])
+    return out
 
 
 def candidates(d: dict, task: str, w: float) -> dict[str, float]:
@@ -106,15 +114,7 @@ def candidates(d: dict, task: str, w: float) -> dict[str, float]:
             y_test, lr.fit(features[0], y_val).predict_proba(features[1])
         )
     if f"val_tempered_{task}" in d and ("val_script" in d or "val_language" in d):
-        out["one weight (tempered)"] = product_blend(d, task, "one")
-        out["by script"] = product_blend(d, task, "by_script")
-        if (row_scripts(d, "test") == "cyrillic").any():  # the rows a per-script weight is for
-            for name, how in (
-                ("baseline", "baseline"),
-                ("one weight", "one"),
-                ("by script", "by_script"),
-            ):
-                out[f"{name}, Cyrillic rows"] = product_blend(d, task, how, "cyrillic")
+        out |= product_blends(d, task)
     return out
 
 
