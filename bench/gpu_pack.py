@@ -58,6 +58,13 @@ WHEELS = [
     "cryptography==50.0.2",  # MLflow's SQL store
     "cffi==2.1.1",
     "pycparser==3.12",
+    # the team stack's PostgreSQL, for tune workers sharing one study (bench/tune_workers.py)
+    "pgserver==0.1.4",
+    "psycopg==3.3.9",
+    "psycopg-binary==3.3.9",
+    "fasteners==0.20",
+    "platformdirs==4.14.9",
+    "psutil==7.2.2",
 ]
 SDIST_ONLY = ["antlr4-python3-runtime==4.9.3"]  # pure Python: built into a wheel here
 PLATFORM = [

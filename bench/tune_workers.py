@@ -1,10 +1,13 @@
 """Study wall time with 1, 2 and 4 `ticketml tune` workers sharing one PostgreSQL study.
 
     python bench/tune_workers.py [--trials 8] [--workers 1 2 4] [overrides...]
+    python bench/tune_workers.py --n-samples 4000 --max-length 256 --epochs 2 \
+        --out bench/results/gpu/tune_workers_gpu.json train.accelerator=gpu   # one GPU, shared
 
-A throwaway PostgreSQL (the stack extra), a small synthetic split, the default encoder, one epoch
-per trial; the same total number of trials split over the workers, all started at once, each with
-its share of the cores (OMP_NUM_THREADS = cores // workers). Writes
+A throwaway PostgreSQL (the stack extra), a small synthetic split, the default encoder,
+`--epochs` per trial; the same total number of trials split over the workers, all started at
+once, each with its share of the cores (OMP_NUM_THREADS = cores // workers) and, on a GPU, all
+on the one card. Reports the study's wall time and trials per hour. Writes
 bench/results/tune_workers.json.
 """
 
@@ -25,7 +28,9 @@ from bench.machine import machine_info, write_result  # noqa: E402
 from tools.loopback import free_port  # noqa: E402
 
 
-def run(workers: int, trials: int, workdir: Path, storage: str, overrides: list[str]) -> dict:
+def run(
+    workers: int, trials: int, epochs: int, workdir: Path, storage: str, overrides: list[str]
+) -> dict:
     per_worker = [trials // workers + (i < trials % workers) for i in range(workers)]
     # each worker gets its share of this machine's cores, as a team running several workers on
     # one machine should (2 workers x 2 torch threads on 2 cores ran at 0.47x one worker)
@@ -46,7 +51,7 @@ def run(workers: int, trials: int, workdir: Path, storage: str, overrides: list[
                 "tune",
                 f"tune.n_trials={n}",
                 f"tune.study_name=w{workers}",
-                "tune.max_epochs=1",
+                f"tune.max_epochs={epochs}",
                 "tune.pruner_startup_trials=100",
                 "train.progress_bar=false",
                 *overrides,
@@ -59,10 +64,12 @@ def run(workers: int, trials: int, workdir: Path, storage: str, overrides: list[
         for n in per_worker
     ]
     codes = [p.wait() for p in procs]
+    seconds = time.perf_counter() - started
     return {
         "workers": workers,
         "trials": trials,
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
+        "trials_per_hour": trials * 3600 / seconds,
         "exit_codes": codes,
         "threads_per_worker": int(threads),
     }
@@ -73,6 +80,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--n-samples", type=int, default=600)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=1, help="per trial")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "tune_workers.json"))
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
@@ -81,7 +90,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ticketml-workers-"))
     base = [
         f"data.synthetic.n_samples={args.n_samples}",
-        "model.max_length=64",
+        f"model.max_length={args.max_length}",
         f"mlflow.tracking_uri=sqlite:///{work}/mlflow.db",
         *args.overrides,
     ]
@@ -96,17 +105,26 @@ def main() -> None:
         storage = database_url(db.port, "optuna", password)
         results = []
         for n in args.workers:
-            results.append(run(n, args.trials, work, storage, base))
+            results.append(run(n, args.trials, args.epochs, work, storage, base))
             r = results[-1]
             print(
                 f"{n} worker(s): {args.trials} trials in {r['seconds']:.1f} s "
-                f"({results[0]['seconds'] / r['seconds']:.2f}x one worker), exit {r['exit_codes']}",
+                f"({results[0]['seconds'] / r['seconds']:.2f}x one worker, "
+                f"{r['trials_per_hour']:.0f} trials/h), exit {r['exit_codes']}",
                 flush=True,
             )
     finally:
         db.stop()
     write_result(
-        {"n_samples": args.n_samples, "runs": results, "machine": machine_info()}, args.out
+        {
+            "n_samples": args.n_samples,
+            "max_length": args.max_length,
+            "epochs_per_trial": args.epochs,
+            "overrides": args.overrides,
+            "runs": results,
+            "machine": machine_info(),
+        },
+        args.out,
     )
 
 

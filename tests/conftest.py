@@ -100,6 +100,12 @@ def tiny_encoder(tmp_path_factory) -> str:
     return str(path)
 
 
+def needs(installed: bool, require_env: str, reason: str):
+    """Skip where an optional part is not installed, unless `require_env`=1 (set by .ci/run,
+    where a missing part must fail, not skip)."""
+    return pytest.mark.skipif(not installed and os.environ.get(require_env) != "1", reason=reason)
+
+
 def prepared_encoder(tmp_path_factory, name: str):
     """`ticketml encoder prepare <name>` into a fresh encoder cache, set for the tests using it
     (a module-scoped fixture yields from this)."""
@@ -152,6 +158,14 @@ def export_workdir(exported_model, workdir) -> Path:
     for name in ("data", "artifacts", "checkpoints"):
         shutil.copytree(exported_model / name, workdir / name)
     return workdir
+
+
+def spawn(cmd: list[str], cwd=None, env=None) -> subprocess.Popen:
+    """A server (or worker) process for a test: its stdout and stderr together, as text, for
+    `wait_for` to show when it exits early and for the test's own assertions."""
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def wait_for(

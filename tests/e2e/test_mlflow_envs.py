@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, run_cli, wait_for
+from tests.conftest import REPO, free_port, run_cli, spawn, wait_for
 
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
 
@@ -70,7 +70,7 @@ def test_mlflow_models_serve_in_the_models_own_environment(export_workdir, tmp_p
     env = isolated_env(tmp_path)
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{export_workdir}/mlflow.db"
     port = free_port()
-    server = subprocess.Popen(
+    server = spawn(
         [
             MLFLOW,
             "models",
@@ -86,9 +86,6 @@ def test_mlflow_models_serve_in_the_models_own_environment(export_workdir, tmp_p
         ],
         cwd=export_workdir,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/ping", server, timeout=1800)

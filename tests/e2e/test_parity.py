@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from pyfunc.bundle import copy_served
-from tests.conftest import REPO, free_port, run_cli, wait_for
+from tests.conftest import REPO, free_port, run_cli, spawn, wait_for
 from tests.e2e.test_servers import mlflow_serve_cmd
 
 RAW = [
@@ -135,9 +135,7 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
 
     # 2. mlflow models serve, the JSON of the raw rows (surrogates as \\u escapes)
     port = free_port()
-    server = subprocess.Popen(
-        mlflow_serve_cmd(port), cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    server = spawn(mlflow_serve_cmd(port), cwd=work, env=env)
     try:
         wait_for(f"http://127.0.0.1:{port}/ping", server, timeout=180)
 
@@ -167,13 +165,10 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
 
     # 3. FastAPI: the rows the API accepts, one by one and as a batch; the others get a 4xx
     port = free_port()
-    api = subprocess.Popen(
+    api = spawn(
         [sys.executable, "-m", "ticketml", "serve", f"--port={port}"],
         cwd=work,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"

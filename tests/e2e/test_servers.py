@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pyfunc.core import TicketClassifier
-from tests.conftest import free_port, run_cli, sample, wait_for
+from tests.conftest import free_port, run_cli, sample, spawn, wait_for
 from ticketml.serving.app import create_app
 from tools.hostile_inputs import HOSTILE, VALID
 from tools.loopback import drive, fastapi_cmd, mlflow_serve_cmd, rss_mib, start
@@ -61,12 +61,9 @@ def test_a_model_that_cannot_load_keeps_ready_503_with_the_reason(tmp_path):
 @pytest.mark.slow
 def test_fastapi_under_uvicorn_rejects_bad_input_and_keeps_serving(export_workdir):
     port = free_port()
-    proc = subprocess.Popen(
+    proc = spawn(
         fastapi_cmd(port),
         cwd=export_workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -115,12 +112,9 @@ def test_sigterm_under_load_answers_every_accepted_request_and_exits_0(export_wo
         "serve.max_inflight_texts=0",
         "serve.max_body_bytes=16777216",
     ]
-    proc = subprocess.Popen(
+    proc = spawn(
         [*fastapi_cmd(port), *overrides],
         cwd=export_workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     base, clients, texts = f"http://127.0.0.1:{port}", 3, 512
     answers: list = []
@@ -161,13 +155,10 @@ def test_mlflow_models_serve_answers_every_payload_shape(export_workdir):
     assert run_cli("register") == 0 and run_cli("promote", "promote.baseline_floor=false") == 0
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{export_workdir}/mlflow.db"}
-    proc = subprocess.Popen(
+    proc = spawn(
         mlflow_serve_cmd(port),
         cwd=export_workdir,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -18,7 +18,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import free_port, run_cli, tiny_overrides, wait_for
+from tests.conftest import free_port, run_cli, spawn, tiny_overrides, wait_for
 
 if importlib.util.find_spec("pgserver") is None or importlib.util.find_spec("psycopg") is None:
     if os.environ.get("TICKETML_REQUIRE_STACK") == "1":
@@ -40,7 +40,7 @@ def stack(tmp_path, monkeypatch):
     db.start()
     port = free_port()
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": database_url(db.port, "mlflow", PASSWORD)}
-    server = subprocess.Popen(
+    server = spawn(
         [
             os.path.join(os.path.dirname(sys.executable), "mlflow"),
             "server",
@@ -54,9 +54,6 @@ def stack(tmp_path, monkeypatch):
             str(tmp_path / "artifacts"),
         ],
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -70,7 +67,7 @@ def stack(tmp_path, monkeypatch):
 
 
 def start_worker(workdir, tiny_encoder, storage: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    return spawn(
         [
             sys.executable,
             "-m",
@@ -85,9 +82,6 @@ def start_worker(workdir, tiny_encoder, storage: str) -> subprocess.Popen:
         ],
         cwd=workdir,
         env={**os.environ, "TICKETML_TUNE_STORAGE": storage},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
 
 

