@@ -182,7 +182,10 @@ def run_command(
         return None
     module_name, func_name = COMMANDS[name].target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    params = {k: v for k, v in inspect.signature(func).parameters.items() if k != "cfg"}
+    # `cfg` is the composed config; `overrides`, where a command takes it, the overrides it was
+    # composed from (tune passes them on to the workers it starts)
+    signature = inspect.signature(func).parameters
+    params = {k: v for k, v in signature.items() if k not in ("cfg", "overrides")}
     accepted = list(params)
     free = [p for p in accepted if p not in options]
     if "cfg" in options:
@@ -203,6 +206,8 @@ def run_command(
     if missing:
         raise ConfigError(f"{name}: missing argument <{missing[0]}>")
     cfg = load_config(overrides)
+    if "overrides" in signature:
+        options["overrides"] = list(overrides)
     return func(cfg, **options)
 
 
@@ -305,29 +310,16 @@ def trains_on_gpu(overrides: Sequence[str]) -> bool:
 def start_beside(stage: str, overrides: Sequence[str], trainer: str):
     """`stage` (the baseline: CPU only) in a child process, beside the GPU's `trainer` stage; its
     output goes to the same console, each line marked with the stage."""
-    import subprocess
+    from ticketml.io import start_child
 
     print(f"== ticketml {stage} {' '.join(overrides)} (beside {trainer}: CPU while the GPU trains)")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ticketml", stage, *overrides],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-    )
-
-    def relay() -> None:
-        for line in proc.stdout:
-            print(f"[{stage}] {line}", end="", flush=True)
-
-    proc.relay = threading.Thread(target=relay, daemon=True)
-    proc.relay.start()
-    return proc
+    return start_child([stage, *overrides], stage)
 
 
 def finish_beside(proc) -> int:
-    code = proc.wait()
-    proc.relay.join(timeout=10)
+    from ticketml.io import finish_child
+
+    code = finish_child(proc)
     if code:
         print(f"ERROR: the baseline stage beside training failed (exit {code})", flush=True)
     return code

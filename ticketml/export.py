@@ -158,11 +158,12 @@ def phase(name: str, fn, *args):
     return result
 
 
-def graph_probs(classifier, frames: dict, splits=EVAL_SPLITS) -> dict[str, tuple[dict, dict]]:
-    """A graph's (tempered, calibrated) probabilities for `splits` from the raw rows, computed
+def graph_probs(classifier, frames: dict) -> dict[str, tuple[dict, dict]]:
+    """A graph's (tempered, calibrated) probabilities for val and test from the raw rows, computed
     once per graph (see TicketClassifier.transformer_parts)."""
     return {
-        s: classifier.transformer_parts(classifier.clean(served_texts(frames[s]))) for s in splits
+        s: classifier.transformer_parts(classifier.clean(served_texts(frames[s])))
+        for s in EVAL_SPLITS
     }
 
 
@@ -287,7 +288,6 @@ def score_graphs(probs: dict, labels: dict, label_maps: dict, calibration: dict)
         name: {
             s: score(p[s][1], labels[s], label_maps, decide_tasks(p[s][1], scalings))
             for s in EVAL_SPLITS
-            if s in p
         }
         for name, p in probs.items()
     }
@@ -447,17 +447,12 @@ def export_and_log(cfg: DictConfig, stage) -> dict:
             phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
             int8 = split_scorer(staging, int8=True)
             scores.attach(int8, out)  # evaluate and promote read these back
-            # INT8 (what the CPU serves) is scored once, on the rows only it can score: test,
-            # where the served model is evaluated; the blend and its calibration are fitted on
-            # val's fp32 scores, as the transformer's temperature was (at 40k rows the INT8
-            # graph on val cost 28 s of the CPU)
-            probs["onnx_int8"] = phase("INT8 graph on test", graph_probs, int8, frames, ("test",))
+            probs["onnx_int8"] = phase("INT8 graph on val + test", graph_probs, int8, frames)
         calibration_file = staging / FILES["calibration"]
         calibration = read_json(calibration_file) if calibration_file.is_file() else {}
         results = score_graphs(probs, labels, label_maps, calibration)
         if cfg.model.hybrid:
-            served = probs["onnx_int8" if serve_int8 else "onnx"]
-            tempered = {"val": probs["onnx"]["val"][0], "test": served["test"][0]}
+            tempered = {s: p[0] for s, p in probs["onnx_int8" if serve_int8 else "onnx"].items()}
             # each row's script, of the text as the graph saw it (what serving blends by)
             scripts = {s: text_scripts(classifier.clean(served_texts(frames[s]))) for s in tempered}
             weights, tfidf = phase(

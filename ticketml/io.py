@@ -128,3 +128,36 @@ def _json_default(obj: object) -> object:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def start_child(args: list[str], label: str, env: dict | None = None):
+    """`python -m ticketml <args>` in a child process, each line of its output relayed to this
+    console marked `[label]` (the baseline beside training, tune's workers); wait with
+    `finish_child`."""
+    import subprocess
+    import sys
+    import threading
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ticketml", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+
+    def relay() -> None:
+        for line in proc.stdout:
+            print(f"[{label}] {line}", end="", flush=True)
+
+    proc.relay = threading.Thread(target=relay, daemon=True)
+    proc.relay.start()
+    return proc
+
+
+def finish_child(proc) -> int:
+    """The child's exit code, once it has exited and all its lines are relayed."""
+    code = proc.wait()
+    proc.relay.join(timeout=10)
+    return code

@@ -149,6 +149,7 @@ class Pretrain:
 @dataclass
 class Tune:
     n_trials: int = 2
+    workers: Any = "auto"
     timeout: Optional[float] = None
     study_name: str = "ticketml"
     storage: str = "sqlite:///optuna.db"

@@ -114,3 +114,21 @@ def test_workers_creating_the_study_tables_at_once_open_the_storage_again(tmp_pa
     )
     with pytest.raises(ConfigError, match="cannot reach the study database"):
         study.make_storage(cfg.tune)  # anything else is one clear error, at once
+
+
+def test_tune_workers_auto_is_one_off_a_gpu_or_on_sqlite_and_several_need_a_server():
+    from ticketml.config import load_config
+    from ticketml.training.tune import run_tune, tune_workers
+
+    server = "tune.storage=postgresql+psycopg://u:p@127.0.0.1:1/optuna"
+    assert tune_workers(load_config(["train.accelerator=cpu", server])) == 1  # auto off a GPU
+    assert tune_workers(load_config(["train.accelerator=cpu"])) == 1  # auto on SQLite
+    assert tune_workers(load_config(["tune.workers=3", server])) == 3
+    with pytest.raises(ConfigError, match="database server"):
+        tune_workers(load_config(["tune.workers=2", "tune.storage=sqlite:///optuna.db"]))
+    for bad in ("0", "two"):
+        with pytest.raises(ConfigError, match="auto or a whole number"):
+            tune_workers(load_config([f"tune.workers={bad}", server]))
+    # the workers it would start need the overrides the study was composed from
+    with pytest.raises(ConfigError, match="need the overrides"):
+        run_tune(load_config(["tune.workers=2", server]))
