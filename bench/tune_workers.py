@@ -6,9 +6,8 @@
 
 A throwaway PostgreSQL (the stack extra), a small synthetic split, the default encoder,
 `--epochs` per trial; the same total number of trials split over the workers, all started at
-once, each with its share of the cores (OMP_NUM_THREADS = cores // workers) and, on a GPU, all
-on the one card. Reports the study's wall time and trials per hour. Writes
-bench/results/tune_workers.json.
+once (`tune.workers`), each with its share of the cores and, on a GPU, all on the one card.
+Reports the study's wall time and trials per hour. Writes bench/results/tune_workers.json.
 """
 
 from __future__ import annotations
@@ -31,47 +30,38 @@ from tools.loopback import free_port  # noqa: E402
 def run(
     workers: int, trials: int, epochs: int, workdir: Path, storage: str, overrides: list[str]
 ) -> dict:
-    per_worker = [trials // workers + (i < trials % workers) for i in range(workers)]
-    # each worker gets its share of this machine's cores, as a team running several workers on
-    # one machine should (2 workers x 2 torch threads on 2 cores ran at 0.47x one worker)
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
-    env = {
-        **os.environ,
-        "TICKETML_TUNE_STORAGE": storage,
-        "OMP_NUM_THREADS": threads,
-        "MKL_NUM_THREADS": threads,
-    }
+    """One `ticketml tune tune.workers=N`, as a user runs it: the product splits the trials and
+    this machine's cores over the workers (ticketml.training.tune.run_workers)."""
+    from ticketml.baseline import cpu_count
+
     started = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ticketml",
-                "tune",
-                f"tune.n_trials={n}",
-                f"tune.study_name=w{workers}",
-                f"tune.max_epochs={epochs}",
-                "tune.pruner_startup_trials=100",
-                "train.progress_bar=false",
-                *overrides,
-            ],
-            cwd=workdir,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for n in per_worker
-    ]
-    codes = [p.wait() for p in procs]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ticketml",
+            "tune",
+            f"tune.workers={workers}",
+            f"tune.n_trials={trials}",
+            f"tune.study_name=w{workers}",
+            f"tune.max_epochs={epochs}",
+            "tune.pruner_startup_trials=100",
+            "train.progress_bar=false",
+            *overrides,
+        ],
+        cwd=workdir,
+        env={**os.environ, "TICKETML_TUNE_STORAGE": storage},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     seconds = time.perf_counter() - started
     return {
         "workers": workers,
         "trials": trials,
         "seconds": seconds,
         "trials_per_hour": trials * 3600 / seconds,
-        "exit_codes": codes,
-        "threads_per_worker": int(threads),
+        "exit_codes": [proc.returncode],
+        "threads_per_worker": max(1, cpu_count() // workers),
     }
 
 
