@@ -146,7 +146,7 @@ def main() -> None:
     from joblib import Parallel, delayed
 
     from ticketml import TASKS
-    from ticketml.baseline import class_columns, cpu_count, fit_heads, head_layout
+    from ticketml.baseline import class_columns, cpu_count, fit_heads, head_device, head_layout
     from ticketml.data.schema import MISSING
 
     b = cfg.baseline
@@ -187,16 +187,18 @@ def main() -> None:
             delayed(ours_head)(x, y, b, 1) for x, y in data.values()
         )
         record("ticketml.logistic, 1 thread", 1, time.perf_counter() - started, fits)
-    started = time.perf_counter()
-    heads = fit_heads(matrix, train, label_maps, b)
-    wall = time.perf_counter() - started
-    _, threads = head_layout(matrix.nnz)
-    for task, (coef, intercept) in zip(TASKS, heads, strict=True):
-        row = {"engine": "fit_heads (the stage)", "threads_per_head": threads, "task": task,
-               "wall_s": wall, **scores(task, coef, intercept)}  # fmt: skip
-        rows.append(row)
-        print(f"{'fit_heads (the stage)':<34} {task:<9} {threads:>2} thr  both heads {wall:6.1f} s"
-              f"  val {row['val_macro_f1']:.4f}  test {row['test_macro_f1']:.4f}", flush=True)  # fmt: skip
+    for device in [None] + (["cuda"] if head_device(b) else []):  # the CPU's cores, a GPU
+        engine = "fit_heads (the stage)" + (f" on {device}" if device else "")
+        started = time.perf_counter()
+        heads = fit_heads(matrix, train, label_maps, b, device)
+        wall = time.perf_counter() - started
+        _, threads = head_layout(matrix.nnz, device)
+        for task, (coef, intercept) in zip(TASKS, heads, strict=True):
+            row = {"engine": engine, "threads_per_head": threads, "task": task,
+                   "wall_s": wall, **scores(task, coef, intercept)}  # fmt: skip
+            rows.append(row)
+            print(f"{engine:<34} {task:<9} {threads:>2} thr  both heads {wall:6.1f} s"
+                  f"  val {row['val_macro_f1']:.4f}  test {row['test_macro_f1']:.4f}", flush=True)  # fmt: skip
     ref = next(r["wall_s"] for r in rows if r["engine"].startswith("scikit"))
     print(f"features {features_s:.1f} s; heads: reference {ref:.1f} s, stage {wall:.1f} s "
           f"({ref / wall:.1f}x), {cores} cores")  # fmt: skip

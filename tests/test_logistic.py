@@ -1,5 +1,7 @@
 """ticketml.logistic against scikit-learn's LogisticRegression(lbfgs), which it replaces."""
 
+import re
+
 import numpy as np
 import pytest
 from scipy import sparse
@@ -67,3 +69,36 @@ def test_bad_input_is_a_clear_error():
         fit_logistic(np.eye(3), labels, -1.0)
     with pytest.raises(ValueError, match="max_iter and tol"):
         fit_logistic(np.eye(3), labels, 1.0, max_iter=-5)
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+@pytest.mark.parametrize("sparse_float32", [False, True])
+def test_the_loss_on_a_torch_device_takes_the_same_steps(n_classes, sparse_float32):
+    # DeviceLoss (what a GPU computes) on torch's CPU: the same objective, so L-BFGS-B follows
+    # the same path as the CPU shards (float64: to the last digits; float32 input: its rounding)
+    x, labels = data(n_classes, sparse_float32)
+    cpu = fit_logistic(x, labels, 5.0, "balanced", max_iter=2000, threads=3)
+    device = fit_logistic(x, labels, 5.0, "balanced", max_iter=2000, device="cpu")
+    assert abs(device.n_iter - cpu.n_iter) <= (0 if not sparse_float32 else 3)
+    tol = 1e-9 if not sparse_float32 else 2e-3 * np.abs(cpu.coef).max()
+    np.testing.assert_allclose(device.coef, cpu.coef, atol=tol)
+    np.testing.assert_allclose(device.intercept, cpu.intercept, atol=max(tol, 1e-9))
+    assert (device.predict(x) == cpu.predict(x)).all()
+
+
+def test_the_heads_device_is_chosen_and_checked():
+    import torch
+    from omegaconf import OmegaConf
+
+    from ticketml.baseline import head_device
+    from ticketml.errors import ModelError
+
+    assert head_device(OmegaConf.create({"device": "cpu"})) is None
+    with pytest.raises(ModelError, match=re.escape("baseline.device=tpu: auto | cpu | cuda")):
+        head_device(OmegaConf.create({"device": "tpu"}))
+    if not torch.cuda.is_available():
+        assert head_device(OmegaConf.create({"device": "auto"})) is None
+        with pytest.raises(ModelError, match="torch sees no CUDA device"):
+            head_device(OmegaConf.create({"device": "cuda"}))
+    else:
+        assert head_device(OmegaConf.create({"device": "auto"})) == "cuda"

@@ -248,32 +248,63 @@ def class_columns(fit: LogisticFit, order: list, n_features: int) -> tuple[np.nd
     return out_coef, out_intercept
 
 
+def head_device(b: DictConfig) -> str | None:
+    """Where the heads' loss is computed: "cuda" (baseline.device auto on a machine whose
+    NVIDIA driver torch sees, or cuda), else None (the CPU's cores: ticketml.logistic)."""
+    choice = str(b.device).lower()
+    if choice not in ("auto", "cpu", "cuda"):
+        raise ModelError(f"baseline.device={choice}: auto | cpu | cuda")
+    if choice == "cpu" or (choice == "auto" and not Path("/dev/nvidiactl").exists()):
+        return None  # no driver: not even torch's import is paid
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if choice == "cuda":
+        raise ModelError("baseline.device=cuda, but torch sees no CUDA device")
+    return None
+
+
 def fit_head(
-    matrix: sparse.csr_matrix, labels: np.ndarray, order: list[str], b: DictConfig, threads: int
+    matrix: sparse.csr_matrix,
+    labels: np.ndarray,
+    order: list[str],
+    b: DictConfig,
+    threads: int,
+    device: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One logistic regression (scikit-learn's lbfgs objective, its loss summed over `threads`
-    row shards); (coef (n_features, classes), intercept) in label-map order (`class_columns`)."""
-    fit = fit_logistic(matrix, labels, float(b.C), b.class_weight, int(b.max_iter), threads=threads)
+    row shards, or computed on `device`); (coef (n_features, classes), intercept) in label-map
+    order (`class_columns`)."""
+    fit = fit_logistic(
+        matrix, labels, float(b.C), b.class_weight, int(b.max_iter), threads=threads, device=device
+    )
     return class_columns(fit, order, matrix.shape[1])
 
 
-def head_layout(nnz: int) -> tuple[int, int]:
+def head_layout(nnz: int, device: str | None = None) -> tuple[int, int]:
     """(processes, threads per head) for fitting the heads of a matrix with `nnz` nonzeros:
-    worker processes cost a second or two to start, worth it only for a large matrix."""
-    jobs = max(1, min(len(TASKS), cpu_count())) if nnz > PARALLEL_NNZ else 1
+    worker processes cost a second or two to start, worth it only for a large matrix on the
+    CPU (on a GPU the heads take turns in this process)."""
+    jobs = max(1, min(len(TASKS), cpu_count())) if nnz > PARALLEL_NNZ and not device else 1
     return jobs, max(1, cpu_count() // jobs)
 
 
 def fit_heads(
-    matrix: sparse.csr_matrix, train: pd.DataFrame, label_maps: dict, b: DictConfig
+    matrix: sparse.csr_matrix,
+    train: pd.DataFrame,
+    label_maps: dict,
+    b: DictConfig,
+    device: str | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every task's head at the same time, one process each (L-BFGS's own step holds the GIL;
     joblib shares the matrix with them through memory maps), each summing its loss over row
     shards in threads on its share of the cores (scipy's sparse products release the GIL).
-    Each head fits on the rows labelled for its task (partial labels)."""
+    Each head fits on the rows labelled for its task (partial labels). On a `device` the
+    heads take turns in this process, each loss computed there (DeviceLoss)."""
     from joblib import Parallel, delayed
 
-    jobs, threads = head_layout(matrix.nnz)
+    jobs, threads = head_layout(matrix.nnz, device)
     rows = {t: (train[t] != MISSING).to_numpy() for t in TASKS}
     return Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")(
         delayed(fit_head)(
@@ -282,6 +313,7 @@ def fit_heads(
             label_maps[t],
             b,
             threads,
+            device,
         )
         for t in TASKS
     )
@@ -302,14 +334,18 @@ def fit_baseline(
         matrix.nnz,
         features_s,
     )
-    heads = fit_heads(matrix, train, label_maps, b)
+    device = head_device(b)
+    heads = fit_heads(matrix, train, label_maps, b, device)
+    heads_s = time.perf_counter() - started - features_s
+    log.info("baseline heads: %.1f s on %s", heads_s, device or f"{cpu_count()} cores")
     meta = {
         "config": OmegaConf.to_container(b, resolve=True),
         "word_ngram_range": [1, int(b.word_ngram_max)],
         "char_ngram_range": [int(b.char_ngram_min), int(b.char_ngram_max)],
         "sublinear_tf": True,
         "train_rows": len(texts),
-        "seconds": {"features": features_s, "fit": time.perf_counter() - started},
+        "seconds": {"features": features_s, "heads": heads_s, "fit": time.perf_counter() - started},
+        "heads_device": device or "cpu",
     }
     return TfidfClassifier(
         features,
@@ -422,7 +458,8 @@ def run_baseline(cfg: DictConfig) -> dict:
     for split in ("val", "test"):
         print(summary_line("baseline", split, metrics[split]))
     print(
-        f"baseline: fit {summary['fit']:.1f} s, saved in {save_s:.2f} s "
+        f"baseline: fit {summary['fit']:.1f} s (features {summary['features']:.1f} s, heads "
+        f"{summary['heads']:.1f} s on {model.meta['heads_device']}), saved in {save_s:.2f} s "
         f"({summary['file_mb']:.1f} MB, {summary['n_features']} features) -> {path}"
     )
     return metrics

@@ -271,7 +271,7 @@ def entrypoint(stages: Sequence[str], argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = parse_overrides_option(args.overrides)
     stages = list(stages)
-    beside = None  # the baseline fitting on the CPU while the transformer trains on the GPU
+    beside = None  # the baseline fitting while the transformer trains on the GPU
     try:
         for i, stage in enumerate(stages):
             if stage == "baseline" and stages[i + 1 : i + 2] in (["train"], ["tune"]):
@@ -308,11 +308,12 @@ def trains_on_gpu(overrides: Sequence[str]) -> bool:
 
 
 def start_beside(stage: str, overrides: Sequence[str], trainer: str):
-    """`stage` (the baseline: CPU only) in a child process, beside the GPU's `trainer` stage; its
-    output goes to the same console, each line marked with the stage."""
+    """`stage` (the baseline: its features on the CPU, its heads seconds on the GPU) in a child
+    process, beside the GPU's `trainer` stage; its output goes to the same console, each line
+    marked with the stage."""
     from ticketml.io import start_child
 
-    print(f"== ticketml {stage} {' '.join(overrides)} (beside {trainer}: CPU while the GPU trains)")
+    print(f"== ticketml {stage} {' '.join(overrides)} (beside {trainer})")
     return start_child([stage, *overrides], stage)
 
 

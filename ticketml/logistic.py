@@ -12,6 +12,7 @@ to the order of floating-point sums (tested against it: tests/test_logistic.py).
 from __future__ import annotations
 
 import logging
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -112,6 +113,61 @@ class ShardedLoss:
         return value, grad
 
 
+class DeviceLoss:
+    """The same penalised loss and gradient as ShardedLoss, computed by torch on `device` in
+    float64 (a GPU: the heads of 28k long tickets in seconds instead of a minute on 16 cores).
+    The matrix and its transpose stay on the device; each call moves only the coefficients
+    there and the gradient back, so scipy's L-BFGS-B takes scikit-learn's steps as on the CPU."""
+
+    def __init__(self, matrix, y, weights, C: float, n_classes: int, binary: bool, device: str):
+        import torch
+
+        def upload(m):
+            m = sparse.csr_matrix(m)
+            with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.sparse_csr_tensor(
+                    torch.from_numpy(m.indptr.astype(np.int64)),
+                    torch.from_numpy(m.indices.astype(np.int64)),
+                    torch.from_numpy(m.data.astype(np.float64)),
+                    size=m.shape,
+                    device=device,
+                    check_invariants=False,  # scipy's CSR: sorted, in range
+                )
+
+        self.torch, self.device, self.binary = torch, device, binary
+        self.n_features, self.n_classes = matrix.shape[1], n_classes
+        self.x, self.xt = upload(matrix), upload(sparse.csr_matrix(matrix).T)
+        sw = torch.from_numpy(weights.astype(np.float64)).to(device)
+        self.sw = sw / sw.sum()  # scikit-learn's loss is the weighted mean over the rows
+        self.l2 = 1.0 / (C * float(weights.sum()))
+        self.y = torch.from_numpy(y.astype(np.int64)).to(device)
+
+    def __call__(self, coef, pool=None):
+        torch = self.torch
+        c = torch.from_numpy(np.asarray(coef, dtype=np.float64)).to(self.device)
+        n, k = self.n_features, self.n_classes
+        if self.binary:
+            w, b = c[:n], c[n]
+            raw = (self.x @ w[:, None])[:, 0] + b
+            t = self.y.to(torch.float64)
+            value = (self.sw * (torch.nn.functional.softplus(raw) - t * raw)).sum()
+            g = self.sw * (torch.sigmoid(raw) - t)
+            grad = torch.cat([(self.xt @ g[:, None])[:, 0] + self.l2 * w, g.sum()[None]])
+        else:
+            full = c.reshape(n + 1, k)  # scikit-learn's layout: order "F" of (classes, n + 1)
+            w, b = full[:n], full[n]
+            raw = self.x @ w + b
+            lse = torch.logsumexp(raw, dim=1)
+            value = (self.sw * (lse - raw.gather(1, self.y[:, None])[:, 0])).sum()
+            g = torch.softmax(raw, dim=1)
+            g[torch.arange(len(self.y), device=self.device), self.y] -= 1.0
+            g *= self.sw[:, None]
+            grad = torch.cat([self.xt @ g + self.l2 * w, g.sum(0)[None]]).reshape(-1)
+        value = value + 0.5 * self.l2 * (w * w).sum()
+        return float(value), grad.cpu().numpy()
+
+
 def fit_logistic(
     matrix,
     labels: np.ndarray,
@@ -120,10 +176,12 @@ def fit_logistic(
     max_iter: int = 100,
     tol: float = 1e-4,
     threads: int = 1,
+    device: str | None = None,
 ) -> LogisticFit:
     """LogisticRegression(C, class_weight, max_iter, tol).fit(matrix, labels) with the
-    loss/gradient over `threads` row shards. Binary labels fit one logit (HalfBinomialLoss),
-    more fit the multinomial (HalfMultinomialLoss), as scikit-learn does."""
+    loss/gradient over `threads` row shards, or by torch on `device` ("cuda": DeviceLoss).
+    Binary labels fit one logit (HalfBinomialLoss), more fit the multinomial
+    (HalfMultinomialLoss), as scikit-learn does."""
     from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
     from sklearn.linear_model._linear_loss import LinearModelLoss
 
@@ -148,8 +206,12 @@ def fit_logistic(
     target = (y == 1).astype(dtype) if binary else y.astype(dtype)
     # in the matrix's dtype, as scikit-learn starts it: scipy keeps a float32 start in float32
     w0 = np.zeros(n_features + 1 if binary else len(classes) * (n_features + 1), dtype=dtype)
-    objective = ShardedLoss(loss, matrix, target, weights, C, threads, binary)
-    with ThreadPoolExecutor(max(1, len(objective.shards))) as pool:
+    if device is None:
+        objective = ShardedLoss(loss, matrix, target, weights, C, threads, binary)
+    else:
+        objective = DeviceLoss(matrix, y, weights, C, len(classes), binary, device)
+        w0 = w0.astype(np.float64)
+    with ThreadPoolExecutor(max(1, len(getattr(objective, "shards", ())))) as pool:
         result = optimize.minimize(
             objective,
             w0,

@@ -98,6 +98,7 @@ class Baseline:
     C: float = 5.0
     class_weight: Optional[str] = "balanced"
     max_iter: int = 2000
+    device: str = "auto"
 
 
 @dataclass

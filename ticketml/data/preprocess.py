@@ -101,7 +101,7 @@ def build_report(rows_in: int, counts: dict, splits: dict[str, pd.DataFrame], ra
         "text_length_chars": {
             q: float(lengths.quantile(v)) for q, v in (("p50", 0.5), ("p95", 0.95), ("max", 1.0))
         },
-        "non_ascii_share": float(all_text.map(lambda t: any(ord(c) > 127 for c in t)).mean()),
+        "non_ascii_share": float(all_text.map(lambda t: not t.isascii()).mean()),
         **language_shares(pd.concat(splits.values())),
         "split_sizes": {k: len(v) for k, v in splits.items()},
         "class_counts": {
@@ -141,8 +141,9 @@ def preprocess(cfg: DictConfig) -> dict[str, Path]:
     # promote score it through the model); text: after the transform, what the models learn from
     df.insert(0, "raw_text", df["text"])
     df["text"] = df["text"].map(lambda t: clean_text(t, options))
+    lowercase = bool(p.lowercase_labels)
     for task in TASKS:
-        df[task] = df[task].map(lambda v: normalise_label(v, p.lowercase_labels))
+        df[task] = df[task].map(lambda v: normalise_label(v, lowercase))
     # a row needs its text and at least one label; a label missing for one task (partial labels)
     # leaves the row to train the other
     unlabelled = (df["text"] == "") | (df[list(TASKS)] == MISSING).all(axis=1)

@@ -47,8 +47,9 @@ def apply_mapping(df: pd.DataFrame, data_cfg: DictConfig) -> pd.DataFrame:
         df = df[df[column].astype(str).isin(allowed)]
     text_cols = _as_list(data_cfg.columns.text)
     parts = df[text_cols].fillna("").astype(str)
-    text = parts.apply(lambda row: data_cfg.text_joiner.join(v for v in row if v.strip()), axis=1)
-    out = pd.DataFrame({"text": text if len(df) else pd.Series(dtype=str)})
+    joiner = str(data_cfg.text_joiner)
+    text = [joiner.join(v for v in row if v.strip()) for row in parts.itertuples(False, None)]
+    out = pd.DataFrame({"text": pd.Series(text, index=df.index, dtype=str)})
     for task in ("topic", "priority"):
         values = df[data_cfg.columns[task]].fillna("").astype(str).str.strip()
         mapping = {
