@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> dict:
                     "stage": "baseline",
                     "seconds": 0.0,  # its time is inside train's row, which waited for it
                     "beside_train_seconds": base_s,
+                    "train_own_seconds": train_s,  # train's process alone
                     "returncode": beside[0].returncode,
                     "output_tail": [x for x in base_out.splitlines() if x.startswith("baseline")],
                 }

@@ -56,7 +56,7 @@ def sync(device) -> float:
     return time.perf_counter()
 
 
-def reference(overrides: list[str], batch: int, compile_: bool) -> dict:
+def reference(overrides: list[str], batch: str, compile_: bool) -> dict:
     """The plain loop: forward, weighted loss, backward, AdamW step, scheduler-free."""
     import lightning as L
     import torch
@@ -65,7 +65,7 @@ def reference(overrides: list[str], batch: int, compile_: bool) -> dict:
     from ticketml.training.runtime import resolve_runtime
     from ticketml.training.train import build_datamodule, build_model
 
-    cfg = load_config([*overrides, f"train.batch_size={batch}", f"train.compile={compile_}"])
+    cfg = load_config([*overrides, f"train.batch_size={int(batch)}", f"train.compile={compile_}"])
     L.seed_everything(int(cfg.seed), verbose=False)
     runtime = resolve_runtime(cfg)
     device = torch.device("cuda" if runtime.accelerator == "gpu" else "cpu")
@@ -194,7 +194,9 @@ def print_table(result: dict) -> None:
             )
 
 
-def in_fresh_process(kind: str, overrides: list[str], batch: str, compile_: bool) -> dict:
+def in_fresh_process(
+    kind: str, overrides: list[str], batch: str, compile_: bool, profile: str | None = None
+) -> dict:
     """One measurement in its own Python process, so that epoch 1 pays the same one-time costs
     (CUDA kernels loaded on first use, allocator growth) for the reference and for ticketml."""
     import json
@@ -204,6 +206,7 @@ def in_fresh_process(kind: str, overrides: list[str], batch: str, compile_: bool
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         args = ["--one", kind, "--batch", batch, "--json", out.name]
         args += ["--compile"] if compile_ else []
+        args += ["--profile", profile] if profile else []
         subprocess.run([sys.executable, __file__, *args, "--", *overrides], check=True, cwd=ROOT)
         return json.loads(Path(out.name).read_text())
 
@@ -216,12 +219,22 @@ def one(argv: list[str]) -> None:
     parser.add_argument("--batch")
     parser.add_argument("--json")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--profile", default=None)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    if args.one == "ticketml":
-        result = ticketml_run(args.overrides, args.batch, args.compile)
+    run = ticketml_run if args.one == "ticketml" else reference
+    if args.profile:  # the functions that held the CPU longest, to a text file
+        import cProfile
+        import io
+        import pstats
+
+        profiler = cProfile.Profile()
+        result = profiler.runcall(run, args.overrides, args.batch, args.compile)
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(40)
+        Path(args.profile).write_text(text.getvalue())
     else:
-        result = reference(args.overrides, int(args.batch), args.compile)
+        result = run(args.overrides, args.batch, args.compile)
     Path(args.json).write_text(json.dumps(result))
 
 
@@ -249,6 +262,9 @@ def main() -> None:
         help='NAME="key=value ...": also measure with these overrides (repeatable)',
     )
     parser.add_argument("--no-reference", action="store_true", help="ticketml runs only")
+    parser.add_argument(
+        "--profile", default=None, help="FOLDER: cProfile each run there (top 40 by own time)"
+    )
     parser.add_argument("--out", default=None)
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides")
     args = parser.parse_args()
@@ -263,13 +279,16 @@ def main() -> None:
     for name, extra in variants:
         for batch in batches:
             for compile_ in (False, True) if args.compile else (False,):
-                ours = in_fresh_process("ticketml", [*overrides, *extra], batch, compile_)
+                label = f"{name}_b{batch}{'_compiled' if compile_ else ''}"
+                prof = args.profile and str(Path(args.profile) / f"ticketml_{label}.txt")
+                ours = in_fresh_process("ticketml", [*overrides, *extra], batch, compile_, prof)
                 ours["variant"] = name
                 runs.append(ours)
                 if args.no_reference:
                     continue
+                prof = args.profile and str(Path(args.profile) / f"reference_{label}.txt")
                 ref = in_fresh_process(
-                    "reference", [*overrides, *extra], str(ours["batch_size"]), compile_
+                    "reference", [*overrides, *extra], str(ours["batch_size"]), compile_, prof
                 )
                 ref["variant"] = name
                 ours["vs_reference"] = ours["epoch_samples_per_s"] / ref["loop_samples_per_s"]
