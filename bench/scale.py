@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine_info, write_result  # noqa: E402
+from ticketml.cli import beside_env  # noqa: E402  (as main gives the baseline beside training)
 
 STAGES = ["data", "baseline", "train", "export_onnx", "evaluate"]
 
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> dict:
         if stage == "baseline" and args.main:
             beside = (
                 subprocess.Popen(
-                    command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    command, cwd=work, env=beside_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                     text=True,
                 ),
                 time.perf_counter(),

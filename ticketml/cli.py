@@ -307,6 +307,19 @@ def trains_on_gpu(overrides: Sequence[str]) -> bool:
     return torch.cuda.is_available()
 
 
+TRAINER_CORES = 2  # what the baseline beside training leaves to it: batches and kernel launches
+
+
+def beside_env(env: dict | None = None) -> dict:
+    """`env` (default: this process's) for the baseline beside training: every core but
+    TRAINER_CORES for its loky processes (features, scoring), so that its minute of full CPU
+    load never starves the GPU's training loop (measured: epochs 1.8x slower while it ran)."""
+    from ticketml.baseline import cpu_count
+
+    cores = max(1, cpu_count() - TRAINER_CORES)
+    return {**(os.environ if env is None else env), "LOKY_MAX_CPU_COUNT": str(cores)}
+
+
 def start_beside(stage: str, overrides: Sequence[str], trainer: str):
     """`stage` (the baseline: its features on the CPU, its heads seconds on the GPU) in a child
     process, beside the GPU's `trainer` stage; its output goes to the same console, each line
@@ -314,7 +327,7 @@ def start_beside(stage: str, overrides: Sequence[str], trainer: str):
     from ticketml.io import start_child
 
     print(f"== ticketml {stage} {' '.join(overrides)} (beside {trainer})")
-    return start_child([stage, *overrides], stage)
+    return start_child([stage, *overrides], stage, beside_env())
 
 
 def finish_beside(proc) -> int:
