@@ -602,6 +602,29 @@ def training_section() -> list[str]:
             "| --- " * 10 + "|",
             *_train_rows(comp),
         ]
+    comp = load("gpu/train_gpu_h200_compile.json")
+    if comp:
+        by = {r["engine"]: r for r in comp["runs"]}
+        ours, ref = by["ticketml train (compile)"], by["plain PyTorch compiled"]
+        lines += [
+            "",
+            f"Compiled again at {comp['stamp']['commit'][:7]} on a lent "
+            f"{comp['machine'].get('gpu')}, eager and compiled, each beside its reference in "
+            f"one call: compiled, `ticketml train`'s whole epoch is {ours['vs_reference']:.2f}× "
+            "the compiled reference's loop (the issue's ≥ 0.9× is met), eager "
+            f"{by['ticketml train']['vs_reference']:.2f}×. Not met: the first epoch within "
+            f"1.5× a steady one: {ours['epoch_seconds'][0]:.0f} s against "
+            f"{_median(ours['epoch_seconds'][1:]):.1f} s, and the plain loop's own "
+            f"first compiled epoch takes {ref['epoch_seconds'][0]:.0f} s against "
+            f"{_median(ref['epoch_seconds'][1:]):.1f} s. From a cold cache "
+            "torch.compile costs more than ten steady epochs of MiniLM, so no setting of ours "
+            "can reach 1.5×; ticketml compiles a second graph for validation (eval mode, no "
+            "grad), the rest of its gap.",
+            "",
+            TRAIN_HEAD,
+            "| --- " * 10 + "|",
+            *_train_rows(comp),
+        ]
     quality = load("train_gpu_batch_quality.json")
     if quality:
         lines += [
@@ -668,6 +691,8 @@ def scale_section() -> list[str]:
         for r in (
             load("gpu/scale_gpu_main_prev.json"),
             load("gpu/scale_gpu_main_2accd10.json"),
+            load("gpu/scale_gpu_main_9eaf5fe.json"),
+            load("gpu/scale_gpu_main_a09b90c.json"),
             load("gpu/scale_gpu_main.json"),
         )
         if r
@@ -739,28 +764,34 @@ def scale_section() -> list[str]:
         text = " ".join(found.get(stage, {}).get("output_tail", []))
         return text.split(before)[1].split(" s")[0] if before in text else default
 
-    base = main.get("baseline_summary", {})
-    phases = summary.get("phase_seconds", {})
+    first, last = runs[-2], main
+
+    def heads(run: dict) -> str:
+        return tail(run, "baseline", "heads ", "?").split(" s on")[0]
+
     lines += [
         "",
-        "What changed since the previous run: at "
-        f"{main['stamp']['commit'][:7]} export scored the INT8 graph on test alone (what "
-        "evaluate and promote score the served model on) and fitted the blend on val's fp32 "
-        "scores. INT8 scoring went from "
-        + tail(prev, "export_onnx", "INT8 graph on val + test done in ")
-        + " s (val + test) to "
-        + tail(main, "export_onnx", "INT8 graph on test done in ")
-        + f" s (test), export from {as_main({x['stage']: x for x in prev.get('stages', [])}.get('export_onnx', {}))} "
-        f"to {as_main(by.get('export_onnx', {}))}. **It was reverted**: a blend fitted on the "
-        "fp32 graph is not fitted on the graph that serves, and on the `make demo` model it "
-        "cost 0.005 topic F1 (hybrid 0.920 / 0.804 fitted on INT8 val, 0.915 / 0.803 on fp32 "
-        "val), so today's code scores INT8 on val + test again, as in the previous column. Not met: the issue's 240 s. What is left: the "
-        f"training itself ({summary.get('epochs')} epochs, {phases.get('fit', 0):.0f} s of "
-        f"fit, {phases.get('data_and_model', 0):.0f} s of tokenising and loading, with the "
-        f"baseline, {base.get('features', 0):.0f} s of features + {base.get('fit', 0):.0f} s of "
-        "heads, competing for the cores), INT8 scoring on the CPU and each stage's start-up "
-        "(imports, loading the splits and the model, MLflow: about 40 s of export's time is not "
-        "in its timed phases).",
+        f"The last two columns are this session's code on two fresh machines of the same kind: "
+        f"at {first['stamp']['commit'][:7]} the baseline's heads moved to the GPU "
+        f"(`baseline.device=auto`: {heads(first)} s and {heads(last)} s there, against about "
+        "63 s on the 16 cores before; the same L-BFGS steps) and `data` got cheaper (a plain "
+        "join of the text columns, `str.isascii`); at "
+        f"{last['stamp']['commit'][:7]} the baseline beside training also leaves 2 cores to the "
+        f"trainer. Totals {first['total_seconds']:.0f} s and {last['total_seconds']:.0f} s: "
+        "the issue's 240 s was met once, not reliably. The spread is the machine, not the "
+        "code: the same fixed work took longer on the second (INT8 scoring of val + test "
+        + tail(first, "export_onnx", "INT8 graph on val + test done in ")
+        + " vs "
+        + tail(last, "export_onnx", "INT8 graph on val + test done in ")
+        + f" s, evaluate {as_main({x['stage']: x for x in first['stages']}['evaluate'])} vs "
+        f"{as_main(by['evaluate'])} for 2 s of scoring). What is left is start-up: the lent "
+        "image sets `PYTHONDONTWRITEBYTECODE=1` and ships no `.pyc`, so every one of the six "
+        "processes compiles its imports again (`import torch, transformers, lightning`: 15 s "
+        "there, 7.4 s with a bytecode cache, `PYTHONPYCACHEPREFIX`), which an installed "
+        "environment does not pay; and training's early epochs still run 1.5-2x slower while "
+        "the baseline fits beside it (epoch seconds "
+        + ", ".join(f"{x:.1f}" for x in last["train_summary"]["epoch_seconds"][:8])
+        + ", ...).",
     ]
     return lines
 
