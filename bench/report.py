@@ -699,7 +699,7 @@ def scale_section() -> list[str]:
     ]
     if not runs:
         return []
-    main, prev = runs[-1], (runs[-2] if len(runs) > 1 else {})
+    main = runs[-1]
     rows = main["rows"]
     by = {s["stage"]: s for s in main["stages"]}
     old = {s["stage"]: s for s in before["stages"]} if before else {}
@@ -764,7 +764,7 @@ def scale_section() -> list[str]:
         text = " ".join(found.get(stage, {}).get("output_tail", []))
         return text.split(before)[1].split(" s")[0] if before in text else default
 
-    first, last = runs[-2], main
+    first, last = (runs[-2] if len(runs) > 1 else main), main
 
     def heads(run: dict) -> str:
         return tail(run, "baseline", "heads ", "?").split(" s on")[0]
