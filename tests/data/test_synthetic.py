@@ -1,6 +1,7 @@
 import hashlib
 
 import numpy as np
+import pandas as pd
 
 from tests.conftest import run_cli
 from ticketml.data import synthetic
@@ -70,3 +71,24 @@ def test_ceiling_proba_only_for_rows_this_generator_wrote():
     written = synthetic.written_from(cfg).loc[rows, "written_topic"]
     assert (np.array(label_maps["topic"])[probs["topic"].argmax(1)] == written.to_numpy()).all()
     assert synthetic.ceiling_proba(cfg, [*rows, "My printer is on fire."], label_maps) is None
+
+
+def test_data_keeps_the_latents_it_wrote_and_the_ceiling_reads_them(workdir):
+    from ticketml.config import load_config
+    from ticketml.data.sources import download_data
+
+    overrides = ["data.synthetic.n_samples=300", "data.source=synthetic"]
+    cfg = load_config(overrides)
+    raw = pd.read_csv(download_data(cfg))
+    assert list(raw.columns) == ["text", "topic", "priority", "language"]  # the export as before
+    kept = pd.read_parquet(synthetic.latents_path(cfg))
+    assert kept["text"].tolist() == raw["text"].tolist()
+    regenerated = synthetic.from_config(cfg, latents=True)
+    assert (kept[synthetic.LATENTS] == regenerated[synthetic.LATENTS]).all().all()
+    # read back instead of generated again: another config's generator would not know the rows
+    other = load_config([*overrides, "seed=7"])
+    rows = synthetic.written_from(cfg).index[:20].tolist()
+    label_maps = {"topic": sorted(synthetic.TOPIC_WEIGHTS), "priority": ["low", "medium", "high"]}
+    assert synthetic.ceiling_proba(other, rows, label_maps) is not None
+    synthetic.latents_path(cfg).unlink()
+    assert synthetic.ceiling_proba(other, rows, label_maps) is None

@@ -90,8 +90,12 @@ def _from_url(cfg: DictConfig) -> Path | None:
 
 
 def _from_synthetic(cfg: DictConfig) -> Path:
+    """The generated export as data/raw/<name>.csv, and what each text was written from beside
+    it (evaluate's ceiling row reads it instead of generating the export again)."""
     print(SYNTHETIC_WARNING, flush=True)
-    return write_table(synthetic.from_config(cfg), raw_path(cfg, ".csv"))
+    frame = synthetic.from_config(cfg, latents=True)
+    write_table(frame[["text", *synthetic.LATENTS]], synthetic.latents_path(cfg))
+    return write_table(frame.drop(columns=synthetic.LATENTS), raw_path(cfg, ".csv"))
 
 
 def source_record(cfg: DictConfig) -> Path:

@@ -7,6 +7,8 @@ typos and label noise, so a TF-IDF baseline lands clearly above chance but below
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -627,14 +629,25 @@ def from_config(cfg, latents: bool = False) -> pd.DataFrame:
     )
 
 
+LATENTS = ["written_topic", "cue"]
+
+
+def latents_path(cfg) -> Path:
+    """Where `ticketml data` keeps the latents of the synthetic export it wrote, row by row
+    (data/raw/<name>.latents.parquet beside <name>.csv)."""
+    return Path(cfg.paths.raw_dir) / f"{cfg.data.name}.latents.parquet"
+
+
 def written_from(cfg) -> pd.DataFrame:
     """The synthetic data of `cfg` with its latents (see generate), indexed by the text as
-    preprocessing cleans it (first of duplicates, as preprocessing keeps)."""
+    preprocessing cleans it (first of duplicates, as preprocessing keeps): the latents that
+    `ticketml data` kept, else generated again."""
     from pyfunc.text import clean_text
     from ticketml.data.schema import transform_options
 
     options = transform_options(cfg)
-    raw = from_config(cfg, latents=True)
+    path = latents_path(cfg)
+    raw = pd.read_parquet(path) if path.is_file() else from_config(cfg, latents=True)
     raw["text"] = raw["text"].map(lambda t: clean_text(t, options))
     return raw.drop_duplicates("text").set_index("text")
 
