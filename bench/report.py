@@ -1164,6 +1164,7 @@ def reliability_section() -> list[str]:
         "| `promote` losing the registry half-way | `ERROR: promote stopped half-way …; aliases unchanged`, @champion and @challenger as before; rerun promotes | `pytest tests/production/test_faults.py` |",
         "| tracking server down at start | one warning, the run goes to the local `sqlite:///mlflow.db` | `pytest tests/test_tracking.py` |",
         "| tracking server dying mid-training | one warning, training finishes, checkpoint, metrics and plots kept locally | `pytest tests/test_tracking.py` |",
+        "| the project folder moved (`mlflow.db` and `mlruns/` with it) | the next command repoints the store's absolute paths (one line says from where to where); versions load, `promote` scores and moves @champion | `pytest tests/production/test_registry.py -k moved` |",
     ]
     return lines
 

@@ -101,3 +101,17 @@ def test_an_experiment_created_by_another_worker_at_the_same_moment_gets_the_run
     runs = mlflow.search_runs(experiment_names=["new"])
     assert len(runs) == 1 and runs.iloc[0]["tags.ticketml.stage"] == "baseline"
     assert mlflow.search_runs(experiment_ids=["0"]).empty
+
+
+def test_a_store_counts_as_moved_only_where_its_artifacts_moved_with_it(tmp_path):
+    from ticketml.tracking import moved_roots
+
+    here, old = tmp_path / "new", tmp_path / "old"
+    (here / "mlruns" / "1").mkdir(parents=True)
+    assert moved_roots([(1, f"{old}/mlruns/1"), (0, f"{old}/mlruns/0")], here) == {str(old)}
+    assert moved_roots([(1, f"file://{old}/mlruns/1")], here) == {str(old)}
+    assert moved_roots([(2, f"{old}/mlruns/2")], here) == set()  # not here: left alone
+    assert moved_roots([(1, "s3://bucket/ticketml/1"), (1, None)], here) == set()
+    assert moved_roots([(1, f"{here}/mlruns/1")], here) == set()  # where it was made
+    (old / "mlruns" / "1").mkdir(parents=True)  # still there: artifacts kept apart on purpose
+    assert moved_roots([(1, f"{old}/mlruns/1")], here) == set()

@@ -63,12 +63,86 @@ def _set_experiment(cfg: DictConfig) -> None:
         mlflow.set_experiment(experiment_id=experiment.experiment_id)
 
 
+# Where a local SQLite store keeps absolute paths of its own folder: MLflow resolves a local
+# artifact root to an absolute path when it records it (mlflow#3144: no relative form).
+PATH_COLUMNS = {
+    "experiments": ("artifact_location",),
+    "runs": ("artifact_uri",),
+    "logged_models": ("artifact_location",),
+    "model_versions": ("source", "storage_location"),
+    "datasets": ("dataset_source",),
+    "trace_tags": ("value",),
+}
+
+
+def moved_roots(rows, here: Path) -> set[str]:
+    """The folders a store at `here` was moved from: an experiment recorded at
+    <old>/mlruns/<id> whose artifacts are now at here/mlruns/<id> and no longer at the old
+    place (a store pointed at artifacts elsewhere on purpose is left alone)."""
+    roots = set()
+    for experiment_id, location in rows:
+        path = Path(str(location or "").removeprefix("file://"))
+        old = path.parent.parent
+        if (
+            path.is_absolute()
+            and path.name == str(experiment_id)
+            and path.parent.name == "mlruns"
+            and old != here
+            and (here / "mlruns" / path.name).is_dir()
+            and not path.is_dir()
+        ):
+            roots.add(str(old))
+    return roots
+
+
+def follow_moved_store(uri: str) -> int:
+    """A local SQLite store moved with its project (mlflow.db and mlruns/ side by side, as
+    `ticketml` makes them): every path it recorded under the old folder is repointed to the new
+    one, so runs, logged models and registered versions load from where they are now. Returns
+    the rows changed (0: the store has not moved, or is not a local SQLite file)."""
+    import sqlite3
+
+    prefix = "sqlite:///"
+    db = Path(uri[len(prefix) :]) if uri.startswith(prefix) else None
+    if db is None or not db.is_file():
+        return 0
+    here = db.resolve().parent
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as con:
+        try:
+            experiments = con.execute("SELECT experiment_id, artifact_location FROM experiments")
+            roots = moved_roots(experiments.fetchall(), here)
+        except sqlite3.Error:  # not an MLflow store (yet)
+            return 0
+        changed = 0
+        with con:  # one transaction: every path or none
+            for old in sorted(roots):
+                for table, columns in PATH_COLUMNS.items():
+                    for column in columns:
+                        try:
+                            cursor = con.execute(
+                                f"UPDATE {table} SET {column} = REPLACE({column}, ?, ?) "
+                                f"WHERE instr({column}, ?) > 0",
+                                (old + "/", f"{here}/", old + "/"),
+                            )
+                        except sqlite3.OperationalError:  # a table this schema lacks
+                            continue
+                        changed += cursor.rowcount
+    if changed:
+        print(
+            f"tracking store: moved from {', '.join(sorted(roots))} to {here}; {changed} recorded "
+            "paths repointed",
+            flush=True,
+        )
+    return changed
+
+
 def reach(cfg: DictConfig) -> str:
     """The tracking URI with its server checked (`mlflow.connect_timeout_s`) and MLflow's HTTP
     retries capped: a server that is down is a ConnectionError in seconds, not minutes in
     MLflow's retry loop (every client of the store goes through here: runs, the registry,
     serving's reloads, infer)."""
     uri = resolve_uri(cfg)
+    follow_moved_store(uri)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     _check_server(uri, float(cfg.mlflow.connect_timeout_s))

@@ -1,5 +1,7 @@
+import contextlib
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 
@@ -9,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import free_port, run_cli, tiny_overrides
+from ticketml.tracking import PATH_COLUMNS
 
 
 def _uri(workdir):
@@ -257,3 +260,45 @@ def test_register_and_promote_never_fall_back_when_the_registry_is_down(
         assert err[-1].startswith(f"ERROR: cannot reach the model registry at {dead}")
         assert "nothing was registered or promoted" in err[-1]
     assert not (export_workdir / "mlflow.db").exists()  # no stray local registry
+
+
+def test_a_project_moved_with_its_store_still_serves_and_promotes(
+    export_workdir, monkeypatch, capsys
+):
+    # Issue 25, finding 12: MLflow records a local store's artifact paths as absolute ones, so
+    # a project folder moved elsewhere (mlflow.db and mlruns/ together) could not load a single
+    # version ("No such artifact"). The next command through tracking.reach repoints them.
+    assert run_cli("register") == 0
+    moved = export_workdir.parent / f"{export_workdir.name}-moved"
+    monkeypatch.chdir(export_workdir.parent)
+    shutil.move(export_workdir, moved)
+    monkeypatch.chdir(moved)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # register set it, as for its child processes
+    capsys.readouterr()
+    assert run_cli("promote", "promote.baseline_floor=false") == 0  # loads and scores @challenger
+    out = capsys.readouterr().out
+    assert f"tracking store: moved from {export_workdir} to {moved};" in out
+    mlflow.set_tracking_uri(_uri(moved))
+    client = MlflowClient()
+    version = client.get_model_version_by_alias("ticketml", "champion")
+    model = mlflow.pyfunc.load_model("models:/ticketml@champion")
+    assert len(model.predict(pd.DataFrame({"text": ["VPN is down", "refund please"]}))) == 2
+    assert mlflow.artifacts.load_text(f"runs:/{version.run_id}/model_card.md").startswith("#")
+    run = client.get_run(version.run_id)
+    assert run.info.artifact_uri.startswith(f"{moved}/mlruns/")
+    sources = [json.loads(d.dataset.source)["uri"] for d in run.inputs.dataset_inputs]
+    assert sources and all(s.startswith(f"{moved}/data/processed/") for s in sources)
+    with contextlib.closing(sqlite3.connect(moved / "mlflow.db")) as con:  # nothing points back
+        for table, columns in PATH_COLUMNS.items():
+            for column in columns:
+                query = f"SELECT count(*) FROM {table} WHERE instr({column}, ?) > 0"
+                assert con.execute(query, (f"{export_workdir}/",)).fetchone() == (0,), column
+        assert (
+            con.execute("SELECT storage_location FROM model_versions")
+            .fetchone()[0]
+            .startswith(f"{moved}/mlruns/")
+        )
+    # moved once: a second command finds nothing to change
+    capsys.readouterr()
+    assert run_cli("promote", "promote.baseline_floor=false") == 0
+    assert "tracking store: moved" not in capsys.readouterr().out
