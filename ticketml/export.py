@@ -408,17 +408,69 @@ def run_export(cfg: DictConfig) -> dict:
         return export_and_log(cfg, stage)
 
 
+def serves_int8(cfg: DictConfig) -> bool:
+    """Whether the bundle serves the INT8 graph (export.use_int8: auto = where quantised)."""
+    choice = str(cfg.export.use_int8).lower()
+    serve_int8 = bool(cfg.export.quantize) if choice == "auto" else choice == "true"
+    if serve_int8 and not cfg.export.quantize:
+        raise ModelError("export.use_int8=true needs export.quantize=true")
+    return serve_int8
+
+
+def build_bundle(
+    cfg: DictConfig, model, frames: dict, staging: Path, out: Path, serve_int8: bool
+) -> tuple[dict, dict]:
+    """The served bundle built in `staging` from the trained `model`: the ONNX graph (and its
+    INT8 copy), held to the module by parity checks; val and test scored by each graph (the
+    scores kept under `out` for evaluate and promote); the hybrid's weights fitted on the
+    served graph's val scores; the smoke examples. Returns (results, checks)."""
+    label_maps = model.hparams.label_maps
+    phase("ONNX graph", export_graph, model, staging / ONNX_FP32, int(cfg.export.opset))
+    classifier = split_scorer(staging, int8=False)
+    atol = float(cfg.export.parity_atol)
+    checks = check_parity(model, classifier, frames, atol)
+    labels = {s: encode_labels(frames[s], label_maps) for s in EVAL_SPLITS}
+    device = fp32_device(cfg)
+    if device:  # the GPU scores, held to the graph first; not stored as the graph's own
+        runner = torch_runner(model, device)
+        checks |= runner_parity(classifier, runner, frames, atol)
+        classifier.runner, classifier.batch_size = runner, GPU_BATCH
+        what = f"fp32 scores on val + test (torch on {torch.cuda.get_device_name()})"
+    else:
+        scores.attach(classifier, out)
+        what = "fp32 graph on val + test"
+    checks["fp32_scored_by"] = f"torch {device}" if device else "onnxruntime"
+    probs = {"onnx": phase(what, graph_probs, classifier, frames)}
+    if cfg.export.quantize:
+        phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
+        int8 = split_scorer(staging, int8=True)
+        scores.attach(int8, out)  # evaluate and promote read these back
+        probs["onnx_int8"] = phase("INT8 graph on val + test", graph_probs, int8, frames)
+    calibration_file = staging / FILES["calibration"]
+    calibration = read_json(calibration_file) if calibration_file.is_file() else {}
+    results = score_graphs(probs, labels, label_maps, calibration)
+    if cfg.model.hybrid:
+        tempered = {s: p[0] for s, p in probs["onnx_int8" if serve_int8 else "onnx"].items()}
+        # each row's script, of the text as the graph saw it (what serving blends by)
+        scripts = {s: text_scripts(classifier.clean(served_texts(frames[s]))) for s in tempered}
+        weights, tfidf = phase(
+            "hybrid weights", build_hybrid, cfg, tempered, staging, frames, label_maps, scripts
+        )
+        results["hybrid"] = score_hybrid(weights, tempered, tfidf, labels, label_maps, scripts)
+    phase("smoke examples", write_smoke, staging, serve_int8)
+    return results, checks
+
+
 def export_and_log(cfg: DictConfig, stage) -> dict:
+    """The checkpoint exported: its serving files written, the bundle built in a staging
+    folder (build_bundle) and published into artifacts/ only when whole; the report written
+    and logged on `stage`."""
     out = Path(cfg.paths.artifacts_dir)
     model = load_checkpoint(cfg)
     write_serving_files(model, out, cfg)
     frames = load_splits(cfg)
     stage.inputs(cfg, EVAL_SPLITS, frames)
-    label_maps = model.hparams.label_maps
-    choice = str(cfg.export.use_int8).lower()
-    serve_int8 = bool(cfg.export.quantize) if choice == "auto" else choice == "true"
-    if serve_int8 and not cfg.export.quantize:
-        raise ModelError("export.use_int8=true needs export.quantize=true")
+    serve_int8 = serves_int8(cfg)
     staging = out / ".export"
     shutil.rmtree(staging, ignore_errors=True)
     scores.clear(out)  # a new graph: what the old one scored is no use
@@ -427,39 +479,7 @@ def export_and_log(cfg: DictConfig, stage) -> dict:
         if (out / name).is_file():
             shutil.copy(out / name, staging / name)
     try:
-        phase("ONNX graph", export_graph, model, staging / ONNX_FP32, int(cfg.export.opset))
-        classifier = split_scorer(staging, int8=False)
-        atol = float(cfg.export.parity_atol)
-        checks = check_parity(model, classifier, frames, atol)
-        labels = {s: encode_labels(frames[s], label_maps) for s in EVAL_SPLITS}
-        device = fp32_device(cfg)
-        if device:  # the GPU scores, held to the graph first; not stored as the graph's own
-            runner = torch_runner(model, device)
-            checks |= runner_parity(classifier, runner, frames, atol)
-            classifier.runner, classifier.batch_size = runner, GPU_BATCH
-            what = f"fp32 scores on val + test (torch on {torch.cuda.get_device_name()})"
-        else:
-            scores.attach(classifier, out)
-            what = "fp32 graph on val + test"
-        checks["fp32_scored_by"] = f"torch {device}" if device else "onnxruntime"
-        probs = {"onnx": phase(what, graph_probs, classifier, frames)}
-        if cfg.export.quantize:
-            phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
-            int8 = split_scorer(staging, int8=True)
-            scores.attach(int8, out)  # evaluate and promote read these back
-            probs["onnx_int8"] = phase("INT8 graph on val + test", graph_probs, int8, frames)
-        calibration_file = staging / FILES["calibration"]
-        calibration = read_json(calibration_file) if calibration_file.is_file() else {}
-        results = score_graphs(probs, labels, label_maps, calibration)
-        if cfg.model.hybrid:
-            tempered = {s: p[0] for s, p in probs["onnx_int8" if serve_int8 else "onnx"].items()}
-            # each row's script, of the text as the graph saw it (what serving blends by)
-            scripts = {s: text_scripts(classifier.clean(served_texts(frames[s]))) for s in tempered}
-            weights, tfidf = phase(
-                "hybrid weights", build_hybrid, cfg, tempered, staging, frames, label_maps, scripts
-            )
-            results["hybrid"] = score_hybrid(weights, tempered, tfidf, labels, label_maps, scripts)
-        phase("smoke examples", write_smoke, staging, serve_int8)
+        results, checks = build_bundle(cfg, model, frames, staging, out, serve_int8)
         publish(staging, out, load(staging, int8=serve_int8).files)  # what the bundle holds
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -57,8 +57,8 @@ def create_app(
     `feedback` (FeedbackStore) takes agents' corrections at POST /feedback."""
     from fastapi import Depends
 
-    from ticketml.serving.metrics import Metrics, MetricsMiddleware
-    from ticketml.serving.security import BodySizeLimit, require_api_key
+    from ticketml.serving.metrics import Metrics
+    from ticketml.serving.security import require_api_key
 
     source = loader if hasattr(loader, "load") else FixedSource(loader)
     state = ModelState(source)
@@ -84,27 +84,8 @@ def create_app(
     )
     offline_docs(app)
     app.state.model = state
-    app.add_middleware(BodySizeLimit, max_bytes=int(max_body_bytes))
-    app.add_middleware(
-        MetricsMiddleware,
-        metrics=metrics,
-        version_of=lambda: (state.current[1].version or "-") if state.current else "none",
-    )
-    if cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(cors_origins),
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
-        )
-    if background:
-        threading.Thread(target=state.load, daemon=True).start()
-    else:
-        state.load()
-    if reload_interval_s and reload_interval_s > 0:
-        threading.Thread(target=state.follow, args=(float(reload_interval_s),), daemon=True).start()
+    install_middleware(app, state, metrics, max_body_bytes, cors_origins)
+    start_model(state, background, reload_interval_s)
     install_error_handlers(app)
     operator_routes(app, state, metrics, prediction_log)
     app.state.admission = Admission(max_inflight_texts)
@@ -124,6 +105,40 @@ def create_app(
         feedback_route(app, state, feedback)
 
     return app
+
+
+def install_middleware(app: FastAPI, state, metrics, max_body_bytes: int, cors_origins) -> None:
+    """The body size limit, the request metrics (labelled with the version serving) and, where
+    origins are given, CORS."""
+    from ticketml.serving.metrics import MetricsMiddleware
+    from ticketml.serving.security import BodySizeLimit
+
+    app.add_middleware(BodySizeLimit, max_bytes=int(max_body_bytes))
+    app.add_middleware(
+        MetricsMiddleware,
+        metrics=metrics,
+        version_of=lambda: (state.current[1].version or "-") if state.current else "none",
+    )
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+
+def start_model(state, background: bool, reload_interval_s: float) -> None:
+    """The first load (in the background: /ready answers 503 until it is done) and, with
+    `reload_interval_s`, the loop that follows the model source."""
+    if background:
+        threading.Thread(target=state.load, daemon=True).start()
+    else:
+        state.load()
+    if reload_interval_s and reload_interval_s > 0:
+        threading.Thread(target=state.follow, args=(float(reload_interval_s),), daemon=True).start()
 
 
 DOCS_ASSETS = "/docs/assets"

@@ -265,7 +265,7 @@ def run_workers(cfg: DictConfig, overrides: list[str], workers: int) -> dict:
     torch.set_num_threads(int(threads))
     cfg.tune.workers, cfg.tune.n_trials = 1, shares[0]
     try:
-        result = run_tune(cfg)
+        result = run_study(cfg)
     except BaseException:
         for proc in children:  # a failed or stopped study stops its workers
             proc.terminate()
@@ -281,13 +281,19 @@ def run_tune(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
     """Run `tune.n_trials` more trials (over tune.workers processes); the best trial's model is
     kept as the tuned model."""
     workers = tune_workers(cfg)
-    if workers > 1:
-        if overrides is None:
-            raise ConfigError(
-                f"tune.workers={workers}: the workers need the overrides this study was composed "
-                "from (`ticketml tune ...`, or run_tune(cfg, overrides))"
-            )
-        return run_workers(cfg, overrides, workers)
+    if workers == 1:
+        return run_study(cfg)
+    if overrides is None:
+        raise ConfigError(
+            f"tune.workers={workers}: the workers need the overrides this study was composed "
+            "from (`ticketml tune ...`, or run_tune(cfg, overrides))"
+        )
+    return run_workers(cfg, overrides, workers)
+
+
+def prepare_study(cfg: DictConfig) -> tuple[optuna.Study, dict]:
+    """The study this worker joins and its search space, every setting checked before a trial
+    runs."""
     t = cfg.tune
     if "ddp" in str(cfg.train.strategy) or str(cfg.train.devices) not in ("auto", "1"):
         raise ConfigError(
@@ -305,6 +311,38 @@ def run_tune(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
         n_startup_trials=int(t.pruner_startup_trials), n_warmup_steps=int(t.pruner_warmup_epochs)
     )
     study, _ = open_study(cfg, sampler, pruner)
+    return study, space
+
+
+def report_best(cfg: DictConfig, study: optuna.Study, parent) -> optuna.trial.FrozenTrial:
+    """The study's best trial, logged on the tune run and printed; an error where none
+    completed."""
+    complete = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise TicketMLError(
+            f"study {cfg.tune.study_name!r}: no trial completed (all pruned or failed)"
+        )
+    best = study.best_trial
+    parent.params({f"best.{k}": v for k, v in best.params.items()})
+    pruned = sum(tr.state == optuna.trial.TrialState.PRUNED for tr in study.trials)
+    parent.metrics(
+        {
+            "best_objective": best.value,
+            "n_trials_total": len(study.trials),
+            "n_trials_pruned": pruned,
+        }
+    )
+    print(
+        f"tune: best trial {best.number} {cfg.train.monitor}={best.value:.4f} params={best.params}"
+    )
+    return best
+
+
+def run_study(cfg: DictConfig) -> dict:
+    """This process's `tune.n_trials` trials of the study, then, where this worker ran the best
+    trial, its model kept as the tuned model."""
+    t = cfg.tune
+    study, space = prepare_study(cfg)
     started = float(os.environ.get(STARTED_ENV) or time.time())
     with stage_run(cfg, "tune") as parent:
         parent.tags(**{"optuna.study": t.study_name, "optuna.worker": WORKER})
@@ -318,25 +356,7 @@ def run_tune(cfg: DictConfig, overrides: list[str] | None = None) -> dict:
             callbacks=[lambda st, _: keep_best_checkpoint(st, trials_dir(cfg))],
         )
         wait_for_other_workers(study)
-        complete = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
-        if not complete:
-            raise TicketMLError(
-                f"study {t.study_name!r}: no trial completed (all pruned or failed)"
-            )
-        best = study.best_trial
-        parent.params({f"best.{k}": v for k, v in best.params.items()})
-        parent.metrics(
-            {
-                "best_objective": best.value,
-                "n_trials_total": len(study.trials),
-                "n_trials_pruned": sum(
-                    tr.state == optuna.trial.TrialState.PRUNED for tr in study.trials
-                ),
-            }
-        )
-        print(
-            f"tune: best trial {best.number} {cfg.train.monitor}={best.value:.4f} params={best.params}"
-        )
+        best = report_best(cfg, study, parent)
         if not keeps_the_model(best, started):
             print(
                 f"tune: trial {best.number} ran on worker {best.user_attrs.get('worker')}, "
