@@ -92,6 +92,46 @@ def scaling_of(entry: dict) -> dict | None:
     return keys or None
 
 
+def bundle_tokenizer(path, config: dict):
+    """(the bundle's tokenizer, head tokens kept by a head_tail cut or 0). tokenizer.json may
+    carry its own padding/truncation: ours are set explicitly. Padding is done per batch, after
+    sorting by token count (TicketClassifier.batches); a head_tail cut is made in tokenize()."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    head_tokens = (
+        int(config.get("head_tokens", 0)) if config.get("truncation") == "head_tail" else 0
+    )
+    if head_tokens:  # the tokenizer keeps the whole text
+        tokenizer.no_truncation()
+    else:
+        tokenizer.enable_truncation(max_length=int(config["max_length"]))
+    tokenizer.no_padding()
+    return tokenizer, head_tokens
+
+
+def cpu_session(onnx_path: str, intra_op_threads: int | None = None):
+    """(ONNX Runtime CPU session of the graph, the run options every call passes)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(
+        intra_op_threads or os.environ.get("TICKETML_ORT_THREADS", 0)
+    )
+    options.inter_op_num_threads = 1
+    # ONNX Runtime's CPU arena keeps the peak of every batch it has seen (64 x 1,500-character
+    # tickets: 1.9 GB that stays); shrunk after each call, the process keeps 0.15 GB at 1.22x
+    # the time of a long batch (off: 1.48x). TICKETML_ORT_ARENA=1 / 0: kept / off
+    # (bench/serve_memory.py)
+    arena = os.environ.get("TICKETML_ORT_ARENA", "shrink")
+    options.enable_cpu_mem_arena = arena in ("1", "shrink")
+    run_options = ort.RunOptions()
+    if arena == "shrink":  # the arena's speed within a call, its memory back after it
+        run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    return session, run_options
+
+
 class TicketClassifier:
     """Tokenise → ONNX Runtime → calibrated softmax (→ blend with TF-IDF) → labels and scores."""
 
@@ -102,9 +142,6 @@ class TicketClassifier:
         batch_size: int = 64,
     ):
         """Serve `bundle` (pyfunc.bundle.load: its files are checked there)."""
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
         self.bundle = bundle
         self.label_maps: dict[str, list[str]] = bundle.read("label_maps")
         self.config = bundle.config
@@ -125,38 +162,10 @@ class TicketClassifier:
             entries = bundle.read("hybrid")
             self.hybrid = {t: entries[t] for t in TASKS}
             self.hybrid_scalings = {t: scaling_of(entries[t]) for t in TASKS}
-        self.tokenizer = Tokenizer.from_file(str(bundle.path("tokenizer")))
-        # tokenizer.json may carry its own padding/truncation: set ours explicitly. Padding is
-        # done per batch here, after sorting by token count (see batches).
-        self.head_tokens = (
-            int(self.config.get("head_tokens", 0))
-            if self.config.get("truncation") == "head_tail"
-            else 0
-        )
-        if self.head_tokens:  # cut in tokenize(): the tokenizer keeps the whole text
-            self.tokenizer.no_truncation()
-        else:
-            self.tokenizer.enable_truncation(max_length=int(self.config["max_length"]))
-        self.tokenizer.no_padding()
+        self.tokenizer, self.head_tokens = bundle_tokenizer(bundle.path("tokenizer"), self.config)
         self.pad_id = int(self.config["pad_id"])
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(
-            intra_op_threads or os.environ.get("TICKETML_ORT_THREADS", 0)
-        )
-        options.inter_op_num_threads = 1
-        # ONNX Runtime's CPU arena keeps the peak of every batch it has seen (64 x 1,500-character
-        # tickets: 1.9 GB that stays); shrunk after each call, the process keeps 0.15 GB at 1.22x
-        # the time of a long batch (off: 1.48x). TICKETML_ORT_ARENA=1 / 0: kept / off
-        # (bench/serve_memory.py)
-        arena = os.environ.get("TICKETML_ORT_ARENA", "shrink")
-        options.enable_cpu_mem_arena = arena in ("1", "shrink")
-        self.run_options = ort.RunOptions()
-        if arena == "shrink":  # the arena's speed within a call, its memory back after it
-            self.run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self.onnx_path = str(bundle.path("graph"))
-        self.session = ort.InferenceSession(
-            self.onnx_path, options, providers=["CPUExecutionProvider"]
-        )
+        self.session, self.run_options = cpu_session(self.onnx_path, intra_op_threads)
         self.output_names = [f"{t}_logits" for t in TASKS]
         self.batch_size = batch_size
         # Set by the pipeline, never by a serving path: `runner` computes a padded batch's logits
