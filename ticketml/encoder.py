@@ -8,6 +8,53 @@ from pathlib import Path
 from ticketml.errors import ModelError
 
 MINILM_NAMES = {"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2", "minilm"}
+# model.encoder_name=auto (the default): the encoder that measured best for the export and the
+# machine (README "Real tickets on a GPU"): multilingual-e5-small where training runs on a GPU
+# and the tickets are not all English (outside sample, 5 languages: hybrid +0.032 / +0.023 over
+# TF-IDF against MiniLM's +0.019 / +0.006; English + Russian long tickets +0.027 / +0.028
+# against +0.019 / +0.011), MiniLM otherwise (English Jira: MiniLM's hybrid ahead; on the CPU,
+# e5's 12 layers cost twice MiniLM's time per epoch and `make demo` must stay short)
+AUTO = "auto"
+ENGLISH_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+MULTILINGUAL_ENCODER = "multilingual-e5-small"
+MULTILINGUAL_SHARE = 0.1  # the share of non-English training tickets from which e5 is chosen
+
+
+def non_english_share(train) -> float:
+    """The share of training tickets not in English: by the export's `language` column where it
+    has one, else the share written mostly in Cyrillic (pyfunc.text.script)."""
+    from pyfunc.text import scripts
+
+    if len(train) == 0:
+        return 0.0
+    if "language" in train.columns:
+        lang = train["language"].fillna("").astype(str).str.lower()
+        known = lang != ""
+        return float((~lang[known].str.startswith("en")).mean()) if known.any() else 0.0
+    return sum(s == "cyrillic" for s in scripts(train["text"])) / len(train)
+
+
+def choose_encoder(name: str, train_split: Path, on_gpu: bool) -> tuple[str, str]:
+    """(encoder, why): `name` itself unless it is `auto`, which picks for the training split at
+    `train_split` and the machine (see AUTO above)."""
+    if str(name).lower() != AUTO:
+        return str(name), "set"
+    if not on_gpu:
+        return ENGLISH_ENCODER, "training on the CPU"
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    columns = set(pq.ParquetFile(train_split).schema_arrow.names)
+    train = pd.read_parquet(
+        train_split, columns=["language"] if "language" in columns else ["text"]
+    )
+    share = non_english_share(train)
+    why = f"{share:.0%} of the training tickets not in English"
+    if share < MULTILINGUAL_SHARE:
+        return ENGLISH_ENCODER, why
+    if not (prepared_cache_dir() / MULTILINGUAL_ENCODER / "config.json").is_file():
+        return ENGLISH_ENCODER, why + f"; {MULTILINGUAL_ENCODER} is not prepared (`make e5`)"
+    return MULTILINGUAL_ENCODER, why + ", on a GPU"
 
 
 def prepared_cache_dir() -> Path:
@@ -19,6 +66,11 @@ def prepared_cache_dir() -> Path:
 
 def resolve_encoder(name: str) -> str:
     """A local folder for `name`: the shipped MiniLM, a directory, a prepared encoder, or the HF cache."""
+    if name.lower() == AUTO:
+        raise ModelError(
+            "model.encoder_name=auto is chosen where training starts (train, tune, pretrain: "
+            "choose_encoder); here name the encoder (e.g. model.encoder_name=minilm)"
+        )
     tried = []
     if name.lower() in MINILM_NAMES:
         try:

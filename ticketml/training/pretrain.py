@@ -262,8 +262,8 @@ def pretrain_trainer(cfg: DictConfig, accelerator: str, precision, epochs: int) 
 
 def run_pretrain(cfg: DictConfig) -> dict:
     """Continue the encoder's masked-LM training on the export's text; write and log the result."""
-    from ticketml.contract import data_version
-    from ticketml.encoder import load_tokenizer
+    from ticketml.contract import data_version, split_path
+    from ticketml.encoder import choose_encoder, load_tokenizer
     from ticketml.model_card import log_lineage
     from ticketml.tracking import log_safely, stage_run
     from ticketml.training.runtime import auto_int, autocast_dtype, resolve_precision
@@ -271,13 +271,15 @@ def run_pretrain(cfg: DictConfig) -> dict:
     p = cfg.pretrain
     if not 0 < float(p.mlm_probability) < 1:
         raise ConfigError(f"pretrain.mlm_probability={p.mlm_probability} must be in (0, 1)")
-    source = str(p.encoder_name)
+    accelerator, precision = resolve_precision(cfg.train)
+    on_gpu = accelerator == "gpu"
+    source, why = choose_encoder(str(p.encoder_name), split_path(cfg, "train"), on_gpu)
+    if why != "set":
+        print(f"pretrain.encoder_name=auto: {source} ({why})", flush=True)
     out = Path(p.output_dir)
     if out.resolve() == Path(source).expanduser().resolve():
         raise ConfigError(f"pretrain.output_dir={out} is the source encoder: choose another folder")
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    accelerator, precision = resolve_precision(cfg.train)
-    on_gpu = accelerator == "gpu"
     # auto: 10 epochs on a GPU, 1 on the CPU (a smoke run); batches of 128 and 16
     epochs = auto_int(p.max_epochs, 1, 10, on_gpu, "pretrain.max_epochs")
     texts = pretrain_texts(cfg)

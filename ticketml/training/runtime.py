@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from ticketml.contract import split_path
+from ticketml.encoder import choose_encoder
 from ticketml.errors import TicketMLError
 
 
@@ -42,6 +43,7 @@ class Runtime:
     max_epochs: int
     patience: int
     max_minutes: float | None
+    encoder_name: str = ""  # model.encoder_name, `auto` chosen (ticketml.encoder.choose_encoder)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -133,7 +135,8 @@ def resolve_runtime(cfg: DictConfig, max_epochs=None) -> Runtime:
     """Accelerator and precision, then the batch size (auto: 32 on the CPU; on a GPU see
     gpu_batch_size), the learning rate for it (train.learning_rate holds at batch 32; scaled by
     train.lr_scaling), the padding multiple, the evaluation batch size and the training budget
-    (`budget`; `max_epochs` overrides train.max_epochs, as tune.max_epochs does)."""
+    (`budget`; `max_epochs` overrides train.max_epochs, as tune.max_epochs does) and the
+    encoder (model.encoder_name=auto: ticketml.encoder.choose_encoder)."""
     t = cfg.train
     accelerator, precision = resolve_precision(t)
     on_gpu = accelerator == "gpu"
@@ -146,6 +149,9 @@ def resolve_runtime(cfg: DictConfig, max_epochs=None) -> Runtime:
     if scale is None:
         raise TicketMLError(f"train.lr_scaling={t.lr_scaling!r} must be none, sqrt or linear")
     epochs, patience, minutes = budget(t, on_gpu, max_epochs)
+    encoder, why = choose_encoder(cfg.model.encoder_name, split_path(cfg, "train"), on_gpu)
+    if why != "set":
+        print(f"model.encoder_name=auto: {encoder} ({why})", flush=True)
     return Runtime(
         accelerator=accelerator,
         precision=precision,
@@ -157,6 +163,7 @@ def resolve_runtime(cfg: DictConfig, max_epochs=None) -> Runtime:
         max_epochs=epochs,
         patience=patience,
         max_minutes=minutes,
+        encoder_name=encoder,
     )
 
 

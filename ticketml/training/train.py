@@ -47,7 +47,7 @@ logging.getLogger("lightning.pytorch").propagate = False
 
 def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketDataModule:
     runtime = runtime or resolve_runtime(cfg)
-    tokenizer = load_tokenizer(cfg.model.encoder_name)
+    tokenizer = load_tokenizer(runtime.encoder_name)
     dm = TicketDataModule(
         load_splits(cfg),
         load_label_maps(cfg),
@@ -74,7 +74,7 @@ def build_model(
     dm.setup()
     m, t = cfg.model, cfg.train
     model = MultiTaskClassifier(
-        encoder_name=m.encoder_name,
+        encoder_name=runtime.encoder_name,
         num_labels={k: len(v) for k, v in dm.label_maps.items()},
         pooling=m.pooling,
         dropout=float(m.dropout),
@@ -327,7 +327,7 @@ def finalize(
         "batch_size": runtime.batch_size,
         "learning_rate": runtime.learning_rate,
         "precision": runtime.precision,
-        "encoder": cfg.model.encoder_name,
+        "encoder": runtime.encoder_name,
         "max_epochs": runtime.max_epochs,
         "patience": runtime.patience,
         "max_minutes": runtime.max_minutes,
