@@ -321,9 +321,9 @@ def beside_env(env: dict | None = None) -> dict:
 
 
 def start_beside(stage: str, overrides: Sequence[str], trainer: str):
-    """`stage` (the baseline: its features on the CPU, its heads seconds on the GPU) in a child
-    process, beside the GPU's `trainer` stage; its output goes to the same console, each line
-    marked with the stage."""
+    """`stage` (the baseline: its features on the CPU, its heads on the GPU where torch sees
+    one) in a child process, beside the GPU's `trainer` stage; its output goes to the same
+    console, each line marked with the stage."""
     from ticketml.io import start_child
 
     print(f"== ticketml {stage} {' '.join(overrides)} (beside {trainer})")

@@ -114,19 +114,24 @@ def follow_moved_store(uri: str) -> int:
         except sqlite3.Error:  # not an MLflow store (yet)
             return 0
         changed = 0
-        with con:  # one transaction: every path or none
-            for old in sorted(roots):
-                for table, columns in PATH_COLUMNS.items():
-                    for column in columns:
-                        try:
-                            cursor = con.execute(
+        try:
+            with con:  # one transaction: every path or none
+                for old in sorted(roots):
+                    for table, columns in PATH_COLUMNS.items():
+                        have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+                        for column in (c for c in columns if c in have):  # this schema's
+                            changed += con.execute(
                                 f"UPDATE {table} SET {column} = REPLACE({column}, ?, ?) "
                                 f"WHERE instr({column}, ?) > 0",
                                 (old + "/", f"{here}/", old + "/"),
-                            )
-                        except sqlite3.OperationalError:  # a table this schema lacks
-                            continue
-                        changed += cursor.rowcount
+                            ).rowcount
+        except sqlite3.Error as exc:  # locked, read-only: the store stays as it was
+            print(
+                f"WARNING: tracking store {db} moved from {', '.join(sorted(roots))}, but its "
+                f"paths could not be repointed ({exc}); its versions will not load from here",
+                flush=True,
+            )
+            return 0
     if changed:
         print(
             f"tracking store: moved from {', '.join(sorted(roots))} to {here}; {changed} recorded "
