@@ -120,7 +120,8 @@ def _version_dir(client, version: str) -> Path:
 def test_with_the_default_uri_a_bad_version_never_swaps_in_artifacts(export_workdir):
     """Issue 25.1/25.2: with the default serve.model_uri, a champion that does not load (a
     truncated graph) or loads but answers wrongly (a label map one topic short) leaves the
-    serving version in place; artifacts/ is only the fall-back where the registry has none."""
+    serving version in place, with no failed request while clients keep asking; artifacts/ is
+    only the fall-back where the registry has none."""
     import json
 
     client = _two_versions(export_workdir)
@@ -135,6 +136,19 @@ def test_with_the_default_uri_a_bad_version_never_swaps_in_artifacts(export_work
     for maps in _version_dir(client, "3").rglob("label_maps.json"):
         labels = json.loads(maps.read_text())
         maps.write_text(json.dumps({**labels, "topic": labels["topic"][:-1]}))
+    # under load: 4 clients ask all along; every answer is 200 from version 1
+    wrong, sent, stop = [], [0], threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            r = api.post("/predict", json={"text": "Refund the double charge, please"})
+            sent[0] += 1
+            if r.status_code != 200 or r.headers.get("X-Model-Version") != "1":
+                wrong.append((r.status_code, r.headers.get("X-Model-Version")))
+
+    clients = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in clients:
+        thread.start()
     for version, why in (("2", "failed to load"), ("3", "cannot answer its own examples")):
         client.set_registered_model_alias("ticketml", "champion", version)
         result = api.post("/reload").json()["result"]
@@ -145,6 +159,10 @@ def test_with_the_default_uri_a_bad_version_never_swaps_in_artifacts(export_work
         assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "1"
         again = api.post("/reload").json()["result"]  # the same bad version: not loaded again
         assert again.endswith("(not retried until the alias moves)") and why in again
+    stop.set()
+    for thread in clients:
+        thread.join(30)
+    assert sent[0] > 20 and wrong == [], (sent[0], wrong[:5])
 
 
 def test_a_server_started_before_any_champion_serves_the_first_one_promoted(export_workdir):
