@@ -1164,6 +1164,8 @@ def reliability_section() -> list[str]:
         "| `promote` losing the registry half-way | `ERROR: promote stopped half-way …; aliases unchanged`, @champion and @challenger as before; rerun promotes | `pytest tests/production/test_faults.py` |",
         "| tracking server down at start | one warning, the run goes to the local `sqlite:///mlflow.db` | `pytest tests/test_tracking.py` |",
         "| tracking server dying mid-training | one warning, training finishes, checkpoint, metrics and plots kept locally | `pytest tests/test_tracking.py` |",
+        "| 8 concurrent batches of 64 × 1,500-character tickets (MiniLM INT8, 2 cores, 2026-12-03) | 2 answered 200, 6 got **429** with `Retry-After: 1`; resident memory 238 → 255 MiB (the behaviour before, arena kept and no cap: all 8 at once, 236 → 6,377 MiB) | `pytest tests/e2e/test_servers.py -k eight_concurrent` (under 400 MiB over ready) |",
+        "| `@champion` moved to a truncated graph, then to a label map one topic short, while 4 clients ask | the serving version stays, every answer 200 from it; `/ready` and `/reload` say why | `pytest tests/serving/test_reload.py -k bad_version` |",
         "| the project folder moved (`mlflow.db` and `mlruns/` with it) | the next command repoints the store's absolute paths (one line says from where to where); versions load, `promote` scores and moves @champion | `pytest tests/production/test_registry.py -k moved` |",
     ]
     return lines
