@@ -312,8 +312,9 @@ TRAINER_CORES = 2  # what the baseline beside training leaves to it: batches and
 
 def beside_env(env: dict | None = None) -> dict:
     """`env` (default: this process's) for the baseline beside training: every core but
-    TRAINER_CORES for its loky processes (features, scoring), so that its minute of full CPU
-    load never starves the GPU's training loop (measured: epochs 1.8x slower while it ran)."""
+    TRAINER_CORES for its loky processes (features, scoring), left to the GPU's training loop.
+    It does not remove the slowdown: on an H200, epochs beside the baseline still ran up to 2x
+    their time after it (bench/results/gpu/scale_gpu_main.json)."""
     from ticketml.baseline import cpu_count
 
     cores = max(1, cpu_count() - TRAINER_CORES)

@@ -52,7 +52,7 @@ def choose_encoder(name: str, train_split: Path, on_gpu: bool) -> tuple[str, str
     why = f"{share:.0%} of the training tickets not in English"
     if share < MULTILINGUAL_SHARE:
         return ENGLISH_ENCODER, why
-    if not (prepared_cache_dir() / MULTILINGUAL_ENCODER / "config.json").is_file():
+    if prepared_encoder(MULTILINGUAL_ENCODER) is None:
         return ENGLISH_ENCODER, why + f"; {MULTILINGUAL_ENCODER} is not prepared (`make e5`)"
     return MULTILINGUAL_ENCODER, why + ", on a GPU"
 
@@ -62,6 +62,12 @@ def prepared_cache_dir() -> Path:
     return Path(
         os.environ.get("TICKETML_ENCODER_CACHE", Path.home() / ".cache" / "ticketml" / "encoders")
     )
+
+
+def prepared_encoder(name: str) -> Path | None:
+    """The folder `ticketml encoder prepare` made for `name` (its last path part), if it did."""
+    folder = prepared_cache_dir() / name.split("/")[-1]
+    return folder if (folder / "config.json").is_file() else None
 
 
 def resolve_encoder(name: str) -> str:
@@ -87,10 +93,10 @@ def resolve_encoder(name: str) -> str:
             return str(path)
         raise ModelError(f"encoder folder {path} has no config.json")
     tried.append(f"a local folder {path}")
-    prepared = prepared_cache_dir() / name.split("/")[-1]
-    if (prepared / "config.json").is_file():
+    prepared = prepared_encoder(name)
+    if prepared is not None:
         return str(prepared)
-    tried.append(f"a prepared encoder in {prepared}")
+    tried.append(f"a prepared encoder in {prepared_cache_dir() / name.split('/')[-1]}")
     try:
         from transformers import AutoConfig
 

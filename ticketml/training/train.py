@@ -346,18 +346,26 @@ def finalize(
     deltas = compare_with_baseline(cfg, metrics)
 
     if stage.run is not None:
-        log_train(stage, cfg, metrics, calibration, deltas, [metrics_path, *plots, best_path])
+        files = [metrics_path, *plots, best_path]
+        log_train(stage, cfg, runtime.encoder_name, metrics, calibration, deltas, files)
     print_train(metrics, calibration, deltas)
     return metrics
 
 
 def log_train(
-    stage: StageLog, cfg: DictConfig, metrics: dict, calibration: dict, deltas: dict, files: list
+    stage: StageLog,
+    cfg: DictConfig,
+    encoder: str,
+    metrics: dict,
+    calibration: dict,
+    deltas: dict,
+    files: list,
 ) -> None:
-    """The train run's tags (an encoder `pretrain` adapted), metrics and artifacts: `files` are
-    the metrics file, the plots and the best checkpoint, in that order."""
+    """The train run's tags (the trained `encoder`'s lineage where `pretrain` adapted it),
+    metrics and artifacts: `files` are the metrics file, the plots and the best checkpoint, in
+    that order."""
     metrics_path, *plots, best_path = files
-    lineage = encoder_lineage(cfg.model.encoder_name)
+    lineage = encoder_lineage(encoder)
     if lineage:
         stage.tags(
             **{

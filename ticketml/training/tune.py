@@ -218,12 +218,12 @@ def tune_workers(cfg: DictConfig) -> int:
     """How many processes share the study on this machine (tune.workers). auto: 4 where the
     trials train on a GPU and the storage is a database server (MiniLM leaves most of a GPU idle:
     on one H200 4 workers ran 1.47x the trials an hour of one, bench/tune_workers.py), else 1."""
-    from ticketml.training.runtime import resolve_runtime
+    from ticketml.training.runtime import resolve_precision
 
     choice = str(cfg.tune.workers).lower()
     server = not str(cfg.tune.storage).startswith("sqlite")
     if choice == "auto":
-        return 4 if server and resolve_runtime(cfg).accelerator == "gpu" else 1
+        return 4 if server and resolve_precision(cfg.train)[0] == "gpu" else 1
     if not choice.isdigit() or int(choice) < 1:
         raise ConfigError(f"tune.workers={cfg.tune.workers}: auto or a whole number >= 1")
     if int(choice) > 1 and not server:
