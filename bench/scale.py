@@ -166,6 +166,9 @@ def run(args: argparse.Namespace) -> dict:
         "n_samples": args.n_samples,
         "epochs": args.epochs,
         "as_main": args.main,
+        # whether the stages' imports could use compiled bytecode (a lent image may forbid it)
+        "bytecode_cache": bool(os.environ.get("PYTHONPYCACHEPREFIX"))
+        or not os.environ.get("PYTHONDONTWRITEBYTECODE"),
         "overrides": args.overrides,
         "rows": data_report["split_sizes"],
         "text_length_chars": data_report["text_length_chars"],
