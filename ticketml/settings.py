@@ -1,7 +1,9 @@
 """The typed shape of the configuration: Hydra composes configs/ on top of these dataclasses
 (registered in its ConfigStore as `ticketml_schema`), so a key that does not exist or a value of
-the wrong type is an error, never silently ignored. The YAML files hold the defaults and their
-one-line meanings (`ticketml <command> --help` prints them)."""
+the wrong type is an error, never silently ignored. The YAML files hold every default and its
+one-line meaning (`ticketml <command> --help` prints them); a field here is MISSING, so a value
+has one place (tests/test_defaults.py). The exception is the data group (Data, Columns,
+Synthetic): its defaults are here, so a new dataset's file names only what differs."""
 
 from __future__ import annotations
 
@@ -50,216 +52,216 @@ class Data:
 class Model:
     name: str = MISSING
     encoder_name: str = MISSING
-    text_prefix: str = ""
-    max_length: int = 256
-    truncation: str = "head_tail"
-    head_tokens: Any = "auto"  # an int or "auto"
-    pooling: str = "mean"
-    dropout: float = 0.1
-    freeze_encoder: bool = False
-    loss_weights: dict[str, float] = field(default_factory=dict)
-    class_weights: bool = True
-    hybrid: bool = True
-    combiner: str = "blend"
-    learning_rate: float = 1e-4
+    text_prefix: str = MISSING
+    max_length: int = MISSING
+    truncation: str = MISSING
+    head_tokens: Any = MISSING  # an int or "auto"
+    pooling: str = MISSING
+    dropout: float = MISSING
+    freeze_encoder: bool = MISSING
+    loss_weights: dict[str, float] = MISSING
+    class_weights: bool = MISSING
+    hybrid: bool = MISSING
+    combiner: str = MISSING
+    learning_rate: float = MISSING
 
 
 @dataclass
 class TextTransform:
-    unescape_html: bool = True
-    strip_tags: bool = True
-    mask_emails: bool = False
-    mask_urls: bool = False
-    mask_phones: bool = False
-    collapse_whitespace: bool = True
-    max_chars: int = 20000
+    unescape_html: bool = MISSING
+    strip_tags: bool = MISSING
+    mask_emails: bool = MISSING
+    mask_urls: bool = MISSING
+    mask_phones: bool = MISSING
+    collapse_whitespace: bool = MISSING
+    max_chars: int = MISSING
 
 
 @dataclass
 class Preprocess:
-    val_size: float = 0.15
-    test_size: float = 0.15
-    min_rows: int = 30
-    min_class_count: int = 8
-    rare_class_strategy: str = "other"
-    feedback: Optional[str] = None
+    val_size: float = MISSING
+    test_size: float = MISSING
+    min_rows: int = MISSING
+    min_class_count: int = MISSING
+    rare_class_strategy: str = MISSING
+    feedback: Optional[str] = MISSING
     text: TextTransform = field(default_factory=TextTransform)
-    lowercase_labels: bool = True
+    lowercase_labels: bool = MISSING
 
 
 @dataclass
 class Baseline:
-    word_ngram_max: int = 2
-    char_ngram_min: int = 2
-    char_ngram_max: int = 5
-    word_min_df: int = 1
-    char_min_df: int = 2
-    max_features: int = 200000
-    C: float = 5.0
-    class_weight: Optional[str] = "balanced"
-    max_iter: int = 2000
-    device: str = "auto"
+    word_ngram_max: int = MISSING
+    char_ngram_min: int = MISSING
+    char_ngram_max: int = MISSING
+    word_min_df: int = MISSING
+    char_min_df: int = MISSING
+    max_features: int = MISSING
+    C: float = MISSING
+    class_weight: Optional[str] = MISSING
+    max_iter: int = MISSING
+    device: str = MISSING
 
 
 @dataclass
 class Train:
-    max_epochs: Any = "auto"  # an int or "auto"
-    batch_size: Any = "auto"  # an int or "auto"
-    learning_rate: float = 1e-4
-    lr_scaling: str = "sqrt"
-    eval_batch_size: Any = "auto"
-    pad_to_multiple: Any = "auto"
-    compile: bool = False
-    head_learning_rate: Optional[float] = None
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    warmup_epochs: Optional[float] = None
-    lr_schedule: str = "linear"
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    strategy: str = "auto"
-    precision: Optional[str] = None
-    cudnn_attention: bool = False
-    early_stopping_patience: Any = "auto"  # an int or "auto"
-    max_minutes: Any = "auto"  # a number, "auto" or None
-    monitor: str = "val/mean_macro_f1"
-    balanced_sampling: bool = False
-    num_workers: int = 0
-    limit_train_batches: Any = None  # a share (0.5) or a number of batches (5)
-    progress_bar: Optional[bool] = None
-    log_every_n_steps: int = 10
+    max_epochs: Any = MISSING  # an int or "auto"
+    batch_size: Any = MISSING  # an int or "auto"
+    learning_rate: float = MISSING
+    lr_scaling: str = MISSING
+    eval_batch_size: Any = MISSING
+    pad_to_multiple: Any = MISSING
+    compile: bool = MISSING
+    head_learning_rate: Optional[float] = MISSING
+    weight_decay: float = MISSING
+    warmup_ratio: float = MISSING
+    warmup_epochs: Optional[float] = MISSING
+    lr_schedule: str = MISSING
+    accelerator: str = MISSING
+    devices: Any = MISSING
+    strategy: str = MISSING
+    precision: Optional[str] = MISSING
+    cudnn_attention: bool = MISSING
+    early_stopping_patience: Any = MISSING  # an int or "auto"
+    max_minutes: Any = MISSING  # a number, "auto" or None
+    monitor: str = MISSING
+    balanced_sampling: bool = MISSING
+    num_workers: int = MISSING
+    limit_train_batches: Any = MISSING  # a share (0.5) or a number of batches (5)
+    progress_bar: Optional[bool] = MISSING
+    log_every_n_steps: int = MISSING
 
 
 @dataclass
 class Pretrain:
     encoder_name: str = MISSING
-    output_dir: str = "encoders/tapt"
-    splits: list[str] = field(default_factory=lambda: ["train", "val"])
-    unlabelled_path: Optional[str] = None
-    max_epochs: Any = "auto"
-    max_steps: Optional[int] = None
-    max_minutes: Optional[float] = None
-    batch_size: Any = "auto"
-    learning_rate: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    mlm_probability: float = 0.15
-    max_length: int = 256
+    output_dir: str = MISSING
+    splits: list[str] = MISSING
+    unlabelled_path: Optional[str] = MISSING
+    max_epochs: Any = MISSING
+    max_steps: Optional[int] = MISSING
+    max_minutes: Optional[float] = MISSING
+    batch_size: Any = MISSING
+    learning_rate: float = MISSING
+    weight_decay: float = MISSING
+    warmup_ratio: float = MISSING
+    mlm_probability: float = MISSING
+    max_length: int = MISSING
 
 
 @dataclass
 class Tune:
-    n_trials: int = 2
-    workers: Any = "auto"
-    timeout: Optional[float] = None
-    study_name: str = "ticketml"
-    storage: str = "sqlite:///optuna.db"
-    max_epochs: Any = "auto"
-    limit_train_batches: Any = None
-    pruner_startup_trials: int = 1
-    pruner_warmup_epochs: int = 0
-    heartbeat_s: int = 60
-    retry_s: float = 120
-    enqueue_trials: list[Any] = field(default_factory=list)
-    search_space: dict[str, Any] = field(default_factory=dict)
+    n_trials: int = MISSING
+    workers: Any = MISSING
+    timeout: Optional[float] = MISSING
+    study_name: str = MISSING
+    storage: str = MISSING
+    max_epochs: Any = MISSING
+    limit_train_batches: Any = MISSING
+    pruner_startup_trials: int = MISSING
+    pruner_warmup_epochs: int = MISSING
+    heartbeat_s: int = MISSING
+    retry_s: float = MISSING
+    enqueue_trials: list[Any] = MISSING
+    search_space: dict[str, Any] = MISSING
 
 
 @dataclass
 class Export:
-    opset: int = 17
-    quantize: bool = True
-    parity_atol: float = 1e-4
-    use_int8: Any = "auto"  # auto | true | false
-    fp32_scores: str = "auto"  # auto | onnx
+    opset: int = MISSING
+    quantize: bool = MISSING
+    parity_atol: float = MISSING
+    use_int8: Any = MISSING  # auto | true | false
+    fp32_scores: str = MISSING  # auto | onnx
 
 
 @dataclass
 class Registry:
-    model_name: str = "ticketml"
+    model_name: str = MISSING
 
 
 @dataclass
 class Promote:
-    metric: str = "mean_macro_f1"
-    min_delta: float = 0.0
-    baseline_floor: bool = True
-    feedback_window: Optional[str] = None
-    feedback_min_rows: int = 30
+    metric: str = MISSING
+    min_delta: float = MISSING
+    baseline_floor: bool = MISSING
+    feedback_window: Optional[str] = MISSING
+    feedback_min_rows: int = MISSING
 
 
 @dataclass
 class Infer:
-    model_uri: str = "models:/ticketml@champion"
-    batch_size: int = 64
-    chunk_size: int = 10000
-    encoding: str = "utf-8"
-    min_confidence: Optional[float] = None
+    model_uri: str = MISSING
+    batch_size: int = MISSING
+    chunk_size: int = MISSING
+    encoding: str = MISSING
+    min_confidence: Optional[float] = MISSING
 
 
 @dataclass
 class Serve:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    model_uri: Optional[str] = None
-    max_batch: int = 64
-    max_text_chars: int = 20000
-    min_confidence: Optional[float] = None
-    api_key: Optional[str] = None
-    max_body_bytes: int = 2097152
-    cors_origins: list[str] = field(default_factory=list)
-    reload_interval_s: float = 0
-    metrics_public: bool = False
-    max_inflight_texts: int = 128
-    prediction_log: Optional[str] = "predictions"
-    log_text: bool = False
-    log_queue_size: int = 10000
-    log_rotate_mb: float = 64
+    host: str = MISSING
+    port: int = MISSING
+    model_uri: Optional[str] = MISSING
+    max_batch: int = MISSING
+    max_text_chars: int = MISSING
+    min_confidence: Optional[float] = MISSING
+    api_key: Optional[str] = MISSING
+    max_body_bytes: int = MISSING
+    cors_origins: list[str] = MISSING
+    reload_interval_s: float = MISSING
+    metrics_public: bool = MISSING
+    max_inflight_texts: int = MISSING
+    prediction_log: Optional[str] = MISSING
+    log_text: bool = MISSING
+    log_queue_size: int = MISSING
+    log_rotate_mb: float = MISSING
 
 
 @dataclass
 class Monitor:
-    model_uri: Optional[str] = None
-    window: str = "7d"
-    since: Optional[str] = None
-    until: Optional[str] = None
-    reference: str = "train"
-    reference_rows: int = 300
-    min_rows: int = 30
-    report: str = "reports/monitor.html"
-    log_to_mlflow: bool = True
-    thresholds: dict[str, Any] = field(default_factory=dict)
+    model_uri: Optional[str] = MISSING
+    window: str = MISSING
+    since: Optional[str] = MISSING
+    until: Optional[str] = MISSING
+    reference: str = MISSING
+    reference_rows: int = MISSING
+    min_rows: int = MISSING
+    report: str = MISSING
+    log_to_mlflow: bool = MISSING
+    thresholds: dict[str, Any] = MISSING
 
 
 @dataclass
 class Spark:
-    master: str = "local[*]"
-    app_name: str = "ticketml-score"
-    log_level: str = "WARN"
-    conf: dict[str, Any] = field(default_factory=dict)
+    master: str = MISSING
+    app_name: str = MISSING
+    log_level: str = MISSING
+    conf: dict[str, Any] = MISSING
 
 
 @dataclass
 class Mlflow:
-    tracking_uri: Optional[str] = None
-    experiment_name: str = "ticketml"
-    connect_timeout_s: float = 3
+    tracking_uri: Optional[str] = MISSING
+    experiment_name: str = MISSING
+    connect_timeout_s: float = MISSING
 
 
 @dataclass
 class Stack:
-    dir: str = ".stack"
-    db_port: int = 5433
-    mlflow_port: int = 8080
-    serve: bool = True
+    dir: str = MISSING
+    db_port: int = MISSING
+    mlflow_port: int = MISSING
+    serve: bool = MISSING
 
 
 @dataclass
 class Paths:
-    raw_dir: str = "data/raw"
-    processed_dir: str = "data/processed"
-    artifacts_dir: str = "artifacts"
-    checkpoints_dir: str = "checkpoints"
-    plots_dir: str = "plots"
+    raw_dir: str = MISSING
+    processed_dir: str = MISSING
+    artifacts_dir: str = MISSING
+    checkpoints_dir: str = MISSING
+    plots_dir: str = MISSING
 
 
 @dataclass
@@ -280,7 +282,7 @@ class Settings:
     spark: Spark = field(default_factory=Spark)
     mlflow: Mlflow = field(default_factory=Mlflow)
     stack: Stack = field(default_factory=Stack)
-    seed: int = 42
+    seed: int = MISSING
     paths: Paths = field(default_factory=Paths)
 
 
