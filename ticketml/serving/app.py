@@ -91,16 +91,8 @@ def create_app(
     app.state.admission = Admission(max_inflight_texts)
     metrics.in_flight(app.state.admission)
     app.state.prediction_log = prediction_log
-    prediction_routes(
-        app,
-        state,
-        metrics,
-        max_batch,
-        max_text_chars,
-        min_confidence,
-        app.state.admission,
-        prediction_log,
-    )
+    answer = Answerer(state, metrics, app.state.admission, min_confidence, prediction_log)
+    prediction_routes(app, answer, max_batch, max_text_chars)
     if feedback is not None:
         feedback_route(app, state, feedback)
 
@@ -266,37 +258,37 @@ async def require_json(request: Request) -> None:
         raise HTTPException(415, f"Content-Type must be application/json, got {kind or 'none'!r}")
 
 
-def prediction_routes(
-    app: FastAPI,
-    state: ModelState,
-    metrics,
-    max_batch: int,
-    max_text_chars: int,
-    min_confidence: float | None,
-    admission: Admission,
-    prediction_log=None,
-) -> None:
-    """/predict and /predict/batch: checked, then answered and labelled by one model; each
-    answer carries X-Request-Id (the caller's, when it sent a valid one) and, with a prediction
-    log, is recorded under it (a batch's items as `<id>:<index>`)."""
-    from fastapi import Depends
+def checked(texts: list[str], max_text_chars: int) -> list[str]:
+    """`texts` when they meet the served model's own contract (pyfunc.inputs) with this
+    service's limit; else the 4xx that names what is wrong."""
+    try:
+        return inputs.check_texts(texts, max_text_chars, "serve.max_text_chars")
+    except inputs.InputError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
 
-    from ticketml.monitoring.features import vocabulary_of
-    from ticketml.monitoring.store import new_request_id
 
-    def check_texts(texts: list[str]) -> None:
-        try:  # the served model's own contract (pyfunc.inputs), with this service's limit
-            inputs.check_texts(texts, max_text_chars, "serve.max_text_chars")
-        except inputs.InputError as exc:
-            raise HTTPException(exc.status, str(exc)) from exc
+class Answerer:
+    """Answers checked texts with one model: admitted under serve.max_inflight_texts (else 429),
+    labelled by the model that scored them (X-Model-* headers), under X-Request-Id (the caller's
+    when valid), counted in the metrics and, with a prediction log, recorded."""
 
-    def classify(
-        texts: list[str], request: Request, response: Response, endpoint: str
+    def __init__(
+        self, state: ModelState, metrics, admission: Admission, min_confidence, prediction_log=None
+    ) -> None:
+        self.state, self.metrics, self.admission = state, metrics, admission
+        self.min_confidence, self.prediction_log = min_confidence, prediction_log
+
+    def __call__(
+        self, texts: list[str], request: Request, response: Response, endpoint: str
     ) -> list[dict]:
-        current = state.current  # one read: the answer and its labels come from one model
+        from ticketml.monitoring.features import vocabulary_of
+        from ticketml.monitoring.store import new_request_id
+
+        current = self.state.current  # one read: the answer and its labels come from one model
         if current is None:
-            raise HTTPException(503, f"model not loaded: {state.error or 'loading'}")
+            raise HTTPException(503, f"model not loaded: {self.state.error or 'loading'}")
         classifier, identity = current
+        admission = self.admission
         if not admission.admit(len(texts)):
             raise HTTPException(
                 429,
@@ -305,21 +297,27 @@ def prediction_routes(
                 headers={"Retry-After": "1"},
             )
         try:
-            metrics.batch_size(endpoint, len(texts))
+            self.metrics.batch_size(endpoint, len(texts))
             asked = request.headers.get("x-request-id", "")
             request_id = asked if REQUEST_ID.fullmatch(asked) else new_request_id()
             response.headers.update(identity.headers() | {"X-Request-Id": request_id})
             started = time.perf_counter()
-            rows = classifier.predict(texts, min_confidence=min_confidence)
+            rows = classifier.predict(texts, min_confidence=self.min_confidence)
             latency_ms = (time.perf_counter() - started) * 1000
-            metrics.predicted(rows, identity.version or "-")
-            if prediction_log is not None:
-                prediction_log.submit(
+            self.metrics.predicted(rows, identity.version or "-")
+            if self.prediction_log is not None:
+                self.prediction_log.submit(
                     rows, texts, request_id, identity, "api", latency_ms, vocabulary_of(classifier)
                 )
             return rows
         finally:
             admission.release(len(texts))
+
+
+def prediction_routes(app: FastAPI, answer: Answerer, max_batch: int, max_text_chars: int) -> None:
+    """/predict and /predict/batch: checked (`checked`, the batch size), then answered
+    (`Answerer`; a batch's items are logged as `<id>:<index>`)."""
+    from fastapi import Depends
 
     predict_route = {  # JSON in, documented errors out, optional fields left out when unset
         "response_model_exclude_none": True,
@@ -329,8 +327,7 @@ def prediction_routes(
 
     @app.post("/predict", response_model=Prediction, **predict_route)
     def predict(req: PredictRequest, request: Request, response: Response) -> dict:
-        check_texts([req.text])
-        return classify([req.text], request, response, "/predict")[0]
+        return answer(checked([req.text], max_text_chars), request, response, "/predict")[0]
 
     @app.post("/predict/batch", response_model=BatchPrediction, **predict_route)
     def predict_batch(
@@ -340,8 +337,8 @@ def prediction_routes(
             raise HTTPException(
                 413, f"{len(req.texts)} texts; the limit is serve.max_batch={max_batch}"
             )
-        check_texts(req.texts)
-        return {"predictions": classify(req.texts, request, response, "/predict/batch")}
+        texts = checked(req.texts, max_text_chars)
+        return {"predictions": answer(texts, request, response, "/predict/batch")}
 
 
 def feedback_route(app: FastAPI, state: ModelState, feedback) -> None:
