@@ -36,8 +36,8 @@ demo: setup  ## run the whole pipeline on the built-in defaults
 test: setup lint  ## lint, then the whole test suite
 	$(BIN)/pytest -q
 
-test-fast: setup  ## the fast tests only (about 5 minutes on 2 cores)
-	$(BIN)/pytest -q -m "not slow"
+test-fast: setup  ## the fast tests only, on 2 workers (under 5 minutes on 2 cores)
+	$(BIN)/pytest -q -m "not slow" -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .

@@ -82,6 +82,7 @@ def test_spark_udf_scores_equal_batch_infer(export_workdir, src, dst, capsys):
     assert not list(export_workdir.glob(".bad_out*"))
 
 
+@pytest.mark.slow  # starts Spark: over 10 s on 2 cores
 def test_missing_text_column_fails_clearly_and_writes_nothing(export_workdir, capsys):
     pd.DataFrame({"body": ["VPN down"]}).to_parquet(export_workdir / "nobody.parquet")
     args = ["--input_path=nobody.parquet", "--output_path=o.parquet", "spark.master='local[1]'"]

@@ -22,6 +22,7 @@ def _two_versions(workdir):
     return client
 
 
+@pytest.mark.slow  # end to end: a real server while @champion moves, over 10 s on 2 cores
 def test_the_champion_is_named_and_followed_without_a_failed_request(export_workdir):
     client = _two_versions(export_workdir)
     cfg = load_config([f"mlflow.tracking_uri=sqlite:///{export_workdir}/mlflow.db"])

@@ -4,6 +4,7 @@ import json
 
 import mlflow
 import pandas as pd
+import pytest
 
 from tests.conftest import run_cli, tiny_overrides
 from ticketml.training.pretrain import mask_tokens
@@ -25,6 +26,7 @@ def test_masking_predicts_about_p_of_the_real_tokens_and_never_special_ones():
     assert (inputs[~chosen] == ids[~chosen]).all()
 
 
+@pytest.mark.slow  # end to end: over 10 s on 2 cores
 def test_pretrain_adapts_the_encoder_logs_it_and_train_records_the_lineage(
     data_workdir, tiny_encoder, capsys
 ):

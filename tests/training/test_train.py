@@ -91,6 +91,7 @@ def test_one_epoch_train_writes_every_output_and_logs_the_run(data_workdir, tiny
     assert {"plots", "metrics", "checkpoints", "label_maps.json"} <= artifacts
 
 
+@pytest.mark.slow  # end to end: two trainings, over 10 s on 2 cores
 def test_same_seed_gives_the_same_results(data_workdir, tiny_encoder):
     results = []
     for _ in range(2):
@@ -150,6 +151,7 @@ def test_the_gpu_batch_size_leaves_fifty_steps_an_epoch():
     assert gpu_batch_size(100) == 32 and gpu_batch_size(None) == 256
 
 
+@pytest.mark.slow  # end to end: over 10 s on 2 cores
 def test_main_fits_the_baseline_beside_training_when_a_gpu_trains(
     data_workdir, tiny_encoder, monkeypatch, capsys
 ):

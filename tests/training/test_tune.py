@@ -17,6 +17,7 @@ def _tune(tiny_encoder, *extra):
     )
 
 
+@pytest.mark.slow  # end to end: over 10 s on 2 cores
 def test_tune_logs_parent_with_nested_trials_and_resumes_the_study(data_workdir, tiny_encoder):
     assert _tune(tiny_encoder, "tune.n_trials=2", "tune.pruner_startup_trials=5") == 0
     mlflow.set_tracking_uri(f"sqlite:///{data_workdir}/mlflow.db")
@@ -48,6 +49,7 @@ def test_tune_logs_parent_with_nested_trials_and_resumes_the_study(data_workdir,
     assert len(study.trials) == 3
 
 
+@pytest.mark.slow  # end to end: over 10 s on 2 cores
 def test_a_clearly_bad_trial_is_pruned(data_workdir, tiny_encoder):
     good = "{train.learning_rate: 0.001, train.batch_size: 16, model.dropout: 0.0, model.pooling: mean, model.loss_weights.priority: 1.0}"
     bad = "{train.learning_rate: 1.0, train.batch_size: 16, model.dropout: 0.0, model.pooling: mean, model.loss_weights.priority: 1.0}"
