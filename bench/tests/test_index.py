@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOOLS = {"__init__", "__main__", "machine", "report", "run_jobs", "gpu_pack", "e5_pack", "shards"}
 
 
