@@ -828,6 +828,9 @@ def scale_section() -> list[str]:
     def stage(run: dict, name: str) -> str:
         return as_main({x["stage"]: x for x in run["stages"]}.get(name, {}))
 
+    epochs = main["train_summary"]["epoch_seconds"]
+    spread = max(epochs) / min(epochs)
+
     lines += [
         "",
         f"At {first['stamp']['commit'][:7]} the baseline's heads moved to the GPU "
@@ -851,8 +854,8 @@ def scale_section() -> list[str]:
         f"(evaluate {stage(main, 'evaluate')}, train {stage(main, 'train')} for "
         f"{main['train_summary']['epochs']} epochs). One run: its repeat was cut off when the "
         "lent machine was taken back, so the spread with a cache is not measured yet. Training's "
-        "early epochs still run slower while the baseline fits beside it (epoch seconds "
-        + ", ".join(f"{x:.1f}" for x in main["train_summary"]["epoch_seconds"][:8])
+        f"epochs vary by {spread:.1f}x while the baseline fits beside it (epoch seconds "
+        + ", ".join(f"{x:.1f}" for x in epochs[:8])
         + ", ...). The encoder here is MiniLM (`model.encoder_name=/tmp/minilm`); "
         "`model=auto` picks multilingual-e5-small for this English + Russian data where "
         "`make e5` has prepared it, which is not timed here yet.",
