@@ -39,9 +39,8 @@ from ticketml import TASKS  # noqa: E402
 from ticketml.hybrid import macro_f1  # noqa: E402 - the product's own, as its blend is scored
 
 GRID = np.round(np.linspace(0, 1, 21), 2)
-OFFSETS = np.linspace(
-    -1.5, 1.5, 31
-)  # the class-bias candidate's grid per class, in log-probability
+# the class-bias candidate's grid per class, in log-probability
+OFFSETS = np.linspace(-1.5, 1.5, 31)
 
 
 def class_bias(logp: np.ndarray, labels: np.ndarray, passes: int = 3) -> np.ndarray:
@@ -69,17 +68,25 @@ def log_linear(w: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return z - z.max(axis=1, keepdims=True)  # argmax is all that is scored
 
 
+def task_rows(d: dict, split: str, task: str, source: str = "transformer") -> tuple:
+    """(labels, transformer, baseline) of one saved split, cut to the rows labelled for `task`;
+    `source`: the saved transformer probabilities to read ("transformer": calibrated, or
+    "tempered")."""
+    from ticketml.data.schema import labelled_rows
+
+    return labelled_rows(
+        d[f"{split}_labels_{task}"], d[f"{split}_{source}_{task}"], d[f"{split}_baseline_{task}"]
+    )
+
+
 def shipped_weights(d: dict) -> dict[str, float]:
     """Per task, the transformer weight the product's blend fits on val (ticketml.hybrid), on
     the rows labelled for the task."""
-    from ticketml.data.schema import labelled_rows
     from ticketml.hybrid import blend_weight
 
     weights = {}
     for t in TASKS:
-        labels, trans, base = labelled_rows(
-            d[f"val_labels_{t}"], d[f"val_transformer_{t}"], d[f"val_baseline_{t}"]
-        )
+        labels, trans, base = task_rows(d, "val", t)
         weights[t] = blend_weight(trans, base, labels)["transformer_weight"]
     return weights
 
@@ -124,16 +131,11 @@ def product_blends(d: dict, task: str) -> dict[str, float]:
 def biased_blend(d: dict, task: str) -> float:
     """Test macro-F1 of the product's one-weight blend plus a class bias fitted on val
     (`class_bias`); on the tempered transformer where the run saved it, as export fits it."""
-    from ticketml.data.schema import labelled_rows
     from ticketml.hybrid import blend_weight
 
     source = "tempered" if f"val_tempered_{task}" in d else "transformer"
-    y_val, val_t, val_b = labelled_rows(
-        d[f"val_labels_{task}"], d[f"val_{source}_{task}"], d[f"val_baseline_{task}"]
-    )
-    y_test, test_t, test_b = labelled_rows(
-        d[f"test_labels_{task}"], d[f"test_{source}_{task}"], d[f"test_baseline_{task}"]
-    )
+    y_val, val_t, val_b = task_rows(d, "val", task, source)
+    y_test, test_t, test_b = task_rows(d, "test", task, source)
     w = blend_weight(val_t, val_b, y_val)["transformer_weight"]
     bias = class_bias(np.log(w * val_t + (1 - w) * val_b + 1e-12), y_val)
     return macro_f1(y_test, np.log(w * test_t + (1 - w) * test_b + 1e-12) + bias)
@@ -144,14 +146,8 @@ def candidates(d: dict, task: str, w: float) -> dict[str, float]:
     `w`: the shipped blend's transformer weight for `task` (shipped_weights)."""
     from sklearn.linear_model import LogisticRegression
 
-    from ticketml.data.schema import labelled_rows
-
-    y_val, val_t, val_b = labelled_rows(
-        d[f"val_labels_{task}"], d[f"val_transformer_{task}"], d[f"val_baseline_{task}"]
-    )
-    y_test, test_t, test_b = labelled_rows(
-        d[f"test_labels_{task}"], d[f"test_transformer_{task}"], d[f"test_baseline_{task}"]
-    )
+    y_val, val_t, val_b = task_rows(d, "val", task)
+    y_test, test_t, test_b = task_rows(d, "test", task)
     out = {"baseline": macro_f1(y_test, test_b), "transformer": macro_f1(y_test, test_t)}
     out["hybrid (shipped)"] = macro_f1(y_test, w * test_t + (1 - w) * test_b)
     out["class bias"] = biased_blend(d, task)

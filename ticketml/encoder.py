@@ -64,9 +64,14 @@ def prepared_cache_dir() -> Path:
     )
 
 
+def prepared_folder(name: str) -> Path:
+    """Where `ticketml encoder prepare` puts `name` (its last path part)."""
+    return prepared_cache_dir() / name.split("/")[-1]
+
+
 def prepared_encoder(name: str) -> Path | None:
-    """The folder `ticketml encoder prepare` made for `name` (its last path part), if it did."""
-    folder = prepared_cache_dir() / name.split("/")[-1]
+    """The folder `ticketml encoder prepare` made for `name`, if it did."""
+    folder = prepared_folder(name)
     return folder if (folder / "config.json").is_file() else None
 
 
@@ -96,7 +101,7 @@ def resolve_encoder(name: str) -> str:
     prepared = prepared_encoder(name)
     if prepared is not None:
         return str(prepared)
-    tried.append(f"a prepared encoder in {prepared_cache_dir() / name.split('/')[-1]}")
+    tried.append(f"a prepared encoder in {prepared_folder(name)}")
     try:
         from transformers import AutoConfig
 

@@ -116,10 +116,13 @@ def follow_moved_store(uri: str) -> int:
         changed = 0
         try:
             with con:  # one transaction: every path or none
+                present = {}  # the path columns this store's schema has, read once
+                for table, columns in PATH_COLUMNS.items():
+                    have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
+                    present[table] = [c for c in columns if c in have]
                 for old in sorted(roots):
-                    for table, columns in PATH_COLUMNS.items():
-                        have = {r[1] for r in con.execute(f"PRAGMA table_info({table})")}
-                        for column in (c for c in columns if c in have):  # this schema's
+                    for table, columns in present.items():
+                        for column in columns:
                             changed += con.execute(
                                 f"UPDATE {table} SET {column} = REPLACE({column}, ?, ?) "
                                 f"WHERE instr({column}, ?) > 0",
