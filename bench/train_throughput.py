@@ -15,8 +15,10 @@ epoch, peak GPU memory, and the ratio to the reference. Writes bench/results/tra
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -195,19 +197,34 @@ def print_table(result: dict) -> None:
 
 
 def in_fresh_process(
-    kind: str, overrides: list[str], batch: str, compile_: bool, profile: str | None = None
+    kind: str,
+    overrides: list[str],
+    batch: str,
+    compile_: bool,
+    profile: str | None = None,
+    compile_cache: str | None = None,
 ) -> dict:
     """One measurement in its own Python process, so that epoch 1 pays the same one-time costs
-    (CUDA kernels loaded on first use, allocator growth) for the reference and for ticketml."""
+    (CUDA kernels loaded on first use, allocator growth) for the reference and for ticketml.
+    `compile_cache`: the folder torch.compile caches its graphs and kernels in (Inductor's and
+    Triton's), so a compiled run starts cold (a new folder) or warm (one a run has filled)."""
     import json
+    import os
     import subprocess
     import tempfile
+
+    env = dict(os.environ)
+    if compile_cache:
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(compile_cache) / "inductor")
+        env["TRITON_CACHE_DIR"] = str(Path(compile_cache) / "triton")
 
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         args = ["--one", kind, "--batch", batch, "--json", out.name]
         args += ["--compile"] if compile_ else []
         args += ["--profile", profile] if profile else []
-        subprocess.run([sys.executable, __file__, *args, "--", *overrides], check=True, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, __file__, *args, "--", *overrides], check=True, cwd=ROOT, env=env
+        )
         return json.loads(Path(out.name).read_text())
 
 
@@ -280,19 +297,45 @@ def main() -> None:
         for batch in batches:
             for compile_ in (False, True) if args.compile else (False,):
                 label = f"{name}_b{batch}{'_compiled' if compile_ else ''}"
+                # compiled, each engine starts from its own empty cache (neither reuses what the
+                # other compiled), then ticketml once more from the cache its first run filled
+                caches = {
+                    k: tempfile.mkdtemp(prefix=f"compile-{k}-") if compile_ else None
+                    for k in ("ours", "ref")
+                }
+                state = "cold" if compile_ else None
                 prof = args.profile and str(Path(args.profile) / f"ticketml_{label}.txt")
-                ours = in_fresh_process("ticketml", [*overrides, *extra], batch, compile_, prof)
-                ours["variant"] = name
-                runs.append(ours)
-                if args.no_reference:
-                    continue
-                prof = args.profile and str(Path(args.profile) / f"reference_{label}.txt")
-                ref = in_fresh_process(
-                    "reference", [*overrides, *extra], str(ours["batch_size"]), compile_, prof
+                ours = in_fresh_process(
+                    "ticketml", [*overrides, *extra], batch, compile_, prof, caches["ours"]
                 )
-                ref["variant"] = name
-                ours["vs_reference"] = ours["epoch_samples_per_s"] / ref["loop_samples_per_s"]
-                runs.insert(-1, ref)
+                ours["variant"] = name
+                ours["compile_cache"] = state
+                runs.append(ours)
+                if not args.no_reference:
+                    prof = args.profile and str(Path(args.profile) / f"reference_{label}.txt")
+                    ref = in_fresh_process(
+                        "reference",
+                        [*overrides, *extra],
+                        str(ours["batch_size"]),
+                        compile_,
+                        prof,
+                        caches["ref"],
+                    )
+                    ref.update(variant=name, compile_cache=state)
+                    ours["vs_reference"] = ours["epoch_samples_per_s"] / ref["loop_samples_per_s"]
+                    runs.insert(-1, ref)
+                if compile_:
+                    warm = in_fresh_process(
+                        "ticketml", [*overrides, *extra], batch, True, None, caches["ours"]
+                    )
+                    warm.update(variant=f"{name}, warm cache", compile_cache="warm")
+                    if not args.no_reference:
+                        warm["vs_reference"] = (
+                            warm["epoch_samples_per_s"] / ref["loop_samples_per_s"]
+                        )
+                    runs.append(warm)
+                for c in filter(None, caches.values()):
+                    shutil.rmtree(c, ignore_errors=True)
     result = {
         "device": args.device,
         "data": args.data,

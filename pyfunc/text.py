@@ -19,38 +19,35 @@ SURROGATE = re.compile("[\ud800-\udfff]")
 CYRILLIC = re.compile("[\u0400-\u04ff]")
 LATIN = re.compile("[A-Za-z\u00c0-\u024f]")
 
-# Defaults chosen by measurement (bench/text_transform.py, README "Text transform"): masking
-# e-mails, URLs and phone numbers cost macro-F1 on real exports (URLs name the component), so the
-# masks are off unless asked for (for privacy: `preprocess.text.mask_*=true`).
-DEFAULTS = {
-    "unescape_html": True,
-    "strip_tags": True,
-    "mask_emails": False,
-    "mask_urls": False,
-    "mask_phones": False,
-    "collapse_whitespace": True,
-    # a text longer than this keeps its first and last halves (0: no cap): every path's cost
-    # stays bounded (an 8 MB ticket no longer takes seconds and gigabytes), and a head_tail cut
-    # of 256 tokens sees the same tokens as on the whole text
-    "max_chars": 20000,
-}
+# The switches, in order; their defaults live in one place, `preprocess.text` in
+# ticketml/configs/preprocess.yaml, and every exported model carries the values it trained with.
+SWITCHES = (
+    "unescape_html",
+    "strip_tags",
+    "mask_emails",
+    "mask_urls",
+    "mask_phones",
+    "collapse_whitespace",
+)
+OPTIONS = (*SWITCHES, "max_chars")
 # What models exported before the transform travelled with them did to a request.
-LEGACY = {k: False for k in DEFAULTS} | {"max_chars": 0}
+LEGACY = {k: False for k in SWITCHES} | {"max_chars": 0}
 
 
 def text_options(options: dict | None) -> dict:
-    """Validated options: every key known, the switches bools, max_chars a whole number >= 0;
-    missing switches take DEFAULTS, a missing max_chars is 0 (a model from before the cap
-    serves as it was evaluated: uncapped)."""
+    """Validated options: every switch given (a bool), every key known, max_chars a whole number
+    >= 0, where missing 0 (a model from before the cap serves as it was evaluated: uncapped)."""
     options = dict(options or {})
-    unknown = sorted(set(options) - set(DEFAULTS))
+    unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise ValueError(f"unknown text transform option(s) {unknown}; known: {sorted(DEFAULTS)}")
+        raise ValueError(f"unknown text transform option(s) {unknown}; known: {list(OPTIONS)}")
+    missing = [k for k in SWITCHES if k not in options]
+    if missing:
+        raise ValueError(f"text transform option(s) {missing} missing; expected: {list(OPTIONS)}")
     cap = options.pop("max_chars", 0)
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
         raise ValueError(f"max_chars={cap!r} must be a whole number >= 0 (0: no cap)")
-    switches = {k: bool(options.get(k, v)) for k, v in DEFAULTS.items() if k != "max_chars"}
-    return {**switches, "max_chars": cap}
+    return {**{k: bool(options[k]) for k in SWITCHES}, "max_chars": cap}
 
 
 def cap_length(text: str, max_chars: int) -> str:
@@ -61,7 +58,7 @@ def cap_length(text: str, max_chars: int) -> str:
     return text[:head] + "\n" + text[len(text) - (max_chars - head) :]
 
 
-def clean_text(text: str, options: dict[str, bool] = DEFAULTS) -> str:
+def clean_text(text: str, options: dict) -> str:
     """A text over options["max_chars"] cut to its two ends (`cap_length`), lone UTF-16
     surrogates → U+FFFD and NUL → space (always: the tokenizer needs valid text), then, as
     `options` say: HTML entities unescaped, tags removed, e-mails / URLs / phone numbers

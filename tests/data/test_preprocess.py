@@ -6,6 +6,8 @@ import pytest
 
 from pyfunc.text import LEGACY, clean_text, text_options
 from tests.conftest import FIXTURES, run_cli
+from ticketml.config import load_config
+from ticketml.data.schema import transform_options
 from ticketml.errors import DataError
 
 
@@ -23,16 +25,18 @@ def test_the_text_transform_follows_its_options():
     text = (
         "<p>Hi&nbsp;there,</p>  write to a.b@corp.com or https://x.io/a?b=1, call +1 (555) 123-4567"
     )
-    masks = text_options({"mask_emails": True, "mask_urls": True, "mask_phones": True})
+    defaults = transform_options(load_config())
+    masks = defaults | {"mask_emails": True, "mask_urls": True, "mask_phones": True}
     assert clean_text(text, masks) == "Hi there, write to [EMAIL] or [URL] call [PHONE]"
-    assert clean_text(text) == (
+    assert clean_text(text, defaults) == (
         "Hi there, write to a.b@corp.com or https://x.io/a?b=1, call +1 (555) 123-4567"
     )
-    assert clean_text("<b>a</b>\x00b \ud800") == "a b \ufffd"
-    assert clean_text("&#0;&#xD800;x") == "\ufffd\ufffdx"  # entities cannot smuggle NUL in
+    assert clean_text("<b>a</b>\x00b \ud800", defaults) == "a b \ufffd"
+    # entities cannot smuggle NUL in
+    assert clean_text("&#0;&#xD800;x", defaults) == "\ufffd\ufffdx"
     assert clean_text("<b>a</b>  b", LEGACY) == "<b>a</b>  b"  # models from before: as they served
     with pytest.raises(ValueError, match="unknown text transform option"):
-        text_options({"mask_pii": True})
+        text_options(defaults | {"mask_pii": True})
 
 
 def test_preprocess_keeps_the_raw_text_and_records_the_transform(workdir):

@@ -8,7 +8,9 @@ import pytest
 
 from pyfunc.inputs import REFUSAL, InputError, check_texts, problem
 from pyfunc.model import texts_from_input
-from pyfunc.text import DEFAULTS, LEGACY, cap_length, clean_text, text_options
+from pyfunc.text import LEGACY, SWITCHES, cap_length, clean_text, text_options
+from ticketml.config import load_config
+from ticketml.data.schema import transform_options
 
 
 @pytest.mark.parametrize(
@@ -65,9 +67,12 @@ def test_the_transform_cuts_a_long_text_to_its_two_ends():
     capped = cap_length(text, 20_000)
     assert len(capped) == 20_001 and capped.startswith("HEAD ") and capped.endswith(" TAIL")
     assert cap_length("short", 20_000) == "short" and cap_length(text, 0) == text
-    assert clean_text(text).endswith("TAIL") and len(clean_text(text)) <= 20_001
-    assert DEFAULTS["max_chars"] == 20_000 and LEGACY["max_chars"] == 0
+    defaults = transform_options(load_config())
+    assert defaults["max_chars"] == 20_000 and LEGACY["max_chars"] == 0
+    assert clean_text(text, defaults).endswith("TAIL") and len(clean_text(text, defaults)) <= 20_001
     # a transform stored before the cap existed serves uncapped, as it was evaluated
-    assert text_options({"strip_tags": True})["max_chars"] == 0
+    assert text_options(dict.fromkeys(SWITCHES, True))["max_chars"] == 0
     with pytest.raises(ValueError, match="max_chars"):
-        text_options({"max_chars": -1})
+        text_options(dict.fromkeys(SWITCHES, True) | {"max_chars": -1})
+    with pytest.raises(ValueError, match=r"\['mask_phones', 'collapse_whitespace'\] missing"):
+        text_options(dict.fromkeys(SWITCHES[:4], True))

@@ -74,7 +74,11 @@ class MultiTaskClassifier(L.LightningModule):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        # a compiled encoder (train.compile) runs compiled for training steps only: validation
+        # and scoring call its eager forward, so no second graph (eval mode, no grad) is compiled
+        # for a few batches an epoch
+        encode = self.encoder if self.training else self.encoder.forward
+        hidden = encode(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         pooled = self.dropout(pool(hidden, attention_mask, self.hparams.pooling))
         return {task: head(pooled) for task, head in self.heads.items()}
 
