@@ -1247,6 +1247,7 @@ GPU_RECIPES = {
     "defaults": "**the shipped defaults** (`model=auto`: MiniLM on Jira, multilingual-e5-small on the other two), rerun",
     "defaults_rerun": "the same command and seeds again (the GPU's run-to-run spread)",
     "defaults_lr5e-5": "the shipped defaults at learning rate 5e-5 (model.learning_rate=5e-5)",
+    "defaults_lr5e-5_headlr": "the shipped defaults, encoder at 5e-5, heads at 1e-3",
     "budget": "defaults: 60 epochs, patience 6, 10-minute cap (here 4), head_tail 256, blend",
     "head_tail": "the former budget: 20 epochs, patience 4",
     "budget_lr5e-5": "defaults at half the learning rate (5e-5)",
