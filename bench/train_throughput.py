@@ -211,7 +211,6 @@ def in_fresh_process(
     import json
     import os
     import subprocess
-    import tempfile
 
     env = dict(os.environ)
     if compile_cache:
