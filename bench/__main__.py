@@ -15,9 +15,6 @@ NOT_BENCHMARKS = {
     "machine",
     "report",
     "run_jobs",
-    "gpu_pack",
-    "e5_pack",
-    "shards",
 }
 
 
@@ -42,9 +39,9 @@ def main() -> None:
     for script, what, results in rows:
         print(f"{script:<{width}}  {what}" + (f"  -> {results}" if results else ""))
     print(
-        "\ntools (not benchmarks): bench/run_jobs.py (jobs side by side on a lent GPU), "
-        "bench/gpu_pack.py, bench/e5_pack.py and bench/shards.py (what a GPU machine lacks), bench/report.py "
-        "(the README's Benchmarks and Reliability sections from bench/results)"
+        "\nnot benchmarks: bench/run_jobs.py (jobs side by side on a lent GPU), bench/report.py "
+        "(the README's Benchmarks and Reliability sections from bench/results); what a GPU "
+        "machine lacks travels with tools/gpu_pack.py, tools/e5_pack.py and tools/shards.py"
     )
 
 

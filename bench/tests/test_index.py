@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-TOOLS = {"__init__", "__main__", "machine", "report", "run_jobs", "gpu_pack", "e5_pack", "shards"}
+TOOLS = {"__init__", "__main__", "machine", "report", "run_jobs"}
 
 
 def test_every_benchmark_is_listed_with_what_it_measures():

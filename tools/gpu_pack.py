@@ -1,7 +1,7 @@
 """Carry what a lent GPU machine lacks (no package index there) in under 64 MiB.
 
-    python bench/gpu_pack.py pack .carry          # here: wheels, the MiniLM encoder, outside data
-    python bench/gpu_pack.py unpack .carry        # there: prints the shell lines to use them
+    python tools/gpu_pack.py pack .carry          # here: wheels, the MiniLM encoder, outside data
+    python tools/gpu_pack.py unpack .carry        # there: prints the shell lines to use them
 
 The machine's Python (3.12) has torch, Lightning and transformers but not MLflow, Hydra or Optuna:
 their wheels (and those of their dependencies that it lacks) travel in `.carry/whl`. The default

@@ -1,10 +1,10 @@
 """Carry an encoder larger than one device call allows (64 MiB) as float16 shards.
 
-    python bench/shards.py split ENCODER_FOLDER OUT [--max-mib 55]   # here
-    python bench/shards.py join SHARDS_DIR ENCODER_OUT                # there, once every shard is in
+    python tools/shards.py split ENCODER_FOLDER OUT [--max-mib 55]   # here
+    python tools/shards.py join SHARDS_DIR ENCODER_OUT                # there, once every shard is in
 
 `split` rounds the weights to float16, keeps only the word-embedding rows of tokens the GPU
-benchmarks' data uses (bench/gpu_pack.benchmark_token_ids: other rows are never looked up for it
+benchmarks' data uses (tools/gpu_pack.benchmark_token_ids: other rows are never looked up for it
 and come back as zeros), and cuts the safetensors bytes into OUT/part-NNN/ folders of at most
 `--max-mib` MiB, one to carry per call, with OUT/meta/ (config, tokenizer files, a manifest of
 SHA-256 sums). On the device, copy each carried part into one folder that outlives the calls
@@ -39,7 +39,7 @@ def sha256(data: bytes) -> str:
 def split(folder: Path, out: Path, max_mib: float = 55) -> None:
     from safetensors.torch import save
 
-    from bench.gpu_pack import carried_weights
+    from tools.gpu_pack import carried_weights
 
     weights = carried_weights(folder)
     vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
@@ -68,7 +68,7 @@ def split(folder: Path, out: Path, max_mib: float = 55) -> None:
 def join(shards: Path, out: Path) -> None:
     from safetensors.torch import load, save_file
 
-    from bench.gpu_pack import restored_weights
+    from tools.gpu_pack import restored_weights
 
     manifest = json.loads((shards / "meta" / "manifest.json").read_text())
     blob = bytearray()

