@@ -184,9 +184,6 @@ def fit_logistic(
     loss/gradient over `threads` row shards, or by torch on `device` ("cuda": DeviceLoss).
     Binary labels fit one logit (HalfBinomialLoss), more fit the multinomial
     (HalfMultinomialLoss), as scikit-learn does."""
-    from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
-    from sklearn.linear_model._linear_loss import LinearModelLoss
-
     if not C > 0:
         raise ValueError(f"C must be a positive number, got {C}")
     if max_iter < 0 or not tol >= 0:
@@ -198,21 +195,34 @@ def fit_logistic(
     classes, y = np.unique(np.asarray(labels), return_inverse=True)
     if len(classes) < 2:
         raise ValueError(f"logistic regression needs 2+ classes, got {list(classes)}")
-    n_features = matrix.shape[1]
     weights = sample_weights(y, len(classes), class_weight, dtype)
-    binary = len(classes) == 2
+    objective, w0 = logistic_objective(matrix, y, len(classes), weights, C, threads, device)
+    result = lbfgs(objective, w0, max_iter, tol)
+    coef, intercept = unpack_weights(result.x, len(classes), matrix.shape[1])
+    return LogisticFit(classes, coef, intercept, int(result.nit))
+
+
+def logistic_objective(matrix, y, k: int, weights, C: float, threads: int, device):
+    """(the penalised loss and its gradient as scipy calls it, the zero start): over row shards
+    on the CPU, or on `device`. Binary labels fit one logit, more the multinomial."""
+    from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
+    from sklearn.linear_model._linear_loss import LinearModelLoss
+
+    binary, dtype = k == 2, matrix.dtype
+    # in the matrix's dtype, as scikit-learn starts it: scipy keeps a float32 start in float32
+    w0 = np.zeros(matrix.shape[1] + 1 if binary else k * (matrix.shape[1] + 1), dtype=dtype)
+    if device is not None:
+        return DeviceLoss(matrix, y, weights, C, k, binary, device), w0.astype(np.float64)
     loss = LinearModelLoss(
-        base_loss=HalfBinomialLoss() if binary else HalfMultinomialLoss(n_classes=len(classes)),
+        base_loss=HalfBinomialLoss() if binary else HalfMultinomialLoss(n_classes=k),
         fit_intercept=True,
     )
     target = (y == 1).astype(dtype) if binary else y.astype(dtype)
-    # in the matrix's dtype, as scikit-learn starts it: scipy keeps a float32 start in float32
-    w0 = np.zeros(n_features + 1 if binary else len(classes) * (n_features + 1), dtype=dtype)
-    if device is None:
-        objective = ShardedLoss(loss, matrix, target, weights, C, threads, binary)
-    else:
-        objective = DeviceLoss(matrix, y, weights, C, len(classes), binary, device)
-        w0 = w0.astype(np.float64)
+    return ShardedLoss(loss, matrix, target, weights, C, threads, binary), w0
+
+
+def lbfgs(objective, w0: np.ndarray, max_iter: int, tol: float):
+    """scipy's L-BFGS-B with scikit-learn's lbfgs settings; a warning where it stopped short."""
     with ThreadPoolExecutor(max(1, len(getattr(objective, "shards", ())))) as pool:
         result = optimize.minimize(
             objective,
@@ -227,13 +237,15 @@ def fit_logistic(
                 "ftol": 64 * np.finfo(float).eps,
             },
         )
-    n_iter = int(result.nit)
-    if n_iter >= max_iter or not result.success:
-        log.warning("logistic regression: lbfgs stopped after %d iterations: %s", n_iter,
+    if int(result.nit) >= max_iter or not result.success:
+        log.warning("logistic regression: lbfgs stopped after %d iterations: %s", result.nit,
                     result.message)  # fmt: skip
-    if binary:
-        coef, intercept = result.x[None, :n_features], result.x[-1:]
-    else:
-        full = result.x.reshape((len(classes), -1), order="F")
-        coef, intercept = full[:, :n_features], full[:, -1]
-    return LogisticFit(classes, np.asarray(coef), np.asarray(intercept), n_iter)
+    return result
+
+
+def unpack_weights(x: np.ndarray, k: int, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """(coef (k or 1, n_features), intercept) from the flat vector L-BFGS optimised."""
+    if k == 2:
+        return np.asarray(x[None, :n_features]), np.asarray(x[-1:])
+    full = x.reshape((k, -1), order="F")
+    return np.asarray(full[:, :n_features]), np.asarray(full[:, -1])

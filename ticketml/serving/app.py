@@ -55,33 +55,13 @@ def create_app(
     callable returning (TicketClassifier, description) for a model that never moves.
     `prediction_log` (ticketml.monitoring.store.PredictionLog) records every prediction;
     `feedback` (FeedbackStore) takes agents' corrections at POST /feedback."""
-    from fastapi import Depends
-
     from ticketml.serving.metrics import Metrics
-    from ticketml.serving.security import require_api_key
 
     source = loader if hasattr(loader, "load") else FixedSource(loader)
     state = ModelState(source)
     metrics = Metrics()
     state.on_reload = metrics.reload
-    open_paths = ("/metrics",) if metrics_public else ()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        yield
-        state.stopped.set()  # the reload loop (serve.reload_interval_s) ends with the app
-        if prediction_log is not None:  # what was answered is written before the process ends
-            prediction_log.flush()  # (the writer stays: an app can be started again, in tests)
-
-    app = FastAPI(
-        lifespan=lifespan,
-        title="ticketml",
-        version="0.1.0",
-        description="Topic and priority for support tickets",
-        dependencies=[Depends(require_api_key(api_key, extra_open=open_paths))],
-        docs_url=None,  # /docs below serves Swagger UI from the package, not from a CDN
-        redoc_url=None,
-    )
+    app = new_app(state, prediction_log, api_key, ("/metrics",) if metrics_public else ())
     offline_docs(app)
     app.state.model = state
     install_middleware(app, state, metrics, max_body_bytes, cors_origins)
@@ -97,6 +77,31 @@ def create_app(
         feedback_route(app, state, feedback)
 
     return app
+
+
+def new_app(state, prediction_log, api_key: str | None, open_paths: tuple) -> FastAPI:
+    """The FastAPI app: its API key check (`open_paths` answer without one) and a lifespan that
+    ends the reload loop and flushes the prediction log when the server stops."""
+    from fastapi import Depends
+
+    from ticketml.serving.security import require_api_key
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        state.stopped.set()  # the reload loop (serve.reload_interval_s) ends with the app
+        if prediction_log is not None:  # what was answered is written before the process ends
+            prediction_log.flush()  # (the writer stays: an app can be started again, in tests)
+
+    return FastAPI(
+        lifespan=lifespan,
+        title="ticketml",
+        version="0.1.0",
+        description="Topic and priority for support tickets",
+        dependencies=[Depends(require_api_key(api_key, extra_open=open_paths))],
+        docs_url=None,  # /docs below serves Swagger UI from the package, not from a CDN
+        redoc_url=None,
+    )
 
 
 def install_middleware(app: FastAPI, state, metrics, max_body_bytes: int, cors_origins) -> None:

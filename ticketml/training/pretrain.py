@@ -262,23 +262,15 @@ def pretrain_trainer(cfg: DictConfig, accelerator: str, precision, epochs: int) 
 
 def run_pretrain(cfg: DictConfig) -> dict:
     """Continue the encoder's masked-LM training on the export's text; write and log the result."""
-    from ticketml.contract import data_version, split_path
-    from ticketml.encoder import choose_encoder, load_tokenizer
+    from ticketml.encoder import load_tokenizer
     from ticketml.model_card import log_lineage
     from ticketml.tracking import log_safely, stage_run
     from ticketml.training.runtime import auto_int, autocast_dtype, resolve_precision
 
     p = cfg.pretrain
-    if not 0 < float(p.mlm_probability) < 1:
-        raise ConfigError(f"pretrain.mlm_probability={p.mlm_probability} must be in (0, 1)")
     accelerator, precision = resolve_precision(cfg.train)
     on_gpu = accelerator == "gpu"
-    source, why = choose_encoder(str(p.encoder_name), split_path(cfg, "train"), on_gpu)
-    if why != "set":
-        print(f"pretrain.encoder_name=auto: {source} ({why})", flush=True)
-    out = Path(p.output_dir)
-    if out.resolve() == Path(source).expanduser().resolve():
-        raise ConfigError(f"pretrain.output_dir={out} is the source encoder: choose another folder")
+    source, out = pretrain_paths(cfg, on_gpu)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     # auto: 10 epochs on a GPU, 1 on the CPU (a smoke run); batches of 128 and 16
     epochs = auto_int(p.max_epochs, 1, 10, on_gpu, "pretrain.max_epochs")
@@ -287,45 +279,77 @@ def run_pretrain(cfg: DictConfig) -> dict:
     batch = auto_int(p.batch_size, 16, 128, on_gpu, "pretrain.batch_size")
     loaders = masked_loaders(texts, tokenizer, p, batch, int(cfg.seed))
     module = MaskedLM(source, float(p.learning_rate), float(p.weight_decay), float(p.warmup_ratio))
-    dtype = autocast_dtype(precision) if on_gpu else None
-    device = torch.device("cuda" if on_gpu else "cpu")
     trainer = pretrain_trainer(cfg, accelerator, precision, epochs)
     with stage_run(cfg, "pretrain") as stage:
         stage.tags(**{"pretrain.source_encoder": source})
         log_safely(log_lineage, cfg, tuple(str(s) for s in p.splits))
-        fit = fit_mlm(module, trainer, loaders, dtype, device)
-        before, after, seconds = fit["before"], fit["after"], fit["seconds"]
+        dtype = autocast_dtype(precision) if on_gpu else None
+        fit = fit_mlm(module, trainer, loaders, dtype, torch.device("cuda" if on_gpu else "cpu"))
         lineage = {
-            "source_encoder": source,
-            "data": cfg.data.name,
-            "data_version": data_version(cfg),
-            "splits": [str(s) for s in p.splits],
-            "unlabelled_path": str(p.unlabelled_path) if p.unlabelled_path else None,
-            "texts": len(texts),
+            **pretrain_lineage(cfg, source, len(texts), loaders[2], on_gpu),
             "epochs": int(trainer.current_epoch),
             "steps": int(trainer.global_step),
-            "seconds": seconds,
-            "held_out_texts": loaders[2],
-            "held_out_mlm_loss_before": before,
-            "held_out_mlm_loss_after": after,
+            "seconds": fit["seconds"],
+            "held_out_mlm_loss_before": fit["before"],
+            "held_out_mlm_loss_after": fit["after"],
             "run_id": stage.run_id,
-            "device": torch.cuda.get_device_name(0) if on_gpu else "cpu",
         }
         save_encoder(module, tokenizer, out, lineage)
         stage.metrics(
             {
-                "held_out_mlm_loss_before": before,
-                "held_out_mlm_loss_after": after,
-                "pretrain_seconds": seconds,
+                "held_out_mlm_loss_before": fit["before"],
+                "held_out_mlm_loss_after": fit["after"],
+                "pretrain_seconds": fit["seconds"],
                 "pretrain_texts": float(len(texts)),
                 "pretrain_steps": float(trainer.global_step),
             }
         )
         stage.artifact(out, "encoder")
+    report_pretrain(lineage, out)
+    return lineage
+
+
+def pretrain_paths(cfg: DictConfig, on_gpu: bool) -> tuple[str, Path]:
+    """(the source encoder, pretrain.output_dir), checked: a masking rate in (0, 1) and an
+    output folder that is not the source."""
+    from ticketml.contract import split_path
+    from ticketml.encoder import choose_encoder
+
+    p = cfg.pretrain
+    if not 0 < float(p.mlm_probability) < 1:
+        raise ConfigError(f"pretrain.mlm_probability={p.mlm_probability} must be in (0, 1)")
+    source, why = choose_encoder(str(p.encoder_name), split_path(cfg, "train"), on_gpu)
+    if why != "set":
+        print(f"pretrain.encoder_name=auto: {source} ({why})", flush=True)
+    out = Path(p.output_dir)
+    if out.resolve() == Path(source).expanduser().resolve():
+        raise ConfigError(f"pretrain.output_dir={out} is the source encoder: choose another folder")
+    return source, out
+
+
+def pretrain_lineage(cfg: DictConfig, source: str, texts: int, held_out: int, on_gpu: bool) -> dict:
+    """Where the adapted encoder comes from: its source, the data and its version, the splits and
+    the unlabelled file it read, how many texts (held out among them) and the device."""
+    from ticketml.contract import data_version
+
+    p = cfg.pretrain
+    return {
+        "source_encoder": source,
+        "data": cfg.data.name,
+        "data_version": data_version(cfg),
+        "splits": [str(s) for s in p.splits],
+        "unlabelled_path": str(p.unlabelled_path) if p.unlabelled_path else None,
+        "texts": texts,
+        "held_out_texts": held_out,
+        "device": torch.cuda.get_device_name(0) if on_gpu else "cpu",
+    }
+
+
+def report_pretrain(lineage: dict, out: Path) -> None:
+    before, after = lineage["held_out_mlm_loss_before"], lineage["held_out_mlm_loss_after"]
     print(
-        f"pretrain: {len(texts)} texts, {trainer.global_step} steps ({trainer.current_epoch} "
-        f"epochs) in {seconds:.1f} s; held-out masked-token loss {before:.3f} -> {after:.3f} "
-        f"(perplexity {np.exp(before):.1f} -> {np.exp(after):.1f})"
+        f"pretrain: {lineage['texts']} texts, {lineage['steps']} steps ({lineage['epochs']} "
+        f"epochs) in {lineage['seconds']:.1f} s; held-out masked-token loss {before:.3f} -> "
+        f"{after:.3f} (perplexity {np.exp(before):.1f} -> {np.exp(after):.1f})"
     )
     print(f"pretrain: adapted encoder -> {out}/ (train with model.encoder_name={out})")
-    return lineage
