@@ -18,6 +18,9 @@ AUTO = "auto"
 ENGLISH_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 MULTILINGUAL_ENCODER = "multilingual-e5-small"
 MULTILINGUAL_SHARE = 0.1  # the share of non-English training tickets from which e5 is chosen
+# the configs/model/ file of each encoder auto chooses: their own learning rates apply
+# (ticketml.training.runtime.learning_rates), not the MiniLM ones model=auto inherits
+MODEL_FILES = {ENGLISH_ENCODER: "minilm", MULTILINGUAL_ENCODER: "multilingual_e5_small"}
 
 
 def non_english_share(train) -> float:

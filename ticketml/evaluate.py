@@ -107,22 +107,27 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def run_evaluate(cfg: DictConfig) -> dict:
+def served_classifier(cfg: DictConfig, artifacts: Path):
+    """(the exported model as it is served, the score store it reads back): the logits
+    export_onnx computed for the test rows, and the baseline stage's probabilities."""
     from pyfunc.core import TicketClassifier
-    from ticketml.contract import load_splits
-    from ticketml.tracking import stage_run
+    from ticketml.baseline import attach_stores
 
-    artifacts = Path(cfg.paths.artifacts_dir)
     try:
         classifier = TicketClassifier.from_dir(artifacts, int8=graph_choice(cfg))
     except FileNotFoundError as exc:
         from ticketml.errors import ModelError
 
         raise ModelError(str(exc)) from exc
-    # the test rows export_onnx scored, and the baseline stage's probabilities
-    from ticketml.baseline import attach_stores
+    return classifier, attach_stores(classifier, artifacts)
 
-    store = attach_stores(classifier, artifacts)
+
+def run_evaluate(cfg: DictConfig) -> dict:
+    from ticketml.contract import load_splits
+    from ticketml.tracking import stage_run
+
+    artifacts = Path(cfg.paths.artifacts_dir)
+    classifier, store = served_classifier(cfg, artifacts)
     test = load_splits(cfg)["test"]
     ceiling = None
     if generated(cfg):
@@ -158,6 +163,11 @@ def run_evaluate(cfg: DictConfig) -> dict:
         )
         stage.artifact(json_path, "metrics")
         stage.artifact(md_path)
+    print_report(report, md_path)
+    return report
+
+
+def print_report(report: dict, md_path: Path) -> None:
     for model, m in report["models"].items():
         print(
             f"{model:<12} test: " + ", ".join(f"{t} macro_f1={m[t]['macro_f1']:.3f}" for t in TASKS)
@@ -171,4 +181,3 @@ def run_evaluate(cfg: DictConfig) -> dict:
         )
     )
     print(f"report: {md_path}")
-    return report

@@ -323,6 +323,47 @@ def baseline_floor(cfg: DictConfig, metric: str) -> float | None:
     return flat.get(metric)
 
 
+def aliased_versions(client: MlflowClient, name: str):
+    """(the @challenger version, the @champion version or None); an error naming the command
+    to run where there is no challenger."""
+    try:
+        challenger = client.get_model_version_by_alias(name, "challenger")
+    except MlflowException as exc:
+        raise ModelError(
+            f"no models:/{name}@challenger (run `ticketml register` first): {exc.message}"
+        ) from exc
+    try:
+        champion = client.get_model_version_by_alias(name, "champion")
+    except MlflowException:
+        champion = None
+    return challenger, champion
+
+
+def record_decision(
+    client: MlflowClient, name: str, version, champion, tags: dict, promoted: bool, reason: str
+) -> None:
+    """The decision on the challenger `version`: its tags, the first line of its card and, when
+    promoted, @champion moved to it (last: a failure before leaves the aliases as they were)."""
+    decision = tags["promotion_decision"]
+    try:
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        card = client.get_model_version(name, version).description or ""
+        card = card.split(PROMOTION_MARK)[-1].lstrip()  # a rerun replaces the decision
+        client.update_model_version(
+            name, version, description=f"{decision}: {reason}\n{PROMOTION_MARK}\n{card}"
+        )
+        if promoted:
+            client.set_registered_model_alias(name, "champion", version)
+    except MlflowException as exc:
+        before = f"version {champion.version}" if champion else "unset"
+        raise ModelError(
+            f"promote stopped half-way ({decision} version {version}): "
+            f"{exc.message.strip()[:300]}; aliases unchanged (@champion {before}, "
+            f"@challenger version {version})"
+        ) from exc
+
+
 def run_promote(cfg: DictConfig) -> bool:
     """Compare @challenger and @champion on data/processed/test.parquet; move @champion if it passes."""
     from ticketml.contract import load_splits
@@ -335,16 +376,7 @@ def run_promote(cfg: DictConfig) -> bool:
         float(cfg.promote.min_delta),
     )
     client = MlflowClient()
-    try:
-        challenger = client.get_model_version_by_alias(name, "challenger")
-    except MlflowException as exc:
-        raise ModelError(
-            f"no models:/{name}@challenger (run `ticketml register` first): {exc.message}"
-        ) from exc
-    try:
-        champion = client.get_model_version_by_alias(name, "champion")
-    except MlflowException:
-        champion = None
+    challenger, champion = aliased_versions(client, name)
     if champion is not None and champion.version == challenger.version:
         print(f"version {challenger.version} is already @champion")
         return True
@@ -366,23 +398,7 @@ def run_promote(cfg: DictConfig) -> bool:
     if champion_metrics:
         tags[f"promotion_champion_{metric}"] = f"{champion_metrics[metric]:.6f}"
         tags["promotion_champion_version"] = str(champion.version)
-    try:
-        for key, value in tags.items():
-            client.set_model_version_tag(name, challenger.version, key, value)
-        card = client.get_model_version(name, challenger.version).description or ""
-        card = card.split(PROMOTION_MARK)[-1].lstrip()  # a rerun replaces the decision
-        client.update_model_version(
-            name, challenger.version, description=f"{decision}: {reason}\n{PROMOTION_MARK}\n{card}"
-        )
-        if promoted:  # the alias moves last: a failure above leaves the aliases as they were
-            client.set_registered_model_alias(name, "champion", challenger.version)
-    except MlflowException as exc:
-        before = f"version {champion.version}" if champion else "unset"
-        raise ModelError(
-            f"promote stopped half-way ({decision} version {challenger.version}): "
-            f"{exc.message.strip()[:300]}; aliases unchanged (@champion {before}, "
-            f"@challenger version {challenger.version})"
-        ) from exc
+    record_decision(client, name, challenger.version, champion, tags, promoted, reason)
     if promoted:
         print(f"promoted version {challenger.version} to @champion: {reason}")
     else:

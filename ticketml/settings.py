@@ -64,6 +64,8 @@ class Model:
     hybrid: bool = MISSING
     combiner: str = MISSING
     learning_rate: float = MISSING
+    gpu_learning_rate: float = MISSING
+    gpu_head_learning_rate: Optional[float] = MISSING
 
 
 @dataclass
@@ -107,12 +109,12 @@ class Baseline:
 class Train:
     max_epochs: Any = MISSING  # an int or "auto"
     batch_size: Any = MISSING  # an int or "auto"
-    learning_rate: float = MISSING
+    learning_rate: Any = MISSING  # a number or "auto"
     lr_scaling: str = MISSING
     eval_batch_size: Any = MISSING
     pad_to_multiple: Any = MISSING
     compile: bool = MISSING
-    head_learning_rate: Optional[float] = MISSING
+    head_learning_rate: Any = MISSING  # a number, null or "auto"
     weight_decay: float = MISSING
     warmup_ratio: float = MISSING
     warmup_epochs: Optional[float] = MISSING

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from tests.conftest import run_cli, tiny_overrides
 from ticketml.errors import TicketMLError
-from ticketml.training.runtime import budget, head_tokens
+from ticketml.training.runtime import budget, head_tokens, learning_rates
 
 
 def _train(**values):
@@ -30,6 +30,26 @@ def test_auto_budget_is_short_on_the_cpu_and_patient_on_a_gpu():
     for bad in (0, "soon"):
         with pytest.raises(TicketMLError, match="max_minutes"):
             budget(_train(max_minutes=bad), on_gpu=False)
+
+
+def test_auto_learning_rates_are_the_encoders_own_for_the_machine():
+    from ticketml.config import load_config
+    from ticketml.encoder import ENGLISH_ENCODER, MULTILINGUAL_ENCODER
+
+    cfg = load_config([])  # model=auto: MiniLM's settings
+    assert learning_rates(cfg, ENGLISH_ENCODER, on_gpu=False) == (1e-4, None)
+    assert learning_rates(cfg, ENGLISH_ENCODER, on_gpu=True) == (5e-5, 1e-3)
+    # auto chose e5 (a GPU, tickets not in English): e5's own rates, not MiniLM's
+    assert learning_rates(cfg, MULTILINGUAL_ENCODER, on_gpu=True) == (1e-4, None)
+    e5 = load_config(["model=multilingual_e5_small"])
+    assert learning_rates(e5, MULTILINGUAL_ENCODER, on_gpu=True) == (1e-4, None)
+    # a number set on the command line wins over auto, on either machine
+    set_rates = load_config(["train.learning_rate=3e-4", "train.head_learning_rate=null"])
+    assert learning_rates(set_rates, MULTILINGUAL_ENCODER, on_gpu=True) == (3e-4, None)
+    overridden = load_config(["model.gpu_learning_rate=2e-5"])  # MiniLM's, overrides kept
+    assert learning_rates(overridden, ENGLISH_ENCODER, on_gpu=True) == (2e-5, 1e-3)
+    with pytest.raises(TicketMLError, match="numbers or auto"):
+        learning_rates(load_config(["train.learning_rate=fast"]), ENGLISH_ENCODER, False)
 
 
 def test_head_tail_keeps_half_of_max_length_by_default():

@@ -81,6 +81,15 @@ def test_the_default_enqueued_trial_lies_in_the_default_search_space():
 
     cfg = load_config([])
     check_enqueued(cfg.tune.enqueue_trials, search_space(cfg.tune.search_space))
+    # train.learning_rate=auto goes in as the number this machine trains with (a float
+    # distribution takes numbers): on the CPU MiniLM's 1e-4, on a GPU its 5e-5
+    import torch
+
+    from ticketml.training.tune import enqueued_rates
+
+    default = enqueued_rates(cfg)[0]
+    assert default["train.learning_rate"] == (5e-5 if torch.cuda.is_available() else 1e-4)
+    assert default["train.batch_size"] == "auto" and default["model.pooling"] == "mean"
     bad = load_config(["tune.search_space.train.batch_size.choices=[16,32]"])
     with pytest.raises(ConfigError, match=r"train.batch_size='auto': not one of .*\[16, 32\]"):
         check_enqueued(bad.tune.enqueue_trials, search_space(bad.tune.search_space))

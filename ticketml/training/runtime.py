@@ -38,6 +38,7 @@ class Runtime:
     batch_size: int
     lr_scale: float
     learning_rate: float
+    head_learning_rate: float | None  # None: the encoder's (both scaled by lr_scale)
     pad_to: int
     eval_batch_size: int
     max_epochs: int
@@ -152,12 +153,14 @@ def resolve_runtime(cfg: DictConfig, max_epochs=None) -> Runtime:
     encoder, why = choose_encoder(cfg.model.encoder_name, split_path(cfg, "train"), on_gpu)
     if why != "set":
         print(f"model.encoder_name=auto: {encoder} ({why})", flush=True)
+    rate, head_rate = learning_rates(cfg, encoder, on_gpu)
     return Runtime(
         accelerator=accelerator,
         precision=precision,
         batch_size=batch,
         lr_scale=scale,
-        learning_rate=float(t.learning_rate) * scale,
+        learning_rate=rate * scale,
+        head_learning_rate=head_rate * scale if head_rate is not None else None,
         pad_to=auto_value(t.pad_to_multiple, 8, 32, on_gpu),
         eval_batch_size=auto_value(t.eval_batch_size, 64, 512, on_gpu),
         max_epochs=epochs,
@@ -165,6 +168,35 @@ def resolve_runtime(cfg: DictConfig, max_epochs=None) -> Runtime:
         max_minutes=minutes,
         encoder_name=encoder,
     )
+
+
+def learning_rates(cfg: DictConfig, encoder: str, on_gpu: bool) -> tuple[float, float | None]:
+    """(the encoder's rate, the heads' or None for the encoder's) at batch 32, before lr_scaling:
+    train.learning_rate and train.head_learning_rate where set; `auto` is the encoder's own,
+    model.learning_rate (heads: the same) on the CPU, model.gpu_learning_rate and
+    model.gpu_head_learning_rate on a GPU. Where model=auto chose another encoder than MiniLM
+    (whose settings, overrides included, it has), that encoder's own file gives them
+    (ticketml.encoder.MODEL_FILES); train.learning_rate set to a number always wins."""
+    from omegaconf import OmegaConf
+
+    from ticketml.config import config_dir
+    from ticketml.encoder import ENGLISH_ENCODER, MODEL_FILES
+
+    t, m = cfg.train, cfg.model
+    if str(m.name) == "auto" and encoder != ENGLISH_ENCODER and encoder in MODEL_FILES:
+        m = OmegaConf.load(config_dir() / "model" / f"{MODEL_FILES[encoder]}.yaml")
+    rate, head = t.learning_rate, t.head_learning_rate
+    if str(rate) == "auto":
+        rate = m.gpu_learning_rate if on_gpu else m.learning_rate
+    if str(head) == "auto":
+        head = m.gpu_head_learning_rate if on_gpu else None
+    try:
+        return float(rate), (float(head) if head is not None else None)
+    except ValueError:
+        raise TicketMLError(
+            f"train.learning_rate={t.learning_rate!r} and train.head_learning_rate="
+            f"{t.head_learning_rate!r} must be numbers or auto (the heads' also null)"
+        ) from None
 
 
 def head_tokens(m: DictConfig) -> int:

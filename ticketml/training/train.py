@@ -81,9 +81,7 @@ def build_model(
         loss_weights=OmegaConf.to_container(m.loss_weights),
         class_weights=dm.class_weights() if m.class_weights else None,
         learning_rate=runtime.learning_rate,
-        head_learning_rate=(
-            float(t.head_learning_rate) * runtime.lr_scale if t.head_learning_rate else None
-        ),
+        head_learning_rate=runtime.head_learning_rate,
         weight_decay=float(t.weight_decay),
         warmup_ratio=float(t.warmup_ratio),
         warmup_epochs=float(t.warmup_epochs) if t.warmup_epochs is not None else None,
@@ -326,6 +324,7 @@ def finalize(
         "train_rows": len(dm.frames["train"]),
         "batch_size": runtime.batch_size,
         "learning_rate": runtime.learning_rate,
+        "head_learning_rate": runtime.head_learning_rate,
         "precision": runtime.precision,
         "encoder": runtime.encoder_name,
         "max_epochs": runtime.max_epochs,

@@ -94,6 +94,23 @@ def check_enqueued(trials, space: dict[str, dict]) -> None:
                 )
 
 
+def enqueued_rates(cfg: DictConfig) -> list[dict]:
+    """tune.enqueue_trials with train.learning_rate=auto as the number it means here (a float
+    distribution takes numbers): the rate this machine and encoder train with (learning_rates)."""
+    trials = OmegaConf.to_container(cfg.tune.enqueue_trials or [], resolve=True)
+    key = "train.learning_rate"
+    if any(str(p.get(key)) == "auto" for p in trials):
+        from ticketml.contract import split_path
+        from ticketml.encoder import choose_encoder
+        from ticketml.training.runtime import learning_rates, resolve_precision
+
+        on_gpu = resolve_precision(cfg.train)[0] == "gpu"
+        encoder, _ = choose_encoder(cfg.model.encoder_name, split_path(cfg, "train"), on_gpu)
+        rate = learning_rates(cfg, encoder, on_gpu)[0]
+        trials = [{**p, key: rate} if str(p.get(key)) == "auto" else p for p in trials]
+    return trials
+
+
 def with_params(cfg: DictConfig, params: dict[str, object]) -> DictConfig:
     new = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
     for key, value in params.items():
@@ -302,6 +319,7 @@ def prepare_study(cfg: DictConfig) -> tuple[optuna.Study, dict]:
         )
     cfg.train.devices = 1  # "auto" would take every GPU of a multi-GPU machine (DDP)
     space = search_space(t.search_space)
+    t.enqueue_trials = enqueued_rates(cfg)
     check_enqueued(t.enqueue_trials, space)
     budget(cfg.train, on_gpu=False, max_epochs=t.max_epochs)  # fails before any trial runs
     # each worker samples with its own seed: concurrent workers must not propose the same trials
