@@ -340,11 +340,12 @@ def aliased_versions(client: MlflowClient, name: str):
 
 
 def record_decision(
-    client: MlflowClient, name: str, version, champion, tags: dict, promoted: bool, reason: str
+    client: MlflowClient, name: str, version, champion, tags: dict, reason: str
 ) -> None:
     """The decision on the challenger `version`: its tags, the first line of its card and, when
     promoted, @champion moved to it (last: a failure before leaves the aliases as they were)."""
     decision = tags["promotion_decision"]
+    promoted = decision == "promoted"
     try:
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
@@ -398,7 +399,7 @@ def run_promote(cfg: DictConfig) -> bool:
     if champion_metrics:
         tags[f"promotion_champion_{metric}"] = f"{champion_metrics[metric]:.6f}"
         tags["promotion_champion_version"] = str(champion.version)
-    record_decision(client, name, challenger.version, champion, tags, promoted, reason)
+    record_decision(client, name, challenger.version, champion, tags, reason)
     if promoted:
         print(f"promoted version {challenger.version} to @champion: {reason}")
     else:
