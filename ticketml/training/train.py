@@ -34,7 +34,7 @@ from ticketml.ranks import is_rank_zero
 from ticketml.tracking import StageLog
 from ticketml.training.datamodule import TicketDataModule
 from ticketml.training.history import EpochHistory
-from ticketml.training.module import MultiTaskClassifier, predict_logits
+from ticketml.training.module import MultiTaskClassifier, compile_encoder, predict_logits
 from ticketml.training.pretrain import encoder_lineage
 from ticketml.training.runtime import Runtime, head_tokens, resolve_runtime
 
@@ -93,8 +93,8 @@ def build_model(
         truncation=str(m.truncation),
         head_tokens=head_tokens(m),
     ).train()  # from_pretrained returns the encoder in eval mode (dropout off)
-    if t.compile:  # in place: parameter names, so checkpoints and export, stay the same
-        model.encoder.compile(dynamic=True)
+    if t.compile:
+        compile_encoder(model.encoder)
     return model
 
 
