@@ -102,3 +102,36 @@ def test_the_warm_up_follows_the_cap_unless_given_in_epochs_and_constant_keeps_t
     assert one_epoch[300] == pytest.approx((600 - 300) / (600 - 10))  # then linear to the cap
     flat = _learning_rates(600, 60, warmup_epochs=1.0, schedule="constant")
     assert flat[10] == flat[-1] == pytest.approx(1.0)
+
+
+def test_a_fit_without_a_checkpoint_folder_returns_the_best_epoch_not_the_last(
+    data_workdir, tiny_encoder
+):
+    """Benchmarks call train_model without a checkpoint folder: they must score the model
+    `ticketml train` ships (the best validation epoch), not the weights after the last one."""
+    import torch
+    from lightning.pytorch.callbacks import Callback
+
+    from ticketml.config import load_config
+    from ticketml.training.train import best_epoch, evaluate, train_model
+
+    class SpoilAfterFirstEpoch(Callback):
+        """From epoch 2 on, each head predicts its last class on every row when validated."""
+
+        def on_validation_start(self, trainer, pl_module):
+            if trainer.current_epoch >= 1:
+                with torch.no_grad():
+                    for head in pl_module.heads.values():
+                        head.weight.zero_()
+                        head.bias.copy_(torch.arange(len(head.bias), dtype=head.bias.dtype))
+
+    cfg = load_config([*tiny_overrides(tiny_encoder, epochs=3), "train.early_stopping_patience=5"])
+    spoil = SpoilAfterFirstEpoch()
+    model, dm, history, best = train_model(cfg, extra_callbacks=[spoil])
+    assert best is None  # no checkpoint file: the best weights came from memory
+    series = history.series(cfg.train.monitor)
+    assert len(series) == 3 and best_epoch(history, cfg.train.monitor) == 1
+    assert series[0] > series[-1]  # the last epoch is worse than the first
+    metrics, _ = evaluate(model, dm)
+    got = (metrics["val"]["topic"]["macro_f1"] + metrics["val"]["priority"]["macro_f1"]) / 2
+    assert got == pytest.approx(series[0], abs=1e-6)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from pyfunc.probability import decide, scaled, softmax
@@ -191,6 +191,27 @@ def write_plots(
     return out + confusion_plots(metrics, label_maps, plots)
 
 
+class BestWeights(Callback):
+    """The best validation epoch's weights (strictly better `monitor`, as ModelCheckpoint keeps
+    them), held in memory for a fit without a checkpoint folder: benchmarks and sweeps score the
+    model `ticketml train` ships, not the weights `patience` epochs past the best."""
+
+    def __init__(self, monitor: str):
+        self.monitor = monitor
+        self.best: float | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        score = trainer.callback_metrics.get(self.monitor)
+        if trainer.sanity_checking or score is None:
+            return
+        if self.best is None or float(score) > self.best:
+            self.best = float(score)
+            self.state = {
+                k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()
+            }
+
+
 def train_model(
     cfg: DictConfig,
     extra_callbacks: list | None = None,
@@ -198,7 +219,9 @@ def train_model(
     checkpoint_dir: str | None = None,
 ) -> tuple[MultiTaskClassifier, TicketDataModule, EpochHistory, str | None]:
     """Fit once under the training budget (`max_epochs` overrides train.max_epochs; see
-    runtime.budget); returns the best model (reloaded from its checkpoint when checkpointing)."""
+    runtime.budget); returns the best validation epoch's model: reloaded from its checkpoint
+    file with `checkpoint_dir`, else from memory (BestWeights); the last weights only where the
+    time cap ended the fit before its first validation."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     started = time.perf_counter()
     runtime = resolve_runtime(cfg, max_epochs)
@@ -211,6 +234,9 @@ def train_model(
         EarlyStopping(monitor=cfg.train.monitor, mode="max", patience=runtime.patience),
     ]
     checkpoint = None
+    in_memory = None if checkpoint_dir else BestWeights(cfg.train.monitor)
+    if in_memory:
+        callbacks.append(in_memory)
     if checkpoint_dir:
         checkpoint = ModelCheckpoint(
             dirpath=checkpoint_dir,
@@ -239,6 +265,8 @@ def train_model(
     if best:
         state = torch.load(best, map_location=model.device, weights_only=True)["state_dict"]
         model.load_state_dict(state)
+    elif in_memory and in_memory.state is not None:
+        model.load_state_dict(in_memory.state)
     return model, dm, history, best
 
 
