@@ -142,7 +142,10 @@ def measure(
     result = {
         "dataset": data,
         "seed": int(cfg.seed),
-        "encoder": cfg.model.encoder_name if not pretrain else f"TAPT({lineage['source_encoder']})",
+        # the encoder trained (model.encoder_name=auto resolved: training.runtime)
+        "encoder": dm.runtime.encoder_name
+        if not pretrain
+        else f"TAPT({lineage['source_encoder']})",
         "pretrain": lineage,
         "max_length": cfg.model.max_length,
         "truncation": cfg.model.truncation,

@@ -1277,6 +1277,7 @@ GPU_RECIPES = {
     "defaults_lr5e-5_headlr": "**the shipped defaults** on Jira: MiniLM's GPU rates (`model.gpu_learning_rate` 5e-5, `gpu_head_learning_rate` 1e-3)",
     "rates_512": "the shipped Jira defaults at 512 tokens (`model.max_length=512`, head_tail)",
     "rates_lw1": "the shipped Jira defaults with equal task weights (`model.loss_weights.priority=1`)",
+    "rates_nocw": "the shipped Jira defaults without class weights in the loss (`model.class_weights=false`)",
     "budget": "defaults: 60 epochs, patience 6, 10-minute cap (here 4), head_tail 256, blend",
     "head_tail": "the former budget: 20 epochs, patience 4",
     "budget_lr5e-5": "defaults at half the learning rate (5e-5)",
