@@ -702,6 +702,41 @@ def training_section() -> list[str]:
             "| --- " * 11 + "|",
             *_train_rows(cache, with_variant=True),
         ]
+    regional = load("train_gpu_compile_regional.json")
+    if regional:
+        by = {(r["engine"], r.get("compile_cache")): r for r in regional["runs"]}
+        cold, ref = by[("ticketml train (compile)", "cold")], by[("plain PyTorch compiled", "cold")]
+        warm = by[("ticketml train (compile)", "warm")]
+
+        def first(r: dict) -> str:
+            return f"{r['epoch_seconds'][0]:.1f} s against {_median(r['epoch_seconds'][1:]):.2f} s"
+
+        lines += [
+            "",
+            f"Compiled by region on a lent {regional['machine'].get('gpu')} (commit "
+            f"{regional['stamp']['commit'][:7]}, whose code landed as e298563): `train.compile=true` "
+            "now compiles each of the encoder's repeated layers, which share one code object, so "
+            "Dynamo traces and Inductor compiles one graph (dynamic widths) for all six, where "
+            "compiling the whole encoder compiles one large graph; embeddings and pooling run "
+            "eagerly, validation eagerly too (`torch.compiler.set_stance('force_eager')`). The "
+            "reference compiles the whole encoder, as a plain user would. From cold, ticketml's "
+            f"first epoch is {first(cold)} (the whole-encoder reference's {first(ref)}); from the "
+            f"warm cache {first(warm)} ({warm['epoch1_vs_steady']:.1f}×; the issue asks ≤ 1.5×: not "
+            f"met). Compiled, its whole epoch is {cold['vs_reference']:.2f}× the compiled "
+            "reference's loop (≥ 0.9× met). What is left of a warm first epoch is torch.compile's "
+            "fixed start (tracing the layer and loading its cached kernels: 6.7 s for MiniLM's "
+            "first step on 2 CPU cores against 0.8 s a step after; 37 s from cold, with one graph "
+            "and no recompiles), more than half a steady epoch here, so no choice of widths "
+            "brings the first epoch within 1.5× while a steady epoch lasts about a second. In "
+            "this call the eager `ticketml train` measured "
+            f"{by[('ticketml train', None)]['vs_reference']:.2f}× its eager reference (1.06× and "
+            "1.07× in the two calls above that ran both): not explained yet; the next GPU session "
+            "reruns both engines beside each other at this code.",
+            "",
+            "| variant " + TRAIN_HEAD,
+            "| --- " * 11 + "|",
+            *_train_rows(regional, with_variant=True),
+        ]
     quality = load("train_gpu_batch_quality.json")
     if quality:
         lines += [
