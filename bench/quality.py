@@ -37,8 +37,11 @@ HYBRIDS = ("blend", "stack")  # each forced, beside the served choice (model.com
 
 def scores(probs: dict, labels: dict, label_maps: dict, decisions: dict, before=None) -> dict:
     """The one scorer (ticketml.metrics.score: macro-F1/accuracy of the decisions, ECE, on the
-    rows labelled for each task), plus the ECE before the calibration map (`before`)."""
-    from ticketml.calibration import ece
+    rows labelled for each task), plus the ECE before the calibration map (`before`) and the ECE
+    a perfectly calibrated model with these probabilities would score on these rows
+    (`ece_noise`: mean and 95th percentile)."""
+    from ticketml.calibration import ece, ece_noise
+    from ticketml.data.schema import labelled_rows
     from ticketml.metrics import score
 
     out = {
@@ -48,6 +51,7 @@ def scores(probs: dict, labels: dict, label_maps: dict, decisions: dict, before=
     for t in TASKS:
         if before is not None:
             out[t]["ece_uncalibrated"] = ece(before[t], labels[t])
+        out[t]["ece_noise"] = ece_noise(labelled_rows(labels[t], probs[t])[1])
     return out
 
 

@@ -1375,10 +1375,14 @@ def bar_lines(runs: dict) -> list[str]:
     lines = [
         "The shipped defaults against the bar (served hybrid ≥ TF-IDF + "
         f"{BAR['served']:.2f} and transformer alone ≥ TF-IDF, both tasks, mean over the splits; "
-        f"the hybrid's test ECE ≤ {BAR['ece']:.2f} on every split):",
+        f"the hybrid's test ECE ≤ {BAR['ece']:.2f} on every split). Beside the worst ECE, the "
+        "95th percentile of the ECE that a perfectly calibrated model with the same "
+        "probabilities scores on that split's test rows (labels drawn from its own "
+        "probabilities, 200 times: `ticketml.calibration.ece_noise`): on 600–800 test rows it "
+        "is 0.04–0.06, so an ECE there is sampling noise, not miscalibration:",
         "",
-        "| dataset | splits | served − baseline | transformer − baseline | hybrid ECE, worst split | met |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| dataset | splits | served − baseline | transformer − baseline | hybrid ECE, worst split | a calibrated model's ECE there, p95 | met |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     tasks = ("topic", "priority")
     for dataset, label in GPU_DATASETS.items():
@@ -1391,7 +1395,17 @@ def bar_lines(runs: dict) -> list[str]:
 
         served = [gap("hybrid", t) for t in tasks]
         alone = [gap("transformer", t) for t in tasks]
-        worst = [max(r["models"]["hybrid"][t]["ece"] for r in group) for t in tasks]
+        worst_run = [max(group, key=lambda r, t=t: r["models"]["hybrid"][t]["ece"]) for t in tasks]
+        worst = [r["models"]["hybrid"][t]["ece"] for r, t in zip(worst_run, tasks, strict=True)]
+        # the ECE a perfectly calibrated model with the same probabilities scores on that split's
+        # test rows (bench/quality.py's ece_noise; the runs rescored from their probabilities)
+        rescored = {r["seed"]: r for r in runs.get((dataset, f"{SHIPPED[dataset]}_rescored"), [])}
+        noise = [
+            rescored[r["seed"]]["models"]["hybrid"][t].get("ece_noise", {}).get("p95")
+            if r["seed"] in rescored
+            else None
+            for r, t in zip(worst_run, tasks, strict=True)
+        ]
         named = ("topic", "2nd task")
         missed = (
             [
@@ -1404,7 +1418,12 @@ def bar_lines(runs: dict) -> list[str]:
                 for t, v in zip(named, alone, strict=True)
                 if v < BAR["transformer"]
             ]
-            + [f"ECE {t} {v:.4f}" for t, v in zip(named, worst, strict=True) if v > BAR["ece"]]
+            + [
+                f"ECE {t} {v:.4f}"
+                + (f" (noise p95 {n:.3f}: {'within' if v <= n else 'above'})" if n else "")
+                for t, v, n in zip(named, worst, noise, strict=True)
+                if v > BAR["ece"]
+            ]
         )
         lines.append(
             f"| {label} | {len(group)} | "
@@ -1413,6 +1432,8 @@ def bar_lines(runs: dict) -> list[str]:
             + " / ".join(f"{v:+.3f}" for v in alone)
             + " | "
             + " / ".join(f"{v:.3f}" for v in worst)
+            + " | "
+            + " / ".join(f"{n:.3f}" if n else "–" for n in noise)
             + " | "
             + ("yes" if not missed else "no: " + ", ".join(missed))
             + " |"

@@ -5,6 +5,7 @@ from pyfunc.probability import decide, scaled
 from ticketml.calibration import (
     calibrate,
     ece,
+    ece_noise,
     fit_calibration,
     fit_scaling,
     fit_temperature,
@@ -148,3 +149,17 @@ def test_decisions_with_bias_and_floor_are_those_of_the_bias_alone():
     scaling = {**fit_scaling(logits, labels), "floor": 0.1}
     plain = {k: v for k, v in scaling.items() if k != "floor"}
     assert (decide(scaled(logits, scaling), scaling) == decide(scaled(logits, plain), plain)).all()
+
+
+def test_ece_noise_is_what_a_calibrated_model_scores_and_miscalibration_exceeds_it():
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.full(3, 0.7), size=600)
+    labels = (rng.random((600, 1)) > np.cumsum(probs, axis=1)).sum(1)  # drawn from probs
+    noise = ece_noise(probs)
+    assert 0.01 < noise["mean"] < noise["p95"] < 0.08  # 600 rows: a few points of pure noise
+    assert ece(probs, labels) < noise["p95"]
+    # the same rows, told with more confidence than they have: far outside the noise
+    sharp = probs**3 / (probs**3).sum(1, keepdims=True)
+    assert ece(sharp, labels) > 2 * ece_noise(sharp)["p95"]
+    # more rows, less noise
+    assert ece_noise(np.tile(probs, (10, 1)))["mean"] < noise["mean"] / 2

@@ -41,6 +41,24 @@ def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     )
 
 
+def ece_noise(probs: np.ndarray, draws: int = 200, seed: int = 0, bins: int = 15) -> dict:
+    """The ECE a perfectly calibrated model with these probabilities scores on this many rows:
+    labels drawn from each row's own distribution, `draws` times (mean and 95th percentile).
+    An ECE within it is sampling noise of the test set, not miscalibration."""
+    probs = np.asarray(probs, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    edges = np.cumsum(probs, axis=1)
+    values = [
+        ece(
+            probs,
+            np.minimum((rng.random((len(probs), 1)) > edges).sum(1), probs.shape[1] - 1),
+            bins,
+        )
+        for _ in range(draws)
+    ]
+    return {"mean": float(np.mean(values)), "p95": float(np.percentile(values, 95))}
+
+
 def fit_temperature(
     logits: np.ndarray, labels: np.ndarray, low: float = 0.05, high: float = 20.0
 ) -> float:
