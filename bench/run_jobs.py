@@ -37,6 +37,14 @@ def parse_jobs(path: Path, values: dict[str, str]) -> list[tuple[str, list[str]]
     return jobs
 
 
+def split_only(only: list[str] | None, values: list[str]) -> tuple[list[str] | None, list[str]]:
+    """(job names, KEY=VALUE pairs): pairs written after `--only a b` land in its list (a job
+    name has no "="), so they are moved back to the pairs."""
+    if only is None:
+        return None, values
+    return [o for o in only if "=" not in o], [*values, *(o for o in only if "=" in o)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("jobs", type=Path)
@@ -45,8 +53,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="job names to run (default all)")
     parser.add_argument("values", nargs="*", help="KEY=VALUE substitutions for the jobs file")
     args = parser.parse_intermixed_args()
-    values = dict(v.split("=", 1) for v in args.values) | {"out": str(args.out)}
-    jobs = [j for j in parse_jobs(args.jobs, values) if args.only is None or j[0] in args.only]
+    only, pairs = split_only(args.only, args.values)
+    values = dict(v.split("=", 1) for v in pairs) | {"out": str(args.out)}
+    jobs = [j for j in parse_jobs(args.jobs, values) if only is None or j[0] in only]
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     share = max(1, (os.cpu_count() or 1) // max(1, len(jobs)))

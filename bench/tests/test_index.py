@@ -60,3 +60,13 @@ def test_a_result_that_describes_itself_is_rendered_by_the_one_generic_function(
     )
     assert "`python bench/x.py` at commit 0123abc, now, on NVIDIA H200 (16 cores)" in page
     assert page.count("###") == 1
+
+
+def test_run_jobs_takes_key_values_after_only_as_values():
+    from bench.run_jobs import split_only
+
+    assert split_only(["a", "b", "enc=/tmp/m"], ["jira=x"]) == (
+        ["a", "b"],
+        ["jira=x", "enc=/tmp/m"],
+    )
+    assert split_only(None, ["jira=x"]) == (None, ["jira=x"])
