@@ -572,6 +572,19 @@ TRAIN_HEAD = (
 )
 
 
+def _compile_runs(result: dict) -> tuple[dict, dict, dict, dict]:
+    """A compile-cache run of bench/train_throughput.py: its runs by (engine, cache), then
+    ticketml's cold run, the compiled reference's cold run and ticketml's warm run."""
+    by = {(r["engine"], r.get("compile_cache")): r for r in result["runs"]}
+    ours = "ticketml train (compile)"
+    return by, by[(ours, "cold")], by[("plain PyTorch compiled", "cold")], by[(ours, "warm")]
+
+
+def _first_epoch(run: dict, digits: int) -> str:
+    steady = _median(run["epoch_seconds"][1:])
+    return f"{run['epoch_seconds'][0]:.{digits}f} s against {steady:.2f} s"
+
+
 def training_section() -> list[str]:
     gpu = load("train_gpu.json")
     if not gpu or "runs" not in gpu:
@@ -678,12 +691,10 @@ def training_section() -> list[str]:
         ]
     cache = load("gpu/train_gpu_h200_compile_cache.json")
     if cache:
-        by = {(r["engine"], r.get("compile_cache")): r for r in cache["runs"]}
-        cold, ref = by[("ticketml train (compile)", "cold")], by[("plain PyTorch compiled", "cold")]
-        warm = by[("ticketml train (compile)", "warm")]
+        by, cold, ref, warm = _compile_runs(cache)
 
         def first(r: dict) -> str:
-            return f"{r['epoch_seconds'][0]:.0f} s against {_median(r['epoch_seconds'][1:]):.2f} s"
+            return _first_epoch(r, 0)
 
         lines += [
             "",
@@ -704,12 +715,10 @@ def training_section() -> list[str]:
         ]
     regional = load("train_gpu_compile_regional.json")
     if regional:
-        by = {(r["engine"], r.get("compile_cache")): r for r in regional["runs"]}
-        cold, ref = by[("ticketml train (compile)", "cold")], by[("plain PyTorch compiled", "cold")]
-        warm = by[("ticketml train (compile)", "warm")]
+        by, cold, ref, warm = _compile_runs(regional)
 
         def first(r: dict) -> str:
-            return f"{r['epoch_seconds'][0]:.1f} s against {_median(r['epoch_seconds'][1:]):.2f} s"
+            return _first_epoch(r, 1)
 
         lines += [
             "",
