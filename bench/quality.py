@@ -157,6 +157,7 @@ def measure(
         "test_rows": len(test),
         "epochs": len(history.rows),
         "best_epoch": best_epoch(history, cfg.train.monitor),
+        "averaged": history.averaged,  # train.average_top_k > 1: the epochs, val scores, choice
         "train_seconds": train_seconds,
         "baseline_seconds": baseline_seconds,
         "overrides": overrides,

@@ -1318,6 +1318,7 @@ GPU_RECIPES = {
     "best": "**the shipped defaults**, scored at the best validation epoch's weights (what `ticketml train` ships; round 27, one H100)",
     "best_nocw": "the shipped defaults without class weights in the loss (`model.class_weights=false`), best epoch's weights",
     "best_lw1": "the shipped defaults with equal task weights (`model.loss_weights.priority=1`), best epoch's weights",
+    "best_avg3": "the shipped defaults, the average of the 3 best epochs' weights where it wins on val (`train.average_top_k=3`)",
     "defaults": "`model=auto` (multilingual-e5-small on the outside sample and synthetic_long: **the shipped defaults** there; on Jira MiniLM at its former GPU rate, 1e-4 for encoder and heads), rerun",
     "defaults_rerun": "the same command and seeds again (the GPU's run-to-run spread)",
     "defaults_lr5e-5": "`model=auto` at learning rate 5e-5 (then `model.learning_rate=5e-5`)",

@@ -125,6 +125,7 @@ class Train:
     precision: Optional[str] = MISSING
     cudnn_attention: bool = MISSING
     early_stopping_patience: Any = MISSING  # an int or "auto"
+    average_top_k: int = MISSING
     max_minutes: Any = MISSING  # a number, "auto" or None
     monitor: str = MISSING
     balanced_sampling: bool = MISSING

@@ -135,3 +135,63 @@ def test_a_fit_without_a_checkpoint_folder_returns_the_best_epoch_not_the_last(
     metrics, _ = evaluate(model, dm)
     got = (metrics["val"]["topic"]["macro_f1"] + metrics["val"]["priority"]["macro_f1"]) / 2
     assert got == pytest.approx(series[0], abs=1e-6)
+
+
+def test_best_weights_keeps_the_k_best_epochs_and_the_earlier_on_ties():
+    from types import SimpleNamespace
+
+    import torch
+
+    from ticketml.training.train import BestWeights, average_states
+
+    kept = BestWeights("val/mean_macro_f1", keep=2)
+    module = torch.nn.Linear(2, 1)
+    for epoch, score in enumerate([0.5, 0.7, 0.6, 0.7, 0.4]):
+        with torch.no_grad():
+            module.weight.fill_(epoch)
+        trainer = SimpleNamespace(
+            callback_metrics={"val/mean_macro_f1": torch.tensor(score)},
+            sanity_checking=False,
+            current_epoch=epoch,
+        )
+        kept.on_validation_end(trainer, module)
+    assert [(round(s, 3), e) for s, e, _ in kept.kept] == [(0.7, 2), (0.7, 4)]
+    assert kept.best == pytest.approx(0.7) and float(kept.state["weight"][0, 0]) == 1.0
+    soup = average_states([state for _, _, state in kept.kept])
+    assert soup["weight"].tolist() == [[2.0, 2.0]]  # epochs 2 and 4 (weights 1 and 3)
+    ids = {"ids": torch.tensor([1, 2])}
+    assert average_states([ids, {"ids": torch.tensor([5, 6])}])["ids"].tolist() == [1, 2]
+
+
+def test_average_top_k_ships_the_average_only_where_it_wins_on_val(data_workdir, tiny_encoder):
+    import torch
+
+    from ticketml.config import load_config
+    from ticketml.training.train import train_model, val_score
+
+    overrides = [*tiny_overrides(tiny_encoder, epochs=4), "train.early_stopping_patience=5"]
+    cfg = load_config([*overrides, "train.average_top_k=3"])
+    model, dm, history, best = train_model(cfg, checkpoint_dir=str(data_workdir / "ckpt"))
+    averaged = history.averaged
+    assert len(averaged["epochs"]) == 3 and len(set(averaged["epochs"])) == 3
+    assert averaged["used"] == (averaged["val_average"] >= averaged["val_best_epoch"])
+    assert val_score(model, dm, cfg.train.monitor) == pytest.approx(
+        max(averaged["val_average"], averaged["val_best_epoch"])
+    )
+    saved = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    ours = {k: v.cpu() for k, v in model.state_dict().items()}
+    assert all(torch.equal(saved[k], ours[k]) for k in ours)  # the file is the model returned
+    assert best.endswith("multitask-averaged.ckpt") == averaged["used"]
+    assert all(1 <= e <= 4 for e in averaged["epochs"])
+
+
+def test_average_top_k_rejects_what_is_not_a_whole_number_from_one(data_workdir, tiny_encoder):
+    from ticketml.config import load_config
+    from ticketml.training.train import train_model
+
+    for bad in ("1.5", "true"):  # the typed config refuses them when it loads
+        with pytest.raises(TicketMLError, match="average_top_k"):
+            load_config([f"train.average_top_k={bad}"])
+    cfg = load_config([*tiny_overrides(tiny_encoder), "train.average_top_k=0"])
+    with pytest.raises(TicketMLError, match="average_top_k=0 must be a whole number >= 1"):
+        train_model(cfg)

@@ -24,6 +24,8 @@ class EpochHistory(Callback):
         # where a stage's time goes outside the epochs (train_model, finalize): building the data
         # and model, Lightning's set-up before the first epoch (sanity check included), ...
         self.phase_seconds: dict[str, float] = {}
+        # train.average_top_k > 1: the epochs averaged, both val scores and whether it won
+        self.averaged: dict | None = None
         self._start = self._val_start = self._fit_start = 0.0
 
     @staticmethod

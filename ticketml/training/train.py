@@ -144,14 +144,17 @@ def fit(
 
 
 def evaluate(
-    model: MultiTaskClassifier, dm: TicketDataModule, runtime: Runtime | None = None
+    model: MultiTaskClassifier,
+    dm: TicketDataModule,
+    runtime: Runtime | None = None,
+    splits: tuple[str, ...] = ("val", "test"),
 ) -> tuple[dict, dict]:
-    """Metrics (contract shape) and logits for val and test, on the model's device (under the
+    """Metrics (contract shape) and logits for `splits`, on the model's device (under the
     training precision's autocast)."""
     runtime = runtime or dm.runtime
     dtype = runtime.autocast_dtype if runtime and model.device.type != "cpu" else None
     metrics, logits = {}, {}
-    for split in ("val", "test"):
+    for split in splits:
         logits[split] = predict_logits(model, dm.eval_loader(split), dtype)
         metrics[split] = evaluate_probs(logits[split], dm.splits[split].labels, dm.label_maps)
     return metrics, logits
@@ -192,24 +195,77 @@ def write_plots(
 
 
 class BestWeights(Callback):
-    """The best validation epoch's weights (strictly better `monitor`, as ModelCheckpoint keeps
-    them), held in memory for a fit without a checkpoint folder: benchmarks and sweeps score the
-    model `ticketml train` ships, not the weights `patience` epochs past the best."""
+    """The `keep` best validation epochs' weights (by `monitor`; strictly better first, so ties
+    keep the earlier epoch, as ModelCheckpoint does), held in memory: a fit without a checkpoint
+    folder (benchmarks, sweeps) returns the model `ticketml train` ships, not the weights
+    `patience` epochs past the best, and `train.average_top_k` averages the kept ones."""
 
-    def __init__(self, monitor: str):
-        self.monitor = monitor
-        self.best: float | None = None
-        self.state: dict[str, torch.Tensor] | None = None
+    def __init__(self, monitor: str, keep: int = 1):
+        self.monitor, self.keep = monitor, keep
+        self.kept: list[tuple[float, int, dict[str, torch.Tensor]]] = []  # (score, epoch, state)
+
+    @property
+    def best(self) -> float | None:
+        return self.kept[0][0] if self.kept else None
+
+    @property
+    def state(self) -> dict[str, torch.Tensor] | None:
+        return self.kept[0][2] if self.kept else None
 
     def on_validation_end(self, trainer, pl_module) -> None:
         score = trainer.callback_metrics.get(self.monitor)
         if trainer.sanity_checking or score is None:
             return
-        if self.best is None or float(score) > self.best:
-            self.best = float(score)
-            self.state = {
-                k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()
-            }
+        score = float(score)
+        if len(self.kept) == self.keep and score <= self.kept[-1][0]:
+            return
+        state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
+        self.kept.append((score, trainer.current_epoch + 1, state))
+        self.kept.sort(key=lambda kept: (-kept[0], kept[1]))
+        del self.kept[self.keep :]
+
+
+def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The uniform average of the weights (a "soup" of checkpoints of one run); tensors that are
+    not floating point (token ids, counters) from the first state."""
+    return {
+        k: torch.stack([s[k] for s in states]).mean(0) if v.is_floating_point() else v
+        for k, v in states[0].items()
+    }
+
+
+def val_score(model: MultiTaskClassifier, dm: TicketDataModule, monitor: str) -> float:
+    """`monitor` (val/mean_macro_f1, val/<task>_macro_f1 or val/<task>_accuracy) of the model on
+    the validation split, as evaluate scores it."""
+    key = monitor.replace("/", "_", 1)
+    flat = flat_metrics(evaluate(model, dm, splits=("val",))[0])
+    if key not in flat:
+        raise TicketMLError(
+            f"train.average_top_k needs train.monitor to be a validation macro-F1 or accuracy "
+            f"(one of {sorted(k.replace('_', '/', 1) for k in flat)}), not {monitor!r}"
+        )
+    return flat[key]
+
+
+def averaged_model(
+    model: MultiTaskClassifier, dm: TicketDataModule, kept: BestWeights, monitor: str
+) -> dict:
+    """The average of the kept epochs' weights where it scores at least the best epoch on the
+    validation split (both scored the same way, `val_score`), else the best epoch's weights:
+    left loaded in `model`. Returns what was tried and chosen."""
+    model.load_state_dict(kept.state)
+    best = val_score(model, dm, monitor)
+    model.load_state_dict(average_states([state for _, _, state in kept.kept]))
+    averaged = val_score(model, dm, monitor)
+    used = averaged >= best
+    if not used:
+        model.load_state_dict(kept.state)
+    return {
+        "epochs": [epoch for _, epoch, _ in kept.kept],
+        "val_best_epoch": best,
+        "val_average": averaged,
+        "used": used,
+    }
 
 
 def train_model(
@@ -221,7 +277,10 @@ def train_model(
     """Fit once under the training budget (`max_epochs` overrides train.max_epochs; see
     runtime.budget); returns the best validation epoch's model: reloaded from its checkpoint
     file with `checkpoint_dir`, else from memory (BestWeights); the last weights only where the
-    time cap ended the fit before its first validation."""
+    time cap ended the fit before its first validation. With train.average_top_k > 1, the
+    average of the k best epochs' weights where it scores at least the best one on val
+    (`averaged_model`; saved as the checkpoint with `checkpoint_dir`, and recorded in
+    `history.averaged`)."""
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     started = time.perf_counter()
     runtime = resolve_runtime(cfg, max_epochs)
@@ -234,7 +293,8 @@ def train_model(
         EarlyStopping(monitor=cfg.train.monitor, mode="max", patience=runtime.patience),
     ]
     checkpoint = None
-    in_memory = None if checkpoint_dir else BestWeights(cfg.train.monitor)
+    keep = average_top_k(cfg.train)
+    in_memory = BestWeights(cfg.train.monitor, keep) if keep > 1 or not checkpoint_dir else None
     if in_memory:
         callbacks.append(in_memory)
     if checkpoint_dir:
@@ -267,7 +327,28 @@ def train_model(
         model.load_state_dict(state)
     elif in_memory and in_memory.state is not None:
         model.load_state_dict(in_memory.state)
+    if in_memory and len(in_memory.kept) > 1:
+        history.averaged = averaged_model(model, dm, in_memory, cfg.train.monitor)
+        log.info(
+            "train.average_top_k: epochs %s averaged, val %.4f against the best epoch's %.4f: %s",
+            history.averaged["epochs"],
+            history.averaged["val_average"],
+            history.averaged["val_best_epoch"],
+            "the average is the model" if history.averaged["used"] else "the best epoch kept",
+        )
+        if history.averaged["used"] and checkpoint_dir:  # the file is the model that ships
+            best = str(Path(checkpoint_dir) / "multitask-averaged.ckpt")
+            trainer.save_checkpoint(best, weights_only=True)
     return model, dm, history, best
+
+
+def average_top_k(t: DictConfig) -> int:
+    """train.average_top_k: a whole number >= 1 (1: the best epoch alone; the typed config
+    refuses what is not a whole number)."""
+    value = int(t.average_top_k)
+    if value < 1:
+        raise TicketMLError(f"train.average_top_k={value!r} must be a whole number >= 1")
+    return value
 
 
 def best_epoch(history: EpochHistory, monitor: str) -> int | None:
@@ -359,6 +440,7 @@ def finalize(
         "patience": runtime.patience,
         "max_minutes": runtime.max_minutes,
         "best_epoch": best_epoch(history, cfg.train.monitor),
+        "averaged": history.averaged,
         "phase_seconds": phases,
     }
     best_path = ckpt_dir / BEST_CHECKPOINT
