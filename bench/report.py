@@ -691,11 +691,7 @@ def training_section() -> list[str]:
         ]
     cache = load("gpu/train_gpu_h200_compile_cache.json")
     if cache:
-        by, cold, ref, warm = _compile_runs(cache)
-
-        def first(r: dict) -> str:
-            return _first_epoch(r, 0)
-
+        _, cold, ref, warm = _compile_runs(cache)
         lines += [
             "",
             f"Compiled at {cache['stamp']['commit'][:7]} on a lent {cache['machine'].get('gpu')}: "
@@ -704,8 +700,8 @@ def training_section() -> list[str]:
             "and later runs on a machine: tune trials, retraining); validation runs the encoder "
             "eagerly (no second graph). In the runs above the reference compiled after ticketml in "
             "the same cache and reused its kernels: from cold the plain loop's first epoch is "
-            f"{first(ref)}, ticketml's {first(cold)}. From the warm cache ticketml's first epoch "
-            f"is {first(warm)} ({warm['epoch1_vs_steady']:.0f}×; the issue asks ≤ 1.5×: not "
+            f"{_first_epoch(ref, 0)}, ticketml's {_first_epoch(cold, 0)}. From the warm cache ticketml's first epoch "
+            f"is {_first_epoch(warm, 0)} ({warm['epoch1_vs_steady']:.0f}×; the issue asks ≤ 1.5×: not "
             f"met) and its whole epoch {warm['vs_reference']:.2f}× the compiled reference's loop "
             f"(cold {cold['vs_reference']:.2f}×: steady epochs move by that much between runs).",
             "",
@@ -716,10 +712,6 @@ def training_section() -> list[str]:
     regional = load("train_gpu_compile_regional.json")
     if regional:
         by, cold, ref, warm = _compile_runs(regional)
-
-        def first(r: dict) -> str:
-            return _first_epoch(r, 1)
-
         lines += [
             "",
             f"Compiled by region on a lent {regional['machine'].get('gpu')} (commit "
@@ -729,8 +721,8 @@ def training_section() -> list[str]:
             "compiling the whole encoder compiles one large graph; embeddings and pooling run "
             "eagerly, validation eagerly too (`torch.compiler.set_stance('force_eager')`). The "
             "reference compiles the whole encoder, as a plain user would. From cold, ticketml's "
-            f"first epoch is {first(cold)} (the whole-encoder reference's {first(ref)}); from the "
-            f"warm cache {first(warm)} ({warm['epoch1_vs_steady']:.1f}×; the issue asks ≤ 1.5×: not "
+            f"first epoch is {_first_epoch(cold, 1)} (the whole-encoder reference's {_first_epoch(ref, 1)}); from the "
+            f"warm cache {_first_epoch(warm, 1)} ({warm['epoch1_vs_steady']:.1f}×; the issue asks ≤ 1.5×: not "
             f"met). Compiled, its whole epoch is {cold['vs_reference']:.2f}× the compiled "
             "reference's loop (≥ 0.9× met). What is left of a warm first epoch is torch.compile's "
             "fixed start (tracing the layer and loading its cached kernels: 6.7 s for MiniLM's "

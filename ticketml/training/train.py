@@ -281,6 +281,7 @@ def train_model(
     average of the k best epochs' weights where it scores at least the best one on val
     (`averaged_model`; saved as the checkpoint with `checkpoint_dir`, and recorded in
     `history.averaged`)."""
+    keep = average_top_k(cfg.train)  # a bad value fails before the data and model are built
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     started = time.perf_counter()
     runtime = resolve_runtime(cfg, max_epochs)
@@ -293,7 +294,6 @@ def train_model(
         EarlyStopping(monitor=cfg.train.monitor, mode="max", patience=runtime.patience),
     ]
     checkpoint = None
-    keep = average_top_k(cfg.train)
     in_memory = BestWeights(cfg.train.monitor, keep) if keep > 1 or not checkpoint_dir else None
     if in_memory:
         callbacks.append(in_memory)
