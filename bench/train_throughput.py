@@ -15,6 +15,7 @@ epoch, peak GPU memory, and the ratio to the reference. Writes bench/results/tra
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 import statistics
 import sys
@@ -172,6 +173,18 @@ def summarise(name, batch, rows, loop_seconds, epoch_seconds, device) -> dict:
     }
 
 
+def ratios(runs: list[dict]) -> dict[str, dict]:
+    """ticketml's ratio to the reference per (variant, engine, batch), each repeat's and their
+    median: one pair is at the mercy of the card's clocks, several in a row are not."""
+    groups: dict[str, list[float]] = {}
+    for r in runs:
+        if "vs_reference" in r:
+            groups.setdefault(f"{r['variant']} | {r['engine']} | {r['batch_size']}", []).append(
+                r["vs_reference"]
+            )
+    return {k: {"per_repeat": v, "median": statistics.median(v)} for k, v in groups.items()}
+
+
 def print_table(result: dict) -> None:
     print(
         f"\ntraining throughput — {result['machine'].get('gpu') or result['machine']['processor']}"
@@ -189,6 +202,11 @@ def print_table(result: dict) -> None:
             f"{r['epoch1_vs_steady']:>9.2f} {r['loop_samples_per_s']:>8.0f} "
             f"{r['epoch_samples_per_s']:>8.0f} {r.get('vs_reference', 1.0):>6.2f} {mem:>8}  "
             + (f"{f1['topic']:.3f} / {f1['priority']:.3f}" if f1 else "")
+        )
+    for key, ratio in result.get("vs_reference", {}).items():
+        each = ", ".join(f"{x:.2f}" for x in ratio["per_repeat"])
+        print(
+            f"x ref, {key}: median {ratio['median']:.2f} over {len(ratio['per_repeat'])} ({each})"
         )
     for r in result["runs"]:
         if "evaluation_after_fit" in r:
@@ -280,6 +298,13 @@ def main() -> None:
         default=[],
         help='NAME="key=value ...": also measure with these overrides (repeatable)',
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="measure each pair (ticketml, then the reference, fresh processes) N times: the "
+        "ratio is reported per pair and as the median over the pairs",
+    )
     parser.add_argument("--no-reference", action="store_true", help="ticketml runs only")
     parser.add_argument(
         "--profile", default=None, help="FOLDER: cProfile each run there (top 40 by own time)"
@@ -296,48 +321,47 @@ def main() -> None:
     ]
     runs = []
     for name, extra in variants:
-        for batch in batches:
-            for compile_ in (False, True) if args.compile else (False,):
-                label = f"{name}_b{batch}{'_compiled' if compile_ else ''}"
-                # compiled, each engine starts from its own empty cache (neither reuses what the
-                # other compiled), then ticketml once more from the cache its first run filled
-                caches = {
-                    k: tempfile.mkdtemp(prefix=f"compile-{k}-") if compile_ else None
-                    for k in ("ours", "ref")
-                }
-                state = "cold" if compile_ else None
-                prof = args.profile and str(Path(args.profile) / f"ticketml_{label}.txt")
-                ours = in_fresh_process(
-                    "ticketml", [*overrides, *extra], batch, compile_, prof, caches["ours"]
+        for batch, compile_, repeat in itertools.product(
+            batches, (False, True) if args.compile else (False,), range(args.repeats)
+        ):
+            label = f"{name}_b{batch}{'_compiled' if compile_ else ''}"
+            label += f"_r{repeat}" if args.repeats > 1 else ""
+            # compiled, each engine starts from its own empty cache (neither reuses what the
+            # other compiled), then ticketml once more from the cache its first run filled
+            caches = {
+                k: tempfile.mkdtemp(prefix=f"compile-{k}-") if compile_ else None
+                for k in ("ours", "ref")
+            }
+            state = "cold" if compile_ else None
+            prof = args.profile and str(Path(args.profile) / f"ticketml_{label}.txt")
+            ours = in_fresh_process(
+                "ticketml", [*overrides, *extra], batch, compile_, prof, caches["ours"]
+            )
+            ours.update(variant=name, compile_cache=state, repeat=repeat)
+            runs.append(ours)
+            if not args.no_reference:
+                prof = args.profile and str(Path(args.profile) / f"reference_{label}.txt")
+                ref = in_fresh_process(
+                    "reference",
+                    [*overrides, *extra],
+                    str(ours["batch_size"]),
+                    compile_,
+                    prof,
+                    caches["ref"],
                 )
-                ours["variant"] = name
-                ours["compile_cache"] = state
-                runs.append(ours)
+                ref.update(variant=name, compile_cache=state, repeat=repeat)
+                ours["vs_reference"] = ours["epoch_samples_per_s"] / ref["loop_samples_per_s"]
+                runs.insert(-1, ref)
+            if compile_:
+                warm = in_fresh_process(
+                    "ticketml", [*overrides, *extra], batch, True, None, caches["ours"]
+                )
+                warm.update(variant=f"{name}, warm cache", compile_cache="warm", repeat=repeat)
                 if not args.no_reference:
-                    prof = args.profile and str(Path(args.profile) / f"reference_{label}.txt")
-                    ref = in_fresh_process(
-                        "reference",
-                        [*overrides, *extra],
-                        str(ours["batch_size"]),
-                        compile_,
-                        prof,
-                        caches["ref"],
-                    )
-                    ref.update(variant=name, compile_cache=state)
-                    ours["vs_reference"] = ours["epoch_samples_per_s"] / ref["loop_samples_per_s"]
-                    runs.insert(-1, ref)
-                if compile_:
-                    warm = in_fresh_process(
-                        "ticketml", [*overrides, *extra], batch, True, None, caches["ours"]
-                    )
-                    warm.update(variant=f"{name}, warm cache", compile_cache="warm")
-                    if not args.no_reference:
-                        warm["vs_reference"] = (
-                            warm["epoch_samples_per_s"] / ref["loop_samples_per_s"]
-                        )
-                    runs.append(warm)
-                for c in filter(None, caches.values()):
-                    shutil.rmtree(c, ignore_errors=True)
+                    warm["vs_reference"] = warm["epoch_samples_per_s"] / ref["loop_samples_per_s"]
+                runs.append(warm)
+            for c in filter(None, caches.values()):
+                shutil.rmtree(c, ignore_errors=True)
     result = {
         "device": args.device,
         "data": args.data,
@@ -346,6 +370,7 @@ def main() -> None:
         "overrides": args.overrides,
         "note": "x ref: ticketml's whole epoch (validation included) over the reference loop alone",
         "runs": runs,
+        "vs_reference": ratios(runs),
         "machine": machine_info(),
     }
     print_table(result)
