@@ -585,6 +585,32 @@ def _first_epoch(run: dict, digits: int) -> str:
     return f"{run['epoch_seconds'][0]:.{digits}f} s against {steady:.2f} s"
 
 
+def _eager_repeats_section(result: dict | None) -> list[str]:
+    """The eager pairs measured again and again (`--repeats`): each pair's ratio and the median."""
+    if not result:
+        return []
+    ratio = next(v for k, v in result["vs_reference"].items() if "ticketml train" in k)
+    each = ", ".join(f"{x:.2f}×" for x in ratio["per_repeat"])
+    met = "met" if ratio["median"] >= 1.0 else "not met"
+    return [
+        "",
+        f"The eager pair again at {result['stamp']['commit'][:7]} on a lent "
+        f"{result['machine'].get('gpu')}, {result['epochs']} epochs (the steady epoch is the "
+        f"median of the last {result['epochs'] - 1}), {len(ratio['per_repeat'])} pairs in a row "
+        "(`--repeats`: `ticketml train`, then the reference, each in a fresh process): "
+        f"`ticketml train`'s whole epoch, validation included, is {each} the reference's loop, "
+        f"median {ratio['median']:.2f}× (the issue's ≥ 1.0×: {met}).",
+        "",
+        "| pair | engine | batch | epoch 1 | steady epoch | epoch 1 / steady | training loop "
+        "samples/s | whole epoch samples/s | × reference | peak memory | test F1 topic / priority |",
+        "| --- " * 11 + "|",
+        *(
+            f"| {run.get('repeat', 0) + 1} " + row[row.index("|", 1) :]
+            for run, row in zip(result["runs"], _train_rows(result, with_variant=True), strict=True)
+        ),
+    ]
+
+
 def training_section() -> list[str]:
     gpu = load("train_gpu.json")
     if not gpu or "runs" not in gpu:
@@ -738,6 +764,7 @@ def training_section() -> list[str]:
             "| --- " * 11 + "|",
             *_train_rows(regional, with_variant=True),
         ]
+    lines += _eager_repeats_section(load("gpu/train_gpu_eager_repeats.json"))
     quality = load("train_gpu_batch_quality.json")
     if quality:
         lines += [
