@@ -70,3 +70,25 @@ def test_run_jobs_takes_key_values_after_only_as_values():
         ["jira=x", "enc=/tmp/m"],
     )
     assert split_only(None, ["jira=x"]) == (None, ["jira=x"])
+
+
+def test_throughput_repeats_report_each_pair_and_the_median_per_engine_and_batch():
+    from bench.train_throughput import ratios
+
+    def run(engine, batch, ratio=None, variant="default"):
+        r = {"engine": engine, "batch_size": batch, "variant": variant}
+        return r | ({"vs_reference": ratio} if ratio is not None else {})
+
+    runs = [
+        run("plain PyTorch eager", 256),
+        run("ticketml train", 256, 0.80),
+        run("plain PyTorch eager", 256),
+        run("ticketml train", 256, 1.06),
+        run("ticketml train", 256, 1.02),
+        run("ticketml train", 64, 0.95),
+    ]
+    out = ratios(runs)
+    assert out == {
+        "default | ticketml train | 256": {"per_repeat": [0.80, 1.06, 1.02], "median": 1.02},
+        "default | ticketml train | 64": {"per_repeat": [0.95], "median": 0.95},
+    }
