@@ -3,6 +3,11 @@
     python tools/gpu_pack.py pack .carry          # here: wheels, the MiniLM encoder, outside data
     python tools/gpu_pack.py unpack .carry        # there: prints the shell lines to use them
 
+    # over 64 MiB with multilingual-e5-small: two carries for two calls to the warm machine
+    python tools/gpu_pack.py pack .carry1 --parts wheels,data && python tools/e5_pack.py pack .carry1/e5
+    python tools/gpu_pack.py pack .carry2 --parts minilm
+    python tools/gpu_pack.py pack .carry3 --parts wheels,postgres,minilm   # bench/tune_workers.py
+
 The machine's Python (3.12) has torch, Lightning and transformers but not MLflow, Hydra or Optuna:
 their wheels (and those of their dependencies that it lacks) travel in `.carry/whl`. The default
 encoder's weights (87 MB in float32) travel as float16 (values rounded to float16, then loaded
@@ -58,14 +63,18 @@ WHEELS = [
     "cryptography==50.0.2",  # MLflow's SQL store
     "cffi==2.1.1",
     "pycparser==3.12",
-    # the team stack's PostgreSQL, for tune workers sharing one study (bench/tune_workers.py)
+    "platformdirs==4.14.9",
+    "psutil==7.2.2",
+]
+# the team stack's PostgreSQL, for tune workers sharing one study (bench/tune_workers.py) only:
+# 15 MiB that the quality and throughput jobs do not need (part "postgres")
+POSTGRES_WHEELS = [
     "pgserver==0.1.4",
     "psycopg==3.3.9",
     "psycopg-binary==3.3.9",
     "fasteners==0.20",
-    "platformdirs==4.14.9",
-    "psutil==7.2.2",
 ]
+PARTS = ("wheels", "postgres", "minilm", "data")
 SDIST_ONLY = ["antlr4-python3-runtime==4.9.3"]  # pure Python: built into a wheel here
 PLATFORM = [
     "--python-version",
@@ -139,30 +148,41 @@ def restored_weights(weights: dict, vocab: int) -> dict:
     return {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in weights.items()}
 
 
-def pack(out: Path) -> None:
+def pack(out: Path, parts: tuple[str, ...] = ("wheels", "minilm", "data")) -> None:
+    """`parts` of PARTS into `out`: the wheels (with "postgres" the team stack's too), the
+    MiniLM weights, the outside and Jira samples. Each part unpacks on its own, so parts over
+    64 MiB together travel as separate carries to the warm machine."""
     import pandas as pd
     from safetensors.torch import save_file
 
     from ticketml.encoder import resolve_encoder
 
-    whl = out / "whl"
-    whl.mkdir(parents=True, exist_ok=True)
+    if unknown := set(parts) - set(PARTS):
+        raise SystemExit(f"unknown parts {sorted(unknown)}: choose from {', '.join(PARTS)}")
     pip = [sys.executable, "-m", "pip"]
-    subprocess.run(
-        [*pip, "download", "-q", "--no-deps", "--only-binary=:all:", *PLATFORM, "-d", whl, *WHEELS],
-        check=True,
+    wheels = (WHEELS if "wheels" in parts else []) + (
+        POSTGRES_WHEELS if "postgres" in parts else []
     )
-    subprocess.run([*pip, "wheel", "-q", "--no-deps", "-w", whl, *SDIST_ONLY], check=True)
-    src = Path(resolve_encoder("minilm"))
-    enc = out / "minilm"
-    enc.mkdir(exist_ok=True)
-    for f in src.iterdir():
-        if f.is_file() and f.suffix in (".json", ".txt"):
-            shutil.copy(f, enc / f.name)
-    save_file(carried_weights(src), enc / "model.fp16.safetensors")
+    if wheels:
+        whl = out / "whl"
+        whl.mkdir(parents=True, exist_ok=True)
+        download = [*pip, "download", "-q", "--no-deps", "--only-binary=:all:", *PLATFORM]
+        subprocess.run([*download, "-d", whl, *wheels], check=True)
+    if "wheels" in parts:
+        subprocess.run(
+            [*pip, "wheel", "-q", "--no-deps", "-w", out / "whl", *SDIST_ONLY], check=True
+        )
+    if "minilm" in parts:
+        src = Path(resolve_encoder("minilm"))
+        enc = out / "minilm"
+        enc.mkdir(parents=True, exist_ok=True)
+        for f in src.iterdir():
+            if f.is_file() and f.suffix in (".json", ".txt"):
+                shutil.copy(f, enc / f.name)
+        save_file(carried_weights(src), enc / "model.fp16.safetensors")
     for source, name in ((OUTSIDE, "support.parquet"), (JIRA, "jira.parquet")):
-        if source.is_file():  # Parquet: a third of the CSV's size
-            (out / "data").mkdir(exist_ok=True)
+        if "data" in parts and source.is_file():  # Parquet: a third of the CSV's size
+            (out / "data").mkdir(parents=True, exist_ok=True)
             pd.read_csv(source, dtype=str, keep_default_na=False).to_parquet(
                 out / "data" / name, compression="zstd"
             )
@@ -212,6 +232,19 @@ def unpack(src: Path, site: Path = Path("/tmp/site"), encoder: Path = Path("/tmp
 
 
 if __name__ == "__main__":
-    verb, folder = sys.argv[1], Path(sys.argv[2])
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("verb", choices=["pack", "unpack"])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument(
+        "--parts",
+        default="wheels,minilm,data",
+        help=f"pack: a comma-separated choice of {', '.join(PARTS)} (default: all but postgres)",
+    )
+    args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    {"pack": pack, "unpack": unpack}[verb](folder)
+    if args.verb == "pack":
+        pack(args.folder, tuple(filter(None, args.parts.split(","))))
+    else:
+        unpack(args.folder)
