@@ -5,9 +5,10 @@
 #   CARRY=.carry1 JOBS="long_avg3_42 ..." DEADLINE=320 bash tools/device_call.sh
 #   CARRY=.carry2 TP=150 TP_ENC=/tmp/minilm JOBS="jira_1 jira_2" bash tools/device_call.sh
 #
-# CARRY: a folder made by `python tools/gpu_pack.py pack` (or part of one: wheels, data, minilm),
-#   with e5/ from `python tools/e5_pack.py pack CARRY/e5` where the jobs train
-#   multilingual-e5-small. Parts unpacked by an earlier call stay on the warm machine.
+# CARRY: a folder made by `python tools/gpu_pack.py pack CARRY [--parts ...]`, with e5/ from
+#   `python tools/e5_pack.py pack CARRY/e5` where the jobs train multilingual-e5-small; under
+#   64 MiB with the repository, so an e5 round takes two (tools/gpu_pack.py's docstring). Parts
+#   unpacked by an earlier call stay on the warm machine (30 s between calls).
 # JOBS: job names of JOBFILE (default bench/jobs/quality_gpu_best_weights.txt), run with
 #   bench/run_jobs.py until DEADLINE seconds (default 420).
 # TP: seconds for `bench/train_throughput.py --repeats 2` first (eager pairs, the default batch;
