@@ -597,7 +597,7 @@ def _eager_repeats_section(result: dict | None) -> list[str]:
         f"The eager pair again at {result['stamp']['commit'][:7]} on a lent "
         f"{result['machine'].get('gpu')}, {result['epochs']} epochs (the steady epoch is the "
         f"median of the last {result['epochs'] - 1}), {len(ratio['per_repeat'])} pairs in a row "
-        "(`--repeats`: `ticketml train`, then the reference, each in a fresh process): "
+        "(`--repeats`: each engine in a fresh process, the reference first in every other pair): "
         f"`ticketml train`'s whole epoch, validation included, is {each} the reference's loop, "
         f"median {ratio['median']:.2f}× (the issue's ≥ 1.0×: {met}).",
         "",

@@ -248,6 +248,13 @@ def in_fresh_process(
         return json.loads(Path(out.name).read_text())
 
 
+def measure(kind: str, size: str, cache, *, overrides, compile_, profile_dir, label, tags) -> dict:
+    """One engine's run in a fresh process (in_fresh_process), tagged with `tags`; profiled to
+    <profile_dir>/<kind>_<label>.txt where a folder is given."""
+    prof = profile_dir and str(Path(profile_dir) / f"{kind}_{label}.txt")
+    return in_fresh_process(kind, overrides, size, compile_, prof, cache) | tags
+
+
 def one(argv: list[str]) -> None:
     import json
 
@@ -302,8 +309,8 @@ def main() -> None:
         "--repeats",
         type=int,
         default=1,
-        help="measure each pair (ticketml, then the reference, fresh processes) N times: the "
-        "ratio is reported per pair and as the median over the pairs",
+        help="measure each pair (ticketml and the reference in fresh processes, the reference "
+        "first in every other pair) N times: the ratio is reported per pair and as the median",
     )
     parser.add_argument("--no-reference", action="store_true", help="ticketml runs only")
     parser.add_argument(
@@ -320,6 +327,7 @@ def main() -> None:
         (v.split("=", 1)[0], v.split("=", 1)[1].split()) for v in args.variant
     ]
     runs = []
+    resolved: dict[str, str] = {}  # batch setting -> the batch ticketml resolved it to
     for name, extra in variants:
         for batch, compile_, repeat in itertools.product(
             batches, (False, True) if args.compile else (False,), range(args.repeats)
@@ -333,25 +341,30 @@ def main() -> None:
                 for k in ("ours", "ref")
             }
             state = "cold" if compile_ else None
-            prof = args.profile and str(Path(args.profile) / f"ticketml_{label}.txt")
-            ours = in_fresh_process(
-                "ticketml", [*overrides, *extra], batch, compile_, prof, caches["ours"]
+
+            common = {
+                "overrides": [*overrides, *extra],
+                "compile_": compile_,
+                "profile_dir": args.profile,
+                "label": label,
+                "tags": {"variant": name, "compile_cache": state, "repeat": repeat},
+            }
+            # every other pair runs the reference first, so a drift of the card's clocks over
+            # the run does not always favour the same engine
+            ref_first = repeat % 2 == 1 and batch in resolved and not args.no_reference
+            ref = (
+                measure("reference", resolved[batch], caches["ref"], **common)
+                if ref_first
+                else None
             )
-            ours.update(variant=name, compile_cache=state, repeat=repeat)
-            runs.append(ours)
+            ours = measure("ticketml", batch, caches["ours"], **common)
+            resolved[batch] = str(ours["batch_size"])
             if not args.no_reference:
-                prof = args.profile and str(Path(args.profile) / f"reference_{label}.txt")
-                ref = in_fresh_process(
-                    "reference",
-                    [*overrides, *extra],
-                    str(ours["batch_size"]),
-                    compile_,
-                    prof,
-                    caches["ref"],
-                )
-                ref.update(variant=name, compile_cache=state, repeat=repeat)
+                ref = ref or measure("reference", resolved[batch], caches["ref"], **common)
+                ref["order"] = ours["order"] = "reference first" if ref_first else "ticketml first"
                 ours["vs_reference"] = ours["epoch_samples_per_s"] / ref["loop_samples_per_s"]
-                runs.insert(-1, ref)
+                runs.append(ref)
+            runs.append(ours)
             if compile_:
                 warm = in_fresh_process(
                     "ticketml", [*overrides, *extra], batch, True, None, caches["ours"]
