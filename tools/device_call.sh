@@ -3,8 +3,10 @@
 # results under $OUT in files the tool brings back (at most 8, 16 MiB each).
 #
 #   CARRY=.carry1 JOBS="long_avg3_42 ..." DEADLINE=320 bash tools/device_call.sh
-#   CARRY=.carry2 TP=150 TP_ENC=/tmp/minilm JOBS="jira_1 jira_2" bash tools/device_call.sh
+#   CARRY=.carry2 TP=200 bash tools/device_call.sh             # MiniLM: the eager pairs alone
+#   JOBS="jira_avg3_42 jira_1" DEADLINE=540 bash tools/device_call.sh   # nothing carried
 #
+# A call is at most 600 s: unpacking (about 30 s), TP and DEADLINE must fit in it.
 # CARRY: a folder made by `python tools/gpu_pack.py pack CARRY [--parts ...]`, with e5/ from
 #   `python tools/e5_pack.py pack CARRY/e5` where the jobs train multilingual-e5-small; under
 #   64 MiB with the repository, so an e5 round takes two (tools/gpu_pack.py's docstring). Parts
@@ -20,9 +22,11 @@
 set -u
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPYCACHEPREFIX=/tmp/pyc PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-python3 tools/gpu_pack.py unpack "$CARRY" >/tmp/unpack.log 2>&1 || { tail -20 /tmp/unpack.log; exit 1; }
+if [ -n "${CARRY:-}" ]; then  # none: what earlier calls unpacked on the warm machine
+  python3 tools/gpu_pack.py unpack "$CARRY" >/tmp/unpack.log 2>&1 || { tail -20 /tmp/unpack.log; exit 1; }
+fi
 export PYTHONPATH=/tmp/site:$PWD
-if [ -d "$CARRY/e5" ]; then
+if [ -n "${CARRY:-}" ] && [ -d "$CARRY/e5" ]; then
   python3 tools/e5_pack.py unpack "$CARRY/e5" >/tmp/e5.log 2>&1 || { tail -20 /tmp/e5.log; exit 1; }
 fi
 if [ -n "${TP:-}" ]; then
