@@ -163,3 +163,22 @@ def test_ece_noise_is_what_a_calibrated_model_scores_and_miscalibration_exceeds_
     assert ece(sharp, labels) > 2 * ece_noise(sharp)["p95"]
     # more rows, less noise
     assert ece_noise(np.tile(probs, (10, 1)))["mean"] < noise["mean"] / 2
+
+
+def test_a_calibrated_model_on_few_rows_ships_no_map_and_an_overconfident_one_a_temperature():
+    # labels drawn from the model's own probabilities: a fitted map only follows the noise of 600
+    # validation rows, so none (the identity, temperature 1) is shipped, on most such draws
+    shipped = []
+    for seed in range(8):
+        logits, labels = _overconfident(n=600, true_t=1.0, seed=seed)
+        chosen = fit_calibration(logits, labels)
+        assert list(chosen["selected_by"]["cv_nll"])[0] == "identity"
+        if chosen["temperature"] == 1.0 and "bias" not in chosen and "floor" not in chosen:
+            assert np.allclose(scaled(logits, chosen), softmax(logits))
+            shipped.append(seed)
+    assert len(shipped) >= 6, shipped
+    logits, labels = _overconfident(n=600)  # the real distribution is flatter: T = 2.5
+    chosen = fit_calibration(logits, labels)
+    cv = chosen["selected_by"]["cv_nll"]
+    assert cv["identity"] > cv["temperature"] + 0.05
+    assert chosen["temperature"] == pytest.approx(2.5, rel=0.25)

@@ -57,6 +57,7 @@ def test_one_epoch_train_writes_every_output_and_logs_the_run(data_workdir, tiny
     for task in ("topic", "priority"):
         assert calibration[task]["temperature"] > 0
         assert set(calibration[task]["selected_by"]["cv_nll"]) == {
+            "identity",
             "temperature",
             "temperature_bias",
             "temperature_floor",
