@@ -1436,12 +1436,9 @@ def bar_lines(runs: dict) -> list[str]:
         worst_run = [max(group, key=lambda r, t=t: r["models"]["hybrid"][t]["ece"]) for t in tasks]
         worst = [r["models"]["hybrid"][t]["ece"] for r, t in zip(worst_run, tasks, strict=True)]
         # the ECE a perfectly calibrated model with the same probabilities scores on that split's
-        # test rows (bench/quality.py's ece_noise; the runs rescored from their probabilities)
-        rescored = {r["seed"]: r for r in runs.get((dataset, f"{SHIPPED[dataset]}_rescored"), [])}
+        # test rows (bench/quality.py's ece_noise; runs scored before it was have none)
         noise = [
-            rescored[r["seed"]]["models"]["hybrid"][t].get("ece_noise", {}).get("p95")
-            if r["seed"] in rescored
-            else None
+            r["models"]["hybrid"][t].get("ece_noise", {}).get("p95")
             for r, t in zip(worst_run, tasks, strict=True)
         ]
         named = ("topic", "2nd task")
