@@ -60,10 +60,11 @@ def write_result(result: dict, path: str | Path) -> Path:
     return path
 
 
-def scratch_overrides(prefix: str = "ticketml-bench-") -> list[str]:
+def scratch_overrides(prefix: str = "ticketml-bench-", work: Path | None = None) -> list[str]:
     """Hydra overrides that send a benchmark's data, artifacts, checkpoints, plots and MLflow runs
-    to a new temporary folder, so that it never writes into the user's project or store."""
-    work = Path(tempfile.mkdtemp(prefix=prefix))
+    to a new temporary folder (or to `work`), so that it never writes into the user's project or
+    store."""
+    work = work or Path(tempfile.mkdtemp(prefix=prefix))
     dirs = ("raw_dir", "processed_dir", "artifacts_dir", "plots_dir", "checkpoints_dir")
     return [f"paths.{k}={work}/{k}" for k in dirs] + [
         f"mlflow.tracking_uri=sqlite:///{work}/mlflow.db"

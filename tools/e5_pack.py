@@ -55,20 +55,18 @@ def benchmark_splits(out: Path) -> list[Path]:
     """The processed splits of the e5 GPU jobs (bench/jobs/quality_gpu*.txt): synthetic_long
     for seeds 42 1 2 3 4 and, where ../shared has it, the outside sample (its texts are the same
     for every seed), each made by `ticketml data` under `out`."""
+    from bench.machine import scratch_overrides
     from ticketml.config import load_config
     from ticketml.data.preprocess import preprocess
     from ticketml.data.sources import download_data
+    from tools.gpu_pack import OUTSIDE
 
-    outside = ROOT.parent / "shared" / "data" / "support-tickets-sample" / "tickets.csv"
     runs = [("synthetic_long", seed, []) for seed in (42, 1, 2, 3, 4)]
-    runs += [("support_tickets", 42, [f"data.path={outside}"])] if outside.is_file() else []
+    runs += [("support_tickets", 42, [f"data.path={OUTSIDE}"])] if OUTSIDE.is_file() else []
     dirs = []
     for data, seed, extra in runs:
         work = out / f"{data}_{seed}"
-        paths = [
-            f"paths.{k}={work}/{k}"
-            for k in ("raw_dir", "processed_dir", "artifacts_dir", "plots_dir", "checkpoints_dir")
-        ]
+        paths = scratch_overrides(work=work)
         cfg = load_config([f"data={data}", f"seed={seed}", *paths, *extra])
         download_data(cfg)
         preprocess(cfg)
