@@ -53,8 +53,9 @@ def token_ids(tokenizer_json: Path, data_dirs: list[Path], prefixes=("", "query:
 
 def benchmark_splits(out: Path) -> list[Path]:
     """The processed splits of the e5 GPU jobs (bench/jobs/quality_gpu*.txt): synthetic_long
-    for seeds 42 1 2 3 4 and, where ../shared has it, the outside sample (its texts are the same
-    for every seed), each made by `ticketml data` under `out`."""
+    for seeds 42 1 2 3 4, its 40,000 tickets of `bench/scale.py` and, where ../shared has it,
+    the outside sample (its texts are the same for every seed), each made by `ticketml data`
+    under `out`."""
     from bench.machine import scratch_overrides
     from ticketml.config import load_config
     from ticketml.data.preprocess import preprocess
@@ -62,10 +63,11 @@ def benchmark_splits(out: Path) -> list[Path]:
     from tools.gpu_pack import OUTSIDE
 
     runs = [("synthetic_long", seed, []) for seed in (42, 1, 2, 3, 4)]
+    runs += [("synthetic_long", 42, ["data.synthetic.n_samples=40000"])]  # bench/scale.py's
     runs += [("support_tickets", 42, [f"data.path={OUTSIDE}"])] if OUTSIDE.is_file() else []
     dirs = []
-    for data, seed, extra in runs:
-        work = out / f"{data}_{seed}"
+    for i, (data, seed, extra) in enumerate(runs):
+        work = out / f"{i}_{data}_{seed}"
         paths = scratch_overrides(work=work)
         cfg = load_config([f"data={data}", f"seed={seed}", *paths, *extra])
         download_data(cfg)
