@@ -599,7 +599,8 @@ def _eager_repeats_section(result: dict | None) -> list[str]:
         f"median of the last {result['epochs'] - 1}), {len(ratio['per_repeat'])} pairs in a row "
         "(`--repeats`: each engine in a fresh process, the reference first in every other pair): "
         f"`ticketml train`'s whole epoch, validation included, is {each} the reference's loop, "
-        f"median {ratio['median']:.2f}× (the issue's ≥ 1.0×: {met}).",
+        f"median {ratio['median']:.2f}× (the issue's ≥ 1.0×: {met})."
+        + _epoch_breakdown(result["runs"]),
         "",
         "| pair | engine | batch | epoch 1 | steady epoch | epoch 1 / steady | training loop "
         "samples/s | whole epoch samples/s | × reference | peak memory | test F1 topic / priority |",
@@ -609,6 +610,34 @@ def _eager_repeats_section(result: dict | None) -> list[str]:
             for run, row in zip(result["runs"], _train_rows(result, with_variant=True), strict=True)
         ),
     ]
+
+
+def _epoch_breakdown(runs: list[dict]) -> str:
+    """Where a steady epoch of `ticketml train` goes beside the reference's loop: the training
+    loops' ratio, validation and the rest of the epoch (means over the pairs' steady epochs)."""
+    ours = [r for r in runs if r["engine"] == "ticketml train" and "validation_seconds" in r]
+    refs = [r for r in runs if r["engine"].startswith("plain PyTorch")]
+    if not ours or len(refs) != len(ours):
+        return ""
+    from statistics import fmean
+
+    def steady(values: list[float]) -> float:
+        return fmean(values[1:])
+
+    loops = [steady(r["loop_seconds"]) for r in ours]
+    ref_loops = [steady(r["loop_seconds"]) for r in refs]
+    val = [steady(r["validation_seconds"]) for r in ours]
+    rest = [
+        steady(r["epoch_seconds"]) - loop - v for r, loop, v in zip(ours, loops, val, strict=True)
+    ]
+    return (
+        f" Its training loop is {fmean(ref_loops) / fmean(loops):.2f}× the reference's "
+        f"({fmean(loops):.3f} s against {fmean(ref_loops):.3f} s a steady epoch); the "
+        f"rest of its epoch is validation ({fmean(val):.3f} s) and {fmean(rest):.3f} s of "
+        "epoch-end work (metrics, early stopping, keeping the best weights, MLflow), which the "
+        "reference does not do. Where a steady epoch lasts about a second, those 0.09 s are "
+        "what the issue's 1.0× would have the loop win back."
+    )
 
 
 def training_section() -> list[str]:
@@ -947,28 +976,92 @@ def scale_section() -> list[str]:
         + ", ".join(f"{x:.1f}" for x in epochs[:8])
         + ", ...). The encoder here is MiniLM (`model.encoder_name=/tmp/minilm`); "
         "`model=auto` picks multilingual-e5-small for this English + Russian data where "
-        "`make e5` has prepared it, which is not timed here yet.",
+        "`make e5` has prepared it: timed below.",
+    ]
+    return lines + scale_e5_lines(load("gpu/scale_gpu_main_e5.json"))
+
+
+def scale_e5_lines(r: dict | None) -> list[str]:
+    """bench/scale.py --main with the default encoder for synthetic_long on a GPU
+    (multilingual-e5-small, `model=auto`): its stages and what is left to the issue's 240 s."""
+    if not r:
+        return []
+    total, summary, base = r["total_seconds"], r["train_summary"], r["baseline_summary"]
+    by = {s["stage"]: s for s in r["stages"]}
+    lines = [
+        "",
+        f"With the default encoder, `bench/scale.py --main` as a user runs it (`model=auto`: "
+        f"{summary['encoder']} for this English + Russian data; bytecode cache), on a lent "
+        f"{r['machine'].get('gpu')} with {r['machine'].get('cpu_count')} cores, "
+        f"{r['stamp']['written'][:10]}, with the baseline's heads solved on the GPU "
+        f"(`ticketml.logistic.device_lbfgs`):",
+        "",
+        "| stage | seconds | share | GPU busy |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in ("data", "baseline", "train", "export_onnx", "evaluate"):
+        s = by.get(name, {})
+        if "beside_train_seconds" in s:
+            lines.append(
+                f"| {name} | beside train: fit {base['fit']:.1f} s (features "
+                f"{base['features']:.1f} s, heads {base['heads']:.1f} s on the GPU) | | |"
+            )
+            continue
+        busy = f"{s['gpu_busy_pct']:.0f}%" if "gpu_busy_pct" in s else ""
+        lines.append(f"| {name} | {s['seconds']:.0f} s | {s['seconds'] / total:.0%} | {busy} |")
+    epochs = summary["epoch_seconds"]
+    lines += [
+        f"| total | **{total:.0f} s** | | |",
+        "",
+        f"Not met with this encoder: {total:.0f} s against the issue's 240 s (MiniLM: the "
+        f"column above). Training ran {summary['epochs']} epochs (best {summary['best_epoch']}) "
+        f"of {min(epochs):.1f}–{max(epochs):.1f} s, twice MiniLM's layers, after "
+        f"{summary['phase_seconds']['data_and_model']:.0f} s of tokenising and loading; export "
+        "scores val and test with the INT8 graph on the CPU's cores (what serving runs, so the "
+        "hybrid is fitted and evaluated on it), the largest stage here. The baseline beside "
+        f"training now fits in {base['fit']:.0f} s (before: 89–165 s beside MiniLM's training).",
     ]
     return lines
 
 
 def baseline_fit_section() -> list[str]:
     """The README's summary; the table itself is in docs/benchmarks.md (benchmarks_page)."""
-    r = load("baseline_fit_synthetic_long_h200.json")
+    r = load("gpu/baseline_fit_synthetic_long_h100.json")
     if not r:
         return []
-    ref = next(x["wall_s"] for x in r["rows"] if x["engine"].startswith("scikit"))
-    stage = min(x["wall_s"] for x in r["rows"])
+    wall = {x["engine"]: x["wall_s"] for x in r["rows"]}
+    ref = next(v for k, v in wall.items() if k.startswith("scikit"))
+    cores, gpu = wall["fit_heads (the stage)"], wall.get("fit_heads (the stage) on cuda")
+    if gpu is None:
+        return []
+    f1 = {
+        (x["engine"], x["task"]): f"{x['val_macro_f1']:.3f} / {x['test_macro_f1']:.3f}"
+        for x in r["rows"]
+    }
+    fit = r["features_s"] + gpu
     return [
-        "### The baseline's heads on every core (`python bench/baseline_fit.py`)",
+        "### The baseline's heads on every core, or on the GPU (`python bench/baseline_fit.py`)",
         "",
-        f"{r['train_rows']:,} long synthetic tickets, {r['cores']} cores of the lent "
-        f"{r['machine'].get('gpu')} machine: both heads {ref:.0f} s with plain scikit-learn, "
-        f"{stage:.0f} s with the stage's `fit_heads` ({ref / stage:.1f}×), the same val/test "
-        "macro-F1 to ±0.001 (the table: [docs/benchmarks.md](docs/benchmarks.md)). Not met: the "
-        f"issue's 30 s for the whole fit at this size (features {r['features_s']:.0f} s + heads "
-        f"{stage:.0f} s). What is left is L-BFGS's own step (scipy's `setulb`, one core, holding "
-        "the GIL) and the sums that do not split by rows.",
+        f"{r['train_rows']:,} long synthetic tickets ({r['features']:,} features, "
+        f"{r['nonzeros']:,} nonzeros), one lent {r['machine'].get('gpu')} with {r['cores']} "
+        f"cores, every engine in one run on the same matrix: both heads {ref:.0f} s with plain "
+        f"scikit-learn (the reference), {cores:.1f} s with the stage's `fit_heads` on the cores "
+        f"({ref / cores:.1f}×), **{gpu:.1f} s** on the GPU ({ref / gpu:.1f}×; "
+        "`baseline.device=auto`). On the GPU the whole solver runs there "
+        "(`ticketml.logistic.device_lbfgs`: torch's L-BFGS, scikit-learn's gradient tolerance, "
+        "history and iteration cap); before, only the loss did and scipy's L-BFGS-B step, "
+        "single-threaded over every coefficient, took most of the 42 s it needed. Val / test "
+        "macro-F1, topic: scikit-learn "
+        + f1[("scikit-learn (reference)", "topic")]
+        + ", GPU "
+        + f1[("fit_heads (the stage) on cuda", "topic")]
+        + "; priority: "
+        + f1[("scikit-learn (reference)", "priority")]
+        + " and "
+        + f1[("fit_heads (the stage) on cuda", "priority")]
+        + f". The whole fit: features {r['features_s']:.1f} s + heads {gpu:.1f} s = "
+        f"**{fit:.1f} s**, within the issue's 30 s on a GPU box (on its 16 cores alone "
+        f"{r['features_s'] + cores:.0f} s). The table: [docs/benchmarks.md](docs/benchmarks.md).",
     ]
 
 
@@ -1337,7 +1430,7 @@ GPU_RECIPES = {
     "best": "**the shipped defaults**, scored at the best validation epoch's weights (what `ticketml train` ships; round 27, one H100)",
     "best_nocw": "the shipped defaults without class weights in the loss (`model.class_weights=false`), best epoch's weights",
     "best_lw1": "the shipped defaults with equal task weights (`model.loss_weights.priority=1`), best epoch's weights",
-    "best_avg3": "the shipped defaults, the average of the 3 best epochs' weights where it wins on val (`train.average_top_k=3`; round 28, one H100)",
+    "best_avg3": "the shipped defaults, the average of the 3 best epochs' weights where it wins on val (`train.average_top_k=3`; rounds 28-29, one H100)",
     "defaults": "`model=auto` (multilingual-e5-small on the outside sample and synthetic_long: **the shipped defaults** there; on Jira MiniLM at its former GPU rate, 1e-4 for encoder and heads), rerun",
     "defaults_rerun": "the same command and seeds again (the GPU's run-to-run spread)",
     "defaults_lr5e-5": "`model=auto` at learning rate 5e-5 (then `model.learning_rate=5e-5`)",
@@ -1508,7 +1601,7 @@ def average_lines(runs: dict, recipe: str = "best_avg3") -> list[str]:
         return []
     return [
         "",
-        "The average of the 3 best epochs' weights (`train.average_top_k=3`, round 28, one "
+        "The average of the 3 best epochs' weights (`train.average_top_k=3`, rounds 28 and 29 (Jira), one "
         "NVIDIA H100 80GB HBM3) split by split, each beside the shipped defaults on the same "
         "split (round 27). Each is its own training run: where the average was not kept (it "
         "scored below the best epoch on val) the difference is the GPU's run-to-run spread.",
