@@ -1010,6 +1010,11 @@ def scale_e5_lines(r: dict | None) -> list[str]:
         busy = f"{s['gpu_busy_pct']:.0f}%" if "gpu_busy_pct" in s else ""
         lines.append(f"| {name} | {s['seconds']:.0f} s | {s['seconds'] / total:.0%} | {busy} |")
     epochs = summary["epoch_seconds"]
+    phases = [
+        line.removeprefix("export: ").replace(" done in ", ": ")
+        for line in by["export_onnx"].get("output_tail", [])
+        if line.startswith("export: ") and " done in " in line
+    ]
     lines += [
         f"| total | **{total:.0f} s** | | |",
         "",
@@ -1018,8 +1023,11 @@ def scale_e5_lines(r: dict | None) -> list[str]:
         f"of {min(epochs):.1f}–{max(epochs):.1f} s, twice MiniLM's layers, after "
         f"{summary['phase_seconds']['data_and_model']:.0f} s of tokenising and loading; export "
         "scores val and test with the INT8 graph on the CPU's cores (what serving runs, so the "
-        "hybrid is fitted and evaluated on it), the largest stage here. The baseline beside "
-        f"training now fits in {base['fit']:.0f} s (before: 89–165 s beside MiniLM's training).",
+        "hybrid is fitted and evaluated on it), the largest stage here; its phases: "
+        + "; ".join(phases)
+        + f" (the rest of its {by['export_onnx']['seconds']:.0f} s: starting, loading the "
+        "checkpoint, the parity checks, logging the bundle). The baseline beside training now "
+        f"fits in {base['fit']:.0f} s (before: 89–165 s beside MiniLM's training).",
     ]
     return lines
 
