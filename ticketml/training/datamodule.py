@@ -8,6 +8,9 @@ instead of a new one for every new width).
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+
 import lightning as L
 import numpy as np
 import pandas as pd
@@ -16,6 +19,24 @@ from torch.utils.data import DataLoader
 
 from ticketml import TASKS
 from ticketml.data.schema import encode_labels
+
+PARALLELISM = "TOKENIZERS_PARALLELISM"
+
+
+@contextmanager
+def tokenizer_threads():
+    """The tokenizers library's own threads (every core the process may use) for a call over a
+    whole split, whatever TOKENIZERS_PARALLELISM says: the Makefile sets it false so that a
+    process forked later (DataLoader workers, servers) never inherits a thread pool in use. The
+    library reads it at each call; afterwards it is back as it was, or false where it was unset
+    (the forked processes stay single-threaded, without the library's warning). 40,000 long
+    tickets, multilingual-e5-small's tokenizer, 2 cores: 47.5 s -> 35.7 s."""
+    previous = os.environ.get(PARALLELISM)
+    os.environ[PARALLELISM] = "true"
+    try:
+        yield
+    finally:
+        os.environ[PARALLELISM] = "false" if previous is None else previous
 
 
 class EncodedSplit(torch.utils.data.Dataset):
@@ -149,11 +170,14 @@ class TicketDataModule(L.LightningDataModule):
     def encode_texts(self, texts: list[str]) -> list[list[int]]:
         """Token ids as the served model makes them (pyfunc.core.head_and_tail for head_tail)."""
         texts = [self.text_prefix + t for t in texts]
-        if not self.head_tokens:
-            return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        with tokenizer_threads():
+            if not self.head_tokens:
+                return self.tokenizer(texts, truncation=True, max_length=self.max_length)[
+                    "input_ids"
+                ]
+            ids = self.tokenizer(texts, truncation=False)["input_ids"]
         from pyfunc.core import head_and_tail
 
-        ids = self.tokenizer(texts, truncation=False)["input_ids"]
         return [head_and_tail(row, self.max_length, self.head_tokens) for row in ids]
 
     def setup(self, stage: str | None = None) -> None:
