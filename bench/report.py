@@ -1029,7 +1029,9 @@ def scale_e5_lines(r: dict | None) -> list[str]:
         "checkpoint, the parity checks, logging the bundle). Since then export scores only the "
         "test split with the INT8 graph (what `evaluate` and `promote` read back) and fits the "
         "hybrid on val's fp32 scores, which the GPU computes in seconds: about half of that "
-        "phase, not yet timed on a GPU. The baseline beside training now fits in "
+        "phase; and train tokenises with the tokenizers library's threads (this run had "
+        "`TOKENIZERS_PARALLELISM=false`, as the Makefile sets it: one thread). Neither is timed "
+        "on a GPU yet. The baseline beside training now fits in "
         f"{base['fit']:.0f} s (before: 89–165 s beside MiniLM's training).",
     ]
     return lines
