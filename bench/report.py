@@ -953,7 +953,7 @@ def scale_section() -> list[str]:
         "",
         f"At {first['stamp']['commit'][:7]} the baseline's heads moved to the GPU "
         f"(`baseline.device=auto`: {heads(first)} s and {heads(last)} s there, against about "
-        "63 s on the 16 cores before; the same L-BFGS steps) and `data` got cheaper (a plain "
+        "63 s on the 16 cores before; the loss there, scipy's L-BFGS steps on the CPU) and `data` got cheaper (a plain "
         "join of the text columns, `str.isascii`); at "
         f"{last['stamp']['commit'][:7]} the baseline beside training also leaves 2 cores to the "
         f"trainer. On two fresh machines: {first['total_seconds']:.0f} s and "

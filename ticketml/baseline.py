@@ -249,7 +249,7 @@ def class_columns(fit: LogisticFit, order: list, n_features: int) -> tuple[np.nd
 
 
 def head_device(b: DictConfig) -> str | None:
-    """Where the heads' loss is computed: "cuda" (baseline.device auto on a machine whose
+    """Where the heads are solved: "cuda" (baseline.device auto on a machine whose
     NVIDIA driver torch sees, or cuda), else None (the CPU's cores: ticketml.logistic)."""
     choice = str(b.device).lower()
     if choice not in ("auto", "cpu", "cuda"):
@@ -301,7 +301,7 @@ def fit_heads(
     joblib shares the matrix with them through memory maps), each summing its loss over row
     shards in threads on its share of the cores (scipy's sparse products release the GIL).
     Each head fits on the rows labelled for its task (partial labels). On a `device` the
-    heads take turns in this process, each loss computed there (DeviceLoss)."""
+    heads take turns in this process, each solved there (DeviceLoss, device_lbfgs)."""
     from joblib import Parallel, delayed
 
     jobs, threads = head_layout(matrix.nnz, device)
