@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> dict:
                             "ERROR",
                         )
                     )
-                ][-20:],
+                ][-40:],
             }
         )
         if proc.returncode:

@@ -431,7 +431,7 @@ def build_bundle(
     phase("ONNX graph", export_graph, model, staging / ONNX_FP32, int(cfg.export.opset))
     classifier = split_scorer(staging, int8=False)
     atol = float(cfg.export.parity_atol)
-    checks = check_parity(model, classifier, frames, atol)
+    checks = phase("parity", check_parity, model, classifier, frames, atol)
     labels = {s: encode_labels(frames[s], label_maps) for s in EVAL_SPLITS}
     device = fp32_device(cfg)
     if device:  # the GPU scores, held to the graph first; not stored as the graph's own
@@ -471,7 +471,7 @@ def export_and_log(cfg: DictConfig, stage) -> dict:
     folder (build_bundle) and published into artifacts/ only when whole; the report written
     and logged on `stage`."""
     out = Path(cfg.paths.artifacts_dir)
-    model = load_checkpoint(cfg)
+    model = phase("checkpoint", load_checkpoint, cfg)
     write_serving_files(model, out, cfg)
     frames = load_splits(cfg)
     stage.inputs(cfg, EVAL_SPLITS, frames)
@@ -485,8 +485,9 @@ def export_and_log(cfg: DictConfig, stage) -> dict:
             shutil.copy(out / name, staging / name)
     try:
         results, checks = build_bundle(cfg, model, frames, staging, out, serve_int8)
-        publish(staging, out, load(staging, int8=serve_int8).files)  # what the bundle holds
+        files = load(staging, int8=serve_int8).files  # what the bundle holds
+        phase("publish", publish, staging, out, files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    report(out, results, checks, serve_int8, stage)
+    phase("report", report, out, results, checks, serve_int8, stage)
     return results
