@@ -5,6 +5,7 @@
 #   CARRY=.carry1 JOBS="long_avg3_42 ..." DEADLINE=320 bash tools/device_call.sh
 #   CARRY=.carry2 TP=200 bash tools/device_call.sh             # MiniLM: the eager pairs alone
 #   JOBS="jira_avg3_42 jira_1" DEADLINE=540 bash tools/device_call.sh   # nothing carried
+#   CARRY=.carry1 CMD='python3 bench/scale.py --main --out $OUT/scale_gpu_e5.json' bash tools/device_call.sh
 #
 # A call is at most 600 s: unpacking (about 30 s), TP and DEADLINE must fit in it.
 # CARRY: a folder made by `python tools/gpu_pack.py pack CARRY [--parts ...]`, with e5/ from
@@ -13,6 +14,8 @@
 #   unpacked by an earlier call stay on the warm machine (30 s between calls).
 # JOBS: job names of JOBFILE (default bench/jobs/quality_gpu_best_weights.txt), run with
 #   bench/run_jobs.py until DEADLINE seconds (default 420).
+# CMD: one command line after TP and before JOBS (bash -c, with this script's environment; its
+#   output in $OUT/cmd.log, whose last lines are printed), e.g. a benchmark that writes to $OUT.
 # TP: seconds for `bench/train_throughput.py --repeats 2` first (eager pairs, the default batch;
 #   four fresh processes: about 120 s with MiniLM, 250 s with multilingual-e5-small), on the
 #   encoder TP_ENC (an encoder_name or path; default /tmp/minilm).
@@ -35,6 +38,11 @@ if [ -n "${TP:-}" ]; then
     "model.encoder_name=${TP_ENC:-/tmp/minilm}" >"$OUT/throughput.log" 2>&1
   echo "throughput: exit $? (124: stopped at ${TP} s)"
   grep -A12 "^training throughput" "$OUT/throughput.log"
+fi
+if [ -n "${CMD:-}" ]; then  # e.g. CMD='python3 bench/scale.py --main --out $OUT/scale.json'
+  bash -c "$CMD" >"$OUT/cmd.log" 2>&1
+  echo "cmd: exit $?"
+  grep -v "INFO\|Warning" "$OUT/cmd.log" | tail -n 25
 fi
 [ -z "${JOBS:-}" ] && exit 0
 out=/tmp/jobs_out
