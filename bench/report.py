@@ -1025,11 +1025,12 @@ def scale_e5_lines(r: dict | None) -> list[str]:
         "run export scored val and test with the INT8 graph on the CPU's cores, the largest "
         "stage here; its phases: "
         + "; ".join(phases)
-        + f" (the rest of its {by['export_onnx']['seconds']:.0f} s: starting, loading the "
-        "checkpoint, the parity checks, logging the bundle). Since then export scores only the "
-        "test split with the INT8 graph (what `evaluate` and `promote` read back) and fits the "
-        "hybrid on val's fp32 scores, which the GPU computes in seconds: about half of that "
-        "phase; and train tokenises with the tokenizers library's threads (this run had "
+        + f" (the rest of its {by['export_onnx']['seconds']:.0f} s, untimed in this run: "
+        "starting, loading the checkpoint, the parity checks, publishing and logging; export "
+        "now times each). Since then export scores only the test split with the INT8 graph "
+        "(what `evaluate` and `promote` read back) and fits the hybrid on val's fp32 scores, "
+        "which the GPU computes in seconds: that should take about half of the INT8 phase "
+        "away; and train tokenises with the tokenizers library's threads (this run had "
         "`TOKENIZERS_PARALLELISM=false`, as the Makefile sets it: one thread). Neither is timed "
         "on a GPU yet. The baseline beside training now fits in "
         f"{base['fit']:.0f} s (before: 89–165 s beside MiniLM's training).",
