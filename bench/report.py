@@ -635,8 +635,8 @@ def _epoch_breakdown(runs: list[dict]) -> str:
         f"({fmean(loops):.3f} s against {fmean(ref_loops):.3f} s a steady epoch); the "
         f"rest of its epoch is validation ({fmean(val):.3f} s) and {fmean(rest):.3f} s of "
         "epoch-end work (metrics, early stopping, keeping the best weights, MLflow), which the "
-        "reference does not do. Where a steady epoch lasts about a second, those 0.09 s are "
-        "what the issue's 1.0× would have the loop win back."
+        f"reference does not do. Where a steady epoch lasts {fmean(ref_loops):.2f} s, those "
+        f"{fmean(val) + fmean(rest):.2f} s are what the issue's 1.0× would have the loop win back."
     )
 
 
@@ -852,6 +852,9 @@ def baseline_scale_section() -> list[str]:
     return lines
 
 
+SCALE_BAR_S = 240  # issue 22: bench/scale.py's total on one GPU
+
+
 def scale_section() -> list[str]:
     before, stages = load("scale_gpu.json"), load("gpu/scale_gpu_stages.json")
     # the runs as `main` runs the stages, oldest first; the last is now
@@ -968,7 +971,9 @@ def scale_section() -> list[str]:
         "processes compiled its imports again (`import torch, transformers, lightning`: 15 s "
         "there, 7.4 s with a bytecode cache). The latest column is the same command with a "
         "bytecode cache (`PYTHONPYCACHEPREFIX=/tmp/pyc`, warmed once), as a user's installed "
-        f"environment runs it: **{main['total_seconds']:.0f} s**, within the issue's 240 s "
+        f"environment runs it: **{main['total_seconds']:.0f} s**, "
+        f"{'within' if main['total_seconds'] <= SCALE_BAR_S else 'over'} the issue's "
+        f"{SCALE_BAR_S} s "
         f"(evaluate {stage(main, 'evaluate')}, train {stage(main, 'train')} for "
         f"{main['train_summary']['epochs']} epochs). One run: its repeat was cut off when the "
         "lent machine was taken back, so the spread with a cache is not measured yet. Training's "
@@ -983,7 +988,8 @@ def scale_section() -> list[str]:
 
 def scale_e5_lines(r: dict | None) -> list[str]:
     """bench/scale.py --main with the default encoder for synthetic_long on a GPU
-    (multilingual-e5-small, `model=auto`): its stages and what is left to the issue's 240 s."""
+    (multilingual-e5-small, `model=auto`): its stages and what is left to the issue's
+    SCALE_BAR_S."""
     if not r:
         return []
     total, summary, base = r["total_seconds"], r["train_summary"], r["baseline_summary"]
@@ -1018,7 +1024,8 @@ def scale_e5_lines(r: dict | None) -> list[str]:
     lines += [
         f"| total | **{total:.0f} s** | | |",
         "",
-        f"Not met with this encoder: {total:.0f} s against the issue's 240 s (MiniLM: the "
+        f"{'Met' if total <= SCALE_BAR_S else 'Not met'} with this encoder: {total:.0f} s "
+        f"against the issue's {SCALE_BAR_S} s (MiniLM: the "
         f"column above). Training ran {summary['epochs']} epochs (best {summary['best_epoch']}) "
         f"of {min(epochs):.1f}–{max(epochs):.1f} s, twice MiniLM's layers, after "
         f"{summary['phase_seconds']['data_and_model']:.0f} s of tokenising and loading. In this "

