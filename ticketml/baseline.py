@@ -356,6 +356,35 @@ def fit_baseline(
     )
 
 
+def out_of_fold_probs(
+    train: pd.DataFrame, label_maps: dict, b: DictConfig, folds: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Every train row's baseline probabilities per task from heads fitted on the other folds
+    (stratified by topic): what the baseline says of a row it never learnt, the teacher of
+    train.distill_weight. The features are fitted once on every train text (they read no
+    label); the heads as `fit_baseline` fits them, on the rows labelled for their task."""
+    from pyfunc.probability import softmax
+    from ticketml.hybrid import fold_splits
+
+    started = time.perf_counter()
+    _, matrix = fit_features(train["text"].tolist(), b)
+    device = head_device(b)
+    out = {t: np.zeros((len(train), len(label_maps[t]))) for t in TASKS}
+    topics = encode_labels(train, label_maps)["topic"]
+    for fitted, held in fold_splits(topics, folds, seed):
+        heads = fit_heads(matrix[fitted], train.iloc[fitted], label_maps, b, device)
+        for task, (coef, intercept) in zip(TASKS, heads, strict=True):
+            out[task][held] = softmax(np.asarray(matrix[held] @ coef) + intercept)
+    log.info(
+        "baseline out-of-fold probabilities: %d rows, %d folds, %.1f s on %s",
+        len(train),
+        folds,
+        time.perf_counter() - started,
+        device or f"{cpu_count()} cores",
+    )
+    return out
+
+
 def sklearn_parity(model: TfidfClassifier, texts: list[str]) -> dict[str, float]:
     """Max |difference| of the features and the probabilities against scikit-learn's
     TfidfVectorizers (given this model's vocabularies and idf) and the same linear heads."""

@@ -128,6 +128,8 @@ class Train:
     average_top_k: int = MISSING
     max_minutes: Any = MISSING  # a number, "auto" or None
     monitor: str = MISSING
+    distill_weight: float = MISSING
+    distill_folds: int = MISSING
     balanced_sampling: bool = MISSING
     num_workers: int = MISSING
     limit_train_batches: Any = MISSING  # a share (0.5) or a number of batches (5)

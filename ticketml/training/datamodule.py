@@ -43,7 +43,12 @@ class EncodedSplit(torch.utils.data.Dataset):
     """A split as arrays; indexed by a list of rows, it returns that batch, collated."""
 
     def __init__(
-        self, input_ids: list[list[int]], labels: dict[str, np.ndarray], pad_id: int, pad_to: int
+        self,
+        input_ids: list[list[int]],
+        labels: dict[str, np.ndarray],
+        pad_id: int,
+        pad_to: int,
+        teachers: dict[str, np.ndarray] | None = None,
     ):
         self.lengths = np.fromiter(map(len, input_ids), np.int64, len(input_ids))
         width = int(self.lengths.max(initial=1))
@@ -53,6 +58,8 @@ class EncodedSplit(torch.utils.data.Dataset):
         )
         self.labels = {t: np.asarray(v, dtype=np.int64) for t, v in labels.items()}
         self.pad_to = max(1, int(pad_to))
+        # per task, a probability row per text (train.distill_weight's soft targets)
+        self.teachers = {t: np.asarray(v, dtype=np.float32) for t, v in (teachers or {}).items()}
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -70,6 +77,8 @@ class EncodedSplit(torch.utils.data.Dataset):
         }
         for task, labels in self.labels.items():
             out[task] = torch.from_numpy(labels[rows])
+        for task, probs in self.teachers.items():
+            out[f"{task}_teacher"] = torch.from_numpy(probs[rows])
         return out
 
 
@@ -157,6 +166,7 @@ class TicketDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         pin_memory: bool = False,
         head_tokens: int = 0,
+        teachers: dict[str, np.ndarray] | None = None,
     ):
         super().__init__()
         self.frames, self.label_maps, self.tokenizer = frames, label_maps, tokenizer
@@ -164,6 +174,7 @@ class TicketDataModule(L.LightningDataModule):
         self.balanced_sampling, self.num_workers, self.seed = balanced_sampling, num_workers, seed
         self.pad_to, self.pin_memory, self.head_tokens = pad_to, pin_memory, head_tokens
         self.eval_batch_size = eval_batch_size or batch_size
+        self.teachers = teachers  # the train split's soft targets per task, or None
         self.splits: dict[str, EncodedSplit] = {}
         self.runtime = None  # the resolved settings it was built with (train.build_datamodule)
 
@@ -189,6 +200,7 @@ class TicketDataModule(L.LightningDataModule):
                     encode_labels(df, self.label_maps),
                     pad_id,
                     self.pad_to,
+                    self.teachers if name == "train" else None,
                 )
 
     def _loader(self, name: str, sampler) -> DataLoader:

@@ -83,6 +83,7 @@ class MultiTaskClassifier(L.LightningModule):
         text_prefix: str = "",
         truncation: str = "head",
         head_tokens: int = 0,
+        distill_weight: float = 0.0,
     ):
         # label_maps / max_length / text_prefix travel in the checkpoint for export and serving.
         super().__init__()
@@ -129,6 +130,13 @@ class MultiTaskClassifier(L.LightningModule):
             loss = nn.functional.cross_entropy(
                 task_logits.float(), labels.clamp(min=0), reduction="none"
             )
+            teacher = batch.get(f"{task}_teacher")
+            if teacher is not None and self.hparams.distill_weight:
+                # train.distill_weight: that share of the loss is the cross-entropy against the
+                # TF-IDF baseline's out-of-fold probabilities of the row (soft targets)
+                soft = -(teacher * nn.functional.log_softmax(task_logits.float(), -1)).sum(-1)
+                a = float(self.hparams.distill_weight)
+                loss = (1 - a) * loss + a * soft
             row_weight = labelled.float() * (
                 weight[labels.clamp(min=0)] if weight is not None else 1
             )

@@ -10,6 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import lightning as L
+import numpy as np
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
@@ -26,7 +28,7 @@ from ticketml.contract import (
     load_splits,
 )
 from ticketml.encoder import load_tokenizer
-from ticketml.errors import TicketMLError
+from ticketml.errors import ConfigError, TicketMLError
 from ticketml.io import atomic_path, read_json, write_json
 from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
 from ticketml.plots import confusion_plots, curves_plot, reliability_plot
@@ -48,9 +50,10 @@ logging.getLogger("lightning.pytorch").propagate = False
 def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketDataModule:
     runtime = runtime or resolve_runtime(cfg)
     tokenizer = load_tokenizer(runtime.encoder_name)
+    splits, label_maps = load_splits(cfg), load_label_maps(cfg)
     dm = TicketDataModule(
-        load_splits(cfg),
-        load_label_maps(cfg),
+        splits,
+        label_maps,
         tokenizer,
         max_length=int(cfg.model.max_length),
         batch_size=runtime.batch_size,
@@ -62,9 +65,31 @@ def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketD
         eval_batch_size=runtime.eval_batch_size,
         pin_memory=runtime.accelerator == "gpu",
         head_tokens=head_tokens(cfg.model),
+        teachers=distill_teachers(cfg, splits["train"], label_maps),
     )
     dm.runtime = runtime  # resolved once: evaluation and the summary read it from here
     return dm
+
+
+def distill_weight(t: DictConfig) -> float:
+    value = float(t.distill_weight)
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"train.distill_weight={value}: a share of the loss in [0, 1)")
+    return value
+
+
+def distill_teachers(
+    cfg: DictConfig, train: pd.DataFrame, label_maps: dict
+) -> dict[str, np.ndarray] | None:
+    """train.distill_weight > 0: the TF-IDF baseline's out-of-fold probabilities of every train
+    row (baseline.out_of_fold_probs, train.distill_folds folds), the soft targets; else None."""
+    if not distill_weight(cfg.train):
+        return None
+    from ticketml.baseline import out_of_fold_probs
+
+    return out_of_fold_probs(
+        train, label_maps, cfg.baseline, int(cfg.train.distill_folds), int(cfg.seed)
+    )
 
 
 def build_model(
@@ -92,6 +117,7 @@ def build_model(
         text_prefix=m.text_prefix or "",
         truncation=str(m.truncation),
         head_tokens=head_tokens(m),
+        distill_weight=distill_weight(t),
     ).train()  # from_pretrained returns the encoder in eval mode (dropout off)
     if t.compile:
         compile_encoder(model.encoder)
