@@ -35,9 +35,7 @@ def test_out_of_fold_probabilities_come_from_heads_that_never_saw_the_row(data_w
         assert accuracy > 1.5 / len(maps[task]), (task, accuracy)
 
 
-def test_the_train_batches_carry_the_teacher_and_the_loss_mixes_it_in(
-    data_workdir, tiny_encoder
-):
+def test_the_train_batches_carry_the_teacher_and_the_loss_mixes_it_in(data_workdir, tiny_encoder):
     cfg = load_config(
         [
             *tiny_overrides(tiny_encoder),
