@@ -81,6 +81,7 @@ def measure(
     from ticketml.data.preprocess import preprocess
     from ticketml.data.schema import encode_labels
     from ticketml.data.sources import download_data, generated
+    from ticketml.hybrid import combiner_for
     from ticketml.training.train import best_epoch, evaluate, train_model
 
     paths = scratch_overrides("ticketml-quality-")
@@ -118,7 +119,7 @@ def measure(
         labels,
         label_maps,
         languages,
-        str(cfg.model.combiner),
+        combiner_for(str(cfg.model.combiner), bool(cfg.train.baseline_product)),
         int(cfg.seed),
         ceiling,
         scripts,

@@ -1452,6 +1452,7 @@ GPU_RECIPES = {
     "best_nocw": "the shipped defaults without class weights in the loss (`model.class_weights=false`), best epoch's weights",
     "best_lw1": "the shipped defaults with equal task weights (`model.loss_weights.priority=1`), best epoch's weights",
     "best_avg3": "the shipped defaults, the average of the 3 best epochs' weights where it wins on val (`train.average_top_k=3`; rounds 28-29, one H100)",
+    "poe": "the shipped defaults trained inside a product with the TF-IDF baseline and served as that product (`train.baseline_product=true`)",
     "kd": "the shipped defaults taught by the TF-IDF baseline (`train.distill_weight=0.5`: half of each task's loss against its out-of-fold probabilities; round 30, one H100)",
     "defaults": "`model=auto` (multilingual-e5-small on the outside sample and synthetic_long: **the shipped defaults** there; on Jira MiniLM at its former GPU rate, 1e-4 for encoder and heads), rerun",
     "defaults_rerun": "the same command and seeds again (the GPU's run-to-run spread)",

@@ -47,12 +47,16 @@ def combine(
     """One task's hybrid probabilities before the blend's calibration map, as its entry of
     hybrid.json says: the weighted blend w x transformer + (1 - w) x baseline ("blend"; with
     "by_script", a row written in one of those scripts takes that script's weight: `scripts` are
-    the rows' pyfunc.text.script), or a multinomial logistic regression on both models'
-    log-probabilities ("stack")."""
-    if entry.get("method", "blend") == "stack":
+    the rows' pyfunc.text.script), the product softmax(w x log transformer + (1 - w) x log
+    baseline) ("product": for a transformer trained inside that product, train.baseline_product),
+    or a multinomial logistic regression on both models' log-probabilities ("stack")."""
+    method = entry.get("method", "blend")
+    if method == "stack":
         z = stack_features(transformer, baseline) @ np.asarray(entry["coef"], dtype=np.float64)
         return softmax(z + np.asarray(entry["intercept"], dtype=np.float64))
     w = float(entry["transformer_weight"])
+    if method == "product":
+        return softmax(w * log_probs(transformer) + (1 - w) * log_probs(baseline))
     by_script = entry.get("by_script")
     if by_script:
         if scripts is None or len(scripts) != len(transformer):

@@ -5,7 +5,7 @@ import pytest
 from pyfunc.core import combine, hybrid_proba
 from pyfunc.text import script
 from pyfunc.text import scripts as text_scripts
-from ticketml.hybrid import blend_weight, fit_hybrid, fit_task, macro_f1
+from ticketml.hybrid import blend_weight, combiner_for, fit_hybrid, fit_task, macro_f1
 
 
 def _probs(rng, labels, k, strength):
@@ -44,6 +44,26 @@ def test_the_stacker_ships_where_it_wins_in_cross_validation_and_the_blend_elsew
     assert fit_task(a, b, labels, combiner="blend")["method"] == "blend"
     with pytest.raises(Exception, match="model.combiner"):
         fit_task(a, b, labels, combiner="mean")
+
+
+def test_a_product_hybrid_recovers_two_halves_of_the_evidence_a_blend_cannot():
+    # each model holds independent evidence about the label (a product of experts, as
+    # train.baseline_product trains the transformer): only their product gets every row right
+    rng = np.random.default_rng(5)
+    k, n = 5, 1500
+    a, b = rng.normal(scale=2.0, size=(n, k)), rng.normal(scale=2.0, size=(n, k))
+    labels = (a + b).argmax(1)
+    transformer, baseline = np.exp(a), np.exp(b)
+    transformer /= transformer.sum(1, keepdims=True)
+    baseline /= baseline.sum(1, keepdims=True)
+    entry = fit_task(transformer, baseline, labels, combiner=combiner_for("blend", True))
+    assert entry["method"] == "product" and entry["transformer_weight"] == 0.5
+    served = combine(entry, transformer, baseline)
+    np.testing.assert_allclose(served.sum(1), 1.0)
+    assert macro_f1(labels, served) == 1.0
+    assert blend_weight(transformer, baseline, labels)["val_macro_f1"] < 0.97
+    # a transformer trained on its own keeps model.combiner
+    assert combiner_for("blend", False) == "blend" and combiner_for("auto", False) == "auto"
 
 
 def test_rows_without_a_label_are_left_out_of_the_fit():
@@ -91,7 +111,7 @@ def test_export_writes_the_hybrid_and_reports_all_three_models(exported_model):
     # the served hybrid carries its own calibration map; it moves the scores, never the labels
     weights = json.loads((art / "hybrid.json").read_text())
     for task in ("topic", "priority"):
-        assert weights[task]["method"] in ("blend", "stack")
+        assert weights[task]["method"] in ("blend", "stack")  # not "product": trained alone
         assert weights[task]["temperature"] > 0
         assert len(weights[task].get("bias", clf.label_maps[task])) == len(clf.label_maps[task])
         assert hybrid["test"][task]["ece"] < hybrid["test"][task]["ece_uncalibrated"] + 0.1

@@ -357,24 +357,39 @@ def fit_baseline(
 
 
 def out_of_fold_probs(
-    train: pd.DataFrame, label_maps: dict, b: DictConfig, folds: int, seed: int
-) -> dict[str, np.ndarray]:
-    """Every train row's baseline probabilities per task from heads fitted on the other folds
-    (stratified by topic): what the baseline says of a row it never learnt, the teacher of
-    train.distill_weight. The features are fitted once on every train text (they read no
-    label); the heads as `fit_baseline` fits them, on the rows labelled for their task."""
+    train: pd.DataFrame,
+    label_maps: dict,
+    b: DictConfig,
+    folds: int,
+    seed: int,
+    held: dict[str, pd.DataFrame] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """The baseline's probabilities per task that no row's own label shaped, the teacher of
+    train.distill_weight and train.baseline_product: {"train": every train row's from heads
+    fitted on the other folds (stratified by topic), and per `held` split (e.g. val) the mean
+    of the fold heads' probabilities}. The features are fitted once on every train text (they
+    read no label); the heads as `fit_baseline` fits them, on the rows labelled for their task."""
     from pyfunc.probability import softmax
     from ticketml.hybrid import fold_splits
 
     started = time.perf_counter()
-    _, matrix = fit_features(train["text"].tolist(), b)
+    features, matrix = fit_features(train["text"].tolist(), b)
+    others = {
+        name: csr(features.transform(df["text"].tolist()), len(df), features.n_features)
+        for name, df in (held or {}).items()
+    }
     device = head_device(b)
-    out = {t: np.zeros((len(train), len(label_maps[t]))) for t in TASKS}
-    topics = encode_labels(train, label_maps)["topic"]
-    for fitted, held in fold_splits(topics, folds, seed):
+    out = {
+        name: {t: np.zeros((m.shape[0], len(label_maps[t]))) for t in TASKS}
+        for name, m in {"train": matrix, **others}.items()
+    }
+    splits = fold_splits(encode_labels(train, label_maps)["topic"], folds, seed)
+    for fitted, kept_out in splits:
         heads = fit_heads(matrix[fitted], train.iloc[fitted], label_maps, b, device)
         for task, (coef, intercept) in zip(TASKS, heads, strict=True):
-            out[task][held] = softmax(np.asarray(matrix[held] @ coef) + intercept)
+            out["train"][task][kept_out] = softmax(np.asarray(matrix[kept_out] @ coef) + intercept)
+            for name, m in others.items():
+                out[name][task] += softmax(np.asarray(m @ coef) + intercept) / len(splits)
     log.info(
         "baseline out-of-fold probabilities: %d rows, %d folds, %.1f s on %s",
         len(train),

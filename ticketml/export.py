@@ -169,14 +169,21 @@ def graph_probs(
 
 
 def build_hybrid(
-    cfg: DictConfig, tempered: dict, staging: Path, frames: dict, label_maps: dict, scripts: dict
+    cfg: DictConfig,
+    tempered: dict,
+    staging: Path,
+    frames: dict,
+    label_maps: dict,
+    scripts: dict,
+    baseline_product: bool = False,
 ) -> tuple[dict, dict]:
     """baseline.npz (the file `ticketml baseline` saved, checked against scikit-learn there) and
     hybrid.json (per task the blend or the stacker, and the hybrid's calibration map, fitted on
-    val against the fp32 graph's `tempered` probabilities: ticketml.hybrid) in `staging`;
-    returns them and the baseline's val/test probabilities."""
+    val against the fp32 graph's `tempered` probabilities: ticketml.hybrid; a product where
+    the transformer was trained inside one, `baseline_product`) in `staging`; returns them and
+    the baseline's val/test probabilities."""
     from ticketml.baseline import baseline_path, load_baseline, tfidf_scorer
-    from ticketml.hybrid import fit_hybrid
+    from ticketml.hybrid import combiner_for, fit_hybrid
 
     tfidf = load_baseline(cfg)
     if tfidf.labels != {t: list(label_maps[t]) for t in TASKS}:
@@ -192,7 +199,7 @@ def build_hybrid(
         tempered["val"],
         base["val"],
         encode_labels(frames["val"], label_maps),
-        str(cfg.model.combiner),
+        combiner_for(str(cfg.model.combiner), bool(baseline_product)),
         int(cfg.seed),
         scripts["val"],
     )
@@ -459,7 +466,15 @@ def build_bundle(
         # each row's script, of the text as the graph saw it (what serving blends by)
         scripts = {s: text_scripts(classifier.clean(served_texts(frames[s]))) for s in tempered}
         weights, tfidf = phase(
-            "hybrid weights", build_hybrid, cfg, tempered, staging, frames, label_maps, scripts
+            "hybrid weights",
+            build_hybrid,
+            cfg,
+            tempered,
+            staging,
+            frames,
+            label_maps,
+            scripts,
+            bool(model.hparams.get("baseline_product", False)),
         )
         results["hybrid"] = score_hybrid(weights, tempered, tfidf, labels, label_maps, scripts)
     phase("smoke examples", write_smoke, staging, serve_int8)

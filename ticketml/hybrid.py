@@ -8,7 +8,11 @@ Two ways to combine them, both fitted on the validation split (`model.combiner`)
           ("by_script": an English encoder's weight on Russian text is not its weight on English)
   stack   a class-balanced multinomial logistic regression on both models' log-probabilities
           (2k inputs; C chosen from STACK_C by 5-fold cross-validation on val)
-  auto    per task, whichever has the better 5-fold cross-validated macro-F1 on val (ties: blend)
+  product softmax(w x log transformer + (1 - w) x log baseline), w on the grid: what a transformer
+          trained inside that product (train.baseline_product) is served as, whatever
+          model.combiner says (combiner_for)
+  auto    per task, blend or stack, whichever has the better 5-fold cross-validated macro-F1 on
+          val (ties: blend)
 The baseline is served from its own plain-array file (`baseline.npz`, pyfunc/tfidf.py); the
 choice, its parameters and the hybrid's own calibration map are `hybrid.json`
 (pyfunc.core.hybrid_proba serves it); serving needs neither torch nor scikit-learn.
@@ -27,7 +31,7 @@ from ticketml.errors import ConfigError
 
 WEIGHTS = np.round(np.linspace(0, 1, 21), 2)
 STACK_C = (0.01, 0.1, 1.0)
-COMBINERS = ("auto", "blend", "stack")
+COMBINERS = ("auto", "blend", "stack", "product")
 FOLDS = 5
 MIN_SCRIPT_ROWS = 50  # labelled validation rows a script needs for a blend weight of its own
 ABSENT_LOGIT = -1e4  # a class absent from the stacker's training rows (JSON has no -inf)
@@ -45,16 +49,33 @@ def macro_f1(labels: np.ndarray, probs: np.ndarray) -> float:
     )
 
 
-def blend_weight(transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarray) -> dict:
-    """The transformer weight in [0, 1] with the best macro-F1 on these rows (ties → 0.5)."""
-    scores = [macro_f1(labels, w * transformer + (1 - w) * baseline) for w in WEIGHTS]
+def blend_weight(
+    transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarray, method: str = "blend"
+) -> dict:
+    """The transformer weight in [0, 1] of a blend (or a product: pyfunc.core.combine) with the
+    best macro-F1 on these rows (ties → 0.5)."""
+    from pyfunc.core import combine
+
+    scores = [
+        macro_f1(
+            labels, combine({"method": method, "transformer_weight": w}, transformer, baseline)
+        )
+        for w in WEIGHTS
+    ]
     best = max(scores)
     candidates = [w for w, s in zip(WEIGHTS, scores, strict=True) if s >= best - 1e-12]
     return {
-        "method": "blend",
+        "method": method,
         "transformer_weight": float(min(candidates, key=lambda v: abs(v - 0.5))),
         "val_macro_f1": float(best),
     }
+
+
+def combiner_for(combiner: str, baseline_product: bool) -> str:
+    """The combination a hybrid is fitted as: "product" for a transformer trained inside a
+    product with the baseline (train.baseline_product; alone it is half a model), else
+    model.combiner."""
+    return "product" if baseline_product else combiner
 
 
 def fit_stacker(
@@ -131,8 +152,8 @@ def blend_by_script(
 
 
 def fit_candidate(name: str, transformer, baseline, labels) -> dict:
-    if name == "blend":
-        return blend_weight(transformer, baseline, labels)
+    if name in ("blend", "product"):
+        return blend_weight(transformer, baseline, labels, name)
     return fit_stacker(transformer, baseline, labels, float(name.removeprefix("stack C=")))
 
 
@@ -140,7 +161,12 @@ def candidate_names(combiner: str) -> list[str]:
     if combiner not in COMBINERS:
         raise ConfigError(f"model.combiner={combiner!r} must be one of {', '.join(COMBINERS)}")
     stacks = [f"stack C={c}" for c in STACK_C]
-    return {"auto": ["blend", *stacks], "blend": ["blend"], "stack": stacks}[combiner]
+    return {
+        "auto": ["blend", *stacks],
+        "blend": ["blend"],
+        "stack": stacks,
+        "product": ["product"],
+    }[combiner]
 
 
 def n_folds(labels: np.ndarray, folds: int = FOLDS) -> int:
@@ -190,7 +216,7 @@ def fit_task(
     entry = fit_candidate(chosen, transformer, baseline, labels)
     # a stacker always has out-of-fold scores (it is chosen among three Cs)
     stacked = entry["method"] == "stack"
-    if not stacked and (
+    if entry["method"] == "blend" and (
         by := blend_by_script(
             transformer, baseline, labels, scripts, entry["transformer_weight"], folds, seed
         )

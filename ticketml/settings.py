@@ -129,7 +129,8 @@ class Train:
     max_minutes: Any = MISSING  # a number, "auto" or None
     monitor: str = MISSING
     distill_weight: float = MISSING
-    distill_folds: int = MISSING
+    baseline_product: bool = MISSING
+    teacher_folds: int = MISSING
     balanced_sampling: bool = MISSING
     num_workers: int = MISSING
     limit_train_batches: Any = MISSING  # a share (0.5) or a number of batches (5)

@@ -58,7 +58,7 @@ class EncodedSplit(torch.utils.data.Dataset):
         )
         self.labels = {t: np.asarray(v, dtype=np.int64) for t, v in labels.items()}
         self.pad_to = max(1, int(pad_to))
-        # per task, a probability row per text (train.distill_weight's soft targets)
+        # per task, the baseline's probability row per text (ticketml.baseline.out_of_fold_probs)
         self.teachers = {t: np.asarray(v, dtype=np.float32) for t, v in (teachers or {}).items()}
 
     def __len__(self) -> int:
@@ -166,7 +166,7 @@ class TicketDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         pin_memory: bool = False,
         head_tokens: int = 0,
-        teachers: dict[str, np.ndarray] | None = None,
+        teachers: dict[str, dict[str, np.ndarray]] | None = None,
     ):
         super().__init__()
         self.frames, self.label_maps, self.tokenizer = frames, label_maps, tokenizer
@@ -174,7 +174,7 @@ class TicketDataModule(L.LightningDataModule):
         self.balanced_sampling, self.num_workers, self.seed = balanced_sampling, num_workers, seed
         self.pad_to, self.pin_memory, self.head_tokens = pad_to, pin_memory, head_tokens
         self.eval_batch_size = eval_batch_size or batch_size
-        self.teachers = teachers  # the train split's soft targets per task, or None
+        self.teachers = teachers or {}  # per split and task, the baseline's probabilities
         self.splits: dict[str, EncodedSplit] = {}
         self.runtime = None  # the resolved settings it was built with (train.build_datamodule)
 
@@ -200,7 +200,7 @@ class TicketDataModule(L.LightningDataModule):
                     encode_labels(df, self.label_maps),
                     pad_id,
                     self.pad_to,
-                    self.teachers if name == "train" else None,
+                    self.teachers.get(name),
                 )
 
     def _loader(self, name: str, sampler) -> DataLoader:

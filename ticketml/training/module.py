@@ -84,6 +84,7 @@ class MultiTaskClassifier(L.LightningModule):
         truncation: str = "head",
         head_tokens: int = 0,
         distill_weight: float = 0.0,
+        baseline_product: bool = False,
     ):
         # label_maps / max_length / text_prefix travel in the checkpoint for export and serving.
         super().__init__()
@@ -117,6 +118,18 @@ class MultiTaskClassifier(L.LightningModule):
         pooled = self.dropout(pool(hidden, attention_mask, self.hparams.pooling))
         return {task: head(pooled) for task, head in self.heads.items()}
 
+    def joint(self, logits: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
+        """train.baseline_product: the logits of the product of experts, the transformer's plus
+        the log of the baseline's out-of-fold probabilities of the row (`{task}_teacher`), which
+        the loss and validation score (the transformer learns what the baseline lacks; served
+        as the hybrid's "product" combination); else the logits as they are."""
+        if not self.hparams.baseline_product:
+            return logits
+        return {
+            task: z.float() + torch.log(batch[f"{task}_teacher"].clamp(min=1e-12))
+            for task, z in logits.items()
+        }
+
     def _loss(
         self, logits: dict[str, torch.Tensor], batch: dict
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -131,7 +144,7 @@ class MultiTaskClassifier(L.LightningModule):
                 task_logits.float(), labels.clamp(min=0), reduction="none"
             )
             teacher = batch.get(f"{task}_teacher")
-            if teacher is not None and self.hparams.distill_weight:
+            if teacher is not None and self.hparams.distill_weight and self.training:
                 # train.distill_weight: that share of the loss is the cross-entropy against the
                 # TF-IDF baseline's out-of-fold probabilities of the row (soft targets)
                 soft = -(teacher * nn.functional.log_softmax(task_logits.float(), -1)).sum(-1)
@@ -145,7 +158,7 @@ class MultiTaskClassifier(L.LightningModule):
         return total, parts
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self.joint(self(batch["input_ids"], batch["attention_mask"]), batch)
         loss, _ = self._loss(logits, batch)
         # the epoch's mean only: a per-step value in the progress bar is read back every step,
         # a GPU sync that stalls the queue of kernels (bench/train_throughput.py)
@@ -160,7 +173,7 @@ class MultiTaskClassifier(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self.joint(self(batch["input_ids"], batch["attention_mask"]), batch)
         loss, _ = self._loss(logits, batch)
         self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["input_ids"]))
         for task in self.heads:  # kept on the device: one transfer at the end of the epoch

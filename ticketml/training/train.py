@@ -65,7 +65,7 @@ def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketD
         eval_batch_size=runtime.eval_batch_size,
         pin_memory=runtime.accelerator == "gpu",
         head_tokens=head_tokens(cfg.model),
-        teachers=distill_teachers(cfg, splits["train"], label_maps),
+        teachers=teacher_probs(cfg, splits, label_maps),
     )
     dm.runtime = runtime  # resolved once: evaluation and the summary read it from here
     return dm
@@ -75,20 +75,31 @@ def distill_weight(t: DictConfig) -> float:
     value = float(t.distill_weight)
     if not 0.0 <= value < 1.0:
         raise ConfigError(f"train.distill_weight={value}: a share of the loss in [0, 1)")
+    if value and t.baseline_product:
+        raise ConfigError(
+            "train.distill_weight and train.baseline_product: one teacher use at a time"
+        )
     return value
 
 
-def distill_teachers(
-    cfg: DictConfig, train: pd.DataFrame, label_maps: dict
-) -> dict[str, np.ndarray] | None:
-    """train.distill_weight > 0: the TF-IDF baseline's out-of-fold probabilities of every train
-    row (baseline.out_of_fold_probs, train.distill_folds folds), the soft targets; else None."""
-    if not distill_weight(cfg.train):
+def teacher_probs(
+    cfg: DictConfig, splits: dict[str, pd.DataFrame], label_maps: dict
+) -> dict[str, dict[str, np.ndarray]] | None:
+    """Where training reads the TF-IDF baseline (train.distill_weight > 0: soft targets;
+    train.baseline_product: the other expert of the product), its out-of-fold probabilities of
+    the train rows and the fold heads' mean on val (baseline.out_of_fold_probs,
+    train.teacher_folds folds); else None."""
+    if not distill_weight(cfg.train) and not cfg.train.baseline_product:
         return None
     from ticketml.baseline import out_of_fold_probs
 
     return out_of_fold_probs(
-        train, label_maps, cfg.baseline, int(cfg.train.distill_folds), int(cfg.seed)
+        splits["train"],
+        label_maps,
+        cfg.baseline,
+        int(cfg.train.teacher_folds),
+        int(cfg.seed),
+        held={"val": splits["val"]},
     )
 
 
@@ -118,6 +129,7 @@ def build_model(
         truncation=str(m.truncation),
         head_tokens=head_tokens(m),
         distill_weight=distill_weight(t),
+        baseline_product=bool(t.baseline_product),
     ).train()  # from_pretrained returns the encoder in eval mode (dropout off)
     if t.compile:
         compile_encoder(model.encoder)
