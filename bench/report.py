@@ -1077,8 +1077,8 @@ def scale_e5_lines(runs: list[dict]) -> list[str]:
         + f" ({by[-1]['export_onnx']['seconds'] - sum(new.values()):.0f} s of its "
         f"{by[-1]['export_onnx']['seconds']:.0f} s outside them; profiled on the 2-core machine "
         "at 600 tickets, that part is about 22 s there: the imports 10 s, the MLflow run and "
-        "its dataset inputs 3 s, the serving files 4 s (the e5 tokenizer's 17 MB JSON read "
-        "twice), the rest not profiled on a GPU machine). What is left is the encoder's own "
+        "its dataset inputs 3 s, the serving files 4 s (transformers parsing the e5 tokenizer's 17 MB "
+        "JSON), the rest not profiled on a GPU machine). What is left is the encoder's own "
         "cost: an e5 epoch is twice MiniLM's, patience 6 (the quality issue's budget) means "
         + "–".join(str(n) for n in sorted({min(e), max(e)}))
         + " epochs in these runs, and scoring 6,000 long tickets with the INT8 graph on 16 "
