@@ -159,13 +159,12 @@ def phase(name: str, fn, *args):
 
 
 def graph_probs(
-    classifier, frames: dict, splits: tuple[str, ...] = EVAL_SPLITS
+    classifier, texts: dict[str, list[str]], splits: tuple[str, ...] = EVAL_SPLITS
 ) -> dict[str, tuple[dict, dict]]:
-    """A graph's (tempered, calibrated) probabilities for `splits` from the raw rows, computed
-    once per graph (see TicketClassifier.transformer_parts)."""
-    return {
-        s: classifier.transformer_parts(classifier.clean(served_texts(frames[s]))) for s in splits
-    }
+    """A graph's (tempered, calibrated) probabilities for `splits`, computed once per graph
+    (see TicketClassifier.transformer_parts); `texts`: each split's raw rows through the
+    bundle's text transform (the same for both graphs: cleaned once, build_bundle)."""
+    return {s: classifier.transformer_parts(texts[s]) for s in splits}
 
 
 def build_hybrid(
@@ -450,12 +449,13 @@ def build_bundle(
         scores.attach(classifier, out)
         what = "fp32 graph on val + test"
     checks["fp32_scored_by"] = f"torch {device}" if device else "onnxruntime"
-    probs = {"onnx": phase(what, graph_probs, classifier, frames)}
+    texts = {s: classifier.clean(served_texts(frames[s])) for s in EVAL_SPLITS}
+    probs = {"onnx": phase(what, graph_probs, classifier, texts)}
     if cfg.export.quantize:
         phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
         int8 = split_scorer(staging, int8=True)
         scores.attach(int8, out)  # evaluate and promote read these back
-        probs["onnx_int8"] = phase("INT8 graph on test", graph_probs, int8, frames, ("test",))
+        probs["onnx_int8"] = phase("INT8 graph on test", graph_probs, int8, texts, ("test",))
     calibration_file = staging / FILES["calibration"]
     calibration = read_json(calibration_file) if calibration_file.is_file() else {}
     results = score_graphs(probs, labels, label_maps, calibration)
@@ -464,7 +464,7 @@ def build_bundle(
         # fitted on val's fp32 scores, scored on test as served
         tempered = {"val": probs["onnx"]["val"][0], "test": served["test"][0]}
         # each row's script, of the text as the graph saw it (what serving blends by)
-        scripts = {s: text_scripts(classifier.clean(served_texts(frames[s]))) for s in tempered}
+        scripts = {s: text_scripts(texts[s]) for s in tempered}
         weights, tfidf = phase(
             "hybrid weights",
             build_hybrid,

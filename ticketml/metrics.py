@@ -13,6 +13,24 @@ from sklearn.metrics import (
 )
 
 
+def scores_from_confusion(confusion: np.ndarray) -> tuple[float, float]:
+    """(accuracy, macro-F1 over every class, an absent class scoring 0) as scikit-learn's
+    accuracy_score and f1_score(average="macro", zero_division=0) give them."""
+    tp = np.diag(confusion).astype(np.float64)
+    predicted, actual = confusion.sum(0), confusion.sum(1)
+    denominator = predicted + actual
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return float(tp.sum() / max(confusion.sum(), 1)), float(f1.mean())
+
+
+def fast_macro_f1(labels: np.ndarray, predicted: np.ndarray, k: int) -> float:
+    """scikit-learn's f1_score(average="macro", labels=range(k), zero_division=0) from one
+    bincount: what fitting a hybrid calls hundreds of times on the validation rows."""
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    confusion = np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k)
+    return scores_from_confusion(confusion)[1]
+
+
 def task_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
     """Accuracy, macro-F1 and per-class precision/recall(=per-class accuracy)/F1/support, on the
     rows that have a label for the task (partial labels: the others are -1); `n` counts them."""

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ticketml.encoder import load_encoder
+from ticketml.metrics import scores_from_confusion
 
 POOLINGS = ("mean", "cls", "mean_max")
 
@@ -263,16 +264,6 @@ def adamw_linear(
         "optimizer": optimizer,
         "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
     }
-
-
-def scores_from_confusion(confusion: np.ndarray) -> tuple[float, float]:
-    """(accuracy, macro-F1 over every class, an absent class scoring 0) as scikit-learn's
-    accuracy_score and f1_score(average="macro", zero_division=0) give them."""
-    tp = np.diag(confusion).astype(np.float64)
-    predicted, actual = confusion.sum(0), confusion.sum(1)
-    denominator = predicted + actual
-    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    return float(tp.sum() / max(confusion.sum(), 1)), float(f1.mean())
 
 
 @torch.no_grad()
