@@ -21,7 +21,7 @@ from scipy import sparse
 from pyfunc.tfidf import CharKeys, TfidfClassifier, TfidfFeatures, tfidf_values, word_ngrams
 from ticketml import TASKS
 from ticketml.contract import BASELINE, artifact, load_label_maps, load_splits
-from ticketml.data.schema import MISSING, encode_labels
+from ticketml.data.schema import MISSING, encode_labels, fold_splits
 from ticketml.errors import ModelError
 from ticketml.io import atomic_path, write_json
 from ticketml.logistic import LogisticFit, fit_logistic
@@ -370,7 +370,6 @@ def out_of_fold_probs(
     of the fold heads' probabilities}. The features are fitted once on every train text (they
     read no label); the heads as `fit_baseline` fits them, on the rows labelled for their task."""
     from pyfunc.probability import softmax
-    from ticketml.hybrid import fold_splits
 
     started = time.perf_counter()
     features, matrix = fit_features(train["text"].tolist(), b)

@@ -20,12 +20,10 @@ choice, its parameters and the hybrid's own calibration map are `hybrid.json`
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ticketml import TASKS
-from ticketml.data.schema import labelled_rows
+from ticketml.data.schema import fold_splits, labelled_rows
 from ticketml.errors import ConfigError
 from ticketml.metrics import fast_macro_f1
 
@@ -90,15 +88,6 @@ def fit_stacker(
         "coef": np.round(coef, 6).tolist(),
         "intercept": np.round(intercept, 6).tolist(),
     }
-
-
-def fold_splits(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import StratifiedKFold
-
-    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():  # "the least populated class has only 1 member": expected
-        warnings.simplefilter("ignore", UserWarning)
-        return list(split.split(np.zeros(len(labels)), labels))
 
 
 def script_weights(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
@@ -97,3 +99,14 @@ def transform_options(cfg: DictConfig) -> dict[str, bool]:
         return text_options(OmegaConf.to_container(cfg.preprocess.text, resolve=True))
     except ValueError as exc:
         raise DataError(f"preprocess.text: {exc}") from exc
+
+
+def fold_splits(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fitted, held-out) row indices of `folds` stratified folds, shuffled with `seed`: the one
+    cross-validation split of the hybrid's fits and the baseline's out-of-fold probabilities."""
+    from sklearn.model_selection import StratifiedKFold
+
+    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # "the least populated class has only 1 member": expected
+        warnings.simplefilter("ignore", UserWarning)
+        return list(split.split(np.zeros(len(labels)), labels))
