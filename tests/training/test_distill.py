@@ -16,6 +16,20 @@ from ticketml.errors import ConfigError
 from ticketml.training.train import build_datamodule, build_model
 
 
+def teacher_setup(encoder: str, option: str, folds: int):
+    """(cfg, datamodule, model) of the tiny model trained with the baseline as teacher."""
+    cfg = load_config(
+        [
+            *tiny_overrides(encoder),
+            option,
+            f"train.teacher_folds={folds}",
+            "baseline.max_features=3000",
+        ]
+    )
+    dm = build_datamodule(cfg)
+    return cfg, dm, build_model(cfg, dm)
+
+
 def test_out_of_fold_probabilities_come_from_heads_that_never_saw_the_row(data_workdir):
     cfg = load_config(["baseline.max_features=3000"])
     train, maps = load_splits(cfg)["train"], load_label_maps(cfg)
@@ -44,16 +58,7 @@ def test_out_of_fold_probabilities_come_from_heads_that_never_saw_the_row(data_w
 
 
 def test_the_train_batches_carry_the_teacher_and_the_loss_mixes_it_in(data_workdir, tiny_encoder):
-    cfg = load_config(
-        [
-            *tiny_overrides(tiny_encoder),
-            "train.distill_weight=0.4",
-            "train.teacher_folds=3",
-            "baseline.max_features=3000",
-        ]
-    )
-    dm = build_datamodule(cfg)
-    model = build_model(cfg, dm)
+    cfg, dm, model = teacher_setup(tiny_encoder, "train.distill_weight=0.4", folds=3)
     batch = next(iter(dm.train_dataloader()))
     splits = load_splits(cfg)
     expected = out_of_fold_probs(
@@ -95,16 +100,7 @@ def test_distill_weight_outside_zero_to_one_is_a_config_error(data_workdir, tiny
 def test_a_product_trained_transformer_learns_and_validates_inside_the_product(
     data_workdir, tiny_encoder
 ):
-    cfg = load_config(
-        [
-            *tiny_overrides(tiny_encoder),
-            "train.baseline_product=true",
-            "train.teacher_folds=2",
-            "baseline.max_features=3000",
-        ]
-    )
-    dm = build_datamodule(cfg)
-    model = build_model(cfg, dm)
+    _, dm, model = teacher_setup(tiny_encoder, "train.baseline_product=true", folds=2)
     for loader in (dm.train_dataloader(), dm.val_dataloader()):
         batch = next(iter(loader))
         logits = {t: torch.randn(len(batch["index"]), len(dm.label_maps[t])) for t in TASKS}
