@@ -1,12 +1,13 @@
-"""A whole split is tokenised with the tokenizers library's own threads, the same ids as one
-thread, and TOKENIZERS_PARALLELISM is back as it was for the processes forked later."""
+"""A whole split is tokenised with the tokenizers library's own threads (training, and the
+served core scoring whole splits in export), the same ids as one thread, and
+TOKENIZERS_PARALLELISM is back as it was for the processes forked later."""
 
 import os
 
 import pytest
 
+from pyfunc.core import PARALLELISM, TicketClassifier, tokenizer_threads
 from ticketml.encoder import ENGLISH_ENCODER, load_tokenizer
-from ticketml.training.datamodule import PARALLELISM, tokenizer_threads
 
 
 def test_threads_give_the_same_ids_and_the_setting_comes_back(monkeypatch):
@@ -26,3 +27,23 @@ def test_threads_give_the_same_ids_and_the_setting_comes_back(monkeypatch):
     with pytest.raises(RuntimeError), tokenizer_threads():
         raise RuntimeError("a failed call")
     assert os.environ[PARALLELISM] == "false"
+
+
+def test_the_served_core_scoring_a_split_tokenises_with_threads_to_the_same_ids(
+    exported_model, monkeypatch
+):
+    clf = TicketClassifier.from_dir(exported_model / "artifacts", transformer_only=True)
+    texts = [
+        f"printer {i} jams, see log:\n  at com.acme.Spool.run(Spool.java:{i})\n" * 20
+        for i in range(50)
+    ]
+    monkeypatch.setenv(PARALLELISM, "false")
+    one = clf.tokenize(texts)
+    seen = []
+    real = clf.tokenizer.encode_batch
+    monkeypatch.setattr(
+        clf.tokenizer, "encode_batch", lambda b: seen.append(os.environ[PARALLELISM]) or real(b)
+    )
+    clf.workers = 4  # as export's split scorer sets it
+    assert clf.tokenize(texts) == one
+    assert seen == ["true"] and os.environ[PARALLELISM] == "false"

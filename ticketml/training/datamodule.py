@@ -8,35 +8,15 @@ instead of a new one for every new width).
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-
 import lightning as L
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from pyfunc.core import tokenizer_threads
 from ticketml import TASKS
 from ticketml.data.schema import encode_labels
-
-PARALLELISM = "TOKENIZERS_PARALLELISM"
-
-
-@contextmanager
-def tokenizer_threads():
-    """The tokenizers library's own threads (every core the process may use) for a call over a
-    whole split, whatever TOKENIZERS_PARALLELISM says: the Makefile sets it false so that a
-    process forked later (DataLoader workers, servers) never inherits a thread pool in use. The
-    library reads it at each call; afterwards it is back as it was, or false where it was unset
-    (the forked processes stay single-threaded, without the library's warning). 40,000 long
-    tickets, multilingual-e5-small's tokenizer, 2 cores: 47.5 s -> 35.7 s."""
-    previous = os.environ.get(PARALLELISM)
-    os.environ[PARALLELISM] = "true"
-    try:
-        yield
-    finally:
-        os.environ[PARALLELISM] = "false" if previous is None else previous
 
 
 class EncodedSplit(torch.utils.data.Dataset):

@@ -206,7 +206,7 @@ def loader(data: MaskedTexts, lengths: np.ndarray, batch_size: int, shuffle: boo
 def masked_loaders(texts: list[str], tokenizer, p: DictConfig, batch: int, seed: int):
     """(train loader, held-out loader, held-out size): the texts tokenised, a held-out share
     (HELD_OUT, at most MAX_HELD_OUT) masked once and for all, the rest masked afresh."""
-    from ticketml.training.datamodule import tokenizer_threads
+    from pyfunc.core import tokenizer_threads
 
     with tokenizer_threads():
         ids = tokenizer(texts, truncation=True, max_length=int(p.max_length))["input_ids"]
