@@ -2,6 +2,7 @@
 
     python bench/quality.py --data synthetic --seeds 42 1 2 3 4 --probs-dir probs   # on a GPU
     python bench/blend.py probs
+    python bench/blend.py probs/probs_jira --second probs/probs_jira_kd --name two_transformers
 
 Reads the per-row val/test probabilities that `bench/quality.py --probs-dir` saved (one file per
 dataset and seed), fits each candidate on val only and scores it on test:
@@ -16,6 +17,9 @@ dataset and seed), fits each candidate on val only and scores it on test:
                     with one weight, and with a weight per script where that wins CV on val
                     (ticketml.hybrid.fit_task; scripts as saved, or for runs saved before they
                     were, Cyrillic where the row's language is ru)
+  two transformers  with --second DIR (another run's saved probabilities of the same splits, e.g.
+                    a distilled transformer's): the baseline and both transformers, a weight each
+                    on a 0..1 grid (summing to at most 1), fitted on val
 Every candidate is fitted and scored on the rows labelled for the task (a partly labelled export,
 e.g. Jira's issue type). Writes bench/results/blend_<dataset>[_<name>].json with the per-seed scores and the mean over
 seeds (`--name`: several runs of one dataset).
@@ -141,9 +145,39 @@ def biased_blend(d: dict, task: str) -> float:
     return macro_f1(y_test, np.log(w * test_t + (1 - w) * test_b + 1e-12) + bias)
 
 
-def candidates(d: dict, task: str, w: float) -> dict[str, float]:
+def two_transformers(d: dict, other: dict, task: str) -> float:
+    """Test macro-F1 of the baseline and two transformers (`d`'s and `other`'s, tempered where
+    saved), a weight each on the GRID's tenths, fitted on val (ties: the first found)."""
+    from ticketml.data.schema import labelled_rows
+
+    source = "tempered" if f"val_tempered_{task}" in d else "transformer"
+
+    def rows(split: str) -> tuple:
+        labels = d[f"{split}_labels_{task}"]
+        if not np.array_equal(labels, other[f"{split}_labels_{task}"]):
+            raise SystemExit(f"--second: {split} rows differ from the first run's")
+        return labelled_rows(
+            labels,
+            d[f"{split}_baseline_{task}"],
+            d[f"{split}_{source}_{task}"],
+            other[f"{split}_{source}_{task}"],
+        )
+
+    (y_val, *val), (y_test, *test) = rows("val"), rows("test")
+    tenths = GRID[::2]
+    pairs = [(a, b) for a in tenths for b in tenths if a + b <= 1 + 1e-9]
+
+    def mix(p: list, a: float, b: float) -> np.ndarray:
+        return (1 - a - b) * p[0] + a * p[1] + b * p[2]
+
+    best = max(pairs, key=lambda ab: macro_f1(y_val, mix(val, *ab)))
+    return macro_f1(y_test, mix(test, *best))
+
+
+def candidates(d: dict, task: str, w: float, other: dict | None = None) -> dict[str, float]:
     """Test macro-F1 of each combination, every one fitted on the validation split only;
-    `w`: the shipped blend's transformer weight for `task` (shipped_weights)."""
+    `w`: the shipped blend's transformer weight for `task` (shipped_weights); `other`: a second
+    run's saved probabilities of the same split (two_transformers)."""
     from sklearn.linear_model import LogisticRegression
 
     y_val, val_t, val_b = task_rows(d, "val", task)
@@ -160,25 +194,34 @@ def candidates(d: dict, task: str, w: float) -> dict[str, float]:
     ]
     for c in (0.1, 1.0):
         lr = LogisticRegression(C=c, max_iter=2000, class_weight="balanced")
-        out[f"stacking C={c}"] = macro_f1(
-            y_test, lr.fit(features[0], y_val).predict_proba(features[1])
-        )
+        # a class missing from val has no column: every class gets one, in label order
+        lr.fit(features[0], y_val)
+        stacked = np.zeros_like(test_t)
+        stacked[:, lr.classes_] = lr.predict_proba(features[1])
+        out[f"stacking C={c}"] = macro_f1(y_test, stacked)
     if f"val_tempered_{task}" in d and ("val_script" in d or "val_language" in d):
         out |= product_blends(d, task)
+    if other is not None:
+        out["two transformers"] = two_transformers(d, other, task)
     return out
 
 
-def seed_scores(path: Path) -> dict[str, dict[str, float]]:
-    """Per task, every candidate's test macro-F1 on one saved split."""
+def seed_scores(path: Path, second: Path | None = None) -> dict[str, dict[str, float]]:
+    """Per task, every candidate's test macro-F1 on one saved split (`second`: the same split
+    saved by another run)."""
     d = dict(np.load(path))
+    other = dict(np.load(second)) if second is not None else None
     weights = shipped_weights(d)
-    return {t: candidates(d, t, weights[t]) for t in TASKS}
+    return {t: candidates(d, t, weights[t], other) for t in TASKS}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("probs_dir", type=Path)
     parser.add_argument("--name", default="", help="suffix of the result file")
+    parser.add_argument(
+        "--second", type=Path, help="another run's saved probabilities of the same splits"
+    )
     args = parser.parse_args()
     files = defaultdict(dict)
     for f in sorted(args.probs_dir.glob("*_seed*.npz")):
@@ -187,7 +230,10 @@ def main() -> None:
     if not files:
         raise SystemExit(f"{args.probs_dir}: no <dataset>_seed<N>.npz files")
     for dataset, seeds in files.items():
-        per_seed = {seed: seed_scores(f) for seed, f in seeds.items()}
+        per_seed = {
+            seed: seed_scores(f, args.second / f.name if args.second else None)
+            for seed, f in seeds.items()
+        }
         summary = {}
         print(
             f"\n{dataset}: test macro-F1, mean over seeds {sorted(per_seed)} (difference to the baseline, wins)"
