@@ -1,6 +1,6 @@
 """Hybrid model: per task, the calibrated transformer combined with the TF-IDF baseline.
 
-Two ways to combine them, both fitted on the validation split (`model.combiner`):
+How to combine them, fitted on the validation split (`model.combiner`):
   blend   w x transformer + (1 - w) x baseline, w on a 0..1 grid (one parameter): the default,
           ahead of the others over 22 GPU splits of three datasets (README "Real tickets");
           where validation holds texts in more than one script (pyfunc.text.script), each script

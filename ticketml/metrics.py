@@ -13,13 +13,14 @@ from sklearn.metrics import (
 )
 
 
-def scores_from_confusion(confusion: np.ndarray) -> tuple[float, float]:
-    """(accuracy, macro-F1 over every class, an absent class scoring 0) as scikit-learn's
-    accuracy_score and f1_score(average="macro", zero_division=0) give them."""
+def scores_from_confusion(confusion: np.ndarray, classes: int | None = None) -> tuple[float, float]:
+    """(accuracy, macro-F1 over the first `classes` classes (default every one), an absent class
+    scoring 0) as scikit-learn's accuracy_score and f1_score(average="macro", labels=range(
+    classes), zero_division=0) give them."""
+    k = confusion.shape[0] if classes is None else classes
     tp = np.diag(confusion).astype(np.float64)
-    predicted, actual = confusion.sum(0), confusion.sum(1)
-    denominator = predicted + actual
-    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    denominator = (confusion.sum(0) + confusion.sum(1))[:k]
+    f1 = np.divide(2 * tp[:k], denominator, out=np.zeros(k), where=denominator > 0)
     return float(tp.sum() / max(confusion.sum(), 1)), float(f1.mean())
 
 
@@ -30,10 +31,7 @@ def fast_macro_f1(labels: np.ndarray, predicted: np.ndarray, k: int) -> float:
     # a label or prediction past k counts against the classes it meets, as scikit-learn's does
     m = max(k, int(labels.max(initial=-1)) + 1, int(predicted.max(initial=-1)) + 1)
     confusion = np.bincount(labels * m + predicted, minlength=m * m).reshape(m, m)
-    tp = np.diag(confusion)[:k].astype(np.float64)
-    denominator = confusion.sum(0)[:k] + confusion.sum(1)[:k]
-    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    return float(f1.mean())
+    return scores_from_confusion(confusion, k)[1]
 
 
 def task_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
