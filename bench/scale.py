@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> dict:
                             "export:",
                             "baseline",
                             "multitask",
+                            "train:",
                             "preprocess",
                             "evaluate:",
                             "fp32",

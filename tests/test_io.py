@@ -76,3 +76,17 @@ def test_a_temp_file_of_a_killed_process_is_removed_by_the_next_write(tmp_path):
         new.write_text("complete")
     assert target.read_text() == "complete"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_process_seconds_counts_from_the_process_start_not_the_import():
+    """What export and train print as their imports and configuration: a child that waits
+    1.5 s before importing ticketml.io reports at least that."""
+    code = (
+        "import time; time.sleep(1.5); "
+        "from ticketml.io import process_seconds; print(process_seconds())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    seconds = float(out.stdout.strip())
+    assert 1.5 <= seconds < 30.0

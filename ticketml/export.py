@@ -19,7 +19,7 @@ from ticketml.calibration import ece
 from ticketml.contract import BEST_CHECKPOINT, DATA_REPORT, artifact, load_splits
 from ticketml.data.schema import encode_labels, served_texts
 from ticketml.errors import ModelError
-from ticketml.io import atomic_path, read_json, write_json
+from ticketml.io import atomic_path, process_seconds, read_json, write_json
 from ticketml.metrics import flat_metrics, score
 from ticketml.training.module import MultiTaskClassifier
 
@@ -154,8 +154,13 @@ def phase(name: str, fn, *args):
     started = time.perf_counter()
     print(f"export: {name} ...", flush=True)
     result = fn(*args)
-    print(f"export: {name} done in {time.perf_counter() - started:.1f} s", flush=True)
+    done(name, started)
     return result
+
+
+def done(name: str, started: float) -> None:
+    """The line bench/scale.py and bench/report.py read a phase's time from."""
+    print(f"export: {name} done in {time.perf_counter() - started:.1f} s", flush=True)
 
 
 def graph_probs(
@@ -410,8 +415,14 @@ def run_export(cfg: DictConfig) -> dict:
     (the run spans the export, with val and test as its dataset inputs)."""
     from ticketml.tracking import stage_run
 
+    print(f"export: imports and configuration done in {process_seconds():.1f} s", flush=True)
+    started = time.perf_counter()
     with stage_run(cfg, "export") as stage:
-        return export_and_log(cfg, stage)
+        done("opening the MLflow run", started)
+        results = export_and_log(cfg, stage)
+        started = time.perf_counter()
+    done("closing the MLflow run", started)
+    return results
 
 
 def serves_int8(cfg: DictConfig) -> bool:
@@ -441,8 +452,8 @@ def build_bundle(
     labels = {s: encode_labels(frames[s], label_maps) for s in EVAL_SPLITS}
     device = fp32_device(cfg)
     if device:  # the GPU scores, held to the graph first; not stored as the graph's own
-        runner = torch_runner(model, device)
-        checks |= runner_parity(classifier, runner, frames, atol)
+        runner = phase(f"the module on {device}", torch_runner, model, device)
+        checks |= phase("parity on the GPU", runner_parity, classifier, runner, frames, atol)
         classifier.runner, classifier.batch_size = runner, GPU_BATCH
         what = f"fp32 scores on val + test (torch on {torch.cuda.get_device_name()})"
     else:
@@ -487,9 +498,9 @@ def export_and_log(cfg: DictConfig, stage) -> dict:
     and logged on `stage`."""
     out = Path(cfg.paths.artifacts_dir)
     model = phase("checkpoint", load_checkpoint, cfg)
-    write_serving_files(model, out, cfg)
-    frames = load_splits(cfg)
-    stage.inputs(cfg, EVAL_SPLITS, frames)
+    phase("serving files", write_serving_files, model, out, cfg)
+    frames = phase("splits", load_splits, cfg)
+    phase("dataset inputs", stage.inputs, cfg, EVAL_SPLITS, frames)
     serve_int8 = serves_int8(cfg)
     staging = out / ".export"
     shutil.rmtree(staging, ignore_errors=True)

@@ -130,6 +130,18 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def process_seconds() -> float:
+    """Seconds since this process started (Linux: /proc; elsewhere 0.0): a stage's imports and
+    configuration, before its first step (export and train report them)."""
+    import time
+
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
+
+
 def start_child(args: list[str], label: str, env: dict | None = None):
     """`python -m ticketml <args>` in a child process, each line of its output relayed to this
     console marked `[label]` (the baseline beside training, tune's workers); wait with

@@ -29,7 +29,7 @@ from ticketml.contract import (
 )
 from ticketml.encoder import load_tokenizer
 from ticketml.errors import ConfigError, TicketMLError
-from ticketml.io import atomic_path, read_json, write_json
+from ticketml.io import atomic_path, process_seconds, read_json, write_json
 from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
 from ticketml.plots import confusion_plots, curves_plot, reliability_plot
 from ticketml.ranks import is_rank_zero
@@ -481,6 +481,7 @@ def finalize(
         "averaged": history.averaged,
         "phase_seconds": phases,
     }
+    mark = time.perf_counter()
     best_path = ckpt_dir / BEST_CHECKPOINT
     with atomic_path(best_path) as tmp:
         shutil.copyfile(best, tmp)
@@ -495,6 +496,10 @@ def finalize(
     if stage.run is not None:
         files = [metrics_path, *plots, best_path]
         log_train(stage, cfg, runtime.encoder_name, metrics, calibration, deltas, files)
+    print(
+        f"train: checkpoint, plots and logging done in {time.perf_counter() - mark:.1f} s",
+        flush=True,
+    )
     print_train(metrics, calibration, deltas)
     return metrics
 
@@ -562,6 +567,12 @@ def run_train(cfg: DictConfig) -> dict:
     from ticketml.training.runtime import budget
 
     budget(cfg.train, on_gpu=False)  # a bad budget fails before anything is logged
+    print(f"train: imports and configuration done in {process_seconds():.1f} s", flush=True)
+    started = time.perf_counter()
     with stage_run(cfg, "train") as stage:
         stage.inputs(cfg, ("train", "val", "test"))
+        print(
+            f"train: opening the MLflow run done in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         return train_and_log(cfg, stage)
