@@ -1062,8 +1062,10 @@ def scale_e5_lines(runs: list[dict]) -> list[str]:
         next((v for k, v in phases(b).items() if k.startswith("INT8 graph on")), None) for b in by
     ]
     export = [b["export_onnx"]["seconds"] for b in by]
-    # the last two runs: one machine, one commit (the repeat); the one before: round 30's
-    pair, before = runs[-2:], runs[-3] if len(runs) > 2 else runs[0]
+    if len(runs) < 3:
+        return lines
+    # the one before the last two (round 30's), and the last two: one machine, one commit
+    before, pair, (was, *_, now) = runs[-3], runs[-2:], by[-3:]
     outside = [b["export_onnx"]["seconds"] - sum(phases(b).values()) for b in by[-2:]]
     lines += [
         "",
@@ -1077,11 +1079,11 @@ def scale_e5_lines(runs: list[dict]) -> list[str]:
         "hybrid with a bincount macro-F1 and a temperature search of a third of the NLLs; its "
         f"INT8 phase (6,000 test tickets on 16 cores) went {int8[-3]:.1f} → {int8[-2]:.1f} / "
         f"{int8[-1]:.1f} s. Part of that is the machine: round 30's did the same CPU work "
-        f"slower throughout (data {by[-3]['data']['seconds']:.0f} → "
-        f"{by[-1]['data']['seconds']:.0f} s, the baseline's features "
+        f"slower throughout (data {was['data']['seconds']:.0f} → "
+        f"{now['data']['seconds']:.0f} s, the baseline's features "
         f"{before['baseline_summary']['features']:.1f} → "
         f"{pair[1]['baseline_summary']['features']:.1f} s, evaluate "
-        f"{by[-3]['evaluate']['seconds']:.0f} → {by[-1]['evaluate']['seconds']:.0f} s). "
+        f"{was['evaluate']['seconds']:.0f} → {now['evaluate']['seconds']:.0f} s). "
         "Export's phases in the last run: "
         + "; ".join(f"{k}: {v:.1f} s" for k, v in new.items())
         + f" ({outside[0]:.0f} / {outside[1]:.0f} s of the stage outside them). What is left "
