@@ -496,10 +496,7 @@ def finalize(
     if stage.run is not None:
         files = [metrics_path, *plots, best_path]
         log_train(stage, cfg, runtime.encoder_name, metrics, calibration, deltas, files)
-    print(
-        f"train: checkpoint, plots and logging done in {time.perf_counter() - mark:.1f} s",
-        flush=True,
-    )
+    timing(f"checkpoint, plots and logging done in {time.perf_counter() - mark:.1f} s")
     print_train(metrics, calibration, deltas)
     return metrics
 
@@ -567,12 +564,16 @@ def run_train(cfg: DictConfig) -> dict:
     from ticketml.training.runtime import budget
 
     budget(cfg.train, on_gpu=False)  # a bad budget fails before anything is logged
-    print(f"train: imports and configuration done in {process_seconds():.1f} s", flush=True)
+    timing(f"imports and configuration done in {process_seconds():.1f} s")
     started = time.perf_counter()
     with stage_run(cfg, "train") as stage:
         stage.inputs(cfg, ("train", "val", "test"))
-        print(
-            f"train: opening the MLflow run done in {time.perf_counter() - started:.1f} s",
-            flush=True,
-        )
+        timing(f"opening the MLflow run done in {time.perf_counter() - started:.1f} s")
         return train_and_log(cfg, stage)
+
+
+def timing(line: str) -> None:
+    """One of train's timing lines (bench/scale.py keeps them), from rank zero only: under DDP
+    every rank runs the stage."""
+    if is_rank_zero():
+        print(f"train: {line}", flush=True)
