@@ -251,17 +251,15 @@ def blend_section() -> list[str]:
 
 
 def gpu_blend_lines() -> list[str]:
-    """Every combination on the shipped defaults' GPU runs of the three datasets
-    (bench/blend.py --name gpu_defaults)."""
+    """Every combination on the shipped defaults' GPU runs of the three datasets, at the best
+    epoch's weights (round 27: bench/blend.py --name gpu_best)."""
     datasets = {
         "jira_agile": "Jira",
         "support_tickets": "outside sample",
         "synthetic_long": "synthetic_long",
     }
     results = [
-        (label, r)
-        for name, label in datasets.items()
-        if (r := load(f"blend_{name}_gpu_defaults.json"))
+        (label, r) for name, label in datasets.items() if (r := load(f"blend_{name}_gpu_best.json"))
     ]
     if not results:
         return []
@@ -279,9 +277,10 @@ def gpu_blend_lines() -> list[str]:
     )
     return [
         "",
-        "The same comparison on the shipped defaults' GPU runs (one H200; `model=auto`: MiniLM "
-        "on Jira, multilingual-e5-small on the others; Jira's second task is the issue type, "
-        "scored on its labelled rows). `hybrid (shipped)` here blends the calibrated "
+        "The same comparison on the shipped defaults' GPU runs, at the best epoch's weights "
+        "(round 27, one H100; `model=auto`: MiniLM on Jira, multilingual-e5-small on the others; "
+        "Jira's second task is the issue type, scored on its labelled rows). `hybrid (shipped)` "
+        "here blends the calibrated "
         "transformer, `one weight (tempered)` is the product's blend as export fits it; "
         "`class bias` adds to that blend a per-class offset fitted on val for macro-F1 (a "
         f"threshold per class){verdict}:",
