@@ -19,7 +19,7 @@ from ticketml.calibration import ece
 from ticketml.contract import BEST_CHECKPOINT, DATA_REPORT, artifact, load_splits
 from ticketml.data.schema import encode_labels, served_texts
 from ticketml.errors import ModelError
-from ticketml.io import atomic_path, process_seconds, read_json, write_json
+from ticketml.io import atomic_path, read_json, startup_seconds, write_json
 from ticketml.metrics import flat_metrics, score
 from ticketml.training.module import MultiTaskClassifier
 
@@ -415,7 +415,7 @@ def run_export(cfg: DictConfig) -> dict:
     (the run spans the export, with val and test as its dataset inputs)."""
     from ticketml.tracking import stage_run
 
-    print(f"export: imports and configuration done in {process_seconds():.1f} s", flush=True)
+    print(f"export: imports and configuration done in {startup_seconds():.1f} s", flush=True)
     started = time.perf_counter()
     with stage_run(cfg, "export") as stage:
         done("opening the MLflow run", started)

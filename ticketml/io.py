@@ -130,14 +130,28 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def process_seconds() -> float:
-    """Seconds since this process started (Linux: /proc; elsewhere 0.0): a stage's imports and
+# when the last command run in this process ended (boot clock): `main` runs several stages in one
+_COMMAND_ENDED: list[float] = []
+
+
+def command_ended() -> None:
+    """cli.main marks the end of each command: the next one in this process (the MLproject's
+    `main` runs its stages in one) counts its start-up from here, not from the process start."""
+    import time
+
+    _COMMAND_ENDED[:] = [time.clock_gettime(time.CLOCK_BOOTTIME)]
+
+
+def startup_seconds() -> float:
+    """Seconds since this command started: the process start (Linux: /proc; elsewhere 0.0) or
+    the end of the command before it in this process, whichever is later. A stage's imports and
     configuration, before its first step (export and train report them)."""
     import time
 
     try:
+        now = time.clock_gettime(time.CLOCK_BOOTTIME)
         ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return now - max([ticks / os.sysconf("SC_CLK_TCK"), *_COMMAND_ENDED])
     except (OSError, ValueError, IndexError, AttributeError):
         return 0.0
 

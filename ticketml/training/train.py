@@ -29,7 +29,7 @@ from ticketml.contract import (
 )
 from ticketml.encoder import load_tokenizer
 from ticketml.errors import ConfigError, TicketMLError
-from ticketml.io import atomic_path, process_seconds, read_json, write_json
+from ticketml.io import atomic_path, read_json, startup_seconds, write_json
 from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
 from ticketml.plots import confusion_plots, curves_plot, reliability_plot
 from ticketml.ranks import is_rank_zero
@@ -564,7 +564,7 @@ def run_train(cfg: DictConfig) -> dict:
     from ticketml.training.runtime import budget
 
     budget(cfg.train, on_gpu=False)  # a bad budget fails before anything is logged
-    timing(f"imports and configuration done in {process_seconds():.1f} s")
+    timing(f"imports and configuration done in {startup_seconds():.1f} s")
     started = time.perf_counter()
     with stage_run(cfg, "train") as stage:
         stage.inputs(cfg, ("train", "val", "test"))
