@@ -257,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-        from ticketml.io import command_ended
+        from ticketml.clock import command_ended
 
         command_ended()
     return 0

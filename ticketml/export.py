@@ -16,10 +16,11 @@ from pyfunc.core import TicketClassifier, decide_tasks, hybrid_proba, scaling_of
 from pyfunc.text import scripts as text_scripts
 from ticketml import TASKS, scores
 from ticketml.calibration import ece
+from ticketml.clock import startup_seconds
 from ticketml.contract import BEST_CHECKPOINT, DATA_REPORT, artifact, load_splits
 from ticketml.data.schema import encode_labels, served_texts
 from ticketml.errors import ModelError
-from ticketml.io import atomic_path, read_json, startup_seconds, write_json
+from ticketml.io import atomic_path, read_json, write_json
 from ticketml.metrics import flat_metrics, score
 from ticketml.training.module import MultiTaskClassifier
 

@@ -130,38 +130,6 @@ def _json_default(obj: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-# when the last command run in this process ended (boot clock): `main` runs several stages in one
-_COMMAND_ENDED: list[float] = []
-
-
-def _boot_clock() -> float | None:
-    """Seconds since boot, the clock /proc's process start times count in (Linux; else None)."""
-    import time
-
-    clock = getattr(time, "CLOCK_BOOTTIME", None)
-    return None if clock is None else time.clock_gettime(clock)
-
-
-def command_ended() -> None:
-    """cli.main marks the end of each command: the next one in this process (the MLproject's
-    `main` runs its stages in one) counts its start-up from here, not from the process start."""
-    now = _boot_clock()
-    _COMMAND_ENDED[:] = [] if now is None else [now]
-
-
-def startup_seconds() -> float:
-    """Seconds since this command started: the process start (Linux: /proc; elsewhere 0.0) or
-    the end of the command before it in this process, whichever is later. A stage's imports and
-    configuration, before its first step (export and train report them)."""
-    now = _boot_clock()
-    try:
-        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        started = ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, AttributeError):
-        return 0.0
-    return 0.0 if now is None else now - max([started, *_COMMAND_ENDED])
-
-
 def start_child(args: list[str], label: str, env: dict | None = None):
     """`python -m ticketml <args>` in a child process, each line of its output relayed to this
     console marked `[label]` (the baseline beside training, tune's workers); wait with

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from pyfunc.probability import decide, scaled, softmax
 from ticketml import TASKS
 from ticketml.calibration import calibrate, routing_table
+from ticketml.clock import startup_seconds
 from ticketml.contract import (
     BEST_CHECKPOINT,
     CALIBRATION,
@@ -29,7 +30,7 @@ from ticketml.contract import (
 )
 from ticketml.encoder import load_tokenizer
 from ticketml.errors import ConfigError, TicketMLError
-from ticketml.io import atomic_path, read_json, startup_seconds, write_json
+from ticketml.io import atomic_path, read_json, write_json
 from ticketml.metrics import evaluate_probs, flat_metrics, summary_line
 from ticketml.plots import confusion_plots, curves_plot, reliability_plot
 from ticketml.ranks import is_rank_zero
