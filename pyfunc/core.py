@@ -119,20 +119,46 @@ def scaling_of(entry: dict) -> dict | None:
 
 def bundle_tokenizer(path, config: dict):
     """(the bundle's tokenizer, head tokens kept by a head_tail cut or 0). tokenizer.json may
-    carry its own padding/truncation: ours are set explicitly. Padding is done per batch, after
-    sorting by token count (TicketClassifier.batches); a head_tail cut is made in tokenize()."""
+    carry its own padding/truncation: ours are set explicitly (cut_as_served). Padding is done
+    per batch, after sorting by token count (TicketClassifier.batches)."""
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(path))
     head_tokens = (
         int(config.get("head_tokens", 0)) if config.get("truncation") == "head_tail" else 0
     )
+    tokenizer = cut_as_served(
+        Tokenizer.from_file(str(path)), int(config["max_length"]), head_tokens
+    )
+    return tokenizer, head_tokens
+
+
+def cut_as_served(tokenizer, max_length: int, head_tokens: int):
+    """`tokenizer` (the tokenizers library's) set to cut as the served model does, unpadded:
+    at max_length, or, with `head_tokens` (a head_tail cut, made in token_ids), not at all."""
     if head_tokens:  # the tokenizer keeps the whole text
         tokenizer.no_truncation()
     else:
-        tokenizer.enable_truncation(max_length=int(config["max_length"]))
+        tokenizer.enable_truncation(max_length=max_length)
     tokenizer.no_padding()
-    return tokenizer, head_tokens
+    return tokenizer
+
+
+def token_ids(
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    head_tokens: int,
+    prefix: str = "",
+    threads: bool = False,
+) -> list[list[int]]:
+    """Each text's token ids as the model reads them (not padded): `tokenizer` set by
+    cut_as_served, a head_tail cut made here; `threads`: the library's own threads over a whole
+    split (tokenizer_threads). Training tokenises its splits with this, as serving does."""
+    with tokenizer_threads() if threads else nullcontext():
+        ids = [e.ids for e in tokenizer.encode_batch([prefix + t for t in texts])]
+    if head_tokens:
+        ids = [head_and_tail(row, max_length, head_tokens) for row in ids]
+    return ids
 
 
 def cpu_session(onnx_path: str, intra_op_threads: int | None = None):
@@ -248,15 +274,16 @@ class TicketClassifier:
         return cls(load(directory, int8, transformer_only), **kwargs)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids of each text (truncated to max_length, not padded)."""
-        prefix = self.config.get("text_prefix", "")
-        # scoring a whole split (workers > 1) tokenises with the library's threads too
-        with tokenizer_threads() if self.workers > 1 else nullcontext():
-            ids = [e.ids for e in self.tokenizer.encode_batch([prefix + t for t in texts])]
-        if self.head_tokens:
-            limit = int(self.config["max_length"])
-            ids = [head_and_tail(row, limit, self.head_tokens) for row in ids]
-        return ids
+        """Token ids of each text (truncated to max_length, not padded); scoring a whole split
+        (workers > 1) tokenises with the library's threads too."""
+        return token_ids(
+            self.tokenizer,
+            list(texts),
+            int(self.config["max_length"]),
+            self.head_tokens,
+            self.config.get("text_prefix", ""),
+            threads=self.workers > 1,
+        )
 
     def pad(self, ids: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
         """One batch padded to its longest row: the graph's two inputs."""

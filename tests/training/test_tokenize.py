@@ -47,3 +47,28 @@ def test_the_served_core_scoring_a_split_tokenises_with_threads_to_the_same_ids(
     clf.workers = 4  # as export's split scorer sets it
     assert clf.tokenize(texts) == one
     assert seen == ["true"] and os.environ[PARALLELISM] == "false"
+
+
+@pytest.mark.parametrize("head_tokens", [0, 24])
+def test_training_ids_are_the_ids_transformers_gives(head_tokens):
+    """Training tokenises with the tokenizers library directly (pyfunc.core.token_ids): the same
+    ids as the encoder's transformers tokenizer, cut at max_length or head and tail."""
+    from pyfunc.core import head_and_tail
+    from ticketml.training.datamodule import TicketDataModule
+
+    tok = load_tokenizer(ENGLISH_ENCODER)
+    texts = ["", "VPN down", "Привет, принтер не печатает " * 40]
+    texts += [
+        f"ERROR [svc-{i}] at com.acme.Net.connect(Net.java:{i})\n" * (i % 7 + 1) for i in range(60)
+    ]
+    dm = TicketDataModule(
+        {}, {}, tok, max_length=48, batch_size=8, text_prefix="query: ", head_tokens=head_tokens
+    )
+    prefixed = [f"query: {t}" for t in texts]
+    if head_tokens:
+        expected = [head_and_tail(r, 48, head_tokens) for r in tok(prefixed)["input_ids"]]
+    else:
+        expected = tok(prefixed, truncation=True, max_length=48)["input_ids"]
+    got = dm.encode_texts(texts)
+    assert got == expected
+    assert max(map(len, got)) == 48 and len(got[1]) < 48
