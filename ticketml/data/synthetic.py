@@ -430,13 +430,21 @@ LOG_INTRO = {
 DAYS = ["Mon, 3 Mar 2025 09:14", "Tue, 11 Feb 2025 16:02", "Fri, 24 Jan 2025 11:47"]
 
 
+LOG_LINES = 120  # the longest pasted log
+# each log line's timestamp, by its position in the log
+LOG_TIMES = [
+    f"2025-03-0{1 + i % 9}T{8 + i % 10:02d}:{i * 7 % 60:02d}:{i * 13 % 60:02d}.{i * 37 % 1000:03d}Z"
+    for i in range(LOG_LINES)
+]
+
+
 def _log_block(comp: dict, rng: np.random.Generator) -> str:
     """A pasted log or stack trace: mostly neutral lines, a few naming the topic's components."""
     lines = []
-    n = int(np.clip(rng.lognormal(2.6, 0.8), 3, 120))
+    n = int(np.clip(rng.lognormal(2.6, 0.8), 3, LOG_LINES))
     service = _pick(comp["service"], rng)
     for i in range(n):
-        ts = f"2025-03-0{1 + i % 9}T{8 + i % 10:02d}:{i * 7 % 60:02d}:{i * 13 % 60:02d}.{i * 37 % 1000:03d}Z"
+        ts = LOG_TIMES[i]
         if rng.random() < 0.2:
             line = f"ERROR [{service}] {_pick(comp['errors'], rng)}"
         elif rng.random() < 0.15:
