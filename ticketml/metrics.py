@@ -5,12 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-)
 
 
 def scores_from_confusion(confusion: np.ndarray, classes: int | None = None) -> tuple[float, float]:
@@ -36,17 +30,29 @@ def fast_macro_f1(labels: np.ndarray, predicted: np.ndarray, k: int) -> float:
 
 def task_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
     """Accuracy, macro-F1 and per-class precision/recall(=per-class accuracy)/F1/support, on the
-    rows that have a label for the task (partial labels: the others are -1); `n` counts them."""
+    rows that have a label for the task (partial labels: the others are -1); `n` counts them.
+    As scikit-learn's accuracy_score, precision_recall_fscore_support and confusion_matrix give
+    them with labels=range(len(labels)) and zero_division=0, from counts (tests/test_metrics.py):
+    no scikit-learn import (1 s) in the stages that only score."""
     from ticketml.data.schema import labelled_rows
 
     y_true, y_pred = labelled_rows(y_true, y_pred)
-    ids = list(range(len(labels)))
-    prec, rec, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=ids, average=None, zero_division=0
-    )
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    k = len(labels)
+    known = (y_true >= 0) & (y_true < k) & (y_pred >= 0) & (y_pred < k)
+    confusion = np.bincount(y_true[known] * k + y_pred[known], minlength=k * k).reshape(k, k)
+    tp = np.diag(confusion).astype(np.float64)
+    support = np.bincount(y_true[(y_true >= 0) & (y_true < k)], minlength=k)[:k]
+    predicted = np.bincount(y_pred[(y_pred >= 0) & (y_pred < k)], minlength=k)[:k]
+
+    def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+        return np.divide(num, den, out=np.zeros(k), where=den > 0)
+
+    prec, rec, f1 = ratio(tp, predicted), ratio(tp, support), ratio(2 * tp, support + predicted)
     return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
+        "macro_f1": float(f1.mean()) if k else 0.0,
         "n": len(y_true),
         "per_class": {
             label: {
@@ -58,7 +64,7 @@ def task_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[
             }
             for i, label in enumerate(labels)
         },
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+        "confusion_matrix": confusion.tolist(),
     }
 
 
