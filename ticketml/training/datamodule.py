@@ -14,12 +14,11 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from tokenizers import Tokenizer
 from torch.utils.data import DataLoader
 
-from pyfunc.core import cut_as_served
 from ticketml import TASKS
 from ticketml.data.schema import encode_labels
+from ticketml.encoder import library_tokenizer
 
 
 class EncodedSplit(torch.utils.data.Dataset):
@@ -160,16 +159,11 @@ class TicketDataModule(L.LightningDataModule):
         self.teachers = teachers or {}  # per split and task, the baseline's probabilities
         self.splits: dict[str, EncodedSplit] = {}
         self.runtime = None  # the resolved settings it was built with (train.build_datamodule)
-        # the tokenizers library's tokenizer under `tokenizer` (transformers'), a copy set to cut
-        # as the served model does
-        self.fast_tokenizer = cut_as_served(
-            Tokenizer.from_str(tokenizer.backend_tokenizer.to_str()), max_length, head_tokens
-        )
+        self.fast_tokenizer = library_tokenizer(tokenizer, max_length, head_tokens)
 
     def encode_texts(self, texts: list[str]) -> list[list[int]]:
-        """Token ids as the served model makes them (pyfunc.core.token_ids, the library's own
-        tokenizer: transformers' per-row conversion cost 7 s of 29 s at 40,000 long tickets on
-        2 cores), with the tokenizers library's threads."""
+        """Token ids as the served model makes them (pyfunc.core.token_ids), with the tokenizers
+        library's threads."""
         from pyfunc.core import token_ids
 
         return token_ids(

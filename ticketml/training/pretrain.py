@@ -206,10 +206,11 @@ def loader(data: MaskedTexts, lengths: np.ndarray, batch_size: int, shuffle: boo
 def masked_loaders(texts: list[str], tokenizer, p: DictConfig, batch: int, seed: int):
     """(train loader, held-out loader, held-out size): the texts tokenised, a held-out share
     (HELD_OUT, at most MAX_HELD_OUT) masked once and for all, the rest masked afresh."""
-    from pyfunc.core import tokenizer_threads
+    from pyfunc.core import token_ids
+    from ticketml.encoder import library_tokenizer
 
-    with tokenizer_threads():
-        ids = tokenizer(texts, truncation=True, max_length=int(p.max_length))["input_ids"]
+    cut = int(p.max_length)
+    ids = token_ids(library_tokenizer(tokenizer, cut), texts, cut, 0, threads=True)
     order = np.random.default_rng(seed).permutation(len(ids))
     n_held = min(MAX_HELD_OUT, max(10, int(HELD_OUT * len(ids))))
     held, rest = order[:n_held], order[n_held:]
