@@ -148,6 +148,8 @@ def run(args: argparse.Namespace) -> dict:
                 ][-40:],
             }
         )
+        for line in stages[-1]["output_tail"]:  # as it goes: a run stopped early still says them
+            print(f"    {line}", flush=True)
         if proc.returncode:
             print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
             break
