@@ -1091,6 +1091,19 @@ def scale_e5_lines(runs: list[dict]) -> list[str]:
         + "–".join(str(n) for n in sorted({min(e), max(e)}))
         + " epochs in these runs), and each stage's fixed start in its own process.",
     ]
+    cold = RESULTS / "gpu" / "scale_gpu_main_e5_r32_cold_partial.txt"
+    if cold.is_file():  # a partial run: its lines as measured
+        kept = [" ".join(x.split()) for x in cold.read_text().splitlines()[1:] if x.strip()]
+        lines[-1] += (
+            " A later run on a freshly started H100, stopped at 304 s by the device budget during "
+            "export, shows what a cold machine adds ("
+            + "; ".join(x for x in kept if x.startswith(("data", "train")))
+            + "): its first stage to import torch, Lightning and transformers compiled and read "
+            "them from a cold disk (the rest of train's excess over the warm runs is not broken "
+            "down: the run stopped before its summary was kept). `bench/scale.py` now runs the "
+            "stack's imports once before the stages (untimed; `--cold` skips that), as the warm "
+            "runs above had them from the calls before them."
+        )
     return lines
 
 
