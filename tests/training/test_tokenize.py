@@ -69,6 +69,11 @@ def test_training_ids_are_the_ids_transformers_gives(head_tokens):
         expected = [head_and_tail(r, 48, head_tokens) for r in tok(prefixed)["input_ids"]]
     else:
         expected = tok(prefixed, truncation=True, max_length=48)["input_ids"]
+    long = ["x " * 100]
+    assert len(tok(long, truncation=True, max_length=8)["input_ids"][0]) == 8  # between them
     got = dm.encode_texts(texts)
     assert got == expected
     assert max(map(len, got)) == 48 and len(got[1]) < 48
+    # the same tokenizer object: transformers' own calls still cut as they ask
+    assert len(tok(long, truncation=True, max_length=8)["input_ids"][0]) == 8
+    assert len(tok(long)["input_ids"][0]) == 102

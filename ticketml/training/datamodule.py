@@ -159,16 +159,14 @@ class TicketDataModule(L.LightningDataModule):
         self.teachers = teachers or {}  # per split and task, the baseline's probabilities
         self.splits: dict[str, EncodedSplit] = {}
         self.runtime = None  # the resolved settings it was built with (train.build_datamodule)
-        self.fast_tokenizer = library_tokenizer(tokenizer, max_length, head_tokens)
 
     def encode_texts(self, texts: list[str]) -> list[list[int]]:
         """Token ids as the served model makes them (pyfunc.core.token_ids), with the tokenizers
         library's threads."""
         from pyfunc.core import token_ids
 
-        return token_ids(
-            self.fast_tokenizer, texts, self.max_length, self.head_tokens, self.text_prefix, True
-        )
+        cut = library_tokenizer(self.tokenizer, self.max_length, self.head_tokens)  # set each call
+        return token_ids(cut, texts, self.max_length, self.head_tokens, self.text_prefix, True)
 
     def setup(self, stage: str | None = None) -> None:
         pad_id = self.tokenizer.pad_token_id or 0
