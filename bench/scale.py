@@ -3,8 +3,9 @@
     python bench/scale.py                              # 40,000 long synthetic tickets, shipped budget
     python bench/scale.py --n-samples 2000 --epochs 1 train.accelerator=cpu   # a small CPU run
 
-Each stage runs as a user would run it (`python -m ticketml <stage>`, in a scratch working
-directory with its own MLflow store), and its wall time is measured; where `nvidia-smi` runs, the
+Each stage runs as a user would run it, in a scratch working directory with its own MLflow store:
+`python -m ticketml <stage>` one after the other, or with --main as the MLproject's `main` runs
+them (one process; on a GPU the baseline fits beside train); its wall time is measured; where `nvidia-smi` runs, the
 GPU's utilisation and memory are sampled every 0.5 s during each stage (mean busy %, peak MiB).
 The stack's imports run once first, outside the stages' times (--cold: not; see WARM_UP).
 Prints a table and writes bench/results/scale_{gpu,cpu}.json.
@@ -26,7 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import machine_info, write_result  # noqa: E402
-from ticketml.cli import beside_env  # noqa: E402  (as main gives the baseline beside training)
 
 STAGES = ["data", "baseline", "train", "export_onnx", "evaluate"]
 # What the stages import, run once before them unless --cold: on a freshly started GPU machine the
@@ -72,6 +72,118 @@ class GpuSampler:
         }
 
 
+PREFIXES = (
+    "export:",
+    "baseline",
+    "multitask",
+    "train:",
+    "preprocess",
+    "evaluate:",
+    "fp32",
+    "ERROR",
+)
+
+
+def stage_row(stage: str, seconds: float, gpu: dict, returncode: int, lines: list[str]) -> dict:
+    """One stage's row, printed as it ends (a run stopped early still says where its time went)."""
+    row = {
+        "stage": stage,
+        "seconds": seconds,
+        **gpu,
+        "returncode": returncode,
+        "output_tail": [x for x in lines if x.startswith(PREFIXES)][-40:],
+    }
+    busy = f"  GPU busy {gpu['gpu_busy_pct']:5.1f}%" if gpu else ""
+    print(f"{stage:<12} {seconds:8.1f} s  rc {returncode}{busy}", flush=True)
+    for line in row["output_tail"]:
+        print(f"    {line}", flush=True)
+    return row
+
+
+def run_apart(work: Path, env: dict, overrides: list[str]) -> list[dict]:
+    """Each stage in its own process, one after the other (`python -m ticketml <stage>`)."""
+    stages = []
+    for stage in STAGES:
+        sampler = GpuSampler()
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "ticketml", stage, *overrides],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - started
+        lines = (proc.stdout + proc.stderr).splitlines()
+        stages.append(stage_row(stage, seconds, sampler.stop(), proc.returncode, lines))
+        if proc.returncode:
+            print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
+            break
+    return stages
+
+
+# `main` (the MLproject entry point, `mlflow run . -e main`) with the issue's stages: one process,
+# the baseline in a child process beside train where train has a GPU (ticketml.cli.entrypoint)
+AS_MAIN = "import sys; from ticketml.cli import entrypoint; sys.exit(entrypoint(sys.argv[1].split(','), sys.argv[2:]))"
+
+
+def run_as_main(work: Path, env: dict, overrides: list[str]) -> list[dict]:
+    """The stages as `main` runs them: one process (each stage's imports and the MLflow store's
+    opening paid once), the baseline beside train on a GPU. A stage's row runs from its
+    `== ticketml <stage>` line to the next stage's; train's row waits for the baseline beside it
+    (export needs it); the baseline's own row is 0 s with its time beside train."""
+    command = [
+        sys.executable,
+        "-c",
+        AS_MAIN,
+        ",".join(STAGES),
+        "--overrides",
+        json.dumps(overrides),
+    ]
+    proc = subprocess.Popen(
+        command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        bufsize=1,
+    )  # fmt: skip
+    stages, everything = [], []
+    stage, lines, sampler, started = STAGES[0], [], GpuSampler(), time.perf_counter()
+    beside, beside_lines = None, []  # [start, last line's time] of the baseline beside train
+
+    def close(now: float, code: int) -> None:
+        if stage == "train" and beside is not None:
+            stages.append(
+                {
+                    "stage": "baseline",
+                    "seconds": 0.0,  # its time is inside train's row, which waited for it
+                    "beside_train_seconds": beside[1] - beside[0],
+                    "returncode": 0,
+                    "output_tail": [x for x in beside_lines if x.startswith("baseline")],
+                }
+            )
+            print(f"{'baseline':<12} {beside[1] - beside[0]:8.1f} s  beside train", flush=True)
+        stages.append(stage_row(stage, now - started, sampler.stop(), code, lines))
+
+    for line in proc.stdout:
+        now, line = time.perf_counter(), line.rstrip("\n")
+        everything.append(line)
+        if line.startswith("== ticketml ") and "(beside " in line:
+            beside = [now, now]
+        elif line.startswith("== ticketml "):
+            name = line.split()[2]
+            if name != stage:  # the first marker is the first stage's own
+                close(now, 0)
+                stage, lines, sampler, started = name, [], GpuSampler(), now
+        elif line.startswith("[baseline] "):
+            beside[1] = now
+            beside_lines.append(line.removeprefix("[baseline] "))
+        else:
+            lines.append(line)
+    code = proc.wait()
+    close(time.perf_counter(), code)
+    if code:
+        print("\n".join(everything[-60:]))
+    return stages
+
+
 def run(args: argparse.Namespace) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ticketml-scale-"))
     # --epochs N: exactly N epochs (no early stop); default: the shipped training budget
@@ -98,73 +210,7 @@ def run(args: argparse.Namespace) -> dict:
         subprocess.run([sys.executable, "-c", WARM_UP], cwd=work, env=env, check=True)
         warm_up = time.perf_counter() - started
         print(f"{'(warm-up)':<12} {warm_up:8.1f} s  imports once, not in the total", flush=True)
-    stages = []
-    beside = None  # --main: the baseline in its own process while train runs, as `main` does
-    for stage in STAGES:
-        command = [sys.executable, "-m", "ticketml", stage, *overrides]
-        if stage == "baseline" and args.main:
-            beside = (
-                subprocess.Popen(
-                    command, cwd=work, env=beside_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                    text=True,
-                ),
-                time.perf_counter(),
-            )  # fmt: skip
-            continue
-        sampler = GpuSampler()
-        started = time.perf_counter()
-        proc = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
-        if stage == "train" and beside is not None:  # export waits for the baseline
-            train_s = time.perf_counter() - started
-            base_out, _ = beside[0].communicate()
-            base_s = time.perf_counter() - beside[1]
-            stages.append(
-                {
-                    "stage": "baseline",
-                    "seconds": 0.0,  # its time is inside train's row, which waited for it
-                    "beside_train_seconds": base_s,
-                    "train_own_seconds": train_s,  # train's process alone
-                    "returncode": beside[0].returncode,
-                    "output_tail": [x for x in base_out.splitlines() if x.startswith("baseline")],
-                }
-            )
-            print(f"{'baseline':<12} {base_s:8.1f} s  beside train ({train_s:.1f} s)", flush=True)
-            if beside[0].returncode:
-                print(base_out[-3000:])
-                break
-        seconds = time.perf_counter() - started
-        gpu = sampler.stop()
-        busy = f"  GPU busy {gpu['gpu_busy_pct']:5.1f}%" if gpu else ""
-        print(f"{stage:<12} {seconds:8.1f} s  rc {proc.returncode}{busy}", flush=True)
-        stages.append(
-            {
-                "stage": stage,
-                "seconds": seconds,
-                **gpu,
-                "returncode": proc.returncode,
-                "output_tail": [
-                    line
-                    for line in (proc.stdout + proc.stderr).splitlines()
-                    if line.startswith(
-                        (
-                            "export:",
-                            "baseline",
-                            "multitask",
-                            "train:",
-                            "preprocess",
-                            "evaluate:",
-                            "fp32",
-                            "ERROR",
-                        )
-                    )
-                ][-40:],
-            }
-        )
-        for line in stages[-1]["output_tail"]:  # as it goes: a run stopped early still says them
-            print(f"    {line}", flush=True)
-        if proc.returncode:
-            print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n")
-            break
+    stages = run_as_main(work, env, overrides) if args.main else run_apart(work, env, overrides)
     report = (
         json.loads((work / "artifacts/metrics/report.json").read_text())
         if (work / "artifacts/metrics/report.json").is_file()
@@ -215,7 +261,8 @@ def main() -> None:
     parser.add_argument(
         "--main",
         action="store_true",
-        help="as `main` runs them: the baseline beside train (train's row waits for both)",
+        help="as `main` runs them: one process, the baseline beside train on a GPU (train's row "
+        "waits for both); default: each stage in its own process, one after the other",
     )
     parser.add_argument(
         "--cold",
