@@ -223,17 +223,27 @@ def quantize(fp32: Path, int8: Path) -> None:
 
 
 GPU_BATCH = 256
+# Rows per batch where the CPU scores a split through the fp32 graph: small batches of similar
+# token counts stay in each core's cache (2 cores: 1.45x batches of 64 on short tickets, 1.43x
+# on long ones; bench/results/split_scoring_*.json), and fp32 logits do not depend on the batch.
+# INT8 ones do (dynamic quantisation scales activations per batch: README, INT8 caveat), so the
+# INT8 graph scores in the batches a served model uses, and what export stores for evaluate and
+# promote is what the served model gives those rows.
+SPLIT_BATCH = 4
 
 
 def split_scorer(directory: Path, int8: bool) -> TicketClassifier:
     """The transformer of the bundle in `directory` set up to score whole splits: one ONNX
-    Runtime thread per batch, as many batches at once as the process has cores (on 16 cores
-    INT8 ran at 54 rows/s with ONNX Runtime's own threads over one batch)."""
+    Runtime thread per batch (fp32: SPLIT_BATCH rows; INT8: the served batch), as many batches
+    at once as the process has cores (on 16 cores INT8 ran at 54 rows/s with ONNX Runtime's own
+    threads over one batch)."""
     from ticketml.baseline import cpu_count
 
     classifier = TicketClassifier.from_dir(
         directory, int8=int8, transformer_only=True, intra_op_threads=1
     )
+    if not int8:
+        classifier.batch_size = SPLIT_BATCH
     classifier.workers = cpu_count()  # the cores this process may use (affinity and quota)
     return classifier
 
