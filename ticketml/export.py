@@ -224,8 +224,8 @@ def quantize(fp32: Path, int8: Path) -> None:
 
 GPU_BATCH = 256
 # Rows per batch where the CPU scores a split through the fp32 graph: small batches of similar
-# token counts stay in each core's cache (2 cores: 1.45x batches of 64 on short tickets, 1.43x
-# on long ones; bench/results/split_scoring_*.json), and fp32 logits do not depend on the batch.
+# token counts stay in each core's cache (2 cores: 1.46x batches of 64 on the demo's tickets,
+# 1.38x on long ones; bench/results/split_scoring_*.json), and fp32 logits do not depend on it.
 # INT8 ones do (dynamic quantisation scales activations per batch: README, INT8 caveat), so the
 # INT8 graph scores in the batches a served model uses, and what export stores for evaluate and
 # promote is what the served model gives those rows.
