@@ -901,8 +901,9 @@ def scale_section() -> list[str]:
         f"{rows['val']:,}, test {rows['test']:,}), the shipped GPU budget (stopped at epoch "
         f"{summary.get('epochs')}, best {summary.get('best_epoch')}), on a lent machine with one "
         f"{main['machine'].get('gpu')} and {main['machine'].get('cpu_count')} CPU cores; each "
-        "stage is `python -m ticketml <stage>`, `--main` runs the baseline beside train as "
-        "`main` does. GPU busy: the mean of `nvidia-smi` samples every 0.5 s. The columns are "
+        "stage is `python -m ticketml <stage>` in its own process, `--main` runs the baseline "
+        "beside train as `main` does (since 4abf334 `--main` runs the stages in one process, as "
+        "`main` does: below). GPU busy: the mean of `nvidia-smi` samples every 0.5 s. The columns are "
         "successive runs of the same command, oldest first (each on its own lent machine).",
         "",
         "| stage | first (H100, 3 epochs) | stage by stage (H200) | "
@@ -988,6 +989,21 @@ def scale_section() -> list[str]:
             for run in ("", "_r30", "_r31", "_r31b")  # rounds 29, 30 and 31 (twice)
         ]
     )
+
+
+# bench/scale.py --main since 4abf334 (no GPU run of it yet): what one process saves, on 2 cores
+ONE_PROCESS = (
+    "All the runs above ran each stage in its own process. The MLproject's `main` runs them in "
+    "one (`ticketml.cli.entrypoint`: the baseline alone in a child process beside train), and "
+    "`bench/scale.py --main` now does so too, each stage's row running from its `== ticketml "
+    "<stage>` line to the next: the stack's imports and the MLflow store are paid once (on 2 "
+    "cores, 1,500 tickets: export's start 6.3 → 0.3 s, opening its MLflow run 2.3 → 0.1 s). "
+    "Export also scores a split through the fp32 graph on the CPU in batches of 4 "
+    "(`ticketml.export.SPLIT_BATCH`, 1.38–1.46× batches of 64 on 2 cores, "
+    "`bench/split_scoring.py` in docs/benchmarks.md; INT8 keeps the served batch, its logits "
+    "moving with the batch). Not yet timed on a GPU: every start of a lent machine failed in "
+    "the session that made them."
+)
 
 
 def scale_e5_lines(runs: list[dict]) -> list[str]:
@@ -1104,6 +1120,7 @@ def scale_e5_lines(runs: list[dict]) -> list[str]:
             "stack's imports once before the stages (untimed; `--cold` skips that), as the warm "
             "runs above had them from the calls before them."
         )
+    lines[-1] += " " + ONE_PROCESS
     return lines
 
 
