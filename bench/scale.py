@@ -5,8 +5,9 @@
 
 Each stage runs as a user would run it, in a scratch working directory with its own MLflow store:
 `python -m ticketml <stage>` one after the other, or with --main as the MLproject's `main` runs
-them (one process; on a GPU the baseline fits beside train); its wall time is measured; where `nvidia-smi` runs, the
-GPU's utilisation and memory are sampled every 0.5 s during each stage (mean busy %, peak MiB).
+them (one process; on a GPU the baseline fits beside train). Its wall time is measured; where
+`nvidia-smi` runs, the GPU's utilisation and memory are sampled every 0.5 s during each stage
+(mean busy %, peak MiB).
 The stack's imports run once first, outside the stages' times (--cold: not; see WARM_UP).
 Prints a table and writes bench/results/scale_{gpu,cpu}.json.
 """
@@ -131,7 +132,8 @@ def run_as_main(work: Path, env: dict, overrides: list[str]) -> list[dict]:
     """The stages as `main` runs them: one process (each stage's imports and the MLflow store's
     opening paid once), the baseline beside train on a GPU. A stage's row runs from its
     `== ticketml <stage>` line to the next stage's; train's row waits for the baseline beside it
-    (export needs it); the baseline's own row is 0 s with its time beside train."""
+    (export needs it); the baseline's own row is 0 s with its time beside train. Where the
+    baseline goes beside train, `main` first imports torch to see the GPU: data's row holds it."""
     command = [
         sys.executable,
         "-c",
@@ -155,7 +157,8 @@ def run_as_main(work: Path, env: dict, overrides: list[str]) -> list[dict]:
                     "stage": "baseline",
                     "seconds": 0.0,  # its time is inside train's row, which waited for it
                     "beside_train_seconds": beside[1] - beside[0],
-                    "returncode": 0,
+                    # main says so in train's lines (ticketml.cli.finish_beside) and stops
+                    "returncode": int(any("stage beside training failed" in x for x in lines)),
                     "output_tail": [x for x in beside_lines if x.startswith("baseline")],
                 }
             )
