@@ -7,15 +7,21 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def class_f1(confusion: np.ndarray, k: int) -> np.ndarray:
+    """F1 of each of the first `k` classes of a (label, decision) count matrix, 0 where a class
+    is neither a label nor a decision (scikit-learn's zero_division=0)."""
+    tp = np.diag(confusion)[:k].astype(np.float64)
+    denominator = (confusion.sum(0) + confusion.sum(1))[:k]
+    return np.divide(2 * tp, denominator, out=np.zeros(k), where=denominator > 0)
+
+
 def scores_from_confusion(confusion: np.ndarray, classes: int | None = None) -> tuple[float, float]:
     """(accuracy, macro-F1 over the first `classes` classes (default every one), an absent class
     scoring 0) as scikit-learn's accuracy_score and f1_score(average="macro", labels=range(
     classes), zero_division=0) give them."""
     k = confusion.shape[0] if classes is None else classes
-    tp = np.diag(confusion).astype(np.float64)
-    denominator = (confusion.sum(0) + confusion.sum(1))[:k]
-    f1 = np.divide(2 * tp[:k], denominator, out=np.zeros(k), where=denominator > 0)
-    return float(tp.sum() / max(confusion.sum(), 1)), float(f1.mean())
+    accuracy = float(np.trace(confusion) / max(confusion.sum(), 1))
+    return accuracy, float(class_f1(confusion, k).mean())
 
 
 def confusion_counts(labels, predicted, k: int) -> np.ndarray:
@@ -54,7 +60,7 @@ def task_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[
     def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.divide(num, den, out=np.zeros(k), where=den > 0)
 
-    prec, rec, f1 = ratio(tp, predicted), ratio(tp, support), ratio(2 * tp, support + predicted)
+    prec, rec, f1 = ratio(tp, predicted), ratio(tp, support), class_f1(counts, k)
     return {
         "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else 0.0,
         "macro_f1": float(f1.mean()) if k else 0.0,
