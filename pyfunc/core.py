@@ -69,15 +69,17 @@ def combine(
     hybrid.json says: the weighted blend w x transformer + (1 - w) x baseline ("blend"; with
     "by_script", a row written in one of those scripts takes that script's weight: `scripts` are
     the rows' pyfunc.text.script), the product softmax(w x log transformer + (1 - w) x log
-    baseline) ("product": for a transformer trained inside that product, train.baseline_product),
-    or a multinomial logistic regression on both models' log-probabilities ("stack")."""
+    baseline) ("product": for a transformer trained inside that product, train.baseline_product;
+    "pool": the same with a baseline weight of its own, softmax(w x log transformer + v x log
+    baseline)), or a multinomial logistic regression on both models' log-probabilities ("stack")."""
     method = entry.get("method", "blend")
     if method == "stack":
         z = stack_features(transformer, baseline) @ np.asarray(entry["coef"], dtype=np.float64)
         return softmax(z + np.asarray(entry["intercept"], dtype=np.float64))
     w = float(entry["transformer_weight"])
-    if method == "product":
-        return softmax(w * log_probs(transformer) + (1 - w) * log_probs(baseline))
+    if method in ("product", "pool"):  # a pool's two weights are free (fitted by NLL)
+        v = float(entry.get("baseline_weight", 1 - w))
+        return softmax(w * log_probs(transformer) + v * log_probs(baseline))
     by_script = entry.get("by_script")
     if by_script:
         if scripts is None or len(scripts) != len(transformer):

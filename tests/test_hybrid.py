@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from pyfunc.core import combine, hybrid_proba
+from pyfunc.probability import softmax
 from pyfunc.text import script
 from pyfunc.text import scripts as text_scripts
 from ticketml.hybrid import blend_weight, combiner_for, fit_hybrid, fit_task, macro_f1
@@ -64,6 +65,44 @@ def test_a_product_hybrid_recovers_two_halves_of_the_evidence_a_blend_cannot():
     assert blend_weight(transformer, baseline, labels)["val_macro_f1"] < 0.97
     # a transformer trained on its own keeps model.combiner
     assert combiner_for("blend", False) == "blend" and combiner_for("auto", False) == "auto"
+
+
+def test_a_pool_fits_both_weights_by_nll_and_serves_what_it_fitted():
+    # both models right but each too soft (logits halved) and one sharper than the other: the
+    # evidence is a + b, which only weights of 2 and 2 restore; a product (w + (1 - w) = 1)
+    # cannot sharpen, the pool does, and its val NLL is below the product's
+    rng = np.random.default_rng(7)
+    k, n = 4, 3000
+    a, b = rng.normal(scale=2.0, size=(n, k)), rng.normal(scale=2.0, size=(n, k))
+    labels = np.array(
+        [rng.choice(k, p=p) for p in np.exp(a + b) / np.exp(a + b).sum(1, keepdims=True)]
+    )
+    soft = [np.exp(x / 2) / np.exp(x / 2).sum(1, keepdims=True) for x in (a, b)]
+    entry = fit_task(soft[0], soft[1], labels, combiner="pool")
+    assert entry["method"] == "pool"
+    assert entry["transformer_weight"] == pytest.approx(2.0, abs=0.25)
+    assert entry["baseline_weight"] == pytest.approx(2.0, abs=0.25)
+    served = combine(entry, soft[0], soft[1])
+    np.testing.assert_allclose(
+        served,
+        softmax(
+            entry["transformer_weight"] * np.log(soft[0])
+            + entry["baseline_weight"] * np.log(soft[1])
+        ),
+        rtol=1e-6,
+    )
+    product = combine(blend_weight(soft[0], soft[1], labels, "product"), soft[0], soft[1])
+    nll = lambda p: -np.log(p[np.arange(n), labels]).mean()  # noqa: E731
+    assert nll(served) < nll(product) - 0.05
+    # served through hybrid.json as the other combinations are
+    both = ("topic", "priority")
+    proba = hybrid_proba(
+        dict.fromkeys(both, entry),
+        dict.fromkeys(both, soft[0]),
+        dict.fromkeys(both, soft[1]),
+        calibrated=False,
+    )
+    np.testing.assert_allclose(proba["priority"], served)
 
 
 def test_rows_without_a_label_are_left_out_of_the_fit():

@@ -11,6 +11,9 @@ How to combine them, fitted on the validation split (`model.combiner`):
   product softmax(w x log transformer + (1 - w) x log baseline), w on the grid: what a transformer
           trained inside that product (train.baseline_product) is served as, whatever
           model.combiner says (combiner_for)
+  pool    softmax(a x log transformer + b x log baseline), a and b >= 0 fitted by NLL on val (a
+          log-linear pool: the product with a sharpness of its own; offline on the shipped GPU
+          runs ahead of the blend on Jira, bench/combiners_offline.py)
   auto    per task, blend or stack, whichever has the better 5-fold cross-validated macro-F1 on
           val (ties: blend)
 The baseline is served from its own plain-array file (`baseline.npz`, pyfunc/tfidf.py); the
@@ -29,7 +32,7 @@ from ticketml.metrics import fast_macro_f1
 
 WEIGHTS = np.round(np.linspace(0, 1, 21), 2)
 STACK_C = (0.01, 0.1, 1.0)
-COMBINERS = ("auto", "blend", "stack", "product")
+COMBINERS = ("auto", "blend", "stack", "product", "pool")
 FOLDS = 5
 MIN_SCRIPT_ROWS = 50  # labelled validation rows a script needs for a blend weight of its own
 ABSENT_LOGIT = -1e4  # a class absent from the stacker's training rows (JSON has no -inf)
@@ -90,6 +93,33 @@ def fit_stacker(
     }
 
 
+def fit_pool(transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarray) -> dict:
+    """The log-linear pool's weights (a, b >= 0) of softmax(a x log transformer + b x log
+    baseline) with the least NLL on these rows (pyfunc.core.combine serves it)."""
+    from scipy.optimize import minimize
+
+    from pyfunc.probability import log_probs
+
+    lt, lb = log_probs(transformer), log_probs(baseline)
+    rows, n = np.arange(len(labels)), len(labels)
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        s = w[0] * lt + w[1] * lb
+        s = s - s.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(s).sum(axis=1))
+        g = np.exp(s - lse[:, None])
+        g[rows, labels] -= 1
+        return float((lse - s[rows, labels]).mean()), np.array([(g * lt).sum(), (g * lb).sum()]) / n
+
+    fit = minimize(loss, np.array([0.5, 0.5]), jac=True, method="L-BFGS-B", bounds=[(0, 50)] * 2)
+    return {
+        "method": "pool",
+        "transformer_weight": round(float(fit.x[0]), 6),
+        "baseline_weight": round(float(fit.x[1]), 6),
+        "val_nll": float(fit.fun),
+    }
+
+
 def script_weights(
     transformer, baseline, labels, scripts: np.ndarray, weight: float, min_rows: int
 ) -> dict[str, float]:
@@ -135,6 +165,8 @@ def blend_by_script(
 def fit_candidate(name: str, transformer, baseline, labels) -> dict:
     if name in ("blend", "product"):
         return blend_weight(transformer, baseline, labels, name)
+    if name == "pool":
+        return fit_pool(transformer, baseline, labels)
     return fit_stacker(transformer, baseline, labels, float(name.removeprefix("stack C=")))
 
 
@@ -147,6 +179,7 @@ def candidate_names(combiner: str) -> list[str]:
         "blend": ["blend"],
         "stack": stacks,
         "product": ["product"],
+        "pool": ["pool"],
     }[combiner]
 
 
