@@ -38,20 +38,14 @@ STACK_C = 0.1  # one of ticketml.hybrid.STACK_C for both stackers (the shipped o
 
 def combinations(tv, bv, yv, tt, bt) -> dict[str, np.ndarray]:
     """Each combination fitted on val (tv, bv, yv), as its test scores."""
-    from pyfunc.core import combine, stack_features
-    from ticketml.baseline import class_columns
-    from ticketml.hybrid import ABSENT_LOGIT, blend_weight, fit_pool, fit_stacker
-    from ticketml.logistic import fit_logistic
+    from pyfunc.core import combine
+    from ticketml.hybrid import blend_weight, fit_pool, fit_stacker
 
     out = {"baseline": bt, "transformer": tt}
     for name in ("blend", "product"):
         out[name] = combine(blend_weight(tv, bv, yv, name), tt, bt)
     out["stack, class-balanced (shipped)"] = combine(fit_stacker(tv, bv, yv, STACK_C), tt, bt)
-    fit = fit_logistic(stack_features(tv, bv), yv, STACK_C, None, max_iter=2000)
-    coef, intercept = class_columns(fit, list(range(tv.shape[1])), 2 * tv.shape[1])
-    out["stack, no class balance"] = stack_features(tt, bt) @ coef + np.where(
-        np.isfinite(intercept), intercept, ABSENT_LOGIT
-    )
+    out["stack, no class balance"] = combine(fit_stacker(tv, bv, yv, STACK_C, None), tt, bt)
     out["pool (model.combiner=pool)"] = combine(fit_pool(tv, bv, yv), tt, bt)
     return out
 

@@ -1594,6 +1594,7 @@ GPU_RECIPES = {
     "mpnet_e60": "all-mpnet-base-v2, train.max_epochs=60",
     "mpnet_lr1e-4": "all-mpnet-base-v2 at MiniLM's lr 1e-4",
     "mpnet_best": "all-mpnet-base-v2 under the shipped GPU budget, best epoch's weights (`model=mpnet_base`; round 32)",
+    "best_pool_rescored": "the shipped defaults' runs rescored with `model.combiner=pool` (`--from-probs`): the last column is the pool",
 }
 # the recipe each dataset's shipped defaults ran as, scored at the best epoch's weights (round 27)
 SHIPPED = {"jira": "best", "support": "best", "long": "best"}

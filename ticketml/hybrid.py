@@ -72,17 +72,22 @@ def combiner_for(combiner: str, baseline_product: bool) -> str:
 
 
 def fit_stacker(
-    transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarray, C: float
+    transformer: np.ndarray,
+    baseline: np.ndarray,
+    labels: np.ndarray,
+    C: float,
+    class_weight: str | None = "balanced",
 ) -> dict:
     """A class-balanced logistic regression on pyfunc.core.stack_features, as hybrid.json holds
-    it: coef (2k, k) and intercept (k) in label order."""
+    it: coef (2k, k) and intercept (k) in label order (`class_weight=None`: unweighted, what
+    bench/combiners_offline.py compares it with)."""
     from pyfunc.core import stack_features
     from ticketml.baseline import class_columns
     from ticketml.logistic import fit_logistic
 
     features = stack_features(transformer, baseline)
     k = transformer.shape[1]
-    fit = fit_logistic(features, labels, C, "balanced", max_iter=2000)
+    fit = fit_logistic(features, labels, C, class_weight, max_iter=2000)
     coef, intercept = class_columns(fit, list(range(k)), features.shape[1])
     intercept = np.where(np.isfinite(intercept), intercept, ABSENT_LOGIT)
     return {
