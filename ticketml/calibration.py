@@ -16,6 +16,18 @@ def nll(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
 
 
+def softmax_nll(scores: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean NLL of softmax(scores) at `labels` and its gradient per score (softmax minus the
+    one-hot label, row by row): what fit_scaling and the hybrid's pool (ticketml.hybrid.fit_pool)
+    minimise, each through its own parameters."""
+    s = scores - scores.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(s).sum(axis=1))
+    rows = np.arange(len(labels))
+    residual = np.exp(s - lse[:, None])
+    residual[rows, labels] -= 1
+    return float((lse - s[rows, labels]).mean()), residual
+
+
 def reliability_bins(
     probs: np.ndarray, labels: np.ndarray, bins: int = 15
 ) -> list[tuple[float, float, float]]:
@@ -95,15 +107,11 @@ def fit_scaling(logits: np.ndarray, labels: np.ndarray, l2: float = 1e-3) -> dic
 
     z = np.asarray(logits, dtype=np.float64)
     n, k = z.shape
-    rows, onehot = np.arange(n), np.eye(k)[labels]
 
     def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
         a, b = params[0], params[1:]
-        s = a * z + b
-        s = s - s.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(s).sum(axis=1))
-        g = np.exp(s - lse[:, None]) - onehot
-        value = (lse - s[rows, labels]).mean() + l2 * float(b @ b)
+        value, g = softmax_nll(a * z + b, labels)
+        value += l2 * float(b @ b)
         return value, np.concatenate([[(g * z).sum() / n], g.mean(axis=0) + 2 * l2 * b])
 
     start = np.concatenate([[1 / fit_temperature(z, labels)], np.zeros(k)])

@@ -104,17 +104,13 @@ def fit_pool(transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarray) 
     from scipy.optimize import minimize
 
     from pyfunc.probability import log_probs
+    from ticketml.calibration import softmax_nll
 
     lt, lb = log_probs(transformer), log_probs(baseline)
-    rows, n = np.arange(len(labels)), len(labels)
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        s = w[0] * lt + w[1] * lb
-        s = s - s.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(s).sum(axis=1))
-        g = np.exp(s - lse[:, None])
-        g[rows, labels] -= 1
-        return float((lse - s[rows, labels]).mean()), np.array([(g * lt).sum(), (g * lb).sum()]) / n
+        value, g = softmax_nll(w[0] * lt + w[1] * lb, labels)
+        return value, np.array([(g * lt).sum(), (g * lb).sum()]) / len(labels)
 
     fit = minimize(loss, np.array([0.5, 0.5]), jac=True, method="L-BFGS-B", bounds=[(0, 50)] * 2)
     return {
