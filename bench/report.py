@@ -877,8 +877,8 @@ def scale_section() -> list[str]:
     by = {s["stage"]: s for s in main["stages"]}
     old = {s["stage"]: s for s in before["stages"]} if before else {}
     staged = {s["stage"]: s for s in stages["stages"]} if stages else {}
-    export_phases = staged.get("export_onnx", {}).get("phases_seconds", {})
-    int8_before = next((v for k, v in export_phases.items() if k.startswith("int8 graph")), None)
+    staged_phases = staged.get("export_onnx", {}).get("phases_seconds", {})
+    int8_before = next((v for k, v in staged_phases.items() if k.startswith("int8 graph")), None)
     total = main["total_seconds"]
     summary = main.get("train_summary", {})
 
@@ -992,6 +992,31 @@ def scale_section() -> list[str]:
     )
 
 
+def export_phases(stages: dict) -> dict[str, float]:
+    """A scale run's export phases (name: seconds), from its `export: <phase> done in` lines."""
+    out = {}
+    for line in stages["export_onnx"].get("output_tail", []):
+        if line.startswith("export: ") and " done in " in line:
+            name, seconds = line.removeprefix("export: ").split(" done in ")
+            out[name] = float(seconds.removesuffix(" s"))
+    return out
+
+
+def int8_seconds(stages: dict) -> float:
+    """Export's INT8 scoring phase."""
+    return next(v for k, v in export_phases(stages).items() if k.startswith("INT8 graph on"))
+
+
+def outside_phases(stages: dict) -> float:
+    """Export's seconds outside its listed phases."""
+    return stages["export_onnx"]["seconds"] - sum(export_phases(stages).values())
+
+
+def card(run: dict) -> str:
+    """The run's GPU, short: "H100", "H200"."""
+    return run["machine"].get("gpu", "").removeprefix("NVIDIA ").split()[0]
+
+
 def scale_e5_lines(apart: list[dict], one: dict) -> list[str]:
     """bench/scale.py with the default encoder for synthetic_long on a GPU
     (multilingual-e5-small, `model=auto`), each run a column (oldest first): its stages, export's
@@ -1007,7 +1032,7 @@ def scale_e5_lines(apart: list[dict], one: dict) -> list[str]:
     heads = [
         f"{r['stamp']['written'][:10]} {r['stamp']['written'][11:16]} "
         f"({r['stamp']['commit'][:7]}{'+' if '+' in r['stamp']['commit'] else ''}; "
-        f"{r['machine'].get('gpu', '').removeprefix('NVIDIA ').split()[0]}, "
+        f"{card(r)}, "
         f"{'one process' if r is one else 'a process a stage'})"
         for r in runs
     ]
@@ -1044,14 +1069,6 @@ def scale_e5_lines(apart: list[dict], one: dict) -> list[str]:
         "| total | " + " | ".join(f"**{r['total_seconds']:.0f} s**" for r in runs) + " | | |"
     )
 
-    def phases(stages: dict) -> dict[str, float]:
-        out = {}
-        for line in stages["export_onnx"].get("output_tail", []):
-            if line.startswith("export: ") and " done in " in line:
-                name, seconds = line.removeprefix("export: ").split(" done in ")
-                out[name] = float(seconds.removesuffix(" s"))
-        return out
-
     def train_parts(r: dict) -> str:
         t = r["train_summary"]
         stage = next(s for s in r["stages"] if s["stage"] == "train")["seconds"]
@@ -1062,19 +1079,16 @@ def scale_e5_lines(apart: list[dict], one: dict) -> list[str]:
             f"{stage - t['fit_seconds']:.0f} s of the stage outside its fit"
         )
 
-    def int8(stages: dict) -> float:
-        return next(v for k, v in phases(stages).items() if k.startswith("INT8 graph on"))
-
     if len(apart) < 3:
         return lines
     # a process a stage: the one before the last two (round 30's), and the last two (one
     # machine, one commit)
     by_apart = by[: len(apart)]
-    new = phases(by_apart[-1])
+    new = export_phases(by_apart[-1])
     e = [r["train_summary"]["epochs"] for r in apart]
     export = [b["export_onnx"]["seconds"] for b in by_apart]
     before, pair, (was, *_, now) = apart[-3], apart[-2:], by_apart[-3:]
-    outside = [b["export_onnx"]["seconds"] - sum(phases(b).values()) for b in by_apart[-2:]]
+    outside = [outside_phases(b) for b in by_apart[-2:]]
     lines += [
         "",
         f"{'Met' if pair[-1]['total_seconds'] <= SCALE_BAR_S else 'Not met'} with this encoder "
@@ -1086,8 +1100,8 @@ def scale_e5_lines(apart: list[dict], one: dict) -> list[str]:
         f"{export[-3]:.0f} → {export[-2]:.0f} / {export[-1]:.0f} s: it cleans each split's texts "
         "once, tokenises whole splits with the tokenizers library's threads, and fits the "
         "hybrid with a bincount macro-F1 and a temperature search of a third of the NLLs; its "
-        f"INT8 phase (6,000 test tickets on 16 cores) went {int8(by_apart[-3]):.1f} → "
-        f"{int8(by_apart[-2]):.1f} / {int8(by_apart[-1]):.1f} s. Part of that is the machine: round 30's did the same CPU work "
+        f"INT8 phase (6,000 test tickets on 16 cores) went {int8_seconds(by_apart[-3]):.1f} → "
+        f"{int8_seconds(by_apart[-2]):.1f} / {int8_seconds(by_apart[-1]):.1f} s. Part of that is the machine: round 30's did the same CPU work "
         f"slower throughout (data {was['data']['seconds']:.0f} → "
         f"{now['data']['seconds']:.0f} s, the baseline's features "
         f"{before['baseline_summary']['features']:.1f} → "
@@ -1115,20 +1129,16 @@ def scale_e5_lines(apart: list[dict], one: dict) -> list[str]:
             "runs above had them from the calls before them."
         )
     if one:
-        lines[-1] += " " + one_process_lines(apart[-2], one, phases, int8)
+        lines[-1] += " " + one_process_lines(apart[-2], one)
     return lines
 
 
-def one_process_lines(apart: dict, one: dict, phases, int8) -> str:
+def one_process_lines(apart: dict, one: dict) -> str:
     """Round 33's `bench/scale.py --main` (the stages in one process) beside round 31's first run
     (a process a stage, the same number of epochs), each on its own lent machine."""
     a = {s["stage"]: s for s in apart["stages"]}
     o = {s["stage"]: s for s in one["stages"]}
-
-    def card(r: dict) -> str:
-        return r["machine"].get("gpu", "").removeprefix("NVIDIA ").split()[0]
-
-    outside = [b["export_onnx"]["seconds"] - sum(phases(b).values()) for b in (a, o)]
+    outside = [outside_phases(b) for b in (a, o)]
     stages = ", ".join(
         f"{n} {a[n]['seconds']:.0f} → {o[n]['seconds']:.0f} s"
         for n in ("data", "train", "export_onnx", "evaluate")
@@ -1145,8 +1155,8 @@ def one_process_lines(apart: dict, one: dict, phases, int8) -> str:
         f"torch import. By stage: {stages}; the baseline beside train "
         f"{a['baseline']['beside_train_seconds']:.0f} → {o['baseline']['beside_train_seconds']:.0f} s. "
         f"Export's time outside its listed phases went {outside[0]:.0f} → {outside[1]:.0f} s; "
-        f"its INT8 phase on the test split ({int8(a):.1f} → {int8(o):.1f} s) is now "
-        f"{int8(o) / o['export_onnx']['seconds']:.0%} of it, the largest piece of CPU work left "
+        f"its INT8 phase on the test split ({int8_seconds(a):.1f} → {int8_seconds(o):.1f} s) is "
+        f"now {int8_seconds(o) / o['export_onnx']['seconds']:.0%} of it, the largest piece of CPU work left "
         "in the run. The two cards differ, and so do their machines' CPUs: this one did the "
         "same CPU work slower (the baseline's features "
         f"{apart['baseline_summary']['features']:.0f} → {one['baseline_summary']['features']:.0f} s, "
