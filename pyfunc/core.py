@@ -71,20 +71,22 @@ def combine(
     the rows' pyfunc.text.script), the product softmax(w x log transformer + (1 - w) x log
     baseline) ("product": for a transformer trained inside that product, train.baseline_product;
     "pool": the same with a baseline weight of its own, softmax(w x log transformer + v x log
-    baseline)), or a multinomial logistic regression on both models' log-probabilities ("stack")."""
+    baseline), with "by_script" a [w, v] per script), or a multinomial logistic regression on both models' log-probabilities ("stack")."""
     method = entry.get("method", "blend")
     if method == "stack":
         z = stack_features(transformer, baseline) @ np.asarray(entry["coef"], dtype=np.float64)
         return softmax(z + np.asarray(entry["intercept"], dtype=np.float64))
     w = float(entry["transformer_weight"])
-    if method in ("product", "pool"):  # a pool's two weights are free (fitted by NLL)
-        v = float(entry.get("baseline_weight", 1 - w))
-        return softmax(w * log_probs(transformer) + v * log_probs(baseline))
+    v = float(entry.get("baseline_weight", 1 - w))  # a pool's two weights are free (fitted by NLL)
     by_script = entry.get("by_script")
     if by_script:
         if scripts is None or len(scripts) != len(transformer):
-            raise ValueError("this blend weighs its halves per script: pass each row's script")
-        w = np.array([float(by_script.get(s, w)) for s in scripts])[:, None]
+            raise ValueError(f"this {method} weighs its halves per script: pass each row's script")
+        # a blend's script holds its transformer weight, a pool's both weights
+        per_row = np.array([by_script.get(s, [w, v] if method == "pool" else w) for s in scripts])
+        w, v = (per_row[:, :1], per_row[:, 1:]) if method == "pool" else (per_row[:, None], None)
+    if method in ("product", "pool"):
+        return softmax(w * log_probs(transformer) + v * log_probs(baseline))
     return w * transformer + (1 - w) * baseline
 
 
@@ -377,10 +379,14 @@ class TicketClassifier:
 
     @property
     def hybrid_summary(self) -> dict[str, dict]:
-        """Per task, how the hybrid combines its halves (method, and the blend's weight)."""
+        """Per task, how the hybrid combines its halves (method, and its weights)."""
         return {
             t: {"method": e.get("method", "blend")}
-            | {k: e[k] for k in ("transformer_weight", "by_script", "C") if k in e}
+            | {
+                k: e[k]
+                for k in ("transformer_weight", "baseline_weight", "by_script", "C")
+                if k in e
+            }
             for t, e in self.hybrid.items()
         }
 

@@ -197,6 +197,40 @@ def test_a_script_gets_its_own_blend_weight_where_that_wins_cross_validation():
     assert "by_script" not in fit_task(even, baseline, labels, "blend", 0, scripts)
 
 
+def test_a_pool_weighs_each_script_by_its_own_fit_where_that_wins_cross_validation():
+    # the case the blend's test has: an English encoder guessing on Cyrillic text; one pool for
+    # all rows keeps some of its guesses there (the demo model's Russian topic: 0.831 -> 0.809)
+    rng = np.random.default_rng(3)
+    k, n = 5, 1200
+    labels = rng.integers(0, k, size=n)
+    scripts = np.where(np.arange(n) % 3 == 0, "cyrillic", "latin")
+    cyrillic = scripts == "cyrillic"
+    transformer = _probs(rng, labels, k, 3.0)
+    transformer[cyrillic] = rng.dirichlet(np.ones(k), size=int(cyrillic.sum()))
+    baseline = _probs(rng, labels, k, 1.2)
+    entry = fit_task(transformer, baseline, labels, "pool", 0, scripts)
+    assert entry["method"] == "pool"
+    a, b = entry["by_script"]["cyrillic"]
+    assert a < 0.1 < entry["transformer_weight"] and b > 0.5  # the baseline's rows there
+    with pytest.raises(ValueError, match="pool weighs its halves per script"):
+        combine(entry, transformer, baseline)
+    mixed = combine(entry, transformer, baseline, scripts)
+    expected = softmax(a * np.log(transformer[cyrillic]) + b * np.log(baseline[cyrillic]))
+    assert np.allclose(mixed[cyrillic], expected)
+    a, b = entry["by_script"].get("latin", [entry["transformer_weight"], entry["baseline_weight"]])
+    expected = softmax(a * np.log(transformer[~cyrillic]) + b * np.log(baseline[~cyrillic]))
+    assert np.allclose(mixed[~cyrillic], expected)
+    one = combine({**entry, "by_script": {}}, transformer, baseline)
+    assert (
+        macro_f1(labels[cyrillic], mixed[cyrillic])
+        > macro_f1(labels[cyrillic], one[cyrillic]) + 0.02
+    )
+    served = hybrid_proba({"topic": entry, "priority": entry}, {"topic": transformer, "priority": transformer}, {"topic": baseline, "priority": baseline}, calibrated=False, scripts=list(scripts))  # fmt: skip
+    assert np.allclose(served["topic"], mixed)
+    # one script: one pool, as before
+    assert "by_script" not in fit_task(transformer, baseline, labels, "pool", 0, None)
+
+
 def test_the_script_of_a_text_is_its_majority_alphabet():
     assert script("Не могу подключиться к VPN") == "cyrillic"
     assert script("VPN не работает") == "cyrillic"  # 10 Cyrillic letters, 3 Latin

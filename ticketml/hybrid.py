@@ -13,7 +13,8 @@ How to combine them, fitted on the validation split (`model.combiner`):
           model.combiner says (combiner_for)
   pool    softmax(a x log transformer + b x log baseline), a and b >= 0 fitted by NLL on val (a
           log-linear pool: the product with a sharpness of its own; offline on the shipped GPU
-          runs ahead of the blend on Jira, bench/combiners_offline.py)
+          runs ahead of the blend on Jira, bench/combiners_offline.py); by script as the blend
+          is, each script's a and b its own
   auto    per task, blend or stack, whichever has the better 5-fold cross-validated macro-F1 on
           val (ties: blend)
 The baseline is served from its own plain-array file (`baseline.npz`, pyfunc/tfidf.py); the
@@ -121,27 +122,38 @@ def fit_pool(transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarray) 
     }
 
 
+WEIGHTED = ("blend", "pool")  # the combinations that can weigh their halves per script
+
+
+def weights_of(entry: dict) -> float | list[float]:
+    """What a script's entry in "by_script" holds: a blend's transformer weight, a pool's
+    [transformer weight, baseline weight] (pyfunc.core.combine reads both)."""
+    if entry["method"] == "pool":
+        return [entry["transformer_weight"], entry["baseline_weight"]]
+    return entry["transformer_weight"]
+
+
 def script_weights(
-    transformer, baseline, labels, scripts: np.ndarray, weight: float, min_rows: int
-) -> dict[str, float]:
-    """A blend weight per script with `min_rows` labelled rows here, where it differs from the
-    one `weight` of all rows."""
+    transformer, baseline, labels, scripts: np.ndarray, one: dict, min_rows: int
+) -> dict[str, float | list[float]]:
+    """The weights of `one`'s method (blend or pool) fitted per script with `min_rows` labelled
+    rows here, where they differ from `one`'s, fitted on all rows."""
     out = {}
     for name in np.unique(scripts):
         rows = scripts == name
         if rows.sum() >= min_rows:
-            w = blend_weight(transformer[rows], baseline[rows], labels[rows])["transformer_weight"]
-            if w != weight:
-                out[str(name)] = w
+            fit = fit_candidate(one["method"], transformer[rows], baseline[rows], labels[rows])
+            if weights_of(fit) != weights_of(one):
+                out[str(name)] = weights_of(fit)
     return out
 
 
-def blend_by_script(
-    transformer, baseline, labels, scripts, weight: float, folds: int, seed: int = 0
-) -> dict[str, float]:
-    """The blend's "by_script" weights (script_weights on every row, against `weight`, the one
-    weight fitted on them all), kept only when blending per script beats the one weight in
-    out-of-fold macro-F1 on these rows; {} otherwise, and where the rows are all in one script."""
+def fit_by_script(
+    transformer, baseline, labels, scripts, one: dict, folds: int, seed: int = 0
+) -> dict[str, float | list[float]]:
+    """A blend's or a pool's "by_script" weights (script_weights on every row, against `one`,
+    fitted on them all), kept only when weighing per script beats `one` in out-of-fold macro-F1
+    on these rows; {} otherwise, and where the rows are all in one script."""
     from pyfunc.core import combine
 
     scripts = np.asarray(scripts)
@@ -150,17 +162,16 @@ def blend_by_script(
     oof = {"one": np.zeros_like(transformer), "by_script": np.zeros_like(transformer)}
     fold_min = max(1, MIN_SCRIPT_ROWS * (folds - 1) // folds)
     for train, held in fold_splits(labels, folds, seed):
-        one = blend_weight(transformer[train], baseline[train], labels[train])
+        fold_one = fit_candidate(one["method"], transformer[train], baseline[train], labels[train])
         by = script_weights(
-            transformer[train], baseline[train], labels[train], scripts[train],
-            one["transformer_weight"], fold_min,
-        )  # fmt: skip
-        oof["one"][held] = combine(one, transformer[held], baseline[held])
-        entry = {**one, "by_script": by}
+            transformer[train], baseline[train], labels[train], scripts[train], fold_one, fold_min
+        )
+        oof["one"][held] = combine(fold_one, transformer[held], baseline[held])
+        entry = {**fold_one, "by_script": by}
         oof["by_script"][held] = combine(entry, transformer[held], baseline[held], scripts[held])
     if macro_f1(labels, oof["by_script"]) <= macro_f1(labels, oof["one"]):
         return {}
-    return script_weights(transformer, baseline, labels, scripts, weight, MIN_SCRIPT_ROWS)
+    return script_weights(transformer, baseline, labels, scripts, one, MIN_SCRIPT_ROWS)
 
 
 def fit_candidate(name: str, transformer, baseline, labels) -> dict:
@@ -211,7 +222,7 @@ def fit_task(
 ) -> dict:
     """One task's hybrid.json entry: the candidate with the best out-of-fold macro-F1 on the
     validation rows labelled for the task (the blend on ties), refitted on them all (a blend
-    with its per-script weights where they win: blend_by_script; `scripts` are the rows'
+    or a pool with its per-script weights where they win: fit_by_script; `scripts` are the rows'
     pyfunc.text.script, None: one weight), with the hybrid's calibration map (temperature,
     + class bias where it wins in cross-validation: see fit_calibration) fitted on the
     out-of-fold probabilities for a stacker (its in-sample ones are optimistic) and on the blend
@@ -231,10 +242,8 @@ def fit_task(
     entry = fit_candidate(chosen, transformer, baseline, labels)
     # a stacker always has out-of-fold scores (it is chosen among three Cs)
     stacked = entry["method"] == "stack"
-    if entry["method"] == "blend" and (
-        by := blend_by_script(
-            transformer, baseline, labels, scripts, entry["transformer_weight"], folds, seed
-        )
+    if entry["method"] in WEIGHTED and (
+        by := fit_by_script(transformer, baseline, labels, scripts, entry, folds, seed)
     ):
         entry["by_script"] = by
     calibrate_on = oof[chosen] if stacked else combine(entry, transformer, baseline, scripts)
