@@ -13,7 +13,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping
 from omegaconf import DictConfig, OmegaConf
 
 from pyfunc.probability import decide, scaled, softmax
@@ -158,7 +158,7 @@ def build_trainer(
         max_time=timedelta(minutes=runtime.max_minutes) if runtime.max_minutes else None,
         callbacks=callbacks,
         logger=False,
-        enable_checkpointing=checkpoint_dir is not None,
+        enable_checkpointing=False,  # train_model writes the one checkpoint (BestWeights)
         enable_progress_bar=bool(progress),
         enable_model_summary=False,
         deterministic=runtime.accelerator == "cpu",
@@ -235,9 +235,11 @@ def write_plots(
 
 class BestWeights(Callback):
     """The `keep` best validation epochs' weights (by `monitor`; strictly better first, so ties
-    keep the earlier epoch, as ModelCheckpoint does), held in memory: a fit without a checkpoint
-    folder (benchmarks, sweeps) returns the model `ticketml train` ships, not the weights
-    `patience` epochs past the best, and `train.average_top_k` averages the kept ones."""
+    keep the earlier epoch), held in memory on the model's device (a copy there costs the
+    accelerator a fraction of a millisecond; to the host, or a checkpoint file written at every
+    better epoch, tens of milliseconds of a one-second GPU epoch): the fit returns the best
+    epoch's model, not the weights `patience` epochs past it, `train_model` writes its one
+    checkpoint file from them, and `train.average_top_k` averages the kept ones."""
 
     def __init__(self, monitor: str, keep: int = 1):
         self.monitor, self.keep = monitor, keep
@@ -258,7 +260,7 @@ class BestWeights(Callback):
         score = float(score)
         if len(self.kept) == self.keep and score <= self.kept[-1][0]:
             return
-        state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
+        state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
         self.kept.append((score, trainer.current_epoch + 1, state))
         self.kept.sort(key=lambda kept: (-kept[0], kept[1]))
         del self.kept[self.keep :]
@@ -314,12 +316,11 @@ def train_model(
     checkpoint_dir: str | None = None,
 ) -> tuple[MultiTaskClassifier, TicketDataModule, EpochHistory, str | None]:
     """Fit once under the training budget (`max_epochs` overrides train.max_epochs; see
-    runtime.budget); returns the best validation epoch's model: reloaded from its checkpoint
-    file with `checkpoint_dir`, else from memory (BestWeights); the last weights only where the
-    time cap ended the fit before its first validation. With train.average_top_k > 1, the
-    average of the k best epochs' weights where it scores at least the best one on val
-    (`averaged_model`; saved as the checkpoint with `checkpoint_dir`, and recorded in
-    `history.averaged`)."""
+    runtime.budget); returns the best validation epoch's model (BestWeights, kept in memory;
+    the last weights only where the time cap ended the fit before its first validation) and,
+    with `checkpoint_dir`, the one checkpoint file written from it after the fit. With
+    train.average_top_k > 1, the average of the k best epochs' weights where it scores at least
+    the best one on val (`averaged_model`, recorded in `history.averaged`)."""
     keep = average_top_k(cfg.train)  # a bad value fails before the data and model are built
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     started = time.perf_counter()
@@ -332,42 +333,24 @@ def train_model(
         history,
         EarlyStopping(monitor=cfg.train.monitor, mode="max", patience=runtime.patience),
     ]
-    checkpoint = None
-    in_memory = BestWeights(cfg.train.monitor, keep) if keep > 1 or not checkpoint_dir else None
-    if in_memory:
-        callbacks.append(in_memory)
-    if checkpoint_dir:
-        checkpoint = ModelCheckpoint(
-            dirpath=checkpoint_dir,
-            filename="multitask-epoch{epoch:02d}",
-            monitor=cfg.train.monitor,
-            mode="max",
-            save_top_k=1,
-            save_weights_only=True,
-            auto_insert_metric_name=False,
-        )
-        callbacks.append(checkpoint)
-    callbacks += extra_callbacks or []
+    kept = BestWeights(cfg.train.monitor, keep)
+    callbacks += [kept, *(extra_callbacks or [])]
     trainer = build_trainer(cfg, callbacks, runtime, checkpoint_dir)
     started = time.perf_counter()
     fit(trainer, model, dm, runtime.batch_size)
     history.phase_seconds["fit"] = time.perf_counter() - started
     # Lightning's teardown leaves the module on the CPU: evaluation goes back to the accelerator.
     model.to(trainer.strategy.root_device)
-    best = checkpoint.best_model_path if checkpoint else None
-    if checkpoint and not best:  # train.max_minutes ran out before the first validation
-        best = str(Path(checkpoint_dir) / "multitask-unvalidated.ckpt")
-        trainer.save_checkpoint(best, weights_only=True)
+    name = "multitask-unvalidated.ckpt"
+    if kept.state is None:  # train.max_minutes ran out before the first validation
         log.warning(
             "train.max_minutes ended the fit before any validation: keeping the last weights"
         )
-    if best:
-        state = torch.load(best, map_location=model.device, weights_only=True)["state_dict"]
-        model.load_state_dict(state)
-    elif in_memory and in_memory.state is not None:
-        model.load_state_dict(in_memory.state)
-    if in_memory and len(in_memory.kept) > 1:
-        history.averaged = averaged_model(model, dm, in_memory, cfg.train.monitor)
+    else:
+        model.load_state_dict(kept.state)
+        name = f"multitask-epoch{kept.kept[0][1] - 1:02d}.ckpt"  # Lightning counts from 0
+    if len(kept.kept) > 1:
+        history.averaged = averaged_model(model, dm, kept, cfg.train.monitor)
         log.info(
             "train.average_top_k: epochs %s averaged, val %.4f against the best epoch's %.4f: %s",
             history.averaged["epochs"],
@@ -375,9 +358,12 @@ def train_model(
             history.averaged["val_best_epoch"],
             "the average is the model" if history.averaged["used"] else "the best epoch kept",
         )
-        if history.averaged["used"] and checkpoint_dir:  # the file is the model that ships
-            best = str(Path(checkpoint_dir) / "multitask-averaged.ckpt")
-            trainer.save_checkpoint(best, weights_only=True)
+        if history.averaged["used"]:
+            name = "multitask-averaged.ckpt"
+    best = None
+    if checkpoint_dir:  # one file: the model that ships, written once
+        best = str(Path(checkpoint_dir) / name)
+        trainer.save_checkpoint(best, weights_only=True)
     return model, dm, history, best
 
 
