@@ -166,17 +166,20 @@ def test_export_writes_the_hybrid_and_reports_all_three_models(exported_model):
         assert [r[task] for r in rows] == expected
 
 
-def test_a_script_gets_its_own_blend_weight_where_that_wins_cross_validation():
-    rng = np.random.default_rng(3)
-    k, n = 5, 1200
+def _two_scripts(rng, k: int = 5, n: int = 1200):
+    """Labels, scripts (a third Cyrillic), the transformer good on Latin text and guessing on
+    Cyrillic (an English vocabulary), the baseline middling on both."""
     labels = rng.integers(0, k, size=n)
     scripts = np.where(np.arange(n) % 3 == 0, "cyrillic", "latin")
     cyrillic = scripts == "cyrillic"
-    # the transformer is good on Latin text and guesses on Cyrillic (an English vocabulary);
-    # the baseline is middling on both
     transformer = _probs(rng, labels, k, 3.0)
     transformer[cyrillic] = rng.dirichlet(np.ones(k), size=int(cyrillic.sum()))
-    baseline = _probs(rng, labels, k, 1.2)
+    return labels, scripts, cyrillic, transformer, _probs(rng, labels, k, 1.2)
+
+
+def test_a_script_gets_its_own_blend_weight_where_that_wins_cross_validation():
+    rng = np.random.default_rng(3)
+    labels, scripts, cyrillic, transformer, baseline = _two_scripts(rng)
     entry = fit_task(transformer, baseline, labels, "blend", 0, scripts)
     assert entry["method"] == "blend"
     assert entry["by_script"]["cyrillic"] < entry["transformer_weight"] - 0.3
@@ -193,21 +196,14 @@ def test_a_script_gets_its_own_blend_weight_where_that_wins_cross_validation():
     assert f1["by"] > f1["one"] + 0.02
     # one script, or a transformer as good on both: one weight, as before
     assert "by_script" not in fit_task(transformer, baseline, labels, "blend", 0, None)
-    even = _probs(rng, labels, k, 3.0)
+    even = _probs(rng, labels, 5, 3.0)
     assert "by_script" not in fit_task(even, baseline, labels, "blend", 0, scripts)
 
 
 def test_a_pool_weighs_each_script_by_its_own_fit_where_that_wins_cross_validation():
     # the case the blend's test has: an English encoder guessing on Cyrillic text; one pool for
     # all rows keeps some of its guesses there (the demo model's Russian topic: 0.831 -> 0.809)
-    rng = np.random.default_rng(3)
-    k, n = 5, 1200
-    labels = rng.integers(0, k, size=n)
-    scripts = np.where(np.arange(n) % 3 == 0, "cyrillic", "latin")
-    cyrillic = scripts == "cyrillic"
-    transformer = _probs(rng, labels, k, 3.0)
-    transformer[cyrillic] = rng.dirichlet(np.ones(k), size=int(cyrillic.sum()))
-    baseline = _probs(rng, labels, k, 1.2)
+    labels, scripts, cyrillic, transformer, baseline = _two_scripts(np.random.default_rng(3))
     entry = fit_task(transformer, baseline, labels, "pool", 0, scripts)
     assert entry["method"] == "pool"
     a, b = entry["by_script"]["cyrillic"]
