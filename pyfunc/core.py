@@ -71,7 +71,8 @@ def combine(
     the rows' pyfunc.text.script), the product softmax(w x log transformer + (1 - w) x log
     baseline) ("product": for a transformer trained inside that product, train.baseline_product;
     "pool": the same with a baseline weight of its own, softmax(w x log transformer + v x log
-    baseline), with "by_script" a [w, v] per script), or a multinomial logistic regression on both models' log-probabilities ("stack")."""
+    baseline), with "by_script" a [w, v] per script), or a multinomial logistic regression on
+    both models' log-probabilities ("stack")."""
     method = entry.get("method", "blend")
     if method == "stack":
         z = stack_features(transformer, baseline) @ np.asarray(entry["coef"], dtype=np.float64)
