@@ -83,9 +83,12 @@ def combine(
     if by_script:
         if scripts is None or len(scripts) != len(transformer):
             raise ValueError(f"this {method} weighs its halves per script: pass each row's script")
-        # a blend's script holds its transformer weight, a pool's both weights
-        per_row = np.array([by_script.get(s, [w, v] if method == "pool" else w) for s in scripts])
-        w, v = (per_row[:, :1], per_row[:, 1:]) if method == "pool" else (per_row[:, None], None)
+        # a blend's script holds its transformer weight x (the baseline's is 1 - x), a pool's [w, v]
+        per_row = np.array(
+            [x if isinstance(x := by_script.get(s, [w, v]), list) else [x, 1 - x] for s in scripts],
+            dtype=np.float64,
+        )
+        w, v = per_row[:, :1], per_row[:, 1:]
     if method in ("product", "pool"):
         return softmax(w * log_probs(transformer) + v * log_probs(baseline))
     return w * transformer + (1 - w) * baseline
