@@ -119,6 +119,7 @@ class Train:
     warmup_ratio: float = MISSING
     warmup_epochs: Optional[float] = MISSING
     lr_schedule: str = MISSING
+    layer_decay: float = MISSING
     accelerator: str = MISSING
     devices: Any = MISSING
     strategy: str = MISSING

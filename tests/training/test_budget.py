@@ -195,3 +195,30 @@ def test_average_top_k_rejects_what_is_not_a_whole_number_from_one(data_workdir,
     cfg = load_config([*tiny_overrides(tiny_encoder), "train.average_top_k=0"])
     with pytest.raises(TicketMLError, match="average_top_k=0 must be a whole number >= 1"):
         train_model(cfg)
+
+
+def test_layer_decay_trains_each_encoder_layer_at_a_fraction_of_the_one_above(tiny_encoder):
+    from ticketml.training.module import MultiTaskClassifier, decay_groups, layer_groups
+
+    encoder = MultiTaskClassifier(tiny_encoder, {"topic": 3, "priority": 2}).encoder  # 2 layers
+    groups = layer_groups(encoder, 1e-3, 0.01, decay=0.5)
+    rate = {id(p): g["lr"] for g in groups for p in g["params"]}
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    named = dict(encoder.named_parameters())
+    assert sum(len(g["params"]) for g in groups) == len(rate) == len(named)  # each once
+    expected = {
+        "embeddings.word_embeddings.weight": 2.5e-4,
+        "encoder.layer.0.attention.self.query.weight": 5e-4,
+        "encoder.layer.1.output.dense.weight": 1e-3,
+    }
+    assert {n: rate[id(named[n])] for n in expected} == pytest.approx(expected)
+    assert decay[id(named["encoder.layer.0.output.LayerNorm.weight"])] == 0.0
+    assert decay[id(named["encoder.layer.0.output.dense.weight"])] == 0.01
+    # 1: one rate, the groups of before
+    same = layer_groups(encoder, 1e-3, 0.01, decay=1.0)
+    assert [[id(p) for p in g["params"]] for g in same] == [
+        [id(p) for p in g["params"]] for g in decay_groups(encoder.named_parameters(), 1e-3, 0.01)
+    ]
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="layer_decay"):
+            MultiTaskClassifier(tiny_encoder, {"topic": 3}, layer_decay=bad)

@@ -78,6 +78,7 @@ class MultiTaskClassifier(L.LightningModule):
         warmup_ratio: float = 0.1,
         warmup_epochs: float | None = None,
         lr_schedule: str = "linear",
+        layer_decay: float = 1.0,
         freeze_encoder: bool = False,
         label_maps: dict | None = None,
         max_length: int = 128,
@@ -93,6 +94,8 @@ class MultiTaskClassifier(L.LightningModule):
             raise ValueError(f"model.pooling={pooling!r} must be one of {', '.join(POOLINGS)}")
         if lr_schedule not in SCHEDULES:
             raise ValueError(f"train.lr_schedule={lr_schedule!r} must be one of {SCHEDULES}")
+        if not 0 < layer_decay <= 1:
+            raise ValueError(f"train.layer_decay={layer_decay!r} must be in (0, 1]")
         self.save_hyperparameters()
         self.encoder = load_encoder(encoder_name)
         hidden = self.encoder.config.hidden_size * (2 if pooling == "mean_max" else 1)
@@ -205,7 +208,7 @@ class MultiTaskClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        groups = decay_groups(self.encoder.named_parameters(), hp.learning_rate, hp.weight_decay)
+        groups = layer_groups(self.encoder, hp.learning_rate, hp.weight_decay, hp.layer_decay)
         groups += decay_groups(
             self.heads.named_parameters(),
             hp.head_learning_rate or hp.learning_rate,
@@ -228,6 +231,30 @@ def decay_groups(named_parameters, lr: float, weight_decay: float) -> list[dict]
             "weight_decay": weight_decay,
         },
         {"params": [p for n, p in params if n.endswith(NO_DECAY)], "lr": lr, "weight_decay": 0.0},
+    ]
+
+
+def layer_groups(encoder: nn.Module, lr: float, weight_decay: float, decay: float) -> list[dict]:
+    """The encoder's AdamW groups with layer-wise learning-rate decay (train.layer_decay; Howard
+    & Ruder 2018, ELECTRA's layer_decay): the top layer of its repeated stack trains at `lr`,
+    each layer below at `decay` x the one above, the embeddings (what comes before the stack) at
+    `decay` x the lowest layer; what else the encoder holds (MPNet's relative attention bias) at
+    `lr`. The lower layers hold what pretraining learned about language, the upper ones
+    adapt to the task. decay 1 (or an encoder without a stack): one rate."""
+    blocks = repeated_blocks(encoder) if decay < 1 else None
+    if blocks is None:
+        return decay_groups(encoder.named_parameters(), lr, weight_decay)
+    top = len(blocks)
+    level = {id(p): i + 1 for i, block in enumerate(blocks) for p in block.parameters()}
+    bands: dict[int, list] = {}
+    for name, p in encoder.named_parameters():
+        depth = level.get(id(p), 0 if name.startswith("embeddings.") else top)
+        bands.setdefault(depth, []).append((name, p))
+    return [
+        group
+        for depth, named in sorted(bands.items())
+        for group in decay_groups(named, lr * decay ** (top - depth), weight_decay)
+        if group["params"]
     ]
 
 

@@ -123,6 +123,7 @@ def build_model(
         warmup_ratio=float(t.warmup_ratio),
         warmup_epochs=float(t.warmup_epochs) if t.warmup_epochs is not None else None,
         lr_schedule=str(t.lr_schedule),
+        layer_decay=float(t.layer_decay),
         freeze_encoder=bool(m.freeze_encoder),
         label_maps=dm.label_maps,
         max_length=int(m.max_length),
