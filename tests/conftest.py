@@ -16,6 +16,13 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VENV_BIN = str(Path(sys.executable).parent)
 
+# Under xdist (`make test-fast`: two workers on two cores) each worker's torch and BLAS take their
+# share of the cores, set before either is imported: their default, a thread per core in every
+# worker, puts twice as many busy threads as cores on the machine.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
+
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch):
