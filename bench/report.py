@@ -599,7 +599,7 @@ def _eager_repeats_section(result: dict | None) -> list[str]:
         "(`--repeats`: each engine in a fresh process, the reference first in every other pair): "
         f"`ticketml train`'s whole epoch, validation included, is {each} the reference's loop, "
         f"median {ratio['median']:.2f}× (the issue's ≥ 1.0×: {met})."
-        + _epoch_breakdown(result["runs"]),
+        + _epoch_breakdown(result["runs"], load("gpu/train_gpu_eager_repeats_prev.json")),
         "",
         "| pair | engine | batch | epoch 1 | steady epoch | epoch 1 / steady | training loop "
         "samples/s | whole epoch samples/s | × reference | peak memory | test F1 topic / priority |",
@@ -611,35 +611,54 @@ def _eager_repeats_section(result: dict | None) -> list[str]:
     ]
 
 
-def _epoch_breakdown(runs: list[dict]) -> str:
-    """Where a steady epoch of `ticketml train` goes beside the reference's loop: the training
-    loops' ratio, validation and the rest of the epoch (means over the pairs' steady epochs)."""
+def _epoch_parts(runs: list[dict]) -> dict[str, float] | None:
+    """Where a steady epoch of `ticketml train` goes beside the reference's loop (means over the
+    pairs' steady epochs): its loop, the reference's, validation and the rest of the epoch."""
+    from statistics import fmean
+
     ours = [r for r in runs if r["engine"] == "ticketml train" and "validation_seconds" in r]
     refs = [r for r in runs if r["engine"].startswith("plain PyTorch")]
     if not ours or len(refs) != len(ours):
-        return ""
-    from statistics import fmean
+        return None
 
     def steady(values: list[float]) -> float:
         return fmean(values[1:])
 
-    loops = [steady(r["loop_seconds"]) for r in ours]
-    ref_loops = [steady(r["loop_seconds"]) for r in refs]
-    val = [steady(r["validation_seconds"]) for r in ours]
-    rest = [
-        steady(r["epoch_seconds"]) - loop - v for r, loop, v in zip(ours, loops, val, strict=True)
-    ]
-    return (
-        f" Its training loop is {fmean(ref_loops) / fmean(loops):.2f}× the reference's "
-        f"({fmean(loops):.3f} s against {fmean(ref_loops):.3f} s a steady epoch); the "
-        f"rest of its epoch is validation ({fmean(val):.3f} s) and {fmean(rest):.3f} s of "
+    parts = {
+        "loop": fmean(steady(r["loop_seconds"]) for r in ours),
+        "ref_loop": fmean(steady(r["loop_seconds"]) for r in refs),
+        "val": fmean(steady(r["validation_seconds"]) for r in ours),
+        "epoch": fmean(steady(r["epoch_seconds"]) for r in ours),
+    }
+    parts["rest"] = parts["epoch"] - parts["loop"] - parts["val"]
+    return parts
+
+
+def _epoch_breakdown(runs: list[dict], before: dict | None = None) -> str:
+    """The training loops' ratio, validation and the rest of the epoch; with `before` (an earlier
+    pair's result), what the epoch-end work cost there."""
+    now = _epoch_parts(runs)
+    if now is None:
+        return ""
+    text = (
+        f" Its training loop is {now['ref_loop'] / now['loop']:.2f}× the reference's "
+        f"({now['loop']:.3f} s against {now['ref_loop']:.3f} s a steady epoch); the "
+        f"rest of its epoch is validation ({now['val']:.3f} s) and {now['rest']:.3f} s of "
         "epoch-end work (metrics, early stopping, keeping the best weights, MLflow), which the "
-        f"reference does not do. Where a steady epoch lasts {fmean(ref_loops):.2f} s, those "
-        f"{fmean(val) + fmean(rest):.2f} s are what the issue's 1.0× would have the loop win back. "
-        "Since then the best weights are copied on the device (they went to the host: MiniLM's "
-        "91 MB) and `ticketml train` writes its one checkpoint file after the fit instead of at "
-        "every better epoch (on the 2-core machine a host copy takes 30 ms and a file 110–150 ms): "
-        "not yet timed on a GPU."
+        f"reference does not do. Where a steady epoch lasts {now['ref_loop']:.2f} s, those "
+        f"{now['val'] + now['rest']:.2f} s are what the issue's 1.0× would have the loop win back."
+    )
+    then = _epoch_parts(before["runs"]) if before else None
+    if then is None:
+        return text
+    return text + (
+        f" The pair before, at {before['stamp']['commit'][:7]} on a lent "
+        f"{before['machine'].get('gpu')}, spent {then['rest']:.3f} s a steady epoch on that "
+        f"epoch-end work and measured {before['vs_reference'][next(iter(before['vs_reference']))]['median']:.2f}×; "
+        "since then the best weights are copied on the device (they went to the host: "
+        "MiniLM's 91 MB) and `ticketml train` writes its one checkpoint file after the fit "
+        "instead of at every better epoch. Validation (one pass over the val split, "
+        "bucketed, on the GPU) is what is left between the loop's parity and the issue's 1.0×."
     )
 
 
