@@ -629,6 +629,7 @@ def _epoch_parts(runs: list[dict]) -> dict[str, float] | None:
         "ref_loop": fmean(steady(r["loop_seconds"]) for r in refs),
         "val": fmean(steady(r["validation_seconds"]) for r in ours),
         "epoch": fmean(steady(r["epoch_seconds"]) for r in ours),
+        "peak": max(r["peak_gpu_memory_gib"] for r in ours),
     }
     parts["rest"] = parts["epoch"] - parts["loop"] - parts["val"]
     return parts
@@ -656,7 +657,8 @@ def _epoch_breakdown(runs: list[dict], before: dict | None = None) -> str:
         f"{before['machine'].get('gpu')}, spent {then['rest']:.3f} s a steady epoch on that "
         f"epoch-end work and measured {before['vs_reference'][next(iter(before['vs_reference']))]['median']:.2f}×; "
         "since then the best weights are copied on the device (they went to the host: "
-        "MiniLM's 91 MB) and `ticketml train` writes its one checkpoint file after the fit "
+        f"MiniLM's 91 MB; peak GPU memory {then['peak']:.2f} → {now['peak']:.2f} GiB) and "
+        "`ticketml train` writes its one checkpoint file after the fit "
         "instead of at every better epoch. Validation (one pass over the val split, "
         "bucketed, on the GPU) is what is left between the loop's parity and the issue's 1.0×."
     )
