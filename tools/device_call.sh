@@ -25,6 +25,9 @@
 set -u
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPYCACHEPREFIX=/tmp/pyc PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+# the device's copy of the tree has a .git of its own: name the commit sent, e.g.
+# TICKETML_COMMIT=<git rev-parse HEAD here> CARRY=... bash tools/device_call.sh
+[ -n "${TICKETML_COMMIT:-}" ] || echo "warning: TICKETML_COMMIT is not set: results will be stamped with the device copy's commit"
 if [ -n "${CARRY:-}" ]; then  # none: what earlier calls unpacked on the warm machine
   python3 tools/gpu_pack.py unpack "$CARRY" >/tmp/unpack.log 2>&1 || { tail -20 /tmp/unpack.log; exit 1; }
 fi
