@@ -584,11 +584,16 @@ def _first_epoch(run: dict, digits: int) -> str:
     return f"{run['epoch_seconds'][0]:.{digits}f} s against {steady:.2f} s"
 
 
+def _ticketml_ratio(result: dict) -> dict:
+    """An eager-pair result's ratio of `ticketml train` to the reference: per repeat and median."""
+    return next(v for k, v in result["vs_reference"].items() if "ticketml train" in k)
+
+
 def _eager_repeats_section(result: dict | None) -> list[str]:
     """The eager pairs measured again and again (`--repeats`): each pair's ratio and the median."""
     if not result:
         return []
-    ratio = next(v for k, v in result["vs_reference"].items() if "ticketml train" in k)
+    ratio = _ticketml_ratio(result)
     each = ", ".join(f"{x:.2f}×" for x in ratio["per_repeat"])
     met = "met" if ratio["median"] >= 1.0 else "not met"
     return [
@@ -655,7 +660,7 @@ def _epoch_breakdown(runs: list[dict], before: dict | None = None) -> str:
     return text + (
         f" The pair before, at {before['stamp']['commit'][:7]} on a lent "
         f"{before['machine'].get('gpu')}, spent {then['rest']:.3f} s a steady epoch on that "
-        f"epoch-end work and measured {before['vs_reference'][next(iter(before['vs_reference']))]['median']:.2f}×; "
+        f"epoch-end work and measured {_ticketml_ratio(before)['median']:.2f}×; "
         "since then the best weights are copied on the device (they went to the host: "
         f"MiniLM's 91 MB; peak GPU memory {then['peak']:.2f} → {now['peak']:.2f} GiB) and "
         "`ticketml train` writes its one checkpoint file after the fit "
