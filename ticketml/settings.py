@@ -66,6 +66,8 @@ class Model:
     learning_rate: float = MISSING
     gpu_learning_rate: float = MISSING
     gpu_head_learning_rate: Optional[float] = MISSING
+    lexical: bool = MISSING
+    lexical_learning_rate: float = MISSING
 
 
 @dataclass

@@ -55,6 +55,14 @@ def compile_encoder(encoder: nn.Module, **options) -> str:
     return "blocks"
 
 
+def bag_of_tokens(table: nn.Embedding, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A linear layer over the bag of the tokens the encoder reads (model.lexical): each token's
+    row of `table` summed over the real tokens, over the square root of their count (long and
+    short tickets on one scale). Gather, multiply and sum: one ONNX graph with the encoder."""
+    mask = mask.unsqueeze(-1).to(table.weight.dtype)
+    return (table(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0).sqrt()
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
     if pooling == "cls":
         return hidden[:, 0]
@@ -87,6 +95,8 @@ class MultiTaskClassifier(L.LightningModule):
         head_tokens: int = 0,
         distill_weight: float = 0.0,
         baseline_product: bool = False,
+        lexical: bool = False,
+        lexical_learning_rate: float | None = None,
     ):
         # label_maps / max_length / text_prefix travel in the checkpoint for export and serving.
         super().__init__()
@@ -96,11 +106,18 @@ class MultiTaskClassifier(L.LightningModule):
             raise ValueError(f"train.lr_schedule={lr_schedule!r} must be one of {SCHEDULES}")
         if not 0 < layer_decay <= 1:
             raise ValueError(f"train.layer_decay={layer_decay!r} must be in (0, 1]")
+        if lexical and baseline_product:
+            raise ValueError("model.lexical and train.baseline_product cannot be combined")
         self.save_hyperparameters()
         self.encoder = load_encoder(encoder_name)
         hidden = self.encoder.config.hidden_size * (2 if pooling == "mean_max" else 1)
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({task: nn.Linear(hidden, n) for task, n in num_labels.items()})
+        if lexical:  # model.lexical: a second expert per task, linear in the tokens it reads
+            vocab = self.encoder.get_input_embeddings().num_embeddings
+            self.lexical = nn.ModuleDict({t: nn.Embedding(vocab, n) for t, n in num_labels.items()})
+            for table in self.lexical.values():
+                nn.init.zeros_(table.weight)  # starts with no opinion: uniform over the classes
         self.loss_weights = {t: float((loss_weights or {}).get(t, 1.0)) for t in num_labels}
         for task, weights in (class_weights or {}).items():
             self.register_buffer(f"class_weight_{task}", torch.tensor(weights, dtype=torch.float))
@@ -111,6 +128,22 @@ class MultiTaskClassifier(L.LightningModule):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        """Each task's logits: the encoder's head, or with model.lexical the product of the two
+        experts (the mean of their log-probabilities: a distribution's logits)."""
+        deep, lexical = self.experts(input_ids, attention_mask)
+        if lexical is None:
+            return deep
+        return {
+            task: (deep[task].float().log_softmax(-1) + lexical[task].log_softmax(-1)) / 2
+            for task in deep
+        }
+
+    def experts(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+        """The encoder heads' logits per task and, with model.lexical, the token layer's (None
+        without): each expert is trained on its own loss (training_step), so neither leans on
+        the other, and served as their product (forward)."""
         # a compiled encoder (train.compile, compile_encoder) runs compiled for training steps
         # only: validation and scoring run it eagerly, so no second graph (eval mode, no grad)
         # is compiled for a few batches an epoch
@@ -120,7 +153,13 @@ class MultiTaskClassifier(L.LightningModule):
                 input_ids=input_ids, attention_mask=attention_mask
             ).last_hidden_state
         pooled = self.dropout(pool(hidden, attention_mask, self.hparams.pooling))
-        return {task: head(pooled) for task, head in self.heads.items()}
+        deep = {task: head(pooled) for task, head in self.heads.items()}
+        if not self.hparams.lexical:
+            return deep, None
+        return deep, {
+            task: bag_of_tokens(table, input_ids, attention_mask)
+            for task, table in self.lexical.items()
+        }
 
     def joint(self, logits: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
         """train.baseline_product: the logits of the product of experts, the transformer's plus
@@ -162,8 +201,10 @@ class MultiTaskClassifier(L.LightningModule):
         return total, parts
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self.joint(self(batch["input_ids"], batch["attention_mask"]), batch)
-        loss, _ = self._loss(logits, batch)
+        deep, lexical = self.experts(batch["input_ids"], batch["attention_mask"])
+        loss, _ = self._loss(self.joint(deep, batch), batch)
+        if lexical is not None:  # each expert on its own loss; the product is validated
+            loss = loss + self._loss(lexical, batch)[0]
         # the epoch's mean only: a per-step value in the progress bar is read back every step,
         # a GPU sync that stalls the queue of kernels (bench/train_throughput.py)
         self.log(
@@ -214,6 +255,12 @@ class MultiTaskClassifier(L.LightningModule):
             hp.head_learning_rate or hp.learning_rate,
             hp.weight_decay,
         )
+        if hp.lexical:
+            groups += decay_groups(
+                self.lexical.named_parameters(),
+                hp.lexical_learning_rate or hp.learning_rate,
+                hp.weight_decay,
+            )
         return adamw_linear(self, groups, hp.warmup_ratio, hp.warmup_epochs, hp.lr_schedule)
 
 

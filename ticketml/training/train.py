@@ -132,6 +132,8 @@ def build_model(
         head_tokens=head_tokens(m),
         distill_weight=distill_weight(t),
         baseline_product=bool(t.baseline_product),
+        lexical=bool(m.lexical),
+        lexical_learning_rate=float(m.lexical_learning_rate),
     ).train()  # from_pretrained returns the encoder in eval mode (dropout off)
     if t.compile:
         compile_encoder(model.encoder)

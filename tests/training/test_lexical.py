@@ -1,0 +1,51 @@
+"""model.lexical: beside the encoder, a linear layer over the bag of the tokens it reads, trained
+on its own loss and served, in the one ONNX graph, as the product of the two experts."""
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from tests.conftest import run_cli, tiny_overrides
+
+
+def test_lexical_layer_learns_from_the_tokens_and_is_served_as_the_product(
+    data_workdir, tiny_encoder
+):
+    from ticketml.config import load_config
+    from ticketml.export import load_checkpoint
+    from ticketml.metrics import fast_macro_f1
+    from ticketml.training.train import build_datamodule
+
+    overrides = [*tiny_overrides(tiny_encoder, epochs=3), "model.lexical=true"]
+    assert run_cli("baseline", "baseline.max_features=3000") == 0
+    assert run_cli("train", *overrides) == 0 and run_cli("export_onnx", *overrides) == 0
+    model = load_checkpoint(load_config(overrides))
+    assert model.hparams.lexical and set(model.lexical) == {"topic", "priority"}
+
+    dm = build_datamodule(load_config(overrides))
+    dm.setup()
+    val = next(iter(dm.val_dataloader()))
+    ids, mask = val["input_ids"], val["attention_mask"]
+    with torch.no_grad():
+        deep, lexical = model.experts(ids, mask)
+        served = model(ids, mask)
+    for task in ("topic", "priority"):
+        expected = (deep[task].log_softmax(-1) + lexical[task].log_softmax(-1)) / 2
+        assert torch.allclose(served[task], expected, atol=1e-6)
+    # the token layer learned on its own: the synthetic topics have their own words, and three
+    # epochs of the layer alone tell them apart (a layer left at zero predicts one class)
+    labels = val["topic"].numpy()
+    n = len(model.hparams.label_maps["topic"])
+    alone = fast_macro_f1(labels, lexical["topic"].argmax(-1).numpy(), n)
+    assert alone >= 0.5, alone
+    # padding adds nothing: a batch padded wider scores each row the same
+    padded = torch.cat([ids, torch.zeros_like(ids[:, :7])], dim=1)
+    with torch.no_grad():
+        again = model.experts(padded, torch.cat([mask, torch.zeros_like(mask[:, :7])], dim=1))[1]
+    assert torch.allclose(again["topic"], lexical["topic"], atol=1e-6)
+
+    # the exported graph is the product, as torch computes it
+    session = ort.InferenceSession(str(data_workdir / "artifacts/model.onnx"))
+    topic, priority = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+    assert np.abs(topic - served["topic"].numpy()).max() <= 1e-4
+    assert np.abs(priority - served["priority"].numpy()).max() <= 1e-4
