@@ -67,6 +67,26 @@ def adapt_encoder(cfg) -> tuple[str, dict]:
     return str(cfg.pretrain.output_dir), lineage
 
 
+def expert_probs(model, dm) -> dict:
+    """model.lexical: each expert's probabilities on val and test, {"deep": ..., "lexical": ...}
+    (the encoder's heads, the token layer; untempered), to try other ways of joining them."""
+    from scipy.special import softmax
+
+    from ticketml.training.module import predict_logits
+
+    dtype = dm.runtime.autocast_dtype if model.device.type != "cpu" else None
+    return {
+        name: {
+            s: {
+                t: softmax(z, axis=1)
+                for t, z in predict_logits(model, dm.eval_loader(s), dtype, expert).items()
+            }
+            for s in ("val", "test")
+        }
+        for expert, name in enumerate(("deep", "lexical"))
+    }
+
+
 def measure(
     data: str, overrides: list[str], probs_dir: Path | None = None, pretrain: bool = False
 ) -> dict:
@@ -104,6 +124,7 @@ def measure(
     model, dm, history, _ = train_model(cfg)
     _, logits = evaluate(model, dm)
     train_seconds = time.perf_counter() - started
+    experts = expert_probs(model, dm) if model.hparams.lexical else {}
     del model
     ceiling = None
     if generated(cfg):  # ceiling_proba is None when the rows are not this generator's
@@ -124,7 +145,7 @@ def measure(
         ceiling,
         scripts,
     )
-    saved = {"baseline": base, **compared.pop("saved")}
+    saved = {"baseline": base, **compared.pop("saved"), **experts}
     if probs_dir is not None:  # per-row probabilities, to try other combinations without retraining
         probs_dir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(

@@ -1636,6 +1636,7 @@ GPU_RECIPES = {
     "mpnet_best": "all-mpnet-base-v2 under the shipped GPU budget, best epoch's weights (`model=mpnet_base`; round 32)",
     "best_pool_rescored": "the shipped defaults' runs rescored with `model.combiner=pool` (`--from-probs`): the last column is the pool",
     "best_ld08": "the shipped defaults with layer-wise learning-rate decay (`train.layer_decay=0.8`: each encoder layer at 0.8x the one above; round 35)",
+    "best_lex": "the shipped defaults with a token layer beside the encoder (`model.lexical=true`: a linear layer over the bag of the tokens it reads, trained on its own loss; the transformer alone is the product of the two in one ONNX graph; round 36)",
     "best_t3k": "**the shipped defaults** with 3,008 test rows a split (train and val as above; round 34, one H100)",
     "best_t3k_pool_rescored": "the same runs rescored with `model.combiner=pool` (`--from-probs`): the last column is the pool",
 }

@@ -342,20 +342,25 @@ def adamw_linear(
 
 @torch.no_grad()
 def predict_logits(
-    model: MultiTaskClassifier, loader, autocast_dtype: torch.dtype | None = None
+    model: MultiTaskClassifier,
+    loader,
+    autocast_dtype: torch.dtype | None = None,
+    expert: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Logits per task, rows in the split's order (batches carry their row `index`), on the
-    model's device, under autocast to `autocast_dtype` when given (as in training)."""
+    model's device, under autocast to `autocast_dtype` when given (as in training); with
+    `expert` (0: the encoder's heads, 1: model.lexical's token layer) that expert's alone."""
     model.eval()
     device = model.device
     parts: dict[str, list] = {task: [] for task in model.heads}
     rows = []
     with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         for batch in loader:
-            logits = model(
+            inputs = (
                 batch["input_ids"].to(device, non_blocking=True),
                 batch["attention_mask"].to(device, non_blocking=True),
             )
+            logits = model(*inputs) if expert is None else model.experts(*inputs)[expert]
             for task in parts:
                 parts[task].append(logits[task].float())
             rows.append(batch["index"])
