@@ -73,8 +73,9 @@ def expert_probs(model, dm) -> dict:
     from scipy.special import softmax
 
     from ticketml.training.module import predict_logits
+    from ticketml.training.train import autocast_dtype
 
-    dtype = dm.runtime.autocast_dtype if model.device.type != "cpu" else None
+    dtype = autocast_dtype(model, dm.runtime)
     return {
         name: {
             s: {
@@ -180,6 +181,7 @@ def measure(
         "epochs": len(history.rows),
         "best_epoch": best_epoch(history, cfg.train.monitor),
         "averaged": history.averaged,  # train.average_top_k > 1: the epochs, val scores, choice
+        "expert_weights": history.expert_weights,  # model.lexical: the encoder's share, per task
         "train_seconds": train_seconds,
         "baseline_seconds": baseline_seconds,
         "overrides": overrides,

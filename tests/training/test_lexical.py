@@ -1,6 +1,8 @@
 """model.lexical: beside the encoder, a linear layer over the bag of the tokens it reads, trained
 on its own loss and served, in the one ONNX graph, as the product of the two experts."""
 
+import json
+
 import numpy as np
 import onnxruntime as ort
 import torch
@@ -14,6 +16,7 @@ def test_lexical_layer_learns_from_the_tokens_and_is_served_as_the_product(
     from ticketml.config import load_config
     from ticketml.export import load_checkpoint
     from ticketml.metrics import fast_macro_f1
+    from ticketml.training.module import predict_logits
     from ticketml.training.train import build_datamodule
 
     overrides = [*tiny_overrides(tiny_encoder, epochs=3), "model.lexical=true"]
@@ -29,14 +32,32 @@ def test_lexical_layer_learns_from_the_tokens_and_is_served_as_the_product(
     with torch.no_grad():
         deep, lexical = model.experts(ids, mask)
         served = model(ids, mask)
+    # the whole val split, as the share was fitted on it
+    whole = {e: predict_logits(model, dm.eval_loader("val"), None, e) for e in (0, 1)}
+    labels = dm.splits["val"].labels
+    summary = json.loads((data_workdir / "artifacts/metrics/multitask.json").read_text())["summary"]
+    assert summary["expert_weights"] == {
+        t: float(getattr(model, f"expert_weight_{t}")) for t in ("topic", "priority")
+    }
     for task in ("topic", "priority"):
-        expected = (deep[task].log_softmax(-1) + lexical[task].log_softmax(-1)) / 2
+        # the encoder's share of the product, fitted on val after training, in the checkpoint
+        a = float(getattr(model, f"expert_weight_{task}"))
+        assert a in {round(x / 10, 1) for x in range(11)}
+        expected = a * deep[task].log_softmax(-1) + (1 - a) * lexical[task].log_softmax(-1)
         assert torch.allclose(served[task], expected, atol=1e-6)
+        # on the val rows it was fitted on, no other share scores a better macro-F1
+        n, keep = len(model.hparams.label_maps[task]), labels[task] >= 0
+
+        def f1(share, task=task, n=n, keep=keep):
+            d, w = (torch.from_numpy(whole[e][task]).log_softmax(-1) for e in (0, 1))
+            mix = share * d + (1 - share) * w
+            return fast_macro_f1(labels[task][keep], mix.argmax(-1).numpy()[keep], n)
+
+        assert f1(a) >= max(f1(0.0), f1(0.5), f1(1.0)) - 1e-9
     # the token layer learned on its own: the synthetic topics have their own words, and three
     # epochs of the layer alone tell them apart (a layer left at zero predicts one class)
-    labels = val["topic"].numpy()
     n = len(model.hparams.label_maps["topic"])
-    alone = fast_macro_f1(labels, lexical["topic"].argmax(-1).numpy(), n)
+    alone = fast_macro_f1(labels["topic"], whole[1]["topic"].argmax(-1), n)
     assert alone >= 0.5, alone
     # padding adds nothing: a batch padded wider scores each row the same
     padded = torch.cat([ids, torch.zeros_like(ids[:, :7])], dim=1)

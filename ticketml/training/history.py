@@ -26,6 +26,8 @@ class EpochHistory(Callback):
         self.phase_seconds: dict[str, float] = {}
         # train.average_top_k > 1: the epochs averaged, both val scores and whether it won
         self.averaged: dict | None = None
+        # model.lexical: the encoder's share of each task's product, fitted on val
+        self.expert_weights: dict[str, float] | None = None
         self._start = self._val_start = self._fit_start = 0.0
 
     @staticmethod

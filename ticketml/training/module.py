@@ -116,8 +116,11 @@ class MultiTaskClassifier(L.LightningModule):
         if lexical:  # model.lexical: a second expert per task, linear in the tokens it reads
             vocab = self.encoder.get_input_embeddings().num_embeddings
             self.lexical = nn.ModuleDict({t: nn.Embedding(vocab, n) for t, n in num_labels.items()})
-            for table in self.lexical.values():
+            for task, table in self.lexical.items():
                 nn.init.zeros_(table.weight)  # starts with no opinion: uniform over the classes
+                # the encoder's share of the product: 0.5 in training, then fitted on val
+                # (train.fit_expert_weights); a buffer, so the checkpoint and ONNX graph carry it
+                self.register_buffer(f"expert_weight_{task}", torch.tensor(0.5))
         self.loss_weights = {t: float((loss_weights or {}).get(t, 1.0)) for t in num_labels}
         for task, weights in (class_weights or {}).items():
             self.register_buffer(f"class_weight_{task}", torch.tensor(weights, dtype=torch.float))
@@ -129,14 +132,16 @@ class MultiTaskClassifier(L.LightningModule):
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """Each task's logits: the encoder's head, or with model.lexical the product of the two
-        experts (the mean of their log-probabilities: a distribution's logits)."""
+        experts, a x log p_encoder + (1 - a) x log p_tokens (a distribution's logits; a is the
+        task's `expert_weight`)."""
         deep, lexical = self.experts(input_ids, attention_mask)
         if lexical is None:
             return deep
-        return {
-            task: (deep[task].float().log_softmax(-1) + lexical[task].log_softmax(-1)) / 2
-            for task in deep
-        }
+        return {task: self.product(task, deep[task], lexical[task]) for task in deep}
+
+    def product(self, task: str, deep: torch.Tensor, lexical: torch.Tensor) -> torch.Tensor:
+        a = getattr(self, f"expert_weight_{task}")
+        return a * deep.float().log_softmax(-1) + (1 - a) * lexical.float().log_softmax(-1)
 
     def experts(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
