@@ -300,6 +300,36 @@ def report(result: dict, title: str) -> None:
             )
 
 
+def lexical_product(saved, splits: tuple[str, ...]) -> tuple[dict, dict]:
+    """A model.lexical run's logits, per split and task, rebuilt from each expert's saved
+    probabilities at the encoder's share that `train` fits on val (train.best_share; runs
+    saved before that shipped took 0.5), and those shares."""
+    import torch
+
+    from ticketml.training.module import expert_product
+    from ticketml.training.train import best_share
+
+    logs = {
+        (s, e, t): np.log(np.clip(saved[f"{s}_{e}_{t}"], 1e-12, None))
+        for s in splits
+        for e in ("deep", "lexical")
+        for t in TASKS
+    }
+    share = {
+        t: best_share(logs["val", "deep", t], logs["val", "lexical", t], saved[f"val_labels_{t}"])
+        for t in TASKS
+    }
+    return {
+        s: {
+            t: expert_product(
+                share[t], *(torch.from_numpy(logs[s, e, t]) for e in ("deep", "lexical"))
+            ).numpy()
+            for t in TASKS
+        }
+        for s in splits
+    }, share
+
+
 def rescore(path: Path, combiner: str) -> dict:
     """`compare` again on the probabilities a run saved (--probs-dir): today's calibration and
     hybrid fitting on that run's transformer and baseline, without retraining either. The
@@ -310,6 +340,9 @@ def rescore(path: Path, combiner: str) -> dict:
     saved = np.load(path)
     splits = ("val", "test")
     logits = {s: {t: log_probs(saved[f"{s}_tempered_{t}"]) for t in TASKS} for s in splits}
+    shares = None
+    if "val_deep_topic" in saved:  # model.lexical: the product at the share train fits on val
+        logits, shares = lexical_product(saved, splits)
     base = {s: {t: saved[f"{s}_baseline_{t}"] for t in TASKS} for s in splits}
     labels = {s: {t: saved[f"{s}_labels_{t}"] for t in TASKS} for s in splits}
     label_maps = {t: [str(i) for i in range(base["val"][t].shape[1])] for t in TASKS}
@@ -322,6 +355,7 @@ def rescore(path: Path, combiner: str) -> dict:
     result = {
         "seed": seed,
         "rescored_from": path.name,
+        "expert_weights": shares,
         "test_rows": len(labels["test"]["topic"]),
         **result,
     }

@@ -63,6 +63,12 @@ def bag_of_tokens(table: nn.Embedding, input_ids: torch.Tensor, mask: torch.Tens
     return (table(input_ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0).sqrt()
 
 
+def expert_product(share, deep: torch.Tensor, lexical: torch.Tensor) -> torch.Tensor:
+    """model.lexical's product of experts: share x log p_encoder + (1 - share) x log p_tokens,
+    from each expert's logits (the logits of a distribution)."""
+    return share * deep.float().log_softmax(-1) + (1 - share) * lexical.float().log_softmax(-1)
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
     if pooling == "cls":
         return hidden[:, 0]
@@ -140,8 +146,7 @@ class MultiTaskClassifier(L.LightningModule):
         return {task: self.product(task, deep[task], lexical[task]) for task in deep}
 
     def product(self, task: str, deep: torch.Tensor, lexical: torch.Tensor) -> torch.Tensor:
-        a = getattr(self, f"expert_weight_{task}")
-        return a * deep.float().log_softmax(-1) + (1 - a) * lexical.float().log_softmax(-1)
+        return expert_product(getattr(self, f"expert_weight_{task}"), deep, lexical)
 
     def experts(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor

@@ -37,7 +37,12 @@ from ticketml.ranks import is_rank_zero
 from ticketml.tracking import StageLog
 from ticketml.training.datamodule import TicketDataModule
 from ticketml.training.history import EpochHistory
-from ticketml.training.module import MultiTaskClassifier, compile_encoder, predict_logits
+from ticketml.training.module import (
+    MultiTaskClassifier,
+    compile_encoder,
+    expert_product,
+    predict_logits,
+)
 from ticketml.training.pretrain import encoder_lineage
 from ticketml.training.runtime import Runtime, head_tokens, resolve_runtime
 
@@ -383,29 +388,32 @@ EXPERT_WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
 
 
 def fit_expert_weights(model: MultiTaskClassifier, dm: TicketDataModule) -> dict[str, float]:
-    """model.lexical: per task, the encoder's share a of the product with the token layer
-    (MultiTaskClassifier.product) with the best macro-F1 on val, on a 0..1 grid (ties: the one
-    nearest 0.5, the share it trained with); set in the model, whose checkpoint and ONNX graph
-    carry it. Jira (round 36): 0.5 left the transformer alone 0.004 short of TF-IDF's topic
-    macro-F1, the fitted share 0.004 ahead."""
-    dtype = autocast_dtype(model, dm.runtime)
+    """model.lexical: per task, the encoder's share of the product with the token layer
+    (`best_share` on val), set in the model, whose checkpoint and ONNX graph carry it."""
     loader = dm.eval_loader("val")
+    dtype = autocast_dtype(model, dm.runtime)
     deep, lexical = (predict_logits(model, loader, dtype, expert) for expert in (0, 1))
     chosen = {}
     for task, labels in dm.splits["val"].labels.items():
-        keep = labels >= 0  # partial labels: the task's labelled rows
-        n = deep[task].shape[1]
-        d, w = (torch.from_numpy(x[task][keep]).to(model.device) for x in (deep, lexical))
-        scores = []
-        for a in EXPERT_WEIGHTS:
-            getattr(model, f"expert_weight_{task}").fill_(float(a))
-            predicted = model.product(task, d, w).argmax(-1).cpu().numpy()
-            scores.append(fast_macro_f1(labels[keep], predicted, n))
-        ties = [a for a, s in zip(EXPERT_WEIGHTS, scores, strict=True) if s >= max(scores) - 1e-12]
-        a = min(ties, key=lambda v: abs(v - 0.5))
-        getattr(model, f"expert_weight_{task}").fill_(float(a))
-        chosen[task] = float(a)
+        chosen[task] = best_share(deep[task], lexical[task], labels)
+        getattr(model, f"expert_weight_{task}").fill_(chosen[task])
     return chosen
+
+
+def best_share(deep: np.ndarray, lexical: np.ndarray, labels: np.ndarray) -> float:
+    """The encoder's share in [0, 1] (a 0.1 grid) of the product of the two experts' logits
+    (module.expert_product) with the best macro-F1 on these rows' labels (partial labels: the
+    labelled rows; ties: the share nearest 0.5, the one it trained with). Jira (round 36): 0.5
+    left the transformer alone 0.004 short of TF-IDF's topic macro-F1, the fitted share 0.004
+    ahead."""
+    keep = labels >= 0
+    d, w = torch.from_numpy(deep[keep]), torch.from_numpy(lexical[keep])
+    scores = [
+        fast_macro_f1(labels[keep], expert_product(a, d, w).argmax(-1).numpy(), deep.shape[1])
+        for a in EXPERT_WEIGHTS
+    ]
+    ties = [a for a, f1 in zip(EXPERT_WEIGHTS, scores, strict=True) if f1 >= max(scores) - 1e-12]
+    return float(min(ties, key=lambda v: abs(v - 0.5)))
 
 
 def average_top_k(t: DictConfig) -> int:
