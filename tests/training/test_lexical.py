@@ -70,3 +70,9 @@ def test_lexical_layer_learns_from_the_tokens_and_is_served_as_the_product(
     topic, priority = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
     assert np.abs(topic - served["topic"].numpy()).max() <= 1e-4
     assert np.abs(priority - served["priority"].numpy()).max() <= 1e-4
+    # and its INT8 form (the token tables quantised as the encoder's embeddings are: per
+    # tensor) keeps the labels of the fp32 graph on these rows
+    int8 = ort.InferenceSession(str(data_workdir / "artifacts/model.int8.onnx"))
+    q_topic, q_priority = int8.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+    assert (q_topic.argmax(1) == topic.argmax(1)).mean() >= 0.95
+    assert (q_priority.argmax(1) == priority.argmax(1)).mean() >= 0.95
