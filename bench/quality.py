@@ -306,11 +306,12 @@ def lexical_product(saved, splits: tuple[str, ...]) -> tuple[dict, dict]:
     saved before that shipped took 0.5), and those shares."""
     import torch
 
+    from pyfunc.probability import log_probs
     from ticketml.training.module import expert_product
     from ticketml.training.train import best_share
 
     logs = {
-        (s, e, t): np.log(np.clip(saved[f"{s}_{e}_{t}"], 1e-12, None))
+        (s, e, t): log_probs(saved[f"{s}_{e}_{t}"])
         for s in splits
         for e in ("deep", "lexical")
         for t in TASKS
@@ -330,19 +331,22 @@ def lexical_product(saved, splits: tuple[str, ...]) -> tuple[dict, dict]:
     }, share
 
 
-def rescore(path: Path, combiner: str) -> dict:
+def rescore(path: Path, combiner: str, lexical: bool = True) -> dict:
     """`compare` again on the probabilities a run saved (--probs-dir): today's calibration and
     hybrid fitting on that run's transformer and baseline, without retraining either. The
     transformer's logits are its tempered log-probabilities (the same up to the temperature,
-    which the map refits)."""
+    which the map refits); a model.lexical run's, its two experts' product at the share fitted
+    on val, or without `lexical` its encoder's alone."""
     from pyfunc.probability import log_probs
 
     saved = np.load(path)
     splits = ("val", "test")
     logits = {s: {t: log_probs(saved[f"{s}_tempered_{t}"]) for t in TASKS} for s in splits}
     shares = None
-    if "val_deep_topic" in saved:  # model.lexical: the product at the share train fits on val
+    if "val_deep_topic" in saved and lexical:  # the product at the share train fits on val
         logits, shares = lexical_product(saved, splits)
+    elif "val_deep_topic" in saved:  # the encoder's expert alone
+        logits = {s: {t: log_probs(saved[f"{s}_deep_{t}"]) for t in TASKS} for s in splits}
     base = {s: {t: saved[f"{s}_baseline_{t}"] for t in TASKS} for s in splits}
     labels = {s: {t: saved[f"{s}_labels_{t}"] for t in TASKS} for s in splits}
     label_maps = {t: [str(i) for i in range(base["val"][t].shape[1])] for t in TASKS}
@@ -408,14 +412,17 @@ def main() -> None:
         type=Path,
         default=None,
         help="rescore the runs saved in this --probs-dir folder with today's calibration and "
-        "hybrid fitting (no training; model.combiner=... as the one override)",
+        "hybrid fitting (no training; overrides: model.combiner=..., and model.lexical=false "
+        "for a model.lexical run's encoder alone, the same run without its token layer)",
     )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     path = args.out_dir / f"quality_{args.name or args.data}.json"
     if args.from_probs is not None:
-        combiner = dict(o.split("=", 1) for o in args.overrides).get("model.combiner", "blend")
-        runs = [rescore(f, combiner) for f in sorted(args.from_probs.glob("*_seed*.npz"))]
+        given = dict(o.split("=", 1) for o in args.overrides)
+        combiner = given.get("model.combiner", "blend")
+        lexical = given.get("model.lexical", "true").lower() == "true"
+        runs = [rescore(f, combiner, lexical) for f in sorted(args.from_probs.glob("*_seed*.npz"))]
         if not runs:
             raise SystemExit(
                 f"{args.from_probs}: no *_seed*.npz files (bench/quality.py --probs-dir)"
