@@ -204,12 +204,14 @@ def compare(
     seed: int,
     ceiling: dict | None = None,
     scripts: dict | None = None,
+    forced: tuple[str, ...] = HYBRIDS,
 ) -> dict:
     """Exactly what train + export_onnx ship, from the transformer's logits and the baseline's
     probabilities on val and test: the transformer's calibration map, the hybrid (blend or
     stacker per task, `combiner`) and its own map, all fitted on val; labels by pyfunc's decision
     rule; scored on test by the one scorer, overall and per language (≥ 20 test rows).
-    `scripts`: each val/test row's pyfunc.text.script (None: one blend weight per task)."""
+    `scripts`: each val/test row's pyfunc.text.script (None: one blend weight per task).
+    `forced`: the combiners scored each forced, beside the served choice."""
     from pyfunc.core import decide_tasks, hybrid_proba, scaling_of
     from pyfunc.probability import scaled, softmax
     from ticketml.calibration import fit_calibration
@@ -227,7 +229,7 @@ def compare(
             tempered["val"], base["val"], labels["val"], combiner, seed, scripts["val"]
         )
     }
-    for name in HYBRIDS:
+    for name in forced:
         hybrids[f"hybrid_{name}"] = fit_hybrid(
             tempered["val"], base["val"], labels["val"], name, seed, scripts["val"]
         )
@@ -331,7 +333,9 @@ def lexical_product(saved, splits: tuple[str, ...]) -> tuple[dict, dict]:
     }, share
 
 
-def rescore(path: Path, combiner: str, lexical: bool = True) -> dict:
+def rescore(
+    path: Path, combiner: str, lexical: bool = True, forced: tuple[str, ...] = HYBRIDS
+) -> dict:
     """`compare` again on the probabilities a run saved (--probs-dir): today's calibration and
     hybrid fitting on that run's transformer and baseline, without retraining either. The
     transformer's logits are its tempered log-probabilities (the same up to the temperature,
@@ -354,7 +358,9 @@ def rescore(path: Path, combiner: str, lexical: bool = True) -> dict:
     seed = int(path.stem.rsplit("_seed", 1)[1])
     # runs saved before the scripts were: one blend weight per task, as those runs had
     scripts = {s: saved[f"{s}_script"].tolist() for s in splits} if "val_script" in saved else None
-    result = compare(logits, base, labels, label_maps, languages, combiner, seed, None, scripts)
+    result = compare(
+        logits, base, labels, label_maps, languages, combiner, seed, None, scripts, forced
+    )
     result.pop("saved")
     result = {
         "seed": seed,
@@ -415,6 +421,12 @@ def main() -> None:
         "hybrid fitting (no training; overrides: model.combiner=..., and model.lexical=false "
         "for a model.lexical run's encoder alone, the same run without its token layer)",
     )
+    parser.add_argument(
+        "--no-stack",
+        action="store_true",
+        help="with --from-probs: leave out the forced stacker (its cross-validated fits take "
+        "most of a rescoring: minutes a Jira split on 2 cores); the served combiner is scored",
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     path = args.out_dir / f"quality_{args.name or args.data}.json"
@@ -422,7 +434,11 @@ def main() -> None:
         given = dict(o.split("=", 1) for o in args.overrides)
         combiner = given.get("model.combiner", "blend")
         lexical = given.get("model.lexical", "true").lower() == "true"
-        runs = [rescore(f, combiner, lexical) for f in sorted(args.from_probs.glob("*_seed*.npz"))]
+        forced = tuple(h for h in HYBRIDS if not (args.no_stack and h == "stack"))
+        runs = [
+            rescore(f, combiner, lexical, forced)
+            for f in sorted(args.from_probs.glob("*_seed*.npz"))
+        ]
         if not runs:
             raise SystemExit(
                 f"{args.from_probs}: no *_seed*.npz files (bench/quality.py --probs-dir)"
