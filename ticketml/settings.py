@@ -66,7 +66,7 @@ class Model:
     learning_rate: float = MISSING
     gpu_learning_rate: float = MISSING
     gpu_head_learning_rate: Optional[float] = MISSING
-    lexical: bool = MISSING
+    lexical: Any = MISSING  # true, false or auto
     lexical_learning_rate: float = MISSING
 
 

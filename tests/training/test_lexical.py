@@ -76,3 +76,26 @@ def test_lexical_layer_learns_from_the_tokens_and_is_served_as_the_product(
     q_topic, q_priority = int8.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
     assert (q_topic.argmax(1) == topic.argmax(1)).mean() >= 0.95
     assert (q_priority.argmax(1) == priority.argmax(1)).mean() >= 0.95
+
+
+def test_lexical_auto_is_on_for_gpu_training_and_off_on_the_cpu():
+    from dataclasses import replace
+
+    import pytest
+
+    from ticketml.config import load_config
+    from ticketml.errors import TicketMLError
+    from ticketml.training.runtime import lexical_layer, resolve_runtime
+
+    cfg = load_config(["train.accelerator=cpu"])
+    assert str(cfg.model.lexical) == "auto"  # the shipped default
+    cpu = resolve_runtime(cfg)
+    gpu = replace(cpu, accelerator="gpu")
+    assert not lexical_layer(cfg.model, cpu) and lexical_layer(cfg.model, gpu)
+    for value, expected in (("true", True), ("false", False)):
+        m = load_config([f"model.lexical={value}"]).model
+        assert lexical_layer(m, cpu) is expected and lexical_layer(m, gpu) is expected
+    with pytest.raises(
+        TicketMLError, match="model.lexical='sometimes' must be true, false or auto"
+    ):
+        lexical_layer(load_config(["model.lexical=sometimes"]).model, cpu)

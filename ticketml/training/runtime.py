@@ -199,6 +199,17 @@ def learning_rates(cfg: DictConfig, encoder: str, on_gpu: bool) -> tuple[float, 
         ) from None
 
 
+def lexical_layer(m: DictConfig, runtime: Runtime) -> bool:
+    """model.lexical: true, false, or auto: the token layer where training runs on a GPU (round
+    36, one H100, 15 splits of three datasets: the transformer alone level with TF-IDF or ahead
+    on both tasks of each, the served hybrid within 0.003 of the encoder alone's), none on the
+    CPU (the demo's short budget was not measured with it)."""
+    value = str(m.lexical).lower()
+    if value not in ("true", "false", "auto"):
+        raise TicketMLError(f"model.lexical={m.lexical!r} must be true, false or auto")
+    return value == "true" or (value == "auto" and runtime.accelerator == "gpu")
+
+
 def head_tokens(m: DictConfig) -> int:
     """How many leading tokens model.truncation=head_tail keeps (0: plain truncation); auto =
     half of model.max_length."""

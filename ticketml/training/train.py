@@ -44,7 +44,7 @@ from ticketml.training.module import (
     predict_logits,
 )
 from ticketml.training.pretrain import encoder_lineage
-from ticketml.training.runtime import Runtime, head_tokens, resolve_runtime
+from ticketml.training.runtime import Runtime, head_tokens, lexical_layer, resolve_runtime
 
 log = logging.getLogger(__name__)
 # Lightning sets its logger to INFO with its own handler when it is imported (after the CLI set
@@ -137,7 +137,7 @@ def build_model(
         head_tokens=head_tokens(m),
         distill_weight=distill_weight(t),
         baseline_product=bool(t.baseline_product),
-        lexical=bool(m.lexical),
+        lexical=lexical_layer(m, runtime),
         lexical_learning_rate=float(m.lexical_learning_rate),
     ).train()  # from_pretrained returns the encoder in eval mode (dropout off)
     if t.compile:
