@@ -1194,7 +1194,10 @@ def one_process_lines(apart: dict, one: dict) -> str:
         f"{apart['train_summary']['phase_seconds']['data_and_model']:.1f} → "
         f"{one['train_summary']['phase_seconds']['data_and_model']:.1f} s), so the one-process "
         "saving is not this ratio alone: a same-machine pair (a process a stage and `--main`, "
-        "one call after the other) is still to be run."
+        "one call after the other) is still to be run. All these runs predate the token layer "
+        "that a GPU now trains beside the encoder (`model.lexical=auto`, round 36: one more pass "
+        "over val to fit its share, and multilingual-e5-small's 250,037-token table in the "
+        "graph): its cost in this pipeline is not measured yet."
     )
 
 
