@@ -1641,6 +1641,7 @@ GPU_RECIPES = {
     "best_ld08": "the shipped defaults with layer-wise learning-rate decay (`train.layer_decay=0.8`: each encoder layer at 0.8x the one above; round 35)",
     "best_lex": "the shipped defaults with a token layer beside the encoder (`model.lexical=true`: a linear layer over the bag of the tokens it reads, trained on its own loss; the transformer alone is the product of the two in one ONNX graph, here at an even share; round 36, one H100)",
     "best_lex_rescored": "the same runs rescored (`--from-probs`) with the encoder's share of the product fitted on val, as `train` now ships it (`train.best_share`)",
+    "best_lex_pool_rescored": "the same runs with the share fitted, the hybrid a pool (`--from-probs ... model.combiner=pool`): the last column is the pool",
     "best_lex_deep_rescored": "the same runs' encoder alone, without its token layer (`--from-probs ... model.lexical=false`): the control within those runs",
     "best_t3k": "**the shipped defaults** with 3,008 test rows a split (train and val as above; round 34, one H100)",
     "best_t3k_pool_rescored": "the same runs rescored with `model.combiner=pool` (`--from-probs`): the last column is the pool",
