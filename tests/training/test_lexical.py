@@ -70,6 +70,12 @@ def test_lexical_layer_learns_from_the_tokens_and_is_served_as_the_product(
     topic, priority = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
     assert np.abs(topic - served["topic"].numpy()).max() <= 1e-4
     assert np.abs(priority - served["priority"].numpy()).max() <= 1e-4
+    # the serving core (every serving path's) runs that graph on the ticket texts themselves
+    from pyfunc.core import TicketClassifier
+
+    core = TicketClassifier.from_dir(data_workdir / "artifacts", int8=False)
+    texts = dm.frames["val"]["text"].iloc[val["index"].numpy()].tolist()
+    assert np.abs(core.run_logits(texts)["topic"] - served["topic"].numpy()).max() <= 1e-4
     # and its INT8 form (the token tables quantised as the encoder's embeddings are: per
     # tensor) keeps the labels of the fp32 graph on these rows
     int8 = ort.InferenceSession(str(data_workdir / "artifacts/model.int8.onnx"))
