@@ -76,16 +76,12 @@ def expert_probs(model, dm) -> dict:
     from ticketml.training.train import autocast_dtype
 
     dtype = autocast_dtype(model, dm.runtime)
-    return {
-        name: {
-            s: {
-                t: softmax(z, axis=1)
-                for t, z in predict_logits(model, dm.eval_loader(s), dtype, expert).items()
-            }
-            for s in ("val", "test")
-        }
-        for expert, name in enumerate(("deep", "lexical"))
-    }
+    saved = {"deep": {}, "lexical": {}}
+    for s in ("val", "test"):
+        experts = predict_logits(model, dm.eval_loader(s), dtype, experts=True)
+        for name, logits in zip(saved, experts, strict=True):
+            saved[name][s] = {t: softmax(z, axis=1) for t, z in logits.items()}
+    return saved
 
 
 def measure(
@@ -345,11 +341,12 @@ def rescore(
 
     saved = np.load(path)
     splits = ("val", "test")
-    logits = {s: {t: log_probs(saved[f"{s}_tempered_{t}"]) for t in TASKS} for s in splits}
     shares = None
-    if "val_deep_topic" in saved and lexical:  # the product at the share train fits on val
+    if "val_deep_topic" not in saved:  # a run without model.lexical
+        logits = {s: {t: log_probs(saved[f"{s}_tempered_{t}"]) for t in TASKS} for s in splits}
+    elif lexical:  # the product at the share train fits on val
         logits, shares = lexical_product(saved, splits)
-    elif "val_deep_topic" in saved:  # the encoder's expert alone
+    else:  # the encoder's expert alone
         logits = {s: {t: log_probs(saved[f"{s}_deep_{t}"]) for t in TASKS} for s in splits}
     base = {s: {t: saved[f"{s}_baseline_{t}"] for t in TASKS} for s in splits}
     labels = {s: {t: saved[f"{s}_labels_{t}"] for t in TASKS} for s in splits}

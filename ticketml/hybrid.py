@@ -56,13 +56,17 @@ def blend_weight(
         )
         for w in WEIGHTS
     ]
-    best = max(scores)
-    candidates = [w for w, s in zip(WEIGHTS, scores, strict=True) if s >= best - 1e-12]
     return {
         "method": method,
-        "transformer_weight": float(min(candidates, key=lambda v: abs(v - 0.5))),
-        "val_macro_f1": float(best),
+        "transformer_weight": best_weight(WEIGHTS, scores),
+        "val_macro_f1": float(max(scores)),
     }
+
+
+def best_weight(grid, scores: list[float]) -> float:
+    """The weight of `grid` with the best score; of tied ones, the nearest 0.5 (an even mix)."""
+    ties = [w for w, s in zip(grid, scores, strict=True) if s >= max(scores) - 1e-12]
+    return float(min(ties, key=lambda v: abs(v - 0.5)))
 
 
 def combiner_for(combiner: str, baseline_product: bool) -> str:

@@ -34,7 +34,7 @@ def test_lexical_layer_learns_from_the_tokens_and_is_served_as_the_product(
         deep, lexical = model.experts(ids, mask)
         served = model(ids, mask)
     # the whole val split, as the share was fitted on it
-    whole = {e: predict_logits(model, dm.eval_loader("val"), None, e) for e in (0, 1)}
+    whole = predict_logits(model, dm.eval_loader("val"), experts=True)
     labels = dm.splits["val"].labels
     summary = json.loads((data_workdir / "artifacts/metrics/multitask.json").read_text())["summary"]
     assert summary["expert_weights"] == pytest.approx(

@@ -355,14 +355,16 @@ def predict_logits(
     model: MultiTaskClassifier,
     loader,
     autocast_dtype: torch.dtype | None = None,
-    expert: int | None = None,
-) -> dict[str, np.ndarray]:
+    experts: bool = False,
+):
     """Logits per task, rows in the split's order (batches carry their row `index`), on the
     model's device, under autocast to `autocast_dtype` when given (as in training); with
-    `expert` (0: the encoder's heads, 1: model.lexical's token layer) that expert's alone."""
+    `experts` (model.lexical), each expert's from the same pass instead: (the encoder heads',
+    the token layer's)."""
     model.eval()
     device = model.device
-    parts: dict[str, list] = {task: [] for task in model.heads}
+    names = ("deep", "lexical") if experts else ("served",)
+    parts: dict[tuple[str, str], list] = {(n, t): [] for n in names for t in model.heads}
     rows = []
     with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
         for batch in loader:
@@ -370,14 +372,15 @@ def predict_logits(
                 batch["input_ids"].to(device, non_blocking=True),
                 batch["attention_mask"].to(device, non_blocking=True),
             )
-            logits = model(*inputs) if expert is None else model.experts(*inputs)[expert]
-            for task in parts:
-                parts[task].append(logits[task].float())
+            outputs = model.experts(*inputs) if experts else (model(*inputs),)
+            out = dict(zip(names, outputs, strict=True))
+            for (name, task), chunks in parts.items():
+                chunks.append(out[name][task].float())
             rows.append(batch["index"])
     order = torch.cat(rows).numpy()
-    out = {}
-    for task, chunks in parts.items():
+    result: dict[str, dict[str, np.ndarray]] = {n: {} for n in names}
+    for (name, task), chunks in parts.items():
         values = torch.cat(chunks).cpu().numpy()
-        out[task] = np.empty_like(values)
-        out[task][order] = values
-    return out
+        result[name][task] = np.empty_like(values)
+        result[name][task][order] = values
+    return (result["deep"], result["lexical"]) if experts else result["served"]

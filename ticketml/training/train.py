@@ -30,6 +30,7 @@ from ticketml.contract import (
 )
 from ticketml.encoder import load_tokenizer
 from ticketml.errors import ConfigError, TicketMLError
+from ticketml.hybrid import best_weight
 from ticketml.io import atomic_path, read_json, write_json
 from ticketml.metrics import evaluate_probs, fast_macro_f1, flat_metrics, summary_line
 from ticketml.plots import confusion_plots, curves_plot, reliability_plot
@@ -390,9 +391,8 @@ EXPERT_WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
 def fit_expert_weights(model: MultiTaskClassifier, dm: TicketDataModule) -> dict[str, float]:
     """model.lexical: per task, the encoder's share of the product with the token layer
     (`best_share` on val), set in the model, whose checkpoint and ONNX graph carry it."""
-    loader = dm.eval_loader("val")
     dtype = autocast_dtype(model, dm.runtime)
-    deep, lexical = (predict_logits(model, loader, dtype, expert) for expert in (0, 1))
+    deep, lexical = predict_logits(model, dm.eval_loader("val"), dtype, experts=True)
     chosen = {}
     for task, labels in dm.splits["val"].labels.items():
         chosen[task] = best_share(deep[task], lexical[task], labels)
@@ -412,8 +412,7 @@ def best_share(deep: np.ndarray, lexical: np.ndarray, labels: np.ndarray) -> flo
         fast_macro_f1(labels[keep], expert_product(a, d, w).argmax(-1).numpy(), deep.shape[1])
         for a in EXPERT_WEIGHTS
     ]
-    ties = [a for a, f1 in zip(EXPERT_WEIGHTS, scores, strict=True) if f1 >= max(scores) - 1e-12]
-    return float(min(ties, key=lambda v: abs(v - 0.5)))
+    return best_weight(EXPERT_WEIGHTS, scores)
 
 
 def average_top_k(t: DictConfig) -> int:
