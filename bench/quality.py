@@ -121,7 +121,8 @@ def measure(
     model, dm, history, _ = train_model(cfg)
     _, logits = evaluate(model, dm)
     train_seconds = time.perf_counter() - started
-    experts = expert_probs(model, dm) if model.hparams.lexical else {}
+    lexical = bool(model.hparams.lexical)
+    experts = expert_probs(model, dm) if lexical else {}
     del model
     ceiling = None
     if generated(cfg):  # ceiling_proba is None when the rows are not this generator's
@@ -137,7 +138,7 @@ def measure(
         labels,
         label_maps,
         languages,
-        combiner_for(str(cfg.model.combiner), bool(cfg.train.baseline_product)),
+        combiner_for(str(cfg.model.combiner), bool(cfg.train.baseline_product), lexical),
         int(cfg.seed),
         ceiling,
         scripts,
@@ -336,8 +337,10 @@ def rescore(
     hybrid fitting on that run's transformer and baseline, without retraining either. The
     transformer's logits are its tempered log-probabilities (the same up to the temperature,
     which the map refits); a model.lexical run's, its two experts' product at the share fitted
-    on val, or without `lexical` its encoder's alone."""
+    on val, or without `lexical` its encoder's alone (`combiner` auto: the pool for the
+    product, the blend otherwise)."""
     from pyfunc.probability import log_probs
+    from ticketml.hybrid import combiner_for
 
     saved = np.load(path)
     splits = ("val", "test")
@@ -355,6 +358,7 @@ def rescore(
     seed = int(path.stem.rsplit("_seed", 1)[1])
     # runs saved before the scripts were: one blend weight per task, as those runs had
     scripts = {s: saved[f"{s}_script"].tolist() for s in splits} if "val_script" in saved else None
+    combiner = combiner_for(combiner, False, shares is not None)
     result = compare(
         logits, base, labels, label_maps, languages, combiner, seed, None, scripts, forced
     )
@@ -415,8 +419,9 @@ def main() -> None:
         type=Path,
         default=None,
         help="rescore the runs saved in this --probs-dir folder with today's calibration and "
-        "hybrid fitting (no training; overrides: model.combiner=..., and model.lexical=false "
-        "for a model.lexical run's encoder alone, the same run without its token layer)",
+        "hybrid fitting (no training; overrides: model.combiner=... (default blend; auto as "
+        "export ships it), and model.lexical=false for a model.lexical run's encoder alone, the "
+        "same run without its token layer)",
     )
     parser.add_argument(
         "--no-stack",

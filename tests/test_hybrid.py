@@ -33,7 +33,7 @@ def test_the_stacker_ships_where_it_wins_in_cross_validation_and_the_blend_elsew
     # two models with independent errors: their product (what a linear model on log-probabilities
     # can express) beats any weighted average of them
     a, b = _probs(rng, labels, k, 1.5), _probs(rng, labels, k, 1.5)
-    entry = fit_task(a, b, labels)
+    entry = fit_task(a, b, labels, combiner="cv")
     assert entry["method"] == "stack"
     cv = entry["chosen_by"]["cv_macro_f1"]
     assert max(v for name, v in cv.items() if name != "blend") > cv["blend"] + 0.01
@@ -41,10 +41,12 @@ def test_the_stacker_ships_where_it_wins_in_cross_validation_and_the_blend_elsew
     # a baseline that adds nothing: the one-parameter blend ties or wins, and ships
     useless = np.full((n, k), 1 / k)
     good = np.eye(k)[labels] * 0.9 + 0.1 / k
-    assert fit_task(good, useless, labels)["method"] == "blend"
+    assert fit_task(good, useless, labels, combiner="cv")["method"] == "blend"
     assert fit_task(a, b, labels, combiner="blend")["method"] == "blend"
     with pytest.raises(Exception, match="model.combiner"):
         fit_task(a, b, labels, combiner="mean")
+    with pytest.raises(ValueError, match="combiner_for"):  # auto is resolved before fitting
+        fit_task(a, b, labels, combiner="auto")
 
 
 def test_a_product_hybrid_recovers_two_halves_of_the_evidence_a_blend_cannot():
@@ -57,14 +59,20 @@ def test_a_product_hybrid_recovers_two_halves_of_the_evidence_a_blend_cannot():
     transformer, baseline = np.exp(a), np.exp(b)
     transformer /= transformer.sum(1, keepdims=True)
     baseline /= baseline.sum(1, keepdims=True)
-    entry = fit_task(transformer, baseline, labels, combiner=combiner_for("blend", True))
+    entry = fit_task(transformer, baseline, labels, combiner=combiner_for("blend", True, False))
     assert entry["method"] == "product" and entry["transformer_weight"] == 0.5
     served = combine(entry, transformer, baseline)
     np.testing.assert_allclose(served.sum(1), 1.0)
     assert macro_f1(labels, served) == 1.0
     assert blend_weight(transformer, baseline, labels)["val_macro_f1"] < 0.97
-    # a transformer trained on its own keeps model.combiner
-    assert combiner_for("blend", False) == "blend" and combiner_for("auto", False) == "auto"
+    # a transformer trained on its own keeps model.combiner; auto is the pool for one with its
+    # token layer (model.lexical), the blend for one without
+    assert (
+        combiner_for("blend", False, True) == "blend" and combiner_for("cv", False, False) == "cv"
+    )
+    assert combiner_for("auto", False, True) == "pool"
+    assert combiner_for("auto", False, False) == "blend"
+    assert combiner_for("auto", True, True) == "product"
 
 
 def test_a_pool_fits_both_weights_by_nll_and_serves_what_it_fitted():
@@ -115,9 +123,10 @@ def test_rows_without_a_label_are_left_out_of_the_fit():
         {"topic": a, "priority": a},
         {"topic": b, "priority": b},
         {"topic": labels, "priority": partial},
+        combiner="cv",
     )
     kept = partial >= 0
-    alone = fit_task(a[kept], b[kept], labels[kept])
+    alone = fit_task(a[kept], b[kept], labels[kept], combiner="cv")
     assert both["priority"]["coef"] == alone["coef"]
     probs = hybrid_proba(both, {"topic": a, "priority": a}, {"topic": b, "priority": b})
     assert np.allclose(probs["priority"].sum(1), 1)
@@ -150,7 +159,9 @@ def test_export_writes_the_hybrid_and_reports_all_three_models(exported_model):
     # the served hybrid carries its own calibration map; it moves the scores, never the labels
     weights = json.loads((art / "hybrid.json").read_text())
     for task in ("topic", "priority"):
-        assert weights[task]["method"] in ("blend", "stack")  # not "product": trained alone
+        # model.combiner=auto, a CPU-trained transformer (no token layer): the blend
+        assert weights[task]["method"] == "blend"
+        assert weights[task]["chosen_by"]["combiner"] == "blend"
         assert weights[task]["temperature"] > 0
         assert len(weights[task].get("bias", clf.label_maps[task])) == len(clf.label_maps[task])
         assert hybrid["test"][task]["ece"] < hybrid["test"][task]["ece_uncalibrated"] + 0.1

@@ -181,12 +181,14 @@ def build_hybrid(
     label_maps: dict,
     scripts: dict,
     baseline_product: bool = False,
+    lexical: bool = False,
 ) -> tuple[dict, dict]:
     """baseline.npz (the file `ticketml baseline` saved, checked against scikit-learn there) and
-    hybrid.json (per task the blend or the stacker, and the hybrid's calibration map, fitted on
-    val against the fp32 graph's `tempered` probabilities: ticketml.hybrid; a product where
-    the transformer was trained inside one, `baseline_product`) in `staging`; returns them and
-    the baseline's val/test probabilities."""
+    hybrid.json (per task the combination model.combiner names, and the hybrid's calibration
+    map, fitted on val against the fp32 graph's `tempered` probabilities: ticketml.hybrid; a
+    product where the transformer was trained inside one, `baseline_product`; `lexical`: it has
+    its token layer, which combiner=auto pools) in `staging`; returns them and the baseline's
+    val/test probabilities."""
     from ticketml.baseline import baseline_path, load_baseline, tfidf_scorer
     from ticketml.hybrid import combiner_for, fit_hybrid
 
@@ -204,7 +206,7 @@ def build_hybrid(
         tempered["val"],
         base["val"],
         encode_labels(frames["val"], label_maps),
-        combiner_for(str(cfg.model.combiner), bool(baseline_product)),
+        combiner_for(str(cfg.model.combiner), bool(baseline_product), bool(lexical)),
         int(cfg.seed),
         scripts["val"],
     )
@@ -497,6 +499,7 @@ def build_bundle(
             label_maps,
             scripts,
             bool(model.hparams.get("baseline_product", False)),
+            bool(model.hparams.get("lexical", False)),
         )
         results["hybrid"] = score_hybrid(weights, tempered, tfidf, labels, label_maps, scripts)
     phase("smoke examples", write_smoke, staging, serve_int8)

@@ -65,6 +65,9 @@ def test_lexical_layer_learns_from_the_tokens_and_is_served_as_the_product(
     with torch.no_grad():
         again = model.experts(padded, torch.cat([mask, torch.zeros_like(mask[:, :7])], dim=1))[1]
     assert torch.allclose(again["topic"], lexical["topic"], atol=1e-6)
+    # model.combiner=auto pools a transformer with its token layer and the baseline
+    hybrid = json.loads((data_workdir / "artifacts/hybrid.json").read_text())
+    assert {hybrid[t]["method"] for t in ("topic", "priority")} == {"pool"}
 
     # the exported graph is the product, as torch computes it
     session = ort.InferenceSession(str(data_workdir / "artifacts/model.onnx"))
