@@ -1733,8 +1733,8 @@ GPU_RECIPES = {
     "best_lex_deep_rescored": "the same runs' encoder alone, without its token layer (`--from-probs ... model.lexical=false`): the control within those runs",
     "best_t3k": "**the shipped defaults** with 3,008 test rows a split (train and val as above; round 34, one H100)",
     "best_t3k_pool_rescored": "the same runs rescored with `model.combiner=pool` (`--from-probs`): the last column is the pool",
+    "mpnet_best_pool_rescored": "all-mpnet-base-v2's runs of round 32 that kept their probabilities (2 of its 4 splits) rescored with `model.combiner=pool` (`--from-probs`): the last column is the pool",
 }
-# more rows of the bar's table: (dataset, recipe, label) for the shipped defaults run another way
 # issue 21's bar, row by row: (dataset, recipe, label). First the GPU defaults as they ship
 # today (round 36's runs with the token layer, rescored with the share fitted on val and the pool
 # that model.combiner=auto fits for such a transformer), then what they replaced
@@ -1762,7 +1762,7 @@ GPU_MODELS = {
     "transformer": "transformer alone",
     "hybrid_blend": "hybrid, blend",
     "hybrid_stack": "hybrid, stacker",
-    "hybrid": "hybrid, auto (CV pick)",
+    "hybrid": "hybrid as served (`model.combiner` of the run)",
 }
 
 
