@@ -265,3 +265,51 @@ def test_raw_tickets_score_the_same_through_every_serving_path(export_workdir):
     (image / "artifacts/baseline.npz").unlink()  # a hybrid without its TF-IDF half: a clear error
     with pytest.raises(FileNotFoundError, match="baseline.npz: missing"):
         TicketClassifier.from_dir(image / "artifacts")
+
+
+@pytest.mark.slow
+def test_a_model_with_its_token_layer_serves_its_pool_alike_on_every_server(
+    data_workdir, tiny_encoder
+):
+    """What a GPU trains by default (model.lexical=auto: the token layer; model.combiner=auto:
+    then the pool), trained here on the CPU with model.lexical=true: FastAPI and `mlflow models
+    serve` answer the exported core's labels and scores (1e-6) on the raw tickets."""
+    from pyfunc.core import TicketClassifier
+    from tests.conftest import tiny_overrides
+
+    work = data_workdir
+    overrides = [*tiny_overrides(tiny_encoder, epochs=2), "model.lexical=true"]
+    assert run_cli("baseline", "baseline.max_features=3000") == 0
+    assert run_cli("train", *overrides) == 0
+    assert run_cli("export_onnx", *overrides, "export.use_int8=false") == 0
+    hybrid = json.loads((work / "artifacts/hybrid.json").read_text())
+    assert {hybrid[t]["method"] for t in KEYS} == {"pool"}
+    assert run_cli("register") == 0 and run_cli("promote", "promote.baseline_floor=false") == 0
+    texts = [t for i, t in enumerate(RAW) if i not in (SURROGATE, LONG)]
+    reference = TicketClassifier.from_dir(work / "artifacts").predict(texts)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db"}
+
+    port = free_port()
+    api = spawn([sys.executable, "-m", "ticketml", "serve", f"--port={port}"], cwd=work, env=env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/ready", api, timeout=180)
+        single = [httpx.post(f"{base}/predict", json={"text": t}, timeout=60) for t in texts]
+        assert all(r.status_code == 200 for r in single), [r.text for r in single]
+        assert_same([r.json() for r in single], reference, "FastAPI /predict")
+        assert httpx.post(f"{base}/predict", json={"text": " \t"}).status_code == 422
+    finally:
+        api.terminate()
+        api.wait(timeout=30)
+
+    port = free_port()
+    server = spawn(mlflow_serve_cmd(port), cwd=work, env=env)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ping", server, timeout=180)
+        payload = {"dataframe_split": {"columns": ["text"], "data": [[t] for t in texts]}}
+        answer = httpx.post(f"http://127.0.0.1:{port}/invocations", json=payload, timeout=120)
+        assert answer.status_code == 200, answer.text
+        assert_same(answer.json()["predictions"], reference, "mlflow models serve")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
