@@ -6,10 +6,12 @@
 
 For each batch size: the reference is a plain PyTorch loop (the same MultiTaskClassifier, loss,
 AdamW with PyTorch's default implementation, bf16 autocast on a GPU) over the very batches
-ticketml trains on (same sampler, same widths), training only; then `ticketml train`'s own fit
-(Lightning) with validation after every epoch, and its evaluation after the fit. Reports epoch 1
-vs the steady epochs (median of the rest), samples/s of the training loop alone and of the whole
-epoch, peak GPU memory, and the ratio to the reference. Writes bench/results/train_{gpu,cpu}.json.
+ticketml trains on (same sampler, same widths), each epoch ending with a plain validation pass
+(the val split forward, macro-F1 by scikit-learn: what a loop with early stopping does; without
+it: --reference-train-only); then `ticketml train`'s own fit (Lightning) with validation after
+every epoch, and its evaluation after the fit. Reports epoch 1 vs the steady epochs (median of
+the rest), samples/s of the training loop alone and of the whole epoch, peak GPU memory, and the
+ratio of ticketml's whole epoch to the reference's. Writes bench/results/train_{gpu,cpu}.json.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,9 +62,11 @@ def sync(device) -> float:
     return time.perf_counter()
 
 
-def reference(overrides: list[str], batch: str, compile_: bool) -> dict:
+def reference(overrides: list[str], batch: str, compile_: bool, validate: bool = True) -> dict:
     """The plain loop: forward, weighted loss, backward, AdamW step, scheduler-free; compiled,
-    the whole encoder is (ticketml compiles its repeated layers: module.compile_encoder)."""
+    the whole encoder is (ticketml compiles its repeated layers: module.compile_encoder). With
+    `validate`, each epoch ends with a plain validation pass (plain_validation), as a loop with
+    early stopping's does: `loop_seconds` are the training alone, `epoch_seconds` both."""
     import lightning as L
     import torch
 
@@ -82,32 +87,61 @@ def reference(overrides: list[str], batch: str, compile_: bool) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=runtime.learning_rate, weight_decay=0.01)
     loader = dm.train_dataloader()
     rows = len(dm.splits["train"])
+    autocast = partial(
+        torch.autocast,
+        device.type,
+        dtype=runtime.autocast_dtype,
+        enabled=runtime.autocast_dtype is not None,
+    )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    seconds = []
+    loop_seconds, epoch_seconds = [], []
     for _ in range(int(cfg.train.max_epochs)):
         start = sync(device)
+        model.train()
         for b in loader:
             b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
-            with torch.autocast(
-                device.type,
-                dtype=runtime.autocast_dtype,
-                enabled=runtime.autocast_dtype is not None,
-            ):
+            with autocast():
                 logits = model(b["input_ids"], b["attention_mask"])
                 loss, _ = model._loss(logits, b)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        seconds.append(sync(device) - start)
+        loop_seconds.append(sync(device) - start)
+        if validate:
+            plain_validation(model, dm.val_dataloader(), device, autocast)
+        epoch_seconds.append(sync(device) - start)
     return summarise(
         f"plain PyTorch {'compiled' if compile_ else 'eager'}",
         batch,
         rows,
-        seconds,
-        seconds,
+        loop_seconds,
+        epoch_seconds,
         device,
-    )
+    ) | {"validates": validate}
+
+
+def plain_validation(model, loader, device, autocast) -> dict[str, float]:
+    """What a plain loop with early stopping does after each epoch: the val split forward, no
+    gradients, each task's predictions to the host once, macro-F1 by scikit-learn."""
+    import torch
+    from sklearn.metrics import f1_score
+
+    model.eval()
+    preds: dict[str, list] = {}
+    labels: dict[str, list] = {}
+    with torch.inference_mode(), autocast():
+        for b in loader:
+            b = {k: v.to(device, non_blocking=True) for k, v in b.items()}
+            for task, z in model(b["input_ids"], b["attention_mask"]).items():
+                preds.setdefault(task, []).append(z.argmax(-1))
+                labels.setdefault(task, []).append(b[task])
+    scores = {}
+    for task in preds:
+        y_true, y_pred = torch.cat(labels[task]).cpu(), torch.cat(preds[task]).cpu()
+        keep = y_true >= 0
+        scores[task] = f1_score(y_true[keep], y_pred[keep], average="macro")
+    return scores
 
 
 def ticketml_run(overrides: list[str], batch: str, compile_: bool) -> dict:
@@ -224,6 +258,7 @@ def in_fresh_process(
     compile_: bool,
     profile: str | None = None,
     compile_cache: str | None = None,
+    train_only: bool = False,
 ) -> dict:
     """One measurement in its own Python process, so that epoch 1 pays the same one-time costs
     (CUDA kernels loaded on first use, allocator growth) for the reference and for ticketml.
@@ -242,17 +277,20 @@ def in_fresh_process(
         args = ["--one", kind, "--batch", batch, "--json", out.name]
         args += ["--compile"] if compile_ else []
         args += ["--profile", profile] if profile else []
+        args += ["--train-only"] if train_only else []
         subprocess.run(
             [sys.executable, __file__, *args, "--", *overrides], check=True, cwd=ROOT, env=env
         )
         return json.loads(Path(out.name).read_text())
 
 
-def measure(kind: str, size: str, cache, *, overrides, compile_, profile_dir, label, tags) -> dict:
+def measure(
+    kind: str, size: str, cache, *, overrides, compile_, profile_dir, label, tags, train_only
+) -> dict:
     """One engine's run in a fresh process (in_fresh_process), tagged with `tags`; profiled to
     <profile_dir>/<kind>_<label>.txt where a folder is given."""
     prof = profile_dir and str(Path(profile_dir) / f"{kind}_{label}.txt")
-    return in_fresh_process(kind, overrides, size, compile_, prof, cache) | tags
+    return in_fresh_process(kind, overrides, size, compile_, prof, cache, train_only) | tags
 
 
 def one(argv: list[str]) -> None:
@@ -264,9 +302,12 @@ def one(argv: list[str]) -> None:
     parser.add_argument("--json")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--profile", default=None)
+    parser.add_argument("--train-only", action="store_true")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    run = ticketml_run if args.one == "ticketml" else reference
+    run = (
+        ticketml_run if args.one == "ticketml" else partial(reference, validate=not args.train_only)
+    )
     if args.profile:  # the functions that held the CPU longest, to a text file
         import cProfile
         import io
@@ -314,6 +355,12 @@ def main() -> None:
     )
     parser.add_argument("--no-reference", action="store_true", help="ticketml runs only")
     parser.add_argument(
+        "--reference-train-only",
+        action="store_true",
+        help="the reference's epoch without its validation pass (the ratio before 2026-12-07: "
+        "ticketml's whole epoch over the reference's training loop alone)",
+    )
+    parser.add_argument(
         "--profile", default=None, help="FOLDER: cProfile each run there (top 40 by own time)"
     )
     parser.add_argument("--out", default=None)
@@ -348,6 +395,7 @@ def main() -> None:
                 "profile_dir": args.profile,
                 "label": label,
                 "tags": {"variant": name, "compile_cache": state, "repeat": repeat},
+                "train_only": args.reference_train_only,
             }
             # every other pair runs the reference first, so a drift of the card's clocks over
             # the run does not always favour the same engine
@@ -362,7 +410,8 @@ def main() -> None:
             if not args.no_reference:
                 ref = ref or measure("reference", resolved[batch], caches["ref"], **common)
                 ref["order"] = ours["order"] = "reference first" if ref_first else "ticketml first"
-                ours["vs_reference"] = ours["epoch_samples_per_s"] / ref["loop_samples_per_s"]
+                ours["vs_reference"] = ours["epoch_samples_per_s"] / ref["epoch_samples_per_s"]
+                ours["loop_vs_reference"] = ours["loop_samples_per_s"] / ref["loop_samples_per_s"]
                 runs.append(ref)
             runs.append(ours)
             if compile_:
@@ -371,7 +420,7 @@ def main() -> None:
                 )
                 warm.update(variant=f"{name}, warm cache", compile_cache="warm", repeat=repeat)
                 if not args.no_reference:
-                    warm["vs_reference"] = warm["epoch_samples_per_s"] / ref["loop_samples_per_s"]
+                    warm["vs_reference"] = warm["epoch_samples_per_s"] / ref["epoch_samples_per_s"]
                 runs.append(warm)
             for c in filter(None, caches.values()):
                 shutil.rmtree(c, ignore_errors=True)
@@ -381,7 +430,12 @@ def main() -> None:
         "n_samples": args.n_samples,
         "epochs": args.epochs,
         "overrides": args.overrides,
-        "note": "x ref: ticketml's whole epoch (validation included) over the reference loop alone",
+        "note": "x ref: ticketml's whole epoch (validation included) over the reference's "
+        + (
+            "training loop alone"
+            if args.reference_train_only
+            else "whole epoch (its plain validation pass included)"
+        ),
         "runs": runs,
         "vs_reference": ratios(runs),
         "machine": machine_info(),
