@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +110,7 @@ def measure(
     splits, label_maps = load_splits(cfg), load_label_maps(cfg)
     labels = {s: encode_labels(splits[s], label_maps) for s in ("val", "test")}
     started = time.perf_counter()
-    model = fit_baseline(splits["train"], label_maps, cfg.baseline)
+    model = tfidf = fit_baseline(splits["train"], label_maps, cfg.baseline)
     base = {s: model.predict_proba(splits[s]["text"].tolist()) for s in ("val", "test")}
     baseline_seconds = time.perf_counter() - started
     lineage = {}
@@ -132,16 +133,21 @@ def measure(
     test = splits["test"]
     languages = test["language"].to_numpy(str) if "language" in test.columns else None
     scripts = {s: text_scripts(splits[s]["text"]) for s in ("val", "test")}  # as the models saw
+    combiner = combiner_for(str(cfg.model.combiner), bool(cfg.train.baseline_product), lexical)
+    neighbours = None
+    if combiner == "pool" and cfg.model.neighbours:  # as export_onnx builds them
+        neighbours = search_neighbours(tfidf.features, splits, label_maps)
     compared = compare(
         logits,
         base,
         labels,
         label_maps,
         languages,
-        combiner_for(str(cfg.model.combiner), bool(cfg.train.baseline_product), lexical),
+        combiner,
         int(cfg.seed),
         ceiling,
         scripts,
+        neighbours=neighbours,
     )
     saved = {"baseline": base, **compared.pop("saved"), **experts}
     if probs_dir is not None:  # per-row probabilities, to try other combinations without retraining
@@ -155,6 +161,7 @@ def measure(
                 for t in TASKS
             },
             **{f"{s}_labels_{t}": labels[s][t] for s in ("val", "test") for t in TASKS},
+            **(saved_neighbours(*neighbours) if neighbours else {}),
             **{f"{s}_script": np.array(scripts[s]) for s in ("val", "test")},
             **{  # val's too: a per-language combination is fitted there
                 f"{s}_language": splits[s]["language"].to_numpy(str)
@@ -191,6 +198,82 @@ def measure(
     return result
 
 
+def search_neighbours(features, splits: dict, label_maps: dict) -> tuple:
+    """The training tickets' index (ticketml.hybrid.build_neighbours) and its search of the val
+    and test rows: compare's `neighbours`."""
+    from ticketml.hybrid import build_neighbours
+
+    index = build_neighbours(features, splits["train"], label_maps)
+    return index, {
+        s: index.search(features.word_block(splits[s]["text"].tolist()), len(splits[s]))
+        for s in ("val", "test")
+    }
+
+
+def saved_neighbours(index, found: dict) -> dict[str, np.ndarray]:
+    """What a --probs-dir file keeps of the neighbours: each val/test row's nearest training
+    rows and similarities, and the training rows' labels (their votes, rescored)."""
+    return {
+        **{
+            f"{s}_neighbours_{k}": v
+            for s, pair in found.items()
+            for k, v in zip(("index", "sim"), pair, strict=True)
+        },
+        **{f"train_labels_{t}": y for t, y in index.labels.items()},
+        "neighbour_classes": np.array([index.n_classes[t] for t in TASKS]),
+    }
+
+
+def loaded_neighbours(saved) -> tuple | None:
+    """compare's `neighbours` from a --probs-dir file that keeps them (saved_neighbours): an
+    index without postings, whose votes read the saved search."""
+    from pyfunc.neighbours import Neighbours
+
+    if "val_neighbours_index" not in saved:
+        return None
+    labels = {t: saved[f"train_labels_{t}"] for t in TASKS}
+    classes = dict(zip(TASKS, saved["neighbour_classes"].tolist(), strict=True))
+    index = Neighbours(np.zeros(1), np.zeros(0), np.zeros(0), labels, classes)
+    found = {
+        s: (saved[f"{s}_neighbours_index"], saved[f"{s}_neighbours_sim"]) for s in ("val", "test")
+    }
+    return index, found
+
+
+def add_neighbours(folder: Path, data: str, overrides: list[str]) -> None:
+    """Into every run a --probs-dir `folder` holds (runs saved before model.neighbours), the
+    neighbours' search (saved_neighbours) on that run's split, remade from the data (`overrides`:
+    the run's data.* and preprocess.* settings; its seed from the file name), checked to be the
+    rows it saved: so `--from-probs` rescores them with the pool's third expert."""
+    from ticketml.baseline import fit_features
+    from ticketml.config import load_config
+    from ticketml.contract import load_label_maps, load_splits
+    from ticketml.data.preprocess import preprocess
+    from ticketml.data.schema import encode_labels
+    from ticketml.data.sources import download_data
+
+    for path in sorted(folder.glob("*_seed*.npz")):
+        seed = int(path.stem.rsplit("_seed", 1)[1])
+        cfg = load_config(
+            [f"data={data}", *scratch_overrides("ticketml-quality-"), f"seed={seed}", *overrides]
+        )
+        download_data(cfg)
+        preprocess(cfg)
+        splits, label_maps = load_splits(cfg), load_label_maps(cfg)
+        with np.load(path) as saved:
+            arrays = {k: saved[k] for k in saved.files}
+        for s in ("val", "test"):
+            got = encode_labels(splits[s], label_maps)
+            if any((got[t] != arrays[f"{s}_labels_{t}"]).any() for t in TASKS):
+                raise SystemExit(f"{path}: its {s} rows are not this split's (check the overrides)")
+        features, _ = fit_features(splits["train"]["text"].tolist(), cfg.baseline)
+        arrays |= saved_neighbours(*search_neighbours(features, splits, label_maps))
+        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(path)
+        print(f"{path}: neighbours added ({len(splits['train'])} training rows)")
+
+
 def compare(
     logits: dict,
     base: dict,
@@ -202,13 +285,16 @@ def compare(
     ceiling: dict | None = None,
     scripts: dict | None = None,
     forced: tuple[str, ...] = HYBRIDS,
+    neighbours: tuple | None = None,
 ) -> dict:
     """Exactly what train + export_onnx ship, from the transformer's logits and the baseline's
     probabilities on val and test: the transformer's calibration map, the hybrid (blend or
     stacker per task, `combiner`) and its own map, all fitted on val; labels by pyfunc's decision
     rule; scored on test by the one scorer, overall and per language (≥ 20 test rows).
     `scripts`: each val/test row's pyfunc.text.script (None: one blend weight per task).
-    `forced`: the combiners scored each forced, beside the served choice."""
+    `forced`: the combiners scored each forced, beside the served choice. `neighbours`:
+    (pyfunc.neighbours.Neighbours, {split: its search of that split's rows}): the training
+    tickets whose votes the served pool weighs where they help on val (model.neighbours)."""
     from pyfunc.core import decide_tasks, hybrid_proba, scaling_of
     from pyfunc.probability import scaled, softmax
     from ticketml.calibration import fit_calibration
@@ -221,9 +307,16 @@ def compare(
     }
     trans = {s: {t: scaled(logits[s][t], calib[t]) for t in TASKS} for s in ("val", "test")}
     scripts = scripts or {"val": None, "test": None}
+    index, found = neighbours or (None, {})
     hybrids = {
         "hybrid": fit_hybrid(
-            tempered["val"], base["val"], labels["val"], combiner, seed, scripts["val"]
+            tempered["val"],
+            base["val"],
+            labels["val"],
+            combiner,
+            seed,
+            scripts["val"],
+            index and (index, found["val"]),
         )
     }
     for name in forced:
@@ -237,15 +330,25 @@ def compare(
     }
     before = {"transformer": {t: softmax(logits["test"][t]) for t in TASKS}}
     for name, entries in hybrids.items():
-        probs[name] = hybrid_proba(entries, tempered["test"], base["test"], True, scripts["test"])
+        votes = index.votes_for(entries, found["test"]) if index else None
+        mixed = partial(hybrid_proba, entries, tempered["test"], base["test"])
+        probs[name] = mixed(True, scripts["test"], votes)
         decisions[name] = decide_tasks(probs[name], {t: scaling_of(entries[t]) for t in TASKS})
-        before[name] = hybrid_proba(entries, tempered["test"], base["test"], False, scripts["test"])
+        before[name] = mixed(False, scripts["test"], votes)
     if ceiling is not None:
         probs["ceiling"] = ceiling
         decisions["ceiling"] = decide_tasks(ceiling)
     result = {
         "hybrid_choice": {
-            t: {"method": hybrids["hybrid"][t]["method"], **hybrids["hybrid"][t]["chosen_by"]}
+            t: {
+                "method": hybrids["hybrid"][t]["method"],
+                **hybrids["hybrid"][t]["chosen_by"],
+                **{
+                    k: hybrids["hybrid"][t][k]
+                    for k in ("neighbour_weight", "neighbours")
+                    if k in hybrids["hybrid"][t]
+                },
+            }
             for t in TASKS
         },
         "calibration": {
@@ -331,14 +434,19 @@ def lexical_product(saved, splits: tuple[str, ...]) -> tuple[dict, dict]:
 
 
 def rescore(
-    path: Path, combiner: str, lexical: bool = True, forced: tuple[str, ...] = HYBRIDS
+    path: Path,
+    combiner: str,
+    lexical: bool = True,
+    forced: tuple[str, ...] = HYBRIDS,
+    neighbours: bool = True,
 ) -> dict:
     """`compare` again on the probabilities a run saved (--probs-dir): today's calibration and
     hybrid fitting on that run's transformer and baseline, without retraining either. The
     transformer's logits are its tempered log-probabilities (the same up to the temperature,
     which the map refits); a model.lexical run's, its two experts' product at the share fitted
     on val, or without `lexical` its encoder's alone (`combiner` auto: the pool for the
-    product, the blend otherwise)."""
+    product, the blend otherwise); a pool weighs the training tickets' votes where the file
+    keeps their search (saved_neighbours) and `neighbours` is on (model.neighbours)."""
     from pyfunc.probability import log_probs
     from ticketml.hybrid import combiner_for
 
@@ -360,7 +468,17 @@ def rescore(
     scripts = {s: saved[f"{s}_script"].tolist() for s in splits} if "val_script" in saved else None
     combiner = combiner_for(combiner, False, shares is not None)
     result = compare(
-        logits, base, labels, label_maps, languages, combiner, seed, None, scripts, forced
+        logits,
+        base,
+        labels,
+        label_maps,
+        languages,
+        combiner,
+        seed,
+        None,
+        scripts,
+        forced,
+        loaded_neighbours(saved) if neighbours and combiner == "pool" else None,
     )
     result.pop("saved")
     result = {
@@ -429,16 +547,26 @@ def main() -> None:
         help="with --from-probs: leave out the forced stacker (its cross-validated fits take "
         "most of a rescoring: minutes a Jira split on 2 cores); the served combiner is scored",
     )
+    parser.add_argument(
+        "--add-neighbours",
+        type=Path,
+        default=None,
+        help="FOLDER: add the neighbours' search to each run a --probs-dir folder holds, its split "
+        "remade from --data and the overrides (the run's data.* / preprocess.* settings)",
+    )
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     path = args.out_dir / f"quality_{args.name or args.data}.json"
+    if args.add_neighbours is not None:
+        return add_neighbours(args.add_neighbours, args.data, args.overrides)
     if args.from_probs is not None:
         given = dict(o.split("=", 1) for o in args.overrides)
         combiner = given.get("model.combiner", "blend")
         lexical = given.get("model.lexical", "true").lower() == "true"
+        neighbours = given.get("model.neighbours", "true").lower() == "true"
         forced = tuple(h for h in HYBRIDS if not (args.no_stack and h == "stack"))
         runs = [
-            rescore(f, combiner, lexical, forced)
+            rescore(f, combiner, lexical, forced, neighbours)
             for f in sorted(args.from_probs.glob("*_seed*.npz"))
         ]
         if not runs:

@@ -30,16 +30,19 @@ FILES = {
     "calibration": "calibration.json",
     "baseline": "baseline.npz",
     "hybrid": "hybrid.json",
+    "neighbours": "neighbours.npz",
     "smoke": "smoke.json",
 }
 REQUIRED = ("tokenizer", "label_maps", "model_config")
 # smoke: made-up tickets and the labels the exported model gave them (those it was sure of are
 # checked): a load that answers them differently is refused (damaged or mismatched files)
-OPTIONAL = ("calibration", "baseline", "hybrid", "smoke")
+# neighbours: the training tickets' index, where the hybrid's pool weighs their votes
+OPTIONAL = ("calibration", "baseline", "hybrid", "neighbours", "smoke")
 HYBRID_FILES = ("baseline", "hybrid")
 EXPORTED = (
     "baseline",
     "hybrid",
+    "neighbours",
     "smoke",
     "model_config",
 )  # export_onnx writes these; train the rest
@@ -120,7 +123,9 @@ def load(
                     f"which needs its TF-IDF half ({FILES[role]})"
                 )
     # the smoke examples hold the whole model's answers: not those of its graph alone
-    left_out = (() if hybrid else HYBRID_FILES) + (("smoke",) if transformer_only else ())
+    left_out = (() if hybrid else (*HYBRID_FILES, "neighbours")) + (
+        ("smoke",) if transformer_only else ()
+    )
     optional = tuple(r for r in OPTIONAL if r not in left_out and (d / FILES[r]).is_file())
     return Bundle(d, config, graph, hybrid, optional)
 

@@ -63,7 +63,11 @@ def stack_features(transformer: np.ndarray, baseline: np.ndarray) -> np.ndarray:
 
 
 def combine(
-    entry: dict, transformer: np.ndarray, baseline: np.ndarray, scripts: Sequence[str] | None = None
+    entry: dict,
+    transformer: np.ndarray,
+    baseline: np.ndarray,
+    scripts: Sequence[str] | None = None,
+    neighbours: np.ndarray | None = None,
 ) -> np.ndarray:
     """One task's hybrid probabilities before the blend's calibration map, as its entry of
     hybrid.json says: the weighted blend w x transformer + (1 - w) x baseline ("blend"; with
@@ -71,8 +75,9 @@ def combine(
     the rows' pyfunc.text.script), the product softmax(w x log transformer + (1 - w) x log
     baseline) ("product": for a transformer trained inside that product, train.baseline_product;
     "pool": the same with a baseline weight of its own, softmax(w x log transformer + v x log
-    baseline), with "by_script" a [w, v] per script), or a multinomial logistic regression on
-    both models' log-probabilities ("stack")."""
+    baseline), with "by_script" a [w, v] per script; with "neighbour_weight" u, + u x log of
+    the training tickets' votes, `neighbours`: pyfunc.neighbours), or a multinomial logistic
+    regression on both models' log-probabilities ("stack")."""
     method = entry.get("method", "blend")
     if method == "stack":
         z = stack_features(transformer, baseline) @ np.asarray(entry["coef"], dtype=np.float64)
@@ -90,7 +95,12 @@ def combine(
         )
         w, v = per_row[:, :1], per_row[:, 1:]
     if method in ("product", "pool"):
-        return softmax(w * log_probs(transformer) + v * log_probs(baseline))
+        z = w * log_probs(transformer) + v * log_probs(baseline)
+        if u := float(entry.get("neighbour_weight", 0.0)):
+            if neighbours is None:
+                raise ValueError("this pool weighs the training tickets' votes: pass them")
+            z = z + u * log_probs(neighbours)
+        return softmax(z)
     return w * transformer + (1 - w) * baseline
 
 
@@ -100,13 +110,16 @@ def hybrid_proba(
     baseline: dict[str, np.ndarray],
     calibrated: bool = True,
     scripts: Sequence[str] | None = None,
+    neighbours: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """The hybrid per task (`combine`), then (when `calibrated` and hybrid.json has one) its own
     calibration map, fitted on validation. `transformer`: the tempered softmax(z / T); `scripts`:
-    the rows' pyfunc.text.script (what a blend by script needs)."""
+    the rows' pyfunc.text.script (what a blend by script needs); `neighbours`: per task the
+    training tickets' votes (what a pool with a neighbour weight needs: neighbour_votes)."""
     out = {}
     for t in TASKS:
-        mixed = combine(entries[t], transformer[t], baseline[t], scripts)
+        nb = (neighbours or {}).get(t)
+        mixed = combine(entries[t], transformer[t], baseline[t], scripts, nb)
         scaling = scaling_of(entries[t]) if calibrated else None
         out[t] = scaled(log_probs(mixed), scaling) if scaling else mixed
     return out
@@ -221,6 +234,18 @@ class TicketClassifier:
             entries = bundle.read("hybrid")
             self.hybrid = {t: entries[t] for t in TASKS}
             self.hybrid_scalings = {t: scaling_of(entries[t]) for t in TASKS}
+        # the pool's third expert where hybrid.json weighs it: the training tickets' votes
+        self.neighbours = None
+        if any(e.get("neighbour_weight") for e in self.hybrid.values()):
+            from .neighbours import Neighbours
+
+            path = bundle.path("neighbours")
+            if "neighbours" not in bundle.optional:
+                raise FileNotFoundError(
+                    f"{path}: missing; hybrid.json weighs the training tickets' votes, which "
+                    f"need {path.name}"
+                )
+            self.neighbours = Neighbours.load(path)
         self.tokenizer, self.head_tokens = bundle_tokenizer(bundle.path("tokenizer"), self.config)
         self.pad_id = int(self.config["pad_id"])
         self.onnx_path = str(bundle.path("graph"))
@@ -379,7 +404,21 @@ class TicketClassifier:
     ) -> dict[str, np.ndarray]:
         """The served hybrid of the tempered transformer and the baseline on these (cleaned)
         texts (hybrid_proba)."""
-        return hybrid_proba(self.hybrid, transformer, baseline, scripts=text_scripts(texts))
+        return hybrid_proba(
+            self.hybrid,
+            transformer,
+            baseline,
+            scripts=text_scripts(texts),
+            neighbours=self.neighbour_votes(texts),
+        )
+
+    def neighbour_votes(self, texts: Sequence[str]) -> dict[str, np.ndarray] | None:
+        """The training tickets' votes on these (cleaned) texts, per task whose pool weighs
+        them (pyfunc.neighbours); None where none does."""
+        if self.neighbours is None:
+            return None
+        found = self.neighbours.search(self.tfidf.features.word_block(list(texts)), len(texts))
+        return self.neighbours.votes_for(self.hybrid, found)
 
     @property
     def hybrid_summary(self) -> dict[str, dict]:

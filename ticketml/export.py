@@ -180,17 +180,21 @@ def build_hybrid(
     frames: dict,
     label_maps: dict,
     scripts: dict,
+    texts: dict,
     baseline_product: bool = False,
     lexical: bool = False,
-) -> tuple[dict, dict]:
+) -> tuple[dict, dict, dict]:
     """baseline.npz (the file `ticketml baseline` saved, checked against scikit-learn there) and
     hybrid.json (per task the combination model.combiner names, and the hybrid's calibration
     map, fitted on val against the fp32 graph's `tempered` probabilities: ticketml.hybrid; a
     product where the transformer was trained inside one, `baseline_product`; `lexical`: it has
-    its token layer, which combiner=auto pools) in `staging`; returns them and the baseline's
-    val/test probabilities."""
+    its token layer, which combiner=auto pools) in `staging`; a pool with `model.neighbours`
+    also weighs the training tickets' votes where they help on val (neighbours.npz, the index
+    of the texts the baseline was fitted on). `texts`: val's and test's as the graph saw them,
+    `scripts` theirs. Returns them, the baseline's val/test probabilities and the votes per
+    split (task -> votes of the tasks that weigh them)."""
     from ticketml.baseline import baseline_path, load_baseline, tfidf_scorer
-    from ticketml.hybrid import combiner_for, fit_hybrid
+    from ticketml.hybrid import build_neighbours, combiner_for, fit_hybrid
 
     tfidf = load_baseline(cfg)
     if tfidf.labels != {t: list(label_maps[t]) for t in TASKS}:
@@ -202,18 +206,29 @@ def build_hybrid(
     proba = tfidf_scorer(tfidf, baseline_path(cfg), cfg.paths.artifacts_dir)  # the stage's
     base = {s: proba(frames[s]["text"].tolist()) for s in EVAL_SPLITS}
     log.info("baseline: %d val + test texts' probabilities read back", proba.store.hits)
+    combiner = combiner_for(str(cfg.model.combiner), bool(baseline_product), bool(lexical))
+    index = found = None
+    if combiner == "pool" and cfg.model.neighbours:
+        index = build_neighbours(tfidf.features, frames["train"], label_maps)
+        found = {"val": index.search(tfidf.features.word_block(texts["val"]), len(texts["val"]))}
     weights = fit_hybrid(
         tempered["val"],
         base["val"],
         encode_labels(frames["val"], label_maps),
-        combiner_for(str(cfg.model.combiner), bool(baseline_product), bool(lexical)),
+        combiner,
         int(cfg.seed),
         scripts["val"],
+        index and (index, found["val"]),
     )
     write_json(weights, staging / FILES["hybrid"])
+    votes = {s: {} for s in EVAL_SPLITS}
+    if any(w.get("neighbour_weight") for w in weights.values()):
+        index.save(staging / FILES["neighbours"])
+        found["test"] = index.search(tfidf.features.word_block(texts["test"]), len(texts["test"]))
+        votes = {s: index.votes_for(weights, found[s]) for s in EVAL_SPLITS}
     for t in TASKS:
         log.info("hybrid %s: %s (cv macro-F1 %s)", t, weights[t]["method"], weights[t]["chosen_by"])
-    return weights, base
+    return weights, base, votes
 
 
 def quantize(fp32: Path, int8: Path) -> None:
@@ -317,16 +332,25 @@ def score_graphs(probs: dict, labels: dict, label_maps: dict, calibration: dict)
 
 
 def score_hybrid(
-    weights: dict, tempered: dict, tfidf: dict, labels: dict, label_maps, scripts: dict
+    weights: dict,
+    tempered: dict,
+    tfidf: dict,
+    labels: dict,
+    label_maps,
+    scripts: dict,
+    votes: dict | None = None,
 ) -> dict:
     """The hybrid on val (the fp32 scores it was fitted on) and test (as served), with its ECE
-    before its calibration map."""
+    before its calibration map; `votes`: per split the training tickets' (build_hybrid)."""
     scalings = {t: scaling_of(weights[t]) for t in TASKS}
     result = {"weights": weights}
     for s in EVAL_SPLITS:
-        served = hybrid_proba(weights, tempered[s], tfidf[s], scripts=scripts[s])
+        nb = (votes or {}).get(s)
+        served = hybrid_proba(weights, tempered[s], tfidf[s], scripts=scripts[s], neighbours=nb)
         result[s] = score(served, labels[s], label_maps, decide_tasks(served, scalings))
-        mixed = hybrid_proba(weights, tempered[s], tfidf[s], calibrated=False, scripts=scripts[s])
+        mixed = hybrid_proba(
+            weights, tempered[s], tfidf[s], calibrated=False, scripts=scripts[s], neighbours=nb
+        )
         for t in TASKS:
             result[s][t]["ece_uncalibrated"] = ece(mixed[t], labels[s][t])
     return result
@@ -489,7 +513,7 @@ def build_bundle(
         tempered = {"val": probs["onnx"]["val"][0], "test": served["test"][0]}
         # each row's script, of the text as the graph saw it (what serving blends by)
         scripts = {s: text_scripts(texts[s]) for s in tempered}
-        weights, tfidf = phase(
+        weights, tfidf, votes = phase(
             "hybrid weights",
             build_hybrid,
             cfg,
@@ -498,10 +522,13 @@ def build_bundle(
             frames,
             label_maps,
             scripts,
+            texts,
             bool(model.hparams.get("baseline_product", False)),
             bool(model.hparams.get("lexical", False)),
         )
-        results["hybrid"] = score_hybrid(weights, tempered, tfidf, labels, label_maps, scripts)
+        results["hybrid"] = score_hybrid(
+            weights, tempered, tfidf, labels, label_maps, scripts, votes
+        )
     phase("smoke examples", write_smoke, staging, serve_int8)
     return results, checks
 

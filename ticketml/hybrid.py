@@ -112,27 +112,72 @@ def fit_stacker(
     }
 
 
-def fit_pool(transformer: np.ndarray, baseline: np.ndarray, labels: np.ndarray) -> dict:
+def fit_pool(
+    transformer: np.ndarray,
+    baseline: np.ndarray,
+    labels: np.ndarray,
+    neighbours: np.ndarray | None = None,
+) -> dict:
     """The log-linear pool's weights (a, b >= 0) of softmax(a x log transformer + b x log
-    baseline) with the least NLL on these rows (pyfunc.core.combine serves it)."""
+    baseline) with the least NLL on these rows (pyfunc.core.combine serves it); with
+    `neighbours` (the training tickets' votes on these rows) a third weight, theirs."""
     from scipy.optimize import minimize
 
     from pyfunc.probability import log_probs
     from ticketml.calibration import softmax_nll
 
-    lt, lb = log_probs(transformer), log_probs(baseline)
+    parts = [log_probs(transformer), log_probs(baseline)]
+    if neighbours is not None:
+        parts.append(log_probs(neighbours))
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        value, g = softmax_nll(w[0] * lt + w[1] * lb, labels)
-        return value, np.array([(g * lt).sum(), (g * lb).sum()]) / len(labels)
+        value, g = softmax_nll(sum(x * p for x, p in zip(w, parts, strict=True)), labels)
+        return value, np.array([(g * p).sum() for p in parts]) / len(labels)
 
-    fit = minimize(loss, np.array([0.5, 0.5]), jac=True, method="L-BFGS-B", bounds=[(0, 50)] * 2)
-    return {
+    start = np.full(len(parts), 0.5)
+    fit = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[(0, 50)] * len(parts))
+    entry = {
         "method": "pool",
         "transformer_weight": round(float(fit.x[0]), 6),
         "baseline_weight": round(float(fit.x[1]), 6),
         "val_nll": float(fit.fun),
     }
+    if neighbours is not None:
+        entry["neighbour_weight"] = round(float(fit.x[2]), 6)
+    return entry
+
+
+def build_neighbours(features, train, label_maps: dict):
+    """The training tickets' index (pyfunc.neighbours) over `features`' word block (the
+    baseline's fitted TfidfFeatures) of `train`'s texts as the baseline was fitted on them."""
+    from pyfunc.neighbours import Neighbours
+    from ticketml.data.schema import encode_labels
+
+    return Neighbours.build(
+        features.word_block(train["text"].tolist()),
+        len(features.word_vocab),
+        encode_labels(train, label_maps),
+        {t: len(label_maps[t]) for t in TASKS},
+    )
+
+
+# the (k, temperature) pairs of the training tickets' vote a pool tries on val (least NLL wins)
+NEIGHBOUR_GRID = tuple((k, t) for k in (5, 10, 30) for t in (0.02, 0.05, 0.1))
+
+
+def with_neighbours(entry: dict, transformer, baseline, labels, votes) -> tuple[dict, np.ndarray]:
+    """A pool entry with the training tickets' votes as a third expert where they lower its
+    NLL on these rows: each (k, temperature) of NEIGHBOUR_GRID fitted (`votes(k, t)`: their
+    probabilities on these rows), the least NLL kept; `entry` as it was where none helps or the
+    weight fitted is 0. Returns the entry and the votes it weighs (None without)."""
+    best, best_votes = entry, None
+    for k, temperature in NEIGHBOUR_GRID:
+        nb = votes(k, temperature)
+        fit = fit_pool(transformer, baseline, labels, nb)
+        if fit["neighbour_weight"] > 0 and fit["val_nll"] < best["val_nll"]:
+            best = fit | {"neighbours": {"k": k, "temperature": temperature}}
+            best_votes = nb
+    return best, best_votes
 
 
 WEIGHTED = ("blend", "pool")  # the combinations that can weigh their halves per script
@@ -234,7 +279,13 @@ def out_of_fold(
 
 
 def fit_task(
-    transformer, baseline, labels, combiner: str = "blend", seed: int = 0, scripts=None
+    transformer,
+    baseline,
+    labels,
+    combiner: str = "blend",
+    seed: int = 0,
+    scripts=None,
+    votes=None,
 ) -> dict:
     """One task's hybrid.json entry: the candidate with the best out-of-fold macro-F1 on the
     validation rows labelled for the task (the blend on ties), refitted on them all (a blend
@@ -242,13 +293,16 @@ def fit_task(
     pyfunc.text.script, None: one weight), with the hybrid's calibration map (temperature,
     + class bias where it wins in cross-validation: see fit_calibration) fitted on the
     out-of-fold probabilities for a stacker (its in-sample ones are optimistic) and on the blend
-    itself for the blend."""
+    itself for the blend. `votes(k, temperature)`: the training tickets' votes on every
+    validation row (pyfunc.neighbours), which a pool weighs where they lower its NLL
+    (with_neighbours; then one weight for every script)."""
     from pyfunc.core import combine
     from pyfunc.probability import log_probs
     from ticketml.calibration import fit_calibration
 
     if scripts is None:
         scripts = ["latin"] * len(labels)
+    keep = np.asarray(labels) >= 0  # the rows labelled_rows keeps
     labels, transformer, baseline, scripts = labelled_rows(labels, transformer, baseline, scripts)
     names = candidate_names(combiner)
     folds = n_folds(labels)
@@ -258,11 +312,18 @@ def fit_task(
     entry = fit_candidate(chosen, transformer, baseline, labels)
     # a stacker always has out-of-fold scores (it is chosen among three Cs)
     stacked = entry["method"] == "stack"
-    if entry["method"] in WEIGHTED and (
-        by := fit_by_script(transformer, baseline, labels, scripts, entry, folds, seed)
+    nb = None
+    if entry["method"] == "pool" and votes is not None:
+        entry, nb = with_neighbours(
+            entry, transformer, baseline, labels, lambda k, t: votes(k, t)[keep]
+        )
+    if (
+        entry["method"] in WEIGHTED
+        and nb is None
+        and (by := fit_by_script(transformer, baseline, labels, scripts, entry, folds, seed))
     ):
         entry["by_script"] = by
-    calibrate_on = oof[chosen] if stacked else combine(entry, transformer, baseline, scripts)
+    calibrate_on = oof[chosen] if stacked else combine(entry, transformer, baseline, scripts, nb)
     entry.update(fit_calibration(log_probs(calibrate_on), labels))
     entry["chosen_by"] = {"cv_macro_f1": cv, "folds": folds, "combiner": combiner}
     return entry
@@ -275,10 +336,21 @@ def fit_hybrid(
     combiner: str = "blend",
     seed: int = 0,
     scripts=None,
+    neighbours=None,
 ) -> dict:
     """hybrid.json: per task, `fit_task`. `transformer` is the tempered transformer
     (softmax(z / T)) on the validation split, `baseline` the baseline's probabilities there,
-    `scripts` the validation texts' pyfunc.text.script (None: one blend weight per task)."""
+    `scripts` the validation texts' pyfunc.text.script (None: one blend weight per task);
+    `neighbours`: (pyfunc.neighbours.Neighbours, its search result for the validation rows),
+    the training tickets whose votes a pool may weigh (None: none)."""
+
+    def votes(task: str):
+        if neighbours is None:
+            return None
+        index, found = neighbours
+        return lambda k, t: index.votes(found, task, k, t)
+
     return {
-        t: fit_task(transformer[t], baseline[t], labels[t], combiner, seed, scripts) for t in TASKS
+        t: fit_task(transformer[t], baseline[t], labels[t], combiner, seed, scripts, votes(t))
+        for t in TASKS
     }

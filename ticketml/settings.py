@@ -63,6 +63,7 @@ class Model:
     class_weights: bool = MISSING
     hybrid: bool = MISSING
     combiner: str = MISSING
+    neighbours: bool = MISSING
     learning_rate: float = MISSING
     gpu_learning_rate: float = MISSING
     gpu_head_learning_rate: Optional[float] = MISSING
