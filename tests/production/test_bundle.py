@@ -86,3 +86,45 @@ def test_a_sure_answer_that_changed_is_refused_and_an_unsure_one_is_not(exported
     (d / FILES["smoke"]).write_text(json.dumps({**changed, "sure": [0]}))
     with pytest.raises(ValueError, match=f"1 of 2 sure answers differ.*exported '{other}'"):
         TicketClassifier.from_dir(d, int8=None)
+
+
+def test_a_pool_weighing_the_training_tickets_serves_their_votes_and_needs_their_file(
+    exported_model, tmp_path
+):
+    import pandas as pd
+
+    from pyfunc.tfidf import TfidfClassifier
+    from ticketml.hybrid import build_neighbours
+
+    d = _copy(exported_model, tmp_path)
+    (d / FILES["smoke"]).unlink()  # its answers were the blend's
+    maps = json.loads((d / FILES["label_maps"]).read_text())
+    train = pd.read_parquet(exported_model / "data" / "processed" / "train.parquet")
+    features = TfidfClassifier.load(d / FILES["baseline"]).features
+    build_neighbours(features, train, maps).save(d / FILES["neighbours"])
+    hybrid = json.loads((d / FILES["hybrid"]).read_text())
+    pool = {"method": "pool", "transformer_weight": 0.1, "baseline_weight": 0.1}
+    hybrid["topic"] = pool | {"neighbour_weight": 20.0, "neighbours": {"k": 5, "temperature": 0.05}}
+    (d / FILES["hybrid"]).write_text(json.dumps(hybrid))
+    # tickets copied from the training split: their nearest neighbour is themselves, and with
+    # the votes weighing this much each gets the topic its copy was labelled with
+    rows = train.drop_duplicates("text").groupby("topic").head(1)
+    clf = TicketClassifier.from_dir(d, int8=None)
+    got = clf.predict(rows["text"].tolist())
+    assert [r["topic"] for r in got] == rows["topic"].tolist()
+    assert FILES["neighbours"] in load(d).files
+    copy = copy_served(d, tmp_path / "copy")  # what register logs and Docker bakes in
+    assert FILES["neighbours"] in copy.files
+    assert TicketClassifier.from_dir(tmp_path / "copy", int8=None).predict(TEXTS) == clf.predict(
+        TEXTS
+    )
+    # without the votes' weight the same pool answers otherwise on some of them
+    hybrid["topic"]["neighbour_weight"] = 0.0
+    (d / FILES["hybrid"]).write_text(json.dumps(hybrid))
+    plain = TicketClassifier.from_dir(d, int8=None).predict(rows["text"].tolist())
+    assert [r["topic_scores"] for r in plain] != [r["topic_scores"] for r in got]
+    hybrid["topic"]["neighbour_weight"] = 20.0
+    (d / FILES["hybrid"]).write_text(json.dumps(hybrid))
+    (d / FILES["neighbours"]).unlink()
+    with pytest.raises(FileNotFoundError, match="neighbours.npz: missing; hybrid.json weighs"):
+        TicketClassifier.from_dir(d, int8=None)
