@@ -538,8 +538,9 @@ def main() -> None:
         default=None,
         help="rescore the runs saved in this --probs-dir folder with today's calibration and "
         "hybrid fitting (no training; overrides: model.combiner=... (default blend; auto as "
-        "export ships it), and model.lexical=false for a model.lexical run's encoder alone, the "
-        "same run without its token layer)",
+        "export ships it), model.lexical=false for a model.lexical run's encoder alone, the "
+        "same run without its token layer, model.neighbours=true for a pool with the training "
+        "tickets' votes, in files --add-neighbours has filled)",
     )
     parser.add_argument(
         "--no-stack",
@@ -563,7 +564,7 @@ def main() -> None:
         given = dict(o.split("=", 1) for o in args.overrides)
         combiner = given.get("model.combiner", "blend")
         lexical = given.get("model.lexical", "true").lower() == "true"
-        neighbours = given.get("model.neighbours", "true").lower() == "true"
+        neighbours = given.get("model.neighbours", "false").lower() == "true"
         forced = tuple(h for h in HYBRIDS if not (args.no_stack and h == "stack"))
         runs = [
             rescore(f, combiner, lexical, forced, neighbours)

@@ -1753,6 +1753,7 @@ GPU_RECIPES = {
     "best_lex": "the shipped defaults with a token layer beside the encoder (`model.lexical=true`: a linear layer over the bag of the tokens it reads, trained on its own loss; the transformer alone is the product of the two in one ONNX graph, here at an even share; round 36, one H100)",
     "best_lex_rescored": "the same runs rescored (`--from-probs`) with the encoder's share of the product fitted on val, as `train` now ships it (`train.best_share`)",
     "best_lex_pool_rescored": "the same runs with the share fitted, the hybrid a pool (`--from-probs ... model.combiner=pool`): the last column is the pool",
+    "best_lex_pool_nb_rescored": "the same runs, the pool with the training tickets' votes as a third expert (`--from-probs ... model.combiner=auto model.neighbours=true`, after `--add-neighbours`: the baseline's word TF-IDF, the 5-30 most similar training tickets, weighed where that lowers val NLL and wins out-of-fold macro-F1)",
     "best_lex_deep_rescored": "the same runs' encoder alone, without its token layer (`--from-probs ... model.lexical=false`): the control within those runs",
     "best_t3k": "**the shipped defaults** with 3,008 test rows a split (train and val as above; round 34, one H100)",
     "best_t3k_pool_rescored": "the same runs rescored with `model.combiner=pool` (`--from-probs`): the last column is the pool",

@@ -165,11 +165,17 @@ def build_neighbours(features, train, label_maps: dict):
 NEIGHBOUR_GRID = tuple((k, t) for k in (5, 10, 30) for t in (0.02, 0.05, 0.1))
 
 
-def with_neighbours(entry: dict, transformer, baseline, labels, votes) -> tuple[dict, np.ndarray]:
-    """A pool entry with the training tickets' votes as a third expert where they lower its
-    NLL on these rows: each (k, temperature) of NEIGHBOUR_GRID fitted (`votes(k, t)`: their
-    probabilities on these rows), the least NLL kept; `entry` as it was where none helps or the
-    weight fitted is 0. Returns the entry and the votes it weighs (None without)."""
+def with_neighbours(
+    entry: dict, transformer, baseline, labels, votes, folds: int = 0, seed: int = 0
+) -> tuple[dict, np.ndarray]:
+    """A pool entry with the training tickets' votes as a third expert where they help on these
+    rows: each (k, temperature) of NEIGHBOUR_GRID fitted (`votes(k, t)`: their probabilities on
+    these rows), the least NLL kept, and with `folds` kept only where it also wins out-of-fold
+    macro-F1 against the pool without them (NLL alone took them where they cost macro-F1: the
+    outside sample's topic); `entry` as it was otherwise. Returns the entry and the votes it
+    weighs (None without)."""
+    from pyfunc.core import combine
+
     best, best_votes = entry, None
     for k, temperature in NEIGHBOUR_GRID:
         nb = votes(k, temperature)
@@ -177,6 +183,17 @@ def with_neighbours(entry: dict, transformer, baseline, labels, votes) -> tuple[
         if fit["neighbour_weight"] > 0 and fit["val_nll"] < best["val_nll"]:
             best = fit | {"neighbours": {"k": k, "temperature": temperature}}
             best_votes = nb
+    if best_votes is None or not folds:
+        return best, best_votes
+    oof = {"without": np.zeros_like(transformer), "with": np.zeros_like(transformer)}
+    for train, held in fold_splits(labels, folds, seed):
+        t, b, y, nb = transformer[train], baseline[train], labels[train], best_votes[train]
+        oof["without"][held] = combine(fit_pool(t, b, y), transformer[held], baseline[held])
+        oof["with"][held] = combine(
+            fit_pool(t, b, y, nb), transformer[held], baseline[held], neighbours=best_votes[held]
+        )
+    if macro_f1(labels, oof["with"]) <= macro_f1(labels, oof["without"]):
+        return entry, None
     return best, best_votes
 
 
@@ -294,8 +311,8 @@ def fit_task(
     + class bias where it wins in cross-validation: see fit_calibration) fitted on the
     out-of-fold probabilities for a stacker (its in-sample ones are optimistic) and on the blend
     itself for the blend. `votes(k, temperature)`: the training tickets' votes on every
-    validation row (pyfunc.neighbours), which a pool weighs where they lower its NLL
-    (with_neighbours; then one weight for every script)."""
+    validation row (pyfunc.neighbours), which a pool weighs where they lower its NLL and win
+    out-of-fold macro-F1 (with_neighbours; then one weight for every script)."""
     from pyfunc.core import combine
     from pyfunc.probability import log_probs
     from ticketml.calibration import fit_calibration
@@ -315,7 +332,7 @@ def fit_task(
     nb = None
     if entry["method"] == "pool" and votes is not None:
         entry, nb = with_neighbours(
-            entry, transformer, baseline, labels, lambda k, t: votes(k, t)[keep]
+            entry, transformer, baseline, labels, lambda k, t: votes(k, t)[keep], folds, seed
         )
     if (
         entry["method"] in WEIGHTED
