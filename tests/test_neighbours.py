@@ -117,6 +117,9 @@ def test_the_pool_weighs_votes_that_carry_signal_and_leaves_out_noise():
 
     helped, votes = with_neighbours(entry, transformer, baseline, labels, telling)
     assert helped["neighbour_weight"] > 0.1 and helped["val_nll"] < entry["val_nll"]
+    # with folds, kept only where they also win out-of-fold macro-F1: these do
+    gated, _ = with_neighbours(entry, transformer, baseline, labels, telling, folds=5)
+    assert gated["neighbour_weight"] > 0.1
     assert helped["neighbours"]["k"] in (5, 10, 30) and votes is not None
     mixed = combine(helped, transformer, baseline, neighbours=votes)
     assert np.allclose(mixed.sum(1), 1.0)
