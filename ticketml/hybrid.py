@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ticketml import TASKS
-from ticketml.data.schema import fold_splits, labelled_rows
+from ticketml.data.schema import UNLABELLED, fold_splits, labelled_rows
 from ticketml.errors import ConfigError
 from ticketml.metrics import fast_macro_f1
 
@@ -185,14 +185,12 @@ def with_neighbours(
             best_votes = nb
     if best_votes is None or not folds:
         return best, best_votes
-    oof = {"without": np.zeros_like(transformer), "with": np.zeros_like(transformer)}
+    without = out_of_fold(["pool"], transformer, baseline, labels, folds, seed)["pool"]
+    oof = np.zeros_like(transformer)
     for train, held in fold_splits(labels, folds, seed):
-        t, b, y, nb = transformer[train], baseline[train], labels[train], best_votes[train]
-        oof["without"][held] = combine(fit_pool(t, b, y), transformer[held], baseline[held])
-        oof["with"][held] = combine(
-            fit_pool(t, b, y, nb), transformer[held], baseline[held], neighbours=best_votes[held]
-        )
-    if macro_f1(labels, oof["with"]) <= macro_f1(labels, oof["without"]):
+        fit = fit_pool(transformer[train], baseline[train], labels[train], best_votes[train])
+        oof[held] = combine(fit, transformer[held], baseline[held], neighbours=best_votes[held])
+    if macro_f1(labels, oof) <= macro_f1(labels, without):
         return entry, None
     return best, best_votes
 
@@ -319,7 +317,7 @@ def fit_task(
 
     if scripts is None:
         scripts = ["latin"] * len(labels)
-    keep = np.asarray(labels) >= 0  # the rows labelled_rows keeps
+    keep = np.asarray(labels) != UNLABELLED  # the rows labelled_rows keeps
     labels, transformer, baseline, scripts = labelled_rows(labels, transformer, baseline, scripts)
     names = candidate_names(combiner)
     folds = n_folds(labels)
