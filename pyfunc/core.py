@@ -401,24 +401,29 @@ class TicketClassifier:
         transformer: dict[str, np.ndarray],
         baseline: dict[str, np.ndarray],
         texts: Sequence[str],
+        words: tuple | None = None,
     ) -> dict[str, np.ndarray]:
         """The served hybrid of the tempered transformer and the baseline on these (cleaned)
-        texts (hybrid_proba)."""
+        texts (hybrid_proba); `words`: their word block where the baseline made it already."""
         return hybrid_proba(
             self.hybrid,
             transformer,
             baseline,
             scripts=text_scripts(texts),
-            neighbours=self.neighbour_votes(texts),
+            neighbours=self.neighbour_votes(texts, words),
         )
 
-    def neighbour_votes(self, texts: Sequence[str]) -> dict[str, np.ndarray] | None:
+    def neighbour_votes(
+        self, texts: Sequence[str], words: tuple | None = None
+    ) -> dict[str, np.ndarray] | None:
         """The training tickets' votes on these (cleaned) texts, per task whose pool weighs
-        them (pyfunc.neighbours); None where none does."""
+        them (pyfunc.neighbours), searched with their word block (`words`, else made here);
+        None where none does."""
         if self.neighbours is None:
             return None
-        found = self.neighbours.search(self.tfidf.features.word_block(list(texts)), len(texts))
-        return self.neighbours.votes_for(self.hybrid, found)
+        if words is None:
+            words = self.tfidf.features.word_block(list(texts))
+        return self.neighbours.votes_for(self.hybrid, self.neighbours.search(words, len(texts)))
 
     @property
     def hybrid_summary(self) -> dict[str, dict]:
@@ -445,8 +450,12 @@ class TicketClassifier:
         tempered, calibrated = self.transformer_parts(texts)
         parts = {"transformer": calibrated}
         if self.tfidf is not None:
-            parts["baseline"] = (self.tfidf_proba or self.tfidf.predict_proba)(texts)
-            parts["hybrid"] = self.blend(tempered, parts["baseline"], texts)
+            if self.tfidf_proba is not None:  # a whole split's (evaluate)
+                parts["baseline"], words = self.tfidf_proba(texts), None
+            else:  # a request's: its word block made once, for the baseline and the votes
+                blocks = self.tfidf.features.transform(texts)
+                parts["baseline"], words = self.tfidf.predict_proba(texts, blocks), blocks[0]
+            parts["hybrid"] = self.blend(tempered, parts["baseline"], texts, words)
         return parts
 
     def decisions(self, name: str, probs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -272,10 +272,13 @@ class TfidfClassifier:
             "meta": np.array(json.dumps(meta)),
         }
 
-    def decision_function(self, texts: list[str]) -> np.ndarray:
-        """Linear scores of every task's classes, (len(texts), sum of classes)."""
+    def decision_function(self, texts: list[str], blocks: list | None = None) -> np.ndarray:
+        """Linear scores of every task's classes, (len(texts), sum of classes); `blocks`: the
+        texts' features.transform where the caller has it already (the served pool's votes
+        search its word block)."""
         scores = np.tile(self.intercept, (len(texts), 1))
-        for rows, cols, values in self.features.transform(list(texts)):
+        blocks = self.features.transform(list(texts)) if blocks is None else blocks
+        for rows, cols, values in blocks:
             if not len(rows):
                 continue
             contrib = self.coef[cols] * values[:, None]
@@ -283,6 +286,6 @@ class TfidfClassifier:
             scores[present] += np.add.reduceat(contrib, first, axis=0)
         return scores
 
-    def predict_proba(self, texts: list[str]) -> dict[str, np.ndarray]:
-        scores = self.decision_function(texts)
+    def predict_proba(self, texts: list[str], blocks: list | None = None) -> dict[str, np.ndarray]:
+        scores = self.decision_function(texts, blocks)
         return {task: softmax(scores[:, cols]) for task, cols in self.columns.items()}

@@ -1,3 +1,4 @@
+import json
 import os
 import platform
 import subprocess
@@ -205,6 +206,47 @@ def test_mlflow_models_serve_answers_every_payload_shape(export_workdir):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.mark.slow
+def test_a_pool_weighing_the_training_tickets_votes_serves_them_on_every_path(export_workdir):
+    """model.neighbours: export_onnx's pool keeps the votes on the tiny model's topic, the
+    registered champion carries neighbours.npz, and FastAPI and `mlflow models serve` answer
+    long tickets and copied training tickets as the exported bundle does in process."""
+    import pandas as pd
+
+    assert run_cli("export_onnx", "model.combiner=pool", "model.neighbours=true") == 0
+    artifacts = export_workdir / "artifacts"
+    assert json.loads((artifacts / "hybrid.json").read_text())["topic"]["neighbour_weight"] > 0
+    assert run_cli("evaluate") == 0 and run_cli("register") == 0
+    assert run_cli("promote", "promote.baseline_floor=false") == 0
+    train = pd.read_parquet(export_workdir / "data" / "processed" / "train.parquet")
+    texts = [LONG_TICKET, *train.groupby("topic").head(1)["text"].head(6)]
+    clf = TicketClassifier.from_dir(artifacts, int8=None)  # the graph registered
+    expected = clf.predict(texts)
+    clf.hybrid["topic"] = clf.hybrid["topic"] | {"neighbour_weight": 0.0}  # the votes count here
+    assert [r["topic_scores"] for r in clf.predict(texts)] != [e["topic_scores"] for e in expected]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{export_workdir}/mlflow.db"}
+    for cmd, ready, path, body in [
+        (fastapi_cmd, "/ready", "/predict/batch", {"texts": texts}),
+        (mlflow_serve_cmd, "/ping", "/invocations", {"inputs": {"text": texts}}),
+    ]:
+        port = free_port()
+        model = "models:/ticketml@champion"
+        proc = spawn(cmd(port, model), cwd=export_workdir, env=env)
+        try:
+            wait_for(f"http://127.0.0.1:{port}{ready}", proc, timeout=180)
+            r = httpx.post(f"http://127.0.0.1:{port}{path}", json=body, timeout=120)
+            assert r.status_code == 200, r.text[:500]
+            got = r.json()["predictions"]
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        assert [(g["topic"], g["priority"]) for g in got] == [
+            (e["topic"], e["priority"]) for e in expected
+        ], cmd.__name__
+        for g, e in zip(got, expected, strict=True):
+            assert g["topic_scores"] == pytest.approx(e["topic_scores"], abs=1e-4), cmd.__name__
 
 
 @pytest.mark.slow
