@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -265,6 +266,15 @@ def split_scorer(directory: Path, int8: bool) -> TicketClassifier:
     return classifier
 
 
+def int8_probs(staging: Path, out: Path, texts: dict[str, list[str]]) -> dict:
+    """The INT8 graph (quantised from the fp32 one in `staging`) on test: what the CPU serves,
+    its scores kept under `out` for evaluate and promote."""
+    phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
+    int8 = split_scorer(staging, int8=True)
+    scores.attach(int8, out)  # evaluate and promote read these back
+    return phase("INT8 graph on test", graph_probs, int8, texts, ("test",))
+
+
 def fp32_device(cfg: DictConfig) -> str | None:
     """Where the fp32 scores of val and test are computed: "cuda" (the torch module on the GPU,
     export.fp32_scores=auto on a machine with one) or None (the graph in ONNX Runtime)."""
@@ -477,33 +487,35 @@ def build_bundle(
     """The served bundle built in `staging` from the trained `model`: the ONNX graph (and its
     INT8 copy), held to the module by parity checks; val and test scored by the fp32 graph (on
     a GPU by the module, held to the graph), test by the INT8 graph (the scores kept under `out`
-    for evaluate and promote); the hybrid's weights and calibration fitted on the fp32 val
+    for evaluate and promote; on a GPU machine beside the GPU's work); the hybrid's weights and calibration fitted on the fp32 val
     scores, as train fits the transformer's calibration (INT8 scoring on the CPU's cores is
     export's largest cost: val is not scored twice for it), the served hybrid scored on test;
     the smoke examples. Returns (results, checks)."""
     label_maps = model.hparams.label_maps
     phase("ONNX graph", export_graph, model, staging / ONNX_FP32, int(cfg.export.opset))
     classifier = split_scorer(staging, int8=False)
-    atol = float(cfg.export.parity_atol)
-    checks = phase("parity", check_parity, model, classifier, frames, atol)
-    labels = {s: encode_labels(frames[s], label_maps) for s in EVAL_SPLITS}
-    device = fp32_device(cfg)
-    if device:  # the GPU scores, held to the graph first; not stored as the graph's own
-        runner = phase(f"the module on {device}", torch_runner, model, device)
-        checks |= phase("parity on the GPU", runner_parity, classifier, runner, frames, atol)
-        classifier.runner, classifier.batch_size = runner, GPU_BATCH
-        what = f"fp32 scores on val + test (torch on {torch.cuda.get_device_name()})"
-    else:
-        scores.attach(classifier, out)
-        what = "fp32 graph on val + test"
-    checks["fp32_scored_by"] = f"torch {device}" if device else "onnxruntime"
     texts = {s: classifier.clean(served_texts(frames[s])) for s in EVAL_SPLITS}
-    probs = {"onnx": phase(what, graph_probs, classifier, texts)}
-    if cfg.export.quantize:
-        phase("INT8 quantisation", quantize, staging / ONNX_FP32, staging / ONNX_INT8)
-        int8 = split_scorer(staging, int8=True)
-        scores.attach(int8, out)  # evaluate and promote read these back
-        probs["onnx_int8"] = phase("INT8 graph on test", graph_probs, int8, texts, ("test",))
+    device = fp32_device(cfg)
+    quantized = bool(cfg.export.quantize)
+    with ThreadPoolExecutor(1, thread_name_prefix="int8") as cpu:
+        # the INT8 graph on test (the CPU's cores) beside the GPU's work where fp32 is the GPU's;
+        # on a CPU machine after the fp32 graph, whose cores it would share
+        int8 = cpu.submit(int8_probs, staging, out, texts) if quantized and device else None
+        atol = float(cfg.export.parity_atol)
+        checks = phase("parity", check_parity, model, classifier, frames, atol)
+        if device:  # the GPU scores, held to the graph first; not stored as the graph's own
+            runner = phase(f"the module on {device}", torch_runner, model, device)
+            checks |= phase("parity on the GPU", runner_parity, classifier, runner, frames, atol)
+            classifier.runner, classifier.batch_size = runner, GPU_BATCH
+            what = f"fp32 scores on val + test (torch on {torch.cuda.get_device_name()})"
+        else:
+            scores.attach(classifier, out)
+            what = "fp32 graph on val + test"
+        checks["fp32_scored_by"] = f"torch {device}" if device else "onnxruntime"
+        probs = {"onnx": phase(what, graph_probs, classifier, texts)}
+        if quantized:
+            probs["onnx_int8"] = (int8 or cpu.submit(int8_probs, staging, out, texts)).result()
+    labels = {s: encode_labels(frames[s], label_maps) for s in EVAL_SPLITS}
     calibration_file = staging / FILES["calibration"]
     calibration = read_json(calibration_file) if calibration_file.is_file() else {}
     results = score_graphs(probs, labels, label_maps, calibration)

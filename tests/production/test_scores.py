@@ -105,6 +105,36 @@ def test_the_torch_module_scores_fp32_only_where_it_agrees_with_the_graph(export
         fp32_device(load_config(["export.fp32_scores=gpu"]))
 
 
+def test_on_a_gpu_machine_the_int8_graph_scores_test_beside_the_fp32_work(
+    export_workdir, monkeypatch, capsys
+):
+    """export_onnx where fp32 is the torch module's (a GPU machine's path, here on the CPU):
+    INT8 is quantised and scores test in a thread while parity and the fp32 scores run, with
+    the same INT8 figures and stored scores as the CPU path's export (the fixture's)."""
+    import torch
+
+    import ticketml.export
+
+    art = export_workdir / "artifacts"
+    before = json.loads((art / "metrics/onnx_int8.json").read_text())
+    monkeypatch.setattr(ticketml.export, "fp32_device", lambda cfg: "cpu")
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "the CPU (test)")
+    assert run_cli("export_onnx") == 0
+    out = capsys.readouterr().out
+    assert "fp32 scores by torch cpu" in out
+    lines = [x for x in out.splitlines() if x.startswith("export: ")]
+    started = lines.index("export: INT8 quantisation ...")
+    fp32 = next(i for i, x in enumerate(lines) if x.startswith("export: fp32 scores on val"))
+    assert started < fp32, lines  # begun before the fp32 scores, not after them
+    assert json.loads((art / "metrics/onnx_int8.json").read_text())["test"] == before["test"]
+    int8 = TicketClassifier.from_dir(art, int8=True)
+    given = {
+        scores.text_key(t) for t in int8.clean(served_texts(load_splits(load_config([]))["test"]))
+    }
+    assert set(scores.LogitStore(art, int8).rows) == given
+    assert run_cli("evaluate") == 0
+
+
 def test_the_baselines_val_and_test_probabilities_are_stored_once_and_read_back(export_workdir):
     from ticketml.baseline import predict_proba_parallel, tfidf_scorer
 
