@@ -1937,7 +1937,12 @@ def bar_lines(runs: dict) -> list[str]:
         missed = (
             [
                 f"served {t} {v:+.3f}"
-                for t, v in zip(named, served, strict=True)
+                + (
+                    f" (the bar is above the data's ceiling, {c:+.3f})"
+                    if ceiling and (c := ceiling[i]) < BAR["served"]
+                    else ""
+                )
+                for i, (t, v) in enumerate(zip(named, served, strict=True))
                 if v < BAR["served"]
             ]
             + [
