@@ -487,10 +487,10 @@ def build_bundle(
     """The served bundle built in `staging` from the trained `model`: the ONNX graph (and its
     INT8 copy), held to the module by parity checks; val and test scored by the fp32 graph (on
     a GPU by the module, held to the graph), test by the INT8 graph (the scores kept under `out`
-    for evaluate and promote; on a GPU machine beside the GPU's work); the hybrid's weights and calibration fitted on the fp32 val
-    scores, as train fits the transformer's calibration (INT8 scoring on the CPU's cores is
-    export's largest cost: val is not scored twice for it), the served hybrid scored on test;
-    the smoke examples. Returns (results, checks)."""
+    for evaluate and promote; on a GPU machine beside the GPU's work); the hybrid's weights and
+    calibration fitted on the fp32 val scores, as train fits the transformer's calibration (INT8
+    scoring on the CPU's cores is export's largest cost: val is not scored twice for it), the
+    served hybrid scored on test; the smoke examples. Returns (results, checks)."""
     label_maps = model.hparams.label_maps
     phase("ONNX graph", export_graph, model, staging / ONNX_FP32, int(cfg.export.opset))
     classifier = split_scorer(staging, int8=False)

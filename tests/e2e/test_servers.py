@@ -232,8 +232,7 @@ def test_a_pool_weighing_the_training_tickets_votes_serves_them_on_every_path(ex
         (mlflow_serve_cmd, "/ping", "/invocations", {"inputs": {"text": texts}}),
     ]:
         port = free_port()
-        model = "models:/ticketml@champion"
-        proc = spawn(cmd(port, model), cwd=export_workdir, env=env)
+        proc = spawn(cmd(port, "models:/ticketml@champion"), cwd=export_workdir, env=env)
         try:
             wait_for(f"http://127.0.0.1:{port}{ready}", proc, timeout=180)
             r = httpx.post(f"http://127.0.0.1:{port}{path}", json=body, timeout=120)
