@@ -19,7 +19,8 @@ dataset and seed), fits each candidate on val only and scores it on test:
                     were, Cyrillic where the row's language is ru)
   two transformers  with --second DIR (another run's saved probabilities of the same splits, e.g.
                     a distilled transformer's): the baseline and both transformers, a weight each
-                    on a 0..1 grid (summing to at most 1), fitted on val
+                    on a 0..1 grid (summing to at most 1), fitted on val; and the same three
+                    in the served pool (a log-linear weight each, by NLL on val: fit_pool)
 Every candidate is fitted and scored on the rows labelled for the task (a partly labelled export,
 e.g. Jira's issue type). Writes bench/results/blend_<dataset>[_<name>].json with the per-seed scores and the mean over
 seeds (`--name`: several runs of one dataset).
@@ -174,6 +175,29 @@ def two_transformers(d: dict, other: dict, task: str) -> float:
     return macro_f1(y_test, mix(test, *best))
 
 
+def two_transformers_pool(d: dict, other: dict, task: str) -> float:
+    """Test macro-F1 of the served pool (ticketml.hybrid.fit_pool: a log-linear pool, weights by
+    NLL on val) over the baseline and two transformers (`d`'s and `other`'s, tempered where
+    saved): the pool's third expert slot, which serving gives the training tickets' votes,
+    holds the second transformer."""
+    from pyfunc.core import combine
+    from ticketml.data.schema import labelled_rows
+    from ticketml.hybrid import fit_pool
+
+    source = "tempered" if f"val_tempered_{task}" in d else "transformer"
+    (y_val, *val), (y_test, *test) = (
+        labelled_rows(
+            d[f"{s}_labels_{task}"],
+            d[f"{s}_{source}_{task}"],
+            d[f"{s}_baseline_{task}"],
+            other[f"{s}_{source}_{task}"],
+        )
+        for s in ("val", "test")
+    )
+    entry = fit_pool(*val[:2], y_val, val[2])
+    return macro_f1(y_test, combine(entry, *test[:2], neighbours=test[2]))
+
+
 def candidates(d: dict, task: str, w: float, other: dict | None = None) -> dict[str, float]:
     """Test macro-F1 of each combination, every one fitted on the validation split only;
     `w`: the shipped blend's transformer weight for `task` (shipped_weights); `other`: a second
@@ -203,6 +227,7 @@ def candidates(d: dict, task: str, w: float, other: dict | None = None) -> dict[
         out |= product_blends(d, task)
     if other is not None:
         out["two transformers"] = two_transformers(d, other, task)
+        out["two transformers, pool"] = two_transformers_pool(d, other, task)
     return out
 
 
