@@ -67,6 +67,29 @@ def test_blend_candidates_leave_out_unlabelled_rows_and_the_class_bias_undoes_a_
     assert scores["class bias"] > scores["baseline"] + 0.05
 
 
+def test_two_transformers_each_sure_of_other_classes_are_pooled_past_either():
+    """--second: a transformer that knows classes 0-1 (and is unsure of 2-3) and one that knows
+    2-3: the pool of both with the baseline (fit_pool on val) beats each alone on test."""
+    rng = np.random.default_rng(2)
+    n, k = 800, 4
+    d, other = {}, {}
+    for split in ("val", "test"):
+        y = rng.integers(k, size=n)
+        for run, known in ((d, (0, 1)), (other, (2, 3))):
+            p = np.full((n, k), 0.25)
+            sure = np.isin(y, known)
+            p[sure] = 0.05
+            p[sure, y[sure]] = 0.85
+            for task in ("topic", "priority"):
+                run[f"{split}_labels_{task}"] = y
+                run[f"{split}_transformer_{task}"] = p
+                run[f"{split}_baseline_{task}"] = rng.dirichlet(np.ones(k), size=n)
+    scores = candidates(d, "topic", shipped_weights(d)["topic"], other)
+    alone = candidates(other, "topic", shipped_weights(other)["topic"])["transformer"]
+    assert max(scores["transformer"], alone) < 0.7
+    assert scores["two transformers, pool"] > 0.95
+
+
 @pytest.mark.slow  # end to end: over 10 s on 2 cores
 def test_a_run_saves_its_probabilities_and_rescoring_them_gives_the_same_baseline(
     tmp_path, workdir
