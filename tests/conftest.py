@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -165,6 +166,26 @@ def export_workdir(exported_model, workdir) -> Path:
     for name in ("data", "artifacts", "checkpoints"):
         shutil.copytree(exported_model / name, workdir / name)
     return workdir
+
+
+def weigh_training_votes(artifacts: Path, train) -> dict:
+    """An exported bundle made to serve the training tickets' votes (model.neighbours), whether
+    or not its own pool's gate kept them: neighbours.npz built over `train` (the texts the
+    baseline was fitted on), hybrid.json's topic a pool in which the votes decide, the smoke
+    examples (the blend's answers) removed. Returns the new hybrid.json."""
+    from pyfunc.bundle import FILES
+    from pyfunc.tfidf import TfidfClassifier
+    from ticketml.hybrid import build_neighbours
+
+    maps = json.loads((artifacts / FILES["label_maps"]).read_text())
+    features = TfidfClassifier.load(artifacts / FILES["baseline"]).features
+    build_neighbours(features, train, maps).save(artifacts / FILES["neighbours"])
+    hybrid = json.loads((artifacts / FILES["hybrid"]).read_text())
+    pool = {"method": "pool", "transformer_weight": 0.1, "baseline_weight": 0.1}
+    hybrid["topic"] = pool | {"neighbour_weight": 20.0, "neighbours": {"k": 5, "temperature": 0.05}}
+    (artifacts / FILES["hybrid"]).write_text(json.dumps(hybrid))
+    (artifacts / FILES["smoke"]).unlink(missing_ok=True)
+    return hybrid
 
 
 def spawn(cmd: list[str], cwd=None, env=None) -> subprocess.Popen:

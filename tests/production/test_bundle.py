@@ -93,19 +93,11 @@ def test_a_pool_weighing_the_training_tickets_serves_their_votes_and_needs_their
 ):
     import pandas as pd
 
-    from pyfunc.tfidf import TfidfClassifier
-    from ticketml.hybrid import build_neighbours
+    from tests.conftest import weigh_training_votes
 
     d = _copy(exported_model, tmp_path)
-    (d / FILES["smoke"]).unlink()  # its answers were the blend's
-    maps = json.loads((d / FILES["label_maps"]).read_text())
     train = pd.read_parquet(exported_model / "data" / "processed" / "train.parquet")
-    features = TfidfClassifier.load(d / FILES["baseline"]).features
-    build_neighbours(features, train, maps).save(d / FILES["neighbours"])
-    hybrid = json.loads((d / FILES["hybrid"]).read_text())
-    pool = {"method": "pool", "transformer_weight": 0.1, "baseline_weight": 0.1}
-    hybrid["topic"] = pool | {"neighbour_weight": 20.0, "neighbours": {"k": 5, "temperature": 0.05}}
-    (d / FILES["hybrid"]).write_text(json.dumps(hybrid))
+    hybrid = weigh_training_votes(d, train)
     # tickets copied from the training split: their nearest neighbour is themselves, and with
     # the votes weighing this much each gets the topic its copy was labelled with
     rows = train.drop_duplicates("text").groupby("topic").head(1)
