@@ -110,6 +110,7 @@ class Baseline:
 
 @dataclass
 class Train:
+    seed: Optional[int] = MISSING  # None: the top-level seed
     max_epochs: Any = MISSING  # an int or "auto"
     batch_size: Any = MISSING  # an int or "auto"
     learning_rate: Any = MISSING  # a number or "auto"

@@ -92,13 +92,17 @@ def test_one_epoch_train_writes_every_output_and_logs_the_run(data_workdir, tiny
     assert {"plots", "metrics", "checkpoints", "label_maps.json"} <= artifacts
 
 
-@pytest.mark.slow  # end to end: two trainings, over 10 s on 2 cores
-def test_same_seed_gives_the_same_results(data_workdir, tiny_encoder):
+@pytest.mark.slow  # end to end: four trainings, over 20 s on 2 cores
+def test_same_seed_gives_the_same_results_and_train_seed_another_run(data_workdir, tiny_encoder):
+    """The same seed trains the same model; train.seed (null: the top-level seed) retrains on
+    the same split with other initial weights and batch order."""
     results = []
-    for _ in range(2):
-        assert run_cli("train", *tiny_overrides(tiny_encoder)) == 0
+    for extra in ([], [], ["train.seed=42"], ["train.seed=7"]):  # 42: the top-level seed
+        assert run_cli("train", *tiny_overrides(tiny_encoder), *extra) == 0
         results.append(json.loads((data_workdir / "artifacts/metrics/multitask.json").read_text()))
     assert results[0]["test"] == results[1]["test"] and results[0]["val"] == results[1]["val"]
+    assert results[2]["val"] == results[0]["val"]
+    assert results[3]["val"] != results[0]["val"]
 
 
 def test_freeze_encoder_leaves_only_the_heads_trainable(data_workdir, tiny_encoder):

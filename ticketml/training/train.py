@@ -54,6 +54,12 @@ logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 logging.getLogger("lightning.pytorch").propagate = False
 
 
+def training_seed(cfg: DictConfig) -> int:
+    """The training run's seed (initial weights, batch order): train.seed, else the top-level
+    seed (which also splits the data): another train.seed retrains on the same split."""
+    return int(cfg.seed if cfg.train.seed is None else cfg.train.seed)
+
+
 def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketDataModule:
     runtime = runtime or resolve_runtime(cfg)
     tokenizer = load_tokenizer(runtime.encoder_name)
@@ -67,7 +73,7 @@ def build_datamodule(cfg: DictConfig, runtime: Runtime | None = None) -> TicketD
         text_prefix=cfg.model.text_prefix or "",
         balanced_sampling=bool(cfg.train.balanced_sampling),
         num_workers=int(cfg.train.num_workers),
-        seed=int(cfg.seed),
+        seed=training_seed(cfg),
         pad_to=runtime.pad_to,
         eval_batch_size=runtime.eval_batch_size,
         pin_memory=runtime.accelerator == "gpu",
@@ -335,7 +341,7 @@ def train_model(
     train.average_top_k > 1, the average of the k best epochs' weights where it scores at least
     the best one on val (`averaged_model`, recorded in `history.averaged`)."""
     keep = average_top_k(cfg.train)  # a bad value fails before the data and model are built
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    L.seed_everything(training_seed(cfg), workers=True, verbose=False)
     started = time.perf_counter()
     runtime = resolve_runtime(cfg, max_epochs)
     dm = build_datamodule(cfg, runtime)
