@@ -201,12 +201,11 @@ def measure(
 def search_neighbours(features, splits: dict, label_maps: dict) -> tuple:
     """The training tickets' index (ticketml.hybrid.build_neighbours) and its search of the val
     and test rows: compare's `neighbours`."""
-    from ticketml.hybrid import build_neighbours
+    from ticketml.hybrid import build_neighbours, search_split
 
     index = build_neighbours(features, splits["train"], label_maps)
     return index, {
-        s: index.search(features.word_block(splits[s]["text"].tolist()), len(splits[s]))
-        for s in ("val", "test")
+        s: search_split(index, features, splits[s]["text"].tolist()) for s in ("val", "test")
     }
 
 

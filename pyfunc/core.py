@@ -423,7 +423,8 @@ class TicketClassifier:
             return None
         if words is None:
             words = self.tfidf.features.word_block(list(texts))
-        return self.neighbours.votes_for(self.hybrid, self.neighbours.search(words, len(texts)))
+        found = self.neighbours.search(words, len(texts), workers=self.workers)
+        return self.neighbours.votes_for(self.hybrid, found)
 
     @property
     def hybrid_summary(self) -> dict[str, dict]:

@@ -64,6 +64,21 @@ def test_the_search_finds_brute_force_cosine_neighbours_most_similar_first(featu
     assert (sims[2] == 0).all()  # shares no word with any training ticket
 
 
+def test_a_split_searched_in_chunks_on_threads_finds_what_one_pass_finds(features, monkeypatch):
+    import pyfunc.neighbours
+
+    index = index_of(features)
+    queries = [t.lower() + " again" for t in TEXTS] * 5
+    block = features.word_block(queries)
+    whole = index.search(block, len(queries), k=4)
+    monkeypatch.setattr(pyfunc.neighbours, "CHUNK_CELLS", 3 * index.n_docs)  # 3 rows a chunk
+    assert len(index._chunks(block[0], block[1], len(queries))) == 14
+    for workers in (1, 4):
+        found, sims = index.search(block, len(queries), k=4, workers=workers)
+        np.testing.assert_array_equal(found, whole[0])
+        np.testing.assert_array_equal(sims, whole[1])
+
+
 def test_pruning_keeps_each_training_ticket_to_its_heaviest_terms(features):
     full, pruned = index_of(features), index_of(features, top_terms=2)
     assert len(pruned.docs) == 2 * len(TEXTS) < len(full.docs)

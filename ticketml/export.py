@@ -195,7 +195,7 @@ def build_hybrid(
     `scripts` theirs. Returns them, the baseline's val/test probabilities and the votes per
     split (task -> votes of the tasks that weigh them)."""
     from ticketml.baseline import baseline_path, load_baseline, tfidf_scorer
-    from ticketml.hybrid import build_neighbours, combiner_for, fit_hybrid
+    from ticketml.hybrid import build_neighbours, combiner_for, fit_hybrid, search_split
 
     tfidf = load_baseline(cfg)
     if tfidf.labels != {t: list(label_maps[t]) for t in TASKS}:
@@ -211,7 +211,7 @@ def build_hybrid(
     index = found = None
     if combiner == "pool" and cfg.model.neighbours:
         index = build_neighbours(tfidf.features, frames["train"], label_maps)
-        found = {"val": index.search(tfidf.features.word_block(texts["val"]), len(texts["val"]))}
+        found = {"val": search_split(index, tfidf.features, texts["val"])}
     weights = fit_hybrid(
         tempered["val"],
         base["val"],
@@ -225,7 +225,7 @@ def build_hybrid(
     votes = {s: {} for s in EVAL_SPLITS}
     if any(w.get("neighbour_weight") for w in weights.values()):
         index.save(staging / FILES["neighbours"])
-        found["test"] = index.search(tfidf.features.word_block(texts["test"]), len(texts["test"]))
+        found["test"] = search_split(index, tfidf.features, texts["test"])
         votes = {s: index.votes_for(weights, found[s]) for s in EVAL_SPLITS}
     for t in TASKS:
         log.info("hybrid %s: %s (cv macro-F1 %s)", t, weights[t]["method"], weights[t]["chosen_by"])

@@ -161,6 +161,14 @@ def build_neighbours(features, train, label_maps: dict):
     )
 
 
+def search_split(index, features, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The training tickets' index (build_neighbours) searched for a whole split's `texts`
+    (as the baseline saw them), with `features`' word block, on the process's cores."""
+    from ticketml.baseline import cpu_count
+
+    return index.search(features.word_block(list(texts)), len(texts), workers=cpu_count())
+
+
 # the (k, temperature) pairs of the training tickets' vote a pool tries on val (least NLL wins)
 NEIGHBOUR_GRID = tuple((k, t) for k in (5, 10, 30) for t in (0.02, 0.05, 0.1))
 
