@@ -110,8 +110,8 @@ def measure(
     splits, label_maps = load_splits(cfg), load_label_maps(cfg)
     labels = {s: encode_labels(splits[s], label_maps) for s in ("val", "test")}
     started = time.perf_counter()
-    model = tfidf = fit_baseline(splits["train"], label_maps, cfg.baseline)
-    base = {s: model.predict_proba(splits[s]["text"].tolist()) for s in ("val", "test")}
+    tfidf = fit_baseline(splits["train"], label_maps, cfg.baseline)
+    base = {s: tfidf.predict_proba(splits[s]["text"].tolist()) for s in ("val", "test")}
     baseline_seconds = time.perf_counter() - started
     lineage = {}
     if pretrain:

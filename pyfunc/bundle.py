@@ -59,6 +59,23 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def read_arrays(path: str | os.PathLike, kind: str, version: int, advice: str = "") -> tuple:
+    """(arrays, meta) of one of the bundle's plain-array files (baseline.npz, neighbours.npz:
+    allow_pickle=False, their "meta" a JSON string), refused unless meta["format"] is
+    `version` (`kind` and `advice` name the file and what to do in the message)."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    if meta.get("format") != version:
+        raise ValueError(
+            f"{path}: {kind} format {meta.get('format')!r}, expected {version}"
+            + (f" ({advice})" if advice else "")
+        )
+    return arrays, meta
+
+
 @dataclass(frozen=True)
 class Bundle:
     """One served model's files, resolved: the folder, its model_config.json, which graph is

@@ -193,10 +193,8 @@ class Neighbours:
     @classmethod
     def load(cls, path: str | Path) -> Neighbours:
         """Read a neighbours.npz (plain arrays: allow_pickle=False)."""
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        meta = json.loads(str(arrays["meta"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: neighbours format {meta.get('format')!r}, expected {FORMAT}")
+        from .bundle import read_arrays
+
+        arrays, meta = read_arrays(path, "neighbours", FORMAT)
         labels = {t: arrays[f"labels_{t}"] for t in meta["tasks"]}
         return cls(arrays["indptr"], arrays["docs"], arrays["values"], labels, meta["n_classes"])

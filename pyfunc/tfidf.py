@@ -247,14 +247,9 @@ class TfidfClassifier:
     @classmethod
     def load(cls, path: str | Path) -> TfidfClassifier:
         """Read a baseline.npz (plain arrays: allow_pickle=False)."""
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        meta = json.loads(str(arrays["meta"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(
-                f"{path}: baseline format {meta.get('format')!r}, expected {FORMAT} "
-                "(rerun `ticketml baseline`)"
-            )
+        from .bundle import read_arrays
+
+        arrays, meta = read_arrays(path, "baseline", FORMAT, "rerun `ticketml baseline`")
         return cls(
             TfidfFeatures.from_arrays(arrays, meta),
             arrays["coef"],

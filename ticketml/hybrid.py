@@ -182,8 +182,6 @@ def with_neighbours(
     macro-F1 against the pool without them (NLL alone took them where they cost macro-F1: the
     outside sample's topic); `entry` as it was otherwise. Returns the entry and the votes it
     weighs (None without)."""
-    from pyfunc.core import combine
-
     best, best_votes = entry, None
     for k, temperature in NEIGHBOUR_GRID:
         nb = votes(k, temperature)
@@ -194,10 +192,7 @@ def with_neighbours(
     if best_votes is None or not folds:
         return best, best_votes
     without = out_of_fold(["pool"], transformer, baseline, labels, folds, seed)["pool"]
-    oof = np.zeros_like(transformer)
-    for train, held in fold_splits(labels, folds, seed):
-        fit = fit_pool(transformer[train], baseline[train], labels[train], best_votes[train])
-        oof[held] = combine(fit, transformer[held], baseline[held], neighbours=best_votes[held])
+    oof = out_of_fold(["pool"], transformer, baseline, labels, folds, seed, best_votes)["pool"]
     if macro_f1(labels, oof) <= macro_f1(labels, without):
         return entry, None
     return best, best_votes
@@ -255,11 +250,12 @@ def fit_by_script(
     return script_weights(transformer, baseline, labels, scripts, one, MIN_SCRIPT_ROWS)
 
 
-def fit_candidate(name: str, transformer, baseline, labels) -> dict:
+def fit_candidate(name: str, transformer, baseline, labels, neighbours=None) -> dict:
+    """One candidate fitted on these rows (`neighbours`: the votes a pool weighs, fit_pool)."""
     if name in ("blend", "product"):
         return blend_weight(transformer, baseline, labels, name)
     if name == "pool":
-        return fit_pool(transformer, baseline, labels)
+        return fit_pool(transformer, baseline, labels, neighbours)
     return fit_stacker(transformer, baseline, labels, float(name.removeprefix("stack C=")))
 
 
@@ -286,18 +282,20 @@ def n_folds(labels: np.ndarray, folds: int = FOLDS) -> int:
 
 
 def out_of_fold(
-    names: list[str], transformer, baseline, labels, folds: int, seed: int = 0
+    names: list[str], transformer, baseline, labels, folds: int, seed: int = 0, neighbours=None
 ) -> dict[str, np.ndarray]:
     """Each candidate's probabilities on every row, fitted on the other folds (what choosing
-    between them and calibrating the stacker read: never a row's own fit)."""
+    between them and calibrating the stacker read: never a row's own fit); `neighbours`: the
+    training tickets' votes on every row, which a pool then weighs (with_neighbours)."""
     from pyfunc.core import combine
 
     n, k = transformer.shape
     out = {name: np.zeros((n, k)) for name in names}
     for train, held in fold_splits(labels, folds, seed):
+        nb = (None, None) if neighbours is None else (neighbours[train], neighbours[held])
         for name in names:
-            entry = fit_candidate(name, transformer[train], baseline[train], labels[train])
-            out[name][held] = combine(entry, transformer[held], baseline[held])
+            entry = fit_candidate(name, transformer[train], baseline[train], labels[train], nb[0])
+            out[name][held] = combine(entry, transformer[held], baseline[held], neighbours=nb[1])
     return out
 
 
