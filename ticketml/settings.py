@@ -69,6 +69,7 @@ class Model:
     gpu_head_learning_rate: Optional[float] = MISSING
     lexical: Any = MISSING  # true, false or auto
     lexical_learning_rate: float = MISSING
+    members: int = MISSING
 
 
 @dataclass

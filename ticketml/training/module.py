@@ -69,6 +69,27 @@ def expert_product(share, deep: torch.Tensor, lexical: torch.Tensor) -> torch.Te
     return share * deep.float().log_softmax(-1) + (1 - share) * lexical.float().log_softmax(-1)
 
 
+def ensemble(members: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """model.members: the members' logits per task as one distribution's logits, the mean of
+    their log-probabilities (a normalised geometric mean: the product of equal experts); one
+    member's logits as they are."""
+    if len(members) == 1:
+        return members[0]
+    return {
+        task: torch.stack([m[task].float().log_softmax(-1) for m in members]).mean(0)
+        for task in members[0]
+    }
+
+
+class Member(nn.Module):
+    """model.members: one more fine-tuned copy of the encoder with task heads of its own (its
+    own initial heads and dropout masks), trained on its own loss beside the first."""
+
+    def __init__(self, encoder: nn.Module, heads: nn.ModuleDict):
+        super().__init__()
+        self.encoder, self.heads = encoder, heads
+
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
     if pooling == "cls":
         return hidden[:, 0]
@@ -103,6 +124,7 @@ class MultiTaskClassifier(L.LightningModule):
         baseline_product: bool = False,
         lexical: bool = False,
         lexical_learning_rate: float | None = None,
+        members: int = 1,
     ):
         # label_maps / max_length / text_prefix travel in the checkpoint for export and serving.
         super().__init__()
@@ -114,11 +136,22 @@ class MultiTaskClassifier(L.LightningModule):
             raise ValueError(f"train.layer_decay={layer_decay!r} must be in (0, 1]")
         if lexical and baseline_product:
             raise ValueError("model.lexical and train.baseline_product cannot be combined")
+        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+            raise ValueError(f"model.members={members!r} must be a whole number >= 1")
         self.save_hyperparameters()
         self.encoder = load_encoder(encoder_name)
         hidden = self.encoder.config.hidden_size * (2 if pooling == "mean_max" else 1)
         self.dropout = nn.Dropout(dropout)
-        self.heads = nn.ModuleDict({task: nn.Linear(hidden, n) for task, n in num_labels.items()})
+
+        def heads() -> nn.ModuleDict:
+            return nn.ModuleDict({task: nn.Linear(hidden, n) for task, n in num_labels.items()})
+
+        self.heads = heads()
+        # model.members > 1: the others, each an encoder and heads of its own (the first keeps
+        # the names `encoder` and `heads`: a one-member checkpoint reads as it always did)
+        self.others = nn.ModuleList(
+            Member(load_encoder(encoder_name), heads()) for _ in range(members - 1)
+        )
         if lexical:  # model.lexical: a second expert per task, linear in the tokens it reads
             vocab = self.encoder.get_input_embeddings().num_embeddings
             self.lexical = nn.ModuleDict({t: nn.Embedding(vocab, n) for t, n in num_labels.items()})
@@ -131,15 +164,20 @@ class MultiTaskClassifier(L.LightningModule):
         for task, weights in (class_weights or {}).items():
             self.register_buffer(f"class_weight_{task}", torch.tensor(weights, dtype=torch.float))
         if freeze_encoder:
-            self.encoder.requires_grad_(False)
+            for encoder, _ in self.pairs():
+                encoder.requires_grad_(False)
         self._outputs: dict[str, list] = {}
+
+    def pairs(self) -> list[tuple[nn.Module, nn.ModuleDict]]:
+        """(encoder, task heads) of each member, the first (`encoder`, `heads`) first."""
+        return [(self.encoder, self.heads), *((m.encoder, m.heads) for m in self.others)]
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """Each task's logits: the encoder's head, or with model.lexical the product of the two
-        experts, a x log p_encoder + (1 - a) x log p_tokens (a distribution's logits; a is the
-        task's `expert_weight`)."""
+        """Each task's logits: the encoder's head (with model.members > 1, the members'
+        `ensemble`), or with model.lexical the product of the two experts, a x log p_encoder +
+        (1 - a) x log p_tokens (a distribution's logits; a is the task's `expert_weight`)."""
         deep, lexical = self.experts(input_ids, attention_mask)
         if lexical is None:
             return deep
@@ -151,22 +189,37 @@ class MultiTaskClassifier(L.LightningModule):
     def experts(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
-        """The encoder heads' logits per task and, with model.lexical, the token layer's (None
-        without): each expert is trained on its own loss (training_step), so neither leans on
-        the other, and served as their product (forward)."""
+        """The encoder heads' logits per task (the members' `ensemble`) and, with
+        model.lexical, the token layer's (None without): each expert is trained on its own loss
+        (training_step), so neither leans on the other, and served as their product (forward)."""
+        members = self.member_logits(input_ids, attention_mask)
+        return ensemble(members), self.token_logits(input_ids, attention_mask)
+
+    def member_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> list[dict[str, torch.Tensor]]:
+        """Each member's task logits (model.members; one member: the encoder and its heads)."""
         # a compiled encoder (train.compile, compile_encoder) runs compiled for training steps
         # only: validation and scoring run it eagerly, so no second graph (eval mode, no grad)
         # is compiled for a few batches an epoch
         eager = nullcontext() if self.training else torch.compiler.set_stance("force_eager")
+        out = []
         with eager:
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask
-            ).last_hidden_state
-        pooled = self.dropout(pool(hidden, attention_mask, self.hparams.pooling))
-        deep = {task: head(pooled) for task, head in self.heads.items()}
+            for encoder, heads in self.pairs():
+                hidden = encoder(input_ids=input_ids, attention_mask=attention_mask)
+                pooled = self.dropout(
+                    pool(hidden.last_hidden_state, attention_mask, self.hparams.pooling)
+                )
+                out.append({task: head(pooled) for task, head in heads.items()})
+        return out
+
+    def token_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> dict[str, torch.Tensor] | None:
+        """model.lexical: the token layer's logits per task; None without it."""
         if not self.hparams.lexical:
-            return deep, None
-        return deep, {
+            return None
+        return {
             task: bag_of_tokens(table, input_ids, attention_mask)
             for task, table in self.lexical.items()
         }
@@ -211,8 +264,10 @@ class MultiTaskClassifier(L.LightningModule):
         return total, parts
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        deep, lexical = self.experts(batch["input_ids"], batch["attention_mask"])
-        loss, _ = self._loss(self.joint(deep, batch), batch)
+        inputs = batch["input_ids"], batch["attention_mask"]
+        # each member on its own loss, as if trained alone; the ensemble is validated
+        loss = sum(self._loss(self.joint(m, batch), batch)[0] for m in self.member_logits(*inputs))
+        lexical = self.token_logits(*inputs)
         if lexical is not None:  # each expert on its own loss; the product is validated
             loss = loss + self._loss(lexical, batch)[0]
         # the epoch's mean only: a per-step value in the progress bar is read back every step,
@@ -259,12 +314,12 @@ class MultiTaskClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        groups = layer_groups(self.encoder, hp.learning_rate, hp.weight_decay, hp.layer_decay)
-        groups += decay_groups(
-            self.heads.named_parameters(),
-            hp.head_learning_rate or hp.learning_rate,
-            hp.weight_decay,
-        )
+        groups = []
+        for encoder, heads in self.pairs():
+            groups += layer_groups(encoder, hp.learning_rate, hp.weight_decay, hp.layer_decay)
+            groups += decay_groups(
+                heads.named_parameters(), hp.head_learning_rate or hp.learning_rate, hp.weight_decay
+            )
         if hp.lexical:
             groups += decay_groups(
                 self.lexical.named_parameters(),

@@ -116,6 +116,14 @@ def teacher_probs(
     )
 
 
+def member_count(m: DictConfig) -> int:
+    """model.members: a whole number >= 1 (the typed config refuses what is not a number)."""
+    value = int(m.members)
+    if value < 1:
+        raise TicketMLError(f"model.members={value} must be a whole number >= 1")
+    return value
+
+
 def build_model(
     cfg: DictConfig, dm: TicketDataModule, runtime: Runtime | None = None
 ) -> MultiTaskClassifier:
@@ -146,9 +154,11 @@ def build_model(
         baseline_product=bool(t.baseline_product),
         lexical=lexical_layer(m, runtime),
         lexical_learning_rate=float(m.lexical_learning_rate),
+        members=member_count(m),
     ).train()  # from_pretrained returns the encoder in eval mode (dropout off)
     if t.compile:
-        compile_encoder(model.encoder)
+        for encoder, _ in model.pairs():
+            compile_encoder(encoder)
     return model
 
 
