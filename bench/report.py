@@ -2274,7 +2274,40 @@ def encoder_cost_section() -> list[str]:
             f"{e['onnxruntime_int8']['batch64_texts_per_s']:.1f} | {e['torch_eager_fp32']['batch1_p50_ms']:.1f} | "
             f"{core['batch1_texts_per_s']:.0f} | {core['batch64_texts_per_s']:.0f} | {r['graph_mb']['int8']:.0f} |"
         )
-    return lines
+    return lines + members_cost_lines()
+
+
+def members_cost_lines() -> list[str]:
+    """model.members: one and two members of MiniLM, measured one after the other on one
+    machine (bench/inference.py on the smoke runs' graphs), the second's ratio to the first."""
+    one, two = (load(f"inference_long_members{n}.json") for n in (1, 2))
+    if not (one and two):
+        return []
+
+    def cells(r: dict) -> list[float]:
+        e, core = r["engines"], r["core_int8"]
+        return [
+            e["onnxruntime_int8"]["batch1_p50_ms"],
+            e["onnxruntime_int8"]["batch64_texts_per_s"],
+            core["batch1_texts_per_s"],
+            core["batch64_texts_per_s"],
+            r["graph_mb"]["int8"],
+        ]
+
+    a, b = cells(one), cells(two)
+    return [
+        "",
+        f"`model.members` (MiniLM, one epoch on 420 synthetic_long rows each, {two['machine']['processor']}, "
+        f"{two['threads']} threads, {two['test_texts']} test tickets, one run after the other at "
+        f"{two['stamp']['commit'][:7]}; another machine than the table above's, slower at one "
+        "text: compare within this table):",
+        "",
+        "| members | INT8 graph b1 p50 ms | INT8 b64 texts/s | served core b1 texts/s | served core b64 texts/s | INT8 graph MB |",
+        "| --- | --- | --- | --- | --- | --- |",
+        "| 1 | " + " | ".join(f"{x:.1f}" for x in a) + " |",
+        "| 2 | " + " | ".join(f"{x:.1f}" for x in b) + " |",
+        "| 2 / 1 | " + " | ".join(f"{y / x:.2f}×" for x, y in zip(a, b, strict=True)) + " |",
+    ]
 
 
 def render() -> str:
