@@ -1809,6 +1809,7 @@ GPU_RECIPES = {
     "best_lex_t3k_pool_nb_rescored": "the same runs, the pool with the training tickets' votes as a third expert (`--from-probs ... model.combiner=auto model.neighbours=true`, after `--add-neighbours`)",
     "best_t3k": "**the shipped defaults** with 3,008 test rows a split (train and val as above; round 34, one H100)",
     "best_t3k_pool_rescored": "the same runs rescored with `model.combiner=pool` (`--from-probs`): the last column is the pool",
+    "best_lex_members2": "the GPU defaults with two members (`model.members=2`: two fine-tuned copies of the encoder, each with its own heads and loss, served in one graph as their product; round 40)",
     "mpnet_best_pool_rescored": "all-mpnet-base-v2's runs of round 32 that kept their probabilities (2 of its 4 splits) rescored with `model.combiner=pool` (`--from-probs`): the last column is the pool",
 }
 # issue 21's bar, row by row: (dataset, recipe, label). First the GPU defaults as they ship
