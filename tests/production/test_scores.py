@@ -123,9 +123,13 @@ def test_on_a_gpu_machine_the_int8_graph_scores_test_beside_the_fp32_work(
     out = capsys.readouterr().out
     assert "fp32 scores by torch cpu" in out
     lines = [x for x in out.splitlines() if x.startswith("export: ")]
-    started = lines.index("export: INT8 quantisation ...")
+    started = lines.index("export: INT8 quantisation (beside) ...")
     fp32 = next(i for i, x in enumerate(lines) if x.startswith("export: fp32 scores on val"))
     assert started < fp32, lines  # begun before the fp32 scores, not after them
+    # named as run beside the others, and the main thread's wait for them a phase of its own
+    assert any(x.startswith("export: INT8 graph on test (beside) done in ") for x in lines)
+    awaited = lines.index("export: INT8 scores awaited ...")
+    assert fp32 < awaited, lines
     assert json.loads((art / "metrics/onnx_int8.json").read_text())["test"] == before["test"]
     int8 = TicketClassifier.from_dir(art, int8=True)
     given = {
