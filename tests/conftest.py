@@ -126,6 +126,16 @@ def prepared_encoder(tmp_path_factory, name: str):
         del os.environ["TICKETML_ENCODER_CACHE"]
 
 
+def first_val_batch(overrides: list[str]) -> tuple:
+    """(the datamodule of these overrides, set up; its first val batch)."""
+    from ticketml.config import load_config
+    from ticketml.training.train import build_datamodule
+
+    dm = build_datamodule(load_config(overrides))
+    dm.setup()
+    return dm, next(iter(dm.val_dataloader()))
+
+
 def tiny_overrides(encoder: str, epochs: int = 1) -> list[str]:
     return [
         f"model.encoder_name={encoder}",

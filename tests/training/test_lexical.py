@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from tests.conftest import run_cli, tiny_overrides
+from tests.conftest import first_val_batch, run_cli, tiny_overrides
 
 
 def test_lexical_layer_learns_from_the_tokens_and_is_served_as_the_product(
@@ -18,7 +18,6 @@ def test_lexical_layer_learns_from_the_tokens_and_is_served_as_the_product(
     from ticketml.export import load_checkpoint
     from ticketml.metrics import fast_macro_f1
     from ticketml.training.module import predict_logits
-    from ticketml.training.train import build_datamodule
 
     overrides = [*tiny_overrides(tiny_encoder, epochs=3), "model.lexical=true"]
     assert run_cli("baseline", "baseline.max_features=3000") == 0
@@ -26,9 +25,7 @@ def test_lexical_layer_learns_from_the_tokens_and_is_served_as_the_product(
     model = load_checkpoint(load_config(overrides))
     assert model.hparams.lexical and set(model.lexical) == {"topic", "priority"}
 
-    dm = build_datamodule(load_config(overrides))
-    dm.setup()
-    val = next(iter(dm.val_dataloader()))
+    dm, val = first_val_batch(overrides)
     ids, mask = val["input_ids"], val["attention_mask"]
     with torch.no_grad():
         deep, lexical = model.experts(ids, mask)

@@ -6,7 +6,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from tests.conftest import run_cli, tiny_overrides
+from tests.conftest import first_val_batch, run_cli, tiny_overrides
 
 
 def batch_of(tokens: int = 12, rows: int = 4) -> dict:
@@ -59,7 +59,6 @@ def test_members_train_export_and_serve_as_one_graph(data_workdir, tiny_encoder)
     from ticketml.config import load_config
     from ticketml.encoder import load_encoder
     from ticketml.export import load_checkpoint
-    from ticketml.training.train import build_datamodule
 
     overrides = [*tiny_overrides(tiny_encoder, epochs=2), "model.members=2", "model.lexical=true"]
     assert run_cli("baseline", "baseline.max_features=3000") == 0
@@ -74,9 +73,7 @@ def test_members_train_export_and_serve_as_one_graph(data_workdir, tiny_encoder)
     w0 = model.encoder.encoder.layer[1].output.dense.weight
     assert not torch.allclose(w0, model.others[0].encoder.encoder.layer[1].output.dense.weight)
 
-    dm = build_datamodule(load_config(overrides))
-    dm.setup()
-    val = next(iter(dm.val_dataloader()))
+    dm, val = first_val_batch(overrides)
     ids, mask = val["input_ids"], val["attention_mask"]
     with torch.no_grad():
         deep, lexical = model.experts(ids, mask)
