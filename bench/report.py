@@ -1059,6 +1059,7 @@ def int8_seconds(stages: dict) -> float:
 def outside_phases(stages: dict) -> float:
     """Export's seconds outside its listed phases: those of its main thread (a phase run beside
     them, `(beside)` in its name, overlaps them; the main thread's wait for it is listed)."""
+    # " (beside)": ticketml.export.BESIDE (not imported: that module brings torch)
     listed = [v for k, v in export_phases(stages).items() if not k.endswith(" (beside)")]
     return stages["export_onnx"]["seconds"] - sum(listed)
 
