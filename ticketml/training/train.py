@@ -116,14 +116,6 @@ def teacher_probs(
     )
 
 
-def member_count(m: DictConfig) -> int:
-    """model.members: a whole number >= 1 (the typed config refuses what is not a number)."""
-    value = int(m.members)
-    if value < 1:
-        raise TicketMLError(f"model.members={value} must be a whole number >= 1")
-    return value
-
-
 def build_model(
     cfg: DictConfig, dm: TicketDataModule, runtime: Runtime | None = None
 ) -> MultiTaskClassifier:
@@ -154,7 +146,7 @@ def build_model(
         baseline_product=bool(t.baseline_product),
         lexical=lexical_layer(m, runtime),
         lexical_learning_rate=float(m.lexical_learning_rate),
-        members=member_count(m),
+        members=count_from_one(m.members, "model.members"),
     ).train()  # from_pretrained returns the encoder in eval mode (dropout off)
     if t.compile:
         for encoder, _ in model.pairs():
@@ -350,7 +342,8 @@ def train_model(
     with `checkpoint_dir`, the one checkpoint file written from it after the fit. With
     train.average_top_k > 1, the average of the k best epochs' weights where it scores at least
     the best one on val (`averaged_model`, recorded in `history.averaged`)."""
-    keep = average_top_k(cfg.train)  # a bad value fails before the data and model are built
+    # a bad value fails before the data and model are built
+    keep = count_from_one(cfg.train.average_top_k, "train.average_top_k")
     L.seed_everything(training_seed(cfg), workers=True, verbose=False)
     started = time.perf_counter()
     runtime = resolve_runtime(cfg, max_epochs)
@@ -431,13 +424,13 @@ def best_share(deep: np.ndarray, lexical: np.ndarray, labels: np.ndarray) -> flo
     return best_weight(EXPERT_WEIGHTS, scores)
 
 
-def average_top_k(t: DictConfig) -> int:
-    """train.average_top_k: a whole number >= 1 (1: the best epoch alone; the typed config
-    refuses what is not a whole number)."""
-    value = int(t.average_top_k)
-    if value < 1:
-        raise TicketMLError(f"train.average_top_k={value!r} must be a whole number >= 1")
-    return value
+def count_from_one(value, key: str) -> int:
+    """A count in the config, a whole number >= 1 (the typed config refuses what is not a whole
+    number): train.average_top_k (1: the best epoch alone), model.members (1: one encoder)."""
+    number = int(value)
+    if number < 1:
+        raise TicketMLError(f"{key}={number} must be a whole number >= 1")
+    return number
 
 
 def best_epoch(history: EpochHistory, monitor: str) -> int | None:
